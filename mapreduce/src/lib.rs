@@ -1,0 +1,1 @@
+//! mapreduce placeholder
