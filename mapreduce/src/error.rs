@@ -1,0 +1,102 @@
+//! The crate's one error type: every variant names what went wrong and where, so the
+//! `mrjob` binary can print it as a single line.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while running a job.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input path does not exist or holds no input files.
+    #[error("input {path}: {reason}")]
+    BadInput {
+        /// The input path as given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The output directory already exists; jobs never overwrite output.
+    #[error("output directory {0} already exists")]
+    OutputExists(PathBuf),
+    /// A setting is out of range or inconsistent.
+    #[error("bad setting: {0}")]
+    BadSetting(String),
+    /// A record is longer than `max_record_bytes`, so reading it would need unbounded memory.
+    #[error("{file}:{offset}: record longer than the limit of {limit_bytes} bytes (setting max_record_bytes)")]
+    RecordTooLong {
+        /// The file being read.
+        file: PathBuf,
+        /// Byte offset where the record starts.
+        offset: u64,
+        /// The limit in force.
+        limit_bytes: usize,
+    },
+    /// Input bytes that do not form a valid record (for example a truncated fixed-length record).
+    #[error("{file}:{offset}: bad record: {reason}")]
+    BadRecord {
+        /// The file being read.
+        file: PathBuf,
+        /// Byte offset of the record.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Intermediate data failed its checksum or could not be decoded.
+    #[error("corrupt intermediate data in {file}: {reason}")]
+    Corrupt {
+        /// The file holding the data.
+        file: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// Job code (a mapper, reducer or combiner) reported an error.
+    #[error("{0}")]
+    User(String),
+    /// A task failed; wraps the cause with the task's name.
+    #[error("task {task} failed: {source}")]
+    Task {
+        /// Task name, e.g. `m_000003` or `r_000000`.
+        task: String,
+        /// The cause.
+        #[source]
+        source: Box<Error>,
+    },
+    /// Operating-system I/O error, with what was being done.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done (names a path).
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// An error raised by job code.
+    pub fn user(msg: impl Into<String>) -> Self {
+        Error::User(msg.into())
+    }
+}
+
+/// Adds a path-naming context to `std::io::Result`.
+pub(crate) trait IoContext<T> {
+    /// Maps an I/O error to [`Error::Io`] with `what` and the path.
+    fn ctx(self, what: &str, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, what: &str, path: &std::path::Path) -> Result<T> {
+        self.map_err(|e| Error::io(format!("{what} {}", path.display()), e))
+    }
+}

@@ -1,0 +1,444 @@
+//! Input: listing input files, cutting them into splits, and reading the records of a split.
+//!
+//! The rule for every format: a record belongs to the split in which it starts. A line
+//! reader for a split `[start, end)` skips the partial line it starts in (unless
+//! `start == 0`) and reads past `end` to finish the last line that starts before `end`, so
+//! every line is read exactly once however the file is cut.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+use crate::job::Record;
+
+/// How a job's input is cut and read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InputFormat {
+    /// Lines ending in `\n` (a `\r` before it is dropped); any bytes, no UTF-8 requirement.
+    Lines,
+    /// Records of exactly this many bytes (e.g. 100 for the Sort Benchmark format).
+    FixedLength(usize),
+    /// No files: `rows` generated records numbered `0..rows`, cut into `maps` splits.
+    Generated {
+        /// Number of rows.
+        rows: u64,
+        /// Number of map tasks.
+        maps: u32,
+    },
+}
+
+/// A unit of map work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Split {
+    /// A byte range of a file.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Name shown to mappers: the path relative to the input root.
+        name: String,
+        /// First byte.
+        start: u64,
+        /// Number of bytes.
+        len: u64,
+    },
+    /// A range of generated rows.
+    Rows {
+        /// First row.
+        start: u64,
+        /// Number of rows.
+        count: u64,
+    },
+}
+
+impl Split {
+    /// Bytes (or rows) this split covers, for progress.
+    pub fn size(&self) -> u64 {
+        match self {
+            Split::File { len, .. } => *len,
+            Split::Rows { count, .. } => *count,
+        }
+    }
+}
+
+/// Lists the data files under each input path, sorted; hidden files (`.x`, `_x`) are skipped
+/// as Hadoop skips them. A missing path, or input with no files at all, is an error.
+pub fn list_input_files(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        let meta = std::fs::metadata(input).map_err(|e| Error::BadInput {
+            path: input.clone(),
+            reason: if e.kind() == std::io::ErrorKind::NotFound {
+                "no such file or directory".to_owned()
+            } else {
+                e.to_string()
+            },
+        })?;
+        if meta.is_file() {
+            let name = input
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            files.push((input.clone(), name));
+            continue;
+        }
+        let before = files.len();
+        walk(input, input, &mut files)?;
+        if files.len() == before {
+            return Err(Error::BadInput {
+                path: input.clone(),
+                reason: "directory contains no input files".to_owned(),
+            });
+        }
+    }
+    if files.is_empty() {
+        return Err(Error::BadInput {
+            path: PathBuf::new(),
+            reason: "no input paths given".to_owned(),
+        });
+    }
+    Ok(files)
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .ctx("listing", dir)?
+        .collect::<std::io::Result<Vec<_>>>()
+        .ctx("listing", dir)?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        let lossy = name.to_string_lossy();
+        if lossy.starts_with('.') || lossy.starts_with('_') {
+            continue;
+        }
+        let path = e.path();
+        let meta = std::fs::metadata(&path).ctx("reading metadata of", &path)?;
+        if meta.is_dir() {
+            walk(root, &path, out)?;
+        } else if meta.is_file() {
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            out.push((path.clone(), rel.to_string_lossy().into_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// Cuts the input into splits of at most `split_size_bytes` (rounded down to whole records
+/// for fixed-length input). Empty files produce no splits.
+pub fn compute_splits(
+    format: &InputFormat,
+    inputs: &[PathBuf],
+    split_size_bytes: u64,
+) -> Result<Vec<Split>> {
+    let record_bytes = match format {
+        InputFormat::Generated { rows, maps } => return Ok(row_splits(*rows, *maps)),
+        InputFormat::Lines => 1,
+        InputFormat::FixedLength(n) => (*n).max(1) as u64,
+    };
+    let step = (split_size_bytes / record_bytes).max(1) * record_bytes;
+    let mut splits = Vec::new();
+    for (path, name) in list_input_files(inputs)? {
+        let len = std::fs::metadata(&path).ctx("reading metadata of", &path)?.len();
+        let mut start = 0;
+        while start < len {
+            let n = step.min(len - start);
+            splits.push(Split::File {
+                path: path.clone(),
+                name: name.clone(),
+                start,
+                len: n,
+            });
+            start += n;
+        }
+    }
+    Ok(splits)
+}
+
+fn row_splits(rows: u64, maps: u32) -> Vec<Split> {
+    let maps = u64::from(maps.max(1)).min(rows.max(1));
+    (0..maps)
+        .map(|i| {
+            let start = rows * i / maps;
+            let end = rows * (i + 1) / maps;
+            Split::Rows {
+                start,
+                count: end - start,
+            }
+        })
+        .filter(|s| s.size() > 0)
+        .collect()
+}
+
+/// Reads buffer size of the record readers.
+const READ_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Calls `f` for every record of `split`, returning the number of bytes read.
+pub fn read_split(
+    format: &InputFormat,
+    split: &Split,
+    max_record_bytes: usize,
+    f: &mut dyn FnMut(Record<'_>) -> Result<()>,
+) -> Result<u64> {
+    match (format, split) {
+        (_, Split::Rows { start, count }) => {
+            for row in *start..*start + *count {
+                f(Record {
+                    value: &[],
+                    offset: row,
+                    file: "",
+                })?;
+            }
+            Ok(0)
+        }
+        (InputFormat::FixedLength(n), Split::File { path, name, start, len }) => {
+            read_fixed(path, name, *start, *len, *n, f)
+        }
+        (_, Split::File { path, name, start, len }) => {
+            read_lines(path, name, *start, *len, max_record_bytes, f)
+        }
+    }
+}
+
+/// Reads the lines that start in `[start, start + len)`.
+fn read_lines(
+    path: &Path,
+    name: &str,
+    start: u64,
+    len: u64,
+    max_record_bytes: usize,
+    f: &mut dyn FnMut(Record<'_>) -> Result<()>,
+) -> Result<u64> {
+    let end = start + len;
+    let mut file = File::open(path).ctx("opening", path)?;
+    // Start one byte early: if that byte is '\n', a line starts exactly at `start`.
+    let mut pos = start.saturating_sub(1);
+    file.seek(SeekFrom::Start(pos)).ctx("seeking in", path)?;
+    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    let mut lo = 0; // first unconsumed byte in buf
+    let mut hi = 0; // end of valid bytes in buf
+    let mut eof = false;
+    let mut skipping = start > 0;
+    let mut bytes_read = 0u64;
+    while pos < end || (skipping && !eof) {
+        let Some(nl) = memchr::memchr(b'\n', &buf[lo..hi]) else {
+            if eof {
+                // A last line without '\n'.
+                if !skipping && lo < hi {
+                    f(Record {
+                        value: strip_cr(&buf[lo..hi]),
+                        offset: pos,
+                        file: name,
+                    })?;
+                }
+                break;
+            }
+            if skipping {
+                // The partial line belongs to the previous split: drop it as we go.
+                pos += (hi - lo) as u64;
+                lo = hi;
+            } else if hi - lo > max_record_bytes {
+                return Err(Error::RecordTooLong {
+                    file: path.to_owned(),
+                    offset: pos,
+                    limit_bytes: max_record_bytes,
+                });
+            }
+            // Make room: move the partial line to the front, grow if it fills the buffer.
+            buf.copy_within(lo..hi, 0);
+            hi -= lo;
+            lo = 0;
+            if hi == buf.len() {
+                buf.resize((buf.len() * 2).min(max_record_bytes + 2).max(hi + 1), 0);
+            }
+            let n = file.read(&mut buf[hi..]).ctx("reading", path)?;
+            bytes_read += n as u64;
+            hi += n;
+            eof = n == 0;
+            continue;
+        };
+        let line_len = nl + 1;
+        if skipping {
+            skipping = false;
+        } else {
+            if nl > max_record_bytes {
+                return Err(Error::RecordTooLong {
+                    file: path.to_owned(),
+                    offset: pos,
+                    limit_bytes: max_record_bytes,
+                });
+            }
+            f(Record {
+                value: strip_cr(&buf[lo..lo + nl]),
+                offset: pos,
+                file: name,
+            })?;
+        }
+        lo += line_len;
+        pos += line_len as u64;
+    }
+    Ok(bytes_read)
+}
+
+#[inline]
+fn strip_cr(line: &[u8]) -> &[u8] {
+    match line.last() {
+        Some(b'\r') => &line[..line.len() - 1],
+        _ => line,
+    }
+}
+
+/// Reads fixed-length records from `[start, start + len)`; `start` is a record boundary.
+fn read_fixed(
+    path: &Path,
+    name: &str,
+    start: u64,
+    len: u64,
+    record_bytes: usize,
+    f: &mut dyn FnMut(Record<'_>) -> Result<()>,
+) -> Result<u64> {
+    let mut file = File::open(path).ctx("opening", path)?;
+    file.seek(SeekFrom::Start(start)).ctx("seeking in", path)?;
+    let per_read = (READ_CHUNK_BYTES / record_bytes).max(1) * record_bytes;
+    let mut buf = vec![0u8; per_read];
+    let mut done = 0u64;
+    while done < len {
+        let want = per_read.min((len - done) as usize);
+        let mut got = 0;
+        while got < want {
+            let n = file.read(&mut buf[got..want]).ctx("reading", path)?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        let whole = got / record_bytes * record_bytes;
+        for (i, rec) in buf[..whole].chunks_exact(record_bytes).enumerate() {
+            f(Record {
+                value: rec,
+                offset: start + done + (i * record_bytes) as u64,
+                file: name,
+            })?;
+        }
+        if whole < want {
+            return Err(Error::BadRecord {
+                file: path.to_owned(),
+                offset: start + done + whole as u64,
+                reason: format!(
+                    "truncated record: {} bytes where {record_bytes} were expected",
+                    (got - whole).max(want - whole)
+                ),
+            });
+        }
+        done += want as u64;
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_of(content: &[u8], split_size: u64) -> Vec<(u64, Vec<u8>)> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, content).unwrap();
+        let splits = compute_splits(&InputFormat::Lines, &[path], split_size).unwrap();
+        let mut out = Vec::new();
+        for s in &splits {
+            read_split(&InputFormat::Lines, s, 1 << 20, &mut |r| {
+                out.push((r.offset, r.value.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+        }
+        out
+    }
+
+    fn reference_lines(content: &[u8]) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        for piece in content.split_inclusive(|&b| b == b'\n') {
+            let line = piece.strip_suffix(b"\n").unwrap_or(piece);
+            out.push((pos as u64, strip_cr(line).to_vec()));
+            pos += piece.len();
+        }
+        out
+    }
+
+    #[test]
+    fn every_split_size_reads_each_line_once() {
+        let content: &[u8] = b"alpha\r\n\n\nbeta gamma\n\xff\xfe bytes\nlast-without-newline";
+        let want = reference_lines(content);
+        for split in 1..=content.len() as u64 + 1 {
+            assert_eq!(lines_of(content, split), want, "split size {split}");
+        }
+    }
+
+    #[test]
+    fn trailing_newline_adds_no_empty_record() {
+        assert_eq!(lines_of(b"a\nb\n", 1), vec![(0, b"a".to_vec()), (2, b"b".to_vec())]);
+        assert!(lines_of(b"", 3).is_empty());
+        assert_eq!(lines_of(b"\n", 1), vec![(0, vec![])]);
+    }
+
+    #[test]
+    fn long_line_is_an_error_naming_file_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut content = b"short\n".to_vec();
+        content.extend(std::iter::repeat_n(b'x', 5000));
+        content.extend_from_slice(b"\nafter\n");
+        std::fs::write(&path, &content).unwrap();
+        let split = &compute_splits(&InputFormat::Lines, &[path], 1 << 20).unwrap()[0];
+        let err = read_split(&InputFormat::Lines, split, 1000, &mut |_| Ok(())).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::RecordTooLong { offset: 6, .. }), "{msg}");
+        assert!(msg.contains("f:6"), "{msg}");
+    }
+
+    #[test]
+    fn fixed_records_split_on_boundaries_and_truncation_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let content: Vec<u8> = (0..1000u32).map(|i| (i / 10) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        let fmt = InputFormat::FixedLength(10);
+        let splits = compute_splits(&fmt, &[path.clone()], 35).unwrap();
+        let mut recs = Vec::new();
+        for s in &splits {
+            read_split(&fmt, s, 100, &mut |r| {
+                recs.push(r.value.to_vec());
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert_eq!(recs.len(), 100);
+        assert!(recs.iter().enumerate().all(|(i, r)| r == &vec![i as u8; 10]));
+        std::fs::write(&path, &content[..995]).unwrap();
+        let splits = compute_splits(&fmt, &[path], 1000).unwrap();
+        let err = read_split(&fmt, &splits[0], 100, &mut |_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("truncated record"), "{err}");
+    }
+
+    #[test]
+    fn missing_and_empty_inputs_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = list_input_files(&[dir.path().join("nope")]).unwrap_err();
+        assert!(err.to_string().contains("no such file"), "{err}");
+        let err = list_input_files(&[dir.path().to_owned()]).unwrap_err();
+        assert!(err.to_string().contains("no input files"), "{err}");
+        std::fs::write(dir.path().join("_SUCCESS"), b"").unwrap();
+        assert!(list_input_files(&[dir.path().to_owned()]).is_err());
+    }
+
+    #[test]
+    fn generated_rows_cover_every_row_once() {
+        let splits = compute_splits(&InputFormat::Generated { rows: 10, maps: 3 }, &[], 1).unwrap();
+        let total: u64 = splits.iter().map(Split::size).sum();
+        assert_eq!(total, 10);
+        assert_eq!(splits.len(), 3);
+    }
+}

@@ -1,0 +1,221 @@
+//! A map task: read a split, run the mapper, buffer and spill its output, and merge the spills
+//! into one run file with a segment per reduce partition. The local runner and the
+//! distributed worker both run exactly this.
+
+use std::path::{Path, PathBuf};
+
+use crate::counters::Counters;
+use crate::error::{Error, Result};
+use crate::input::{read_split, Split};
+use crate::job::{Job, MapEmitter};
+use crate::merge::{reduce_to_factor, write_sorted, Merger, SegmentRef};
+use crate::output::OutputWriter;
+use crate::run::{RunFile, RunWriter};
+use crate::sort_buffer::{CombineBuffer, MapBuffer, SortBuffer};
+
+/// Collects mapper output into a buffer, spilling when it fills. I/O errors during a spill
+/// are kept and reported when the mapper returns, since `emit` cannot fail.
+struct Collector<'a, B: MapBuffer> {
+    buffer: B,
+    counters: Counters,
+    spills: Vec<RunFile>,
+    dir: &'a Path,
+    name: &'a str,
+    error: Option<Error>,
+}
+
+impl<B: MapBuffer> Collector<'_, B> {
+    fn spill(&mut self) -> Result<()> {
+        let path = self.dir.join(format!("{}.spill{}", self.name, self.spills.len()));
+        let run = self.buffer.spill(&path, &mut self.counters.task)?;
+        self.spills.push(run);
+        Ok(())
+    }
+
+    fn check(&mut self) -> Result<()> {
+        self.error.take().map_or(Ok(()), Err)
+    }
+}
+
+impl<B: MapBuffer> MapEmitter for Collector<'_, B> {
+    #[inline]
+    fn emit(&mut self, key: &[u8], value: &[u8]) {
+        let t = &mut self.counters.task;
+        t.map_output_records += 1;
+        t.map_output_bytes += (key.len() + value.len()) as u64;
+        if self.buffer.add(key, value, t) && self.error.is_none() {
+            if let Err(e) = self.spill() {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn counters(&mut self) -> &mut Counters {
+        &mut self.counters
+    }
+}
+
+/// Runs map task `name` over `split`, writing its output run (and index) into `dir`.
+/// Returns the run and the task's counters.
+pub fn run_map_task(job: &Job, split: &Split, dir: &Path, name: &str) -> Result<(RunFile, Counters)> {
+    let partitions = job.partitions();
+    let limit = job.settings.sort_buffer_bytes;
+    match job.active_combiner() {
+        Some(c) => {
+            let buffer = CombineBuffer::new(limit, c.clone(), job.partitioner.clone(), partitions);
+            map_into(job, split, dir, name, buffer)
+        }
+        None => {
+            let buffer = SortBuffer::new(limit, job.partitioner.clone(), partitions);
+            map_into(job, split, dir, name, buffer)
+        }
+    }
+}
+
+fn map_into<B: MapBuffer>(
+    job: &Job,
+    split: &Split,
+    dir: &Path,
+    name: &str,
+    buffer: B,
+) -> Result<(RunFile, Counters)> {
+    let mut c = Collector {
+        buffer,
+        counters: Counters::default(),
+        spills: Vec::new(),
+        dir,
+        name,
+        error: None,
+    };
+    let mut mapper = (job.mapper)();
+    let mut records = 0u64;
+    read_split(&job.input, split, job.settings.max_record_bytes, &mut |rec| {
+        records += 1;
+        mapper.map(rec, &mut c)?;
+        c.check()
+    })?;
+    mapper.cleanup(&mut c)?;
+    c.check()?;
+    c.counters.task.map_input_records += records;
+    c.counters.task.map_input_bytes += split_bytes(split);
+    c.counters.map_tasks = 1;
+    let final_path = dir.join(format!("{name}.out"));
+    if c.spills.is_empty() || !c.buffer.is_empty() {
+        c.spill()?;
+    }
+    let run = if c.spills.len() == 1 {
+        let mut run = c.spills.pop().expect("one spill");
+        std::fs::rename(&run.path, &final_path)
+            .map_err(|e| Error::io(format!("renaming spill to {}", final_path.display()), e))?;
+        run.path = final_path;
+        run
+    } else {
+        merge_spills(job, &c.spills, dir, name, &final_path, &mut c.counters)?
+    };
+    run.write_index()?;
+    Ok((run, c.counters))
+}
+
+fn split_bytes(split: &Split) -> u64 {
+    match split {
+        Split::File { len, .. } => *len,
+        Split::Rows { .. } => 0,
+    }
+}
+
+/// Merges the spills partition by partition into the task's single output run.
+fn merge_spills(
+    job: &Job,
+    spills: &[RunFile],
+    dir: &Path,
+    name: &str,
+    final_path: &PathBuf,
+    counters: &mut Counters,
+) -> Result<RunFile> {
+    let partitions = job.partitions() as usize;
+    let combiner = job.active_combiner().map(|c| c.as_ref());
+    let mut writer = RunWriter::create(final_path, partitions)?;
+    for p in 0..partitions {
+        let segments: Vec<SegmentRef> = spills
+            .iter()
+            .filter(|s| s.segments[p].records > 0)
+            .map(|s| SegmentRef {
+                path: s.path.clone(),
+                segment: s.segments[p],
+                temporary: false,
+            })
+            .collect();
+        let merge_name = format!("{name}.p{p}");
+        let segments = reduce_to_factor(
+            segments,
+            job.settings.merge_factor,
+            dir,
+            &merge_name,
+            combiner,
+            &mut counters.task,
+        )?;
+        let readers = segments.iter().map(SegmentRef::open).collect::<Result<Vec<_>>>()?;
+        let mut merger = Merger::new(readers);
+        counters.task.spilled_records +=
+            write_sorted(&mut merger, &mut writer, p, combiner, &mut counters.task)?;
+        for s in segments.iter().filter(|s| s.temporary) {
+            let _ = std::fs::remove_file(&s.path);
+        }
+    }
+    for s in spills {
+        // Best effort: the whole work directory is removed when the job ends.
+        let _ = std::fs::remove_file(&s.path);
+    }
+    writer.finish()
+}
+
+/// Writes mapper output straight to a part file (a map-only job).
+struct DirectEmitter {
+    out: OutputWriter,
+    counters: Counters,
+    error: Option<Error>,
+}
+
+impl MapEmitter for DirectEmitter {
+    fn emit(&mut self, key: &[u8], value: &[u8]) {
+        self.counters.task.map_output_records += 1;
+        self.counters.task.map_output_bytes += (key.len() + value.len()) as u64;
+        if self.error.is_none() {
+            if let Err(e) = self.out.write(key, value) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn counters(&mut self) -> &mut Counters {
+        &mut self.counters
+    }
+}
+
+/// Runs a map task of a map-only job, writing its output to the part file `out_file`.
+pub fn run_map_only_task(job: &Job, split: &Split, out_file: &Path) -> Result<Counters> {
+    let mut e = DirectEmitter {
+        out: OutputWriter::create(out_file, job.output)?,
+        counters: Counters::default(),
+        error: None,
+    };
+    let mut mapper = (job.mapper)();
+    let mut records = 0u64;
+    read_split(&job.input, split, job.settings.max_record_bytes, &mut |rec| {
+        records += 1;
+        mapper.map(rec, &mut e)?;
+        e.error.take().map_or(Ok(()), Err)
+    })?;
+    mapper.cleanup(&mut e)?;
+    if let Some(err) = e.error.take() {
+        return Err(err);
+    }
+    let (out_records, out_bytes) = e.out.finish(job.settings.sync_output)?;
+    let t = &mut e.counters.task;
+    t.map_input_records += records;
+    t.map_input_bytes += split_bytes(split);
+    t.output_records += out_records;
+    t.output_bytes += out_bytes;
+    e.counters.map_tasks = 1;
+    Ok(e.counters)
+}

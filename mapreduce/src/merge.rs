@@ -1,0 +1,277 @@
+//! K-way merge of sorted sources, and multi-pass merging that keeps the number of open
+//! runs (and so memory) bounded by the merge factor.
+
+use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
+
+use crate::counters::TaskCounters;
+use crate::error::Result;
+use crate::job::Combiner;
+use crate::run::{RunFile, RunWriter, Segment, SegmentReader, SortedSource};
+
+/// Merges sorted sources into one sorted stream. Equal keys come out in source order, so a
+/// merge is stable and its output deterministic.
+pub struct Merger<S: SortedSource> {
+    sources: Vec<S>,
+    heap: Vec<usize>,
+    started: bool,
+}
+
+impl<S: SortedSource> Merger<S> {
+    /// A merge of `sources`.
+    pub fn new(sources: Vec<S>) -> Merger<S> {
+        Merger {
+            sources,
+            heap: Vec::new(),
+            started: false,
+        }
+    }
+
+    fn less(&self, a: usize, b: usize) -> bool {
+        match self.sources[a].key().cmp(self.sources[b].key()) {
+            Ordering::Less => true,
+            Ordering::Equal => a < b,
+            Ordering::Greater => false,
+        }
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.heap.len();
+        loop {
+            let l = 2 * i + 1;
+            if l >= n {
+                return;
+            }
+            let r = l + 1;
+            let c = if r < n && self.less(self.heap[r], self.heap[l]) {
+                r
+            } else {
+                l
+            };
+            if !self.less(self.heap[c], self.heap[i]) {
+                return;
+            }
+            self.heap.swap(c, i);
+            i = c;
+        }
+    }
+
+    fn start(&mut self) -> Result<()> {
+        self.started = true;
+        for i in 0..self.sources.len() {
+            if self.sources[i].advance()? {
+                self.heap.push(i);
+            }
+        }
+        for i in (0..self.heap.len() / 2).rev() {
+            self.sift_down(i);
+        }
+        Ok(())
+    }
+}
+
+impl<S: SortedSource> SortedSource for Merger<S> {
+    fn advance(&mut self) -> Result<bool> {
+        if !self.started {
+            self.start()?;
+            return Ok(!self.heap.is_empty());
+        }
+        let Some(&top) = self.heap.first() else {
+            return Ok(false);
+        };
+        if !self.sources[top].advance()? {
+            let last = self.heap.pop().unwrap_or(top);
+            if self.heap.is_empty() {
+                return Ok(false);
+            }
+            self.heap[0] = last;
+        }
+        self.sift_down(0);
+        Ok(true)
+    }
+
+    fn key(&self) -> &[u8] {
+        self.sources[self.heap[0]].key()
+    }
+
+    fn value(&self) -> &[u8] {
+        self.sources[self.heap[0]].value()
+    }
+}
+
+/// Copies `source` into partition `p` of `writer`, folding equal keys with `combiner` if given.
+/// Returns the number of records written.
+pub fn write_sorted(
+    source: &mut dyn SortedSource,
+    writer: &mut RunWriter,
+    p: usize,
+    combiner: Option<&dyn Combiner>,
+    counters: &mut TaskCounters,
+) -> Result<u64> {
+    let mut written = 0;
+    let Some(combiner) = combiner else {
+        while source.advance()? {
+            writer.append(p, source.key(), source.value())?;
+            written += 1;
+        }
+        return Ok(written);
+    };
+    let mut key: Vec<u8> = Vec::new();
+    let mut acc: Vec<u8> = Vec::new();
+    let mut have = false;
+    while source.advance()? {
+        counters.combine_input_records += 1;
+        if have && source.key() == key.as_slice() {
+            combiner.combine(&key, &mut acc, source.value());
+            continue;
+        }
+        if have {
+            writer.append(p, &key, &acc)?;
+            written += 1;
+        }
+        key.clear();
+        key.extend_from_slice(source.key());
+        acc.clear();
+        acc.extend_from_slice(source.value());
+        have = true;
+    }
+    if have {
+        writer.append(p, &key, &acc)?;
+        written += 1;
+    }
+    counters.combine_output_records += written;
+    Ok(written)
+}
+
+/// A segment of a run file, as an input to a merge.
+#[derive(Debug, Clone)]
+pub struct SegmentRef {
+    /// The run file.
+    pub path: PathBuf,
+    /// The segment in it.
+    pub segment: Segment,
+    /// Whether the run file is an intermediate merge result to delete once merged again.
+    pub temporary: bool,
+}
+
+impl SegmentRef {
+    /// Opens a reader of this segment.
+    pub fn open(&self) -> Result<SegmentReader> {
+        SegmentReader::open(&self.path, self.segment)
+    }
+}
+
+/// Merges segments in passes until at most `factor` remain, writing intermediate runs into
+/// `dir`. Smallest segments are merged first, as Hadoop does, so each byte is rewritten as
+/// few times as possible.
+pub fn reduce_to_factor(
+    mut segments: Vec<SegmentRef>,
+    factor: usize,
+    dir: &Path,
+    name: &str,
+    combiner: Option<&dyn Combiner>,
+    counters: &mut TaskCounters,
+) -> Result<Vec<SegmentRef>> {
+    let mut pass = 0;
+    while segments.len() > factor {
+        segments.sort_by_key(|s| std::cmp::Reverse(s.segment.len));
+        // Merge just enough that the next pass (or the final merge) fits in `factor`.
+        let take = (segments.len() - factor + 1).min(factor).max(2);
+        let batch: Vec<SegmentRef> = segments.split_off(segments.len() - take);
+        let path = dir.join(format!("{name}.merge{pass}"));
+        pass += 1;
+        let readers = batch.iter().map(SegmentRef::open).collect::<Result<Vec<_>>>()?;
+        let mut merger = Merger::new(readers);
+        let mut writer = RunWriter::create(&path, 1)?;
+        counters.spilled_records += write_sorted(&mut merger, &mut writer, 0, combiner, counters)?;
+        let run: RunFile = writer.finish()?;
+        for b in batch.iter().filter(|b| b.temporary) {
+            // Best effort: the task's directory is removed at the end anyway.
+            let _ = std::fs::remove_file(&b.path);
+        }
+        segments.push(SegmentRef {
+            path: run.path,
+            segment: run.segments[0],
+            temporary: true,
+        });
+    }
+    Ok(segments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::RunWriter;
+
+    struct VecSource {
+        recs: Vec<(Vec<u8>, Vec<u8>)>,
+        i: usize,
+    }
+    impl SortedSource for VecSource {
+        fn advance(&mut self) -> Result<bool> {
+            self.i += 1;
+            Ok(self.i <= self.recs.len())
+        }
+        fn key(&self) -> &[u8] {
+            &self.recs[self.i - 1].0
+        }
+        fn value(&self) -> &[u8] {
+            &self.recs[self.i - 1].1
+        }
+    }
+
+    fn src(keys: &[&str], tag: u8) -> VecSource {
+        VecSource {
+            recs: keys
+                .iter()
+                .map(|k| (k.as_bytes().to_vec(), vec![tag]))
+                .collect(),
+            i: 0,
+        }
+    }
+
+    #[test]
+    fn merge_is_sorted_and_stable() {
+        let mut m = Merger::new(vec![
+            src(&["a", "c", "e"], 0),
+            src(&[], 1),
+            src(&["a", "b", "e", "f"], 2),
+        ]);
+        let mut got = Vec::new();
+        while m.advance().unwrap() {
+            got.push((String::from_utf8(m.key().to_vec()).unwrap(), m.value()[0]));
+        }
+        let want: Vec<(String, u8)> = [("a", 0), ("a", 2), ("b", 2), ("c", 0), ("e", 0), ("e", 2), ("f", 2)]
+            .iter()
+            .map(|(k, t)| (k.to_string(), *t))
+            .collect();
+        assert_eq!(got, want);
+        assert!(!m.advance().unwrap());
+    }
+
+    #[test]
+    fn multi_pass_merge_keeps_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut segs = Vec::new();
+        for i in 0..23u32 {
+            let mut w = RunWriter::create(&dir.path().join(format!("r{i}")), 1).unwrap();
+            for j in 0..50u32 {
+                let k = format!("{:05}", j * 23 + i);
+                w.append(0, k.as_bytes(), b"v").unwrap();
+            }
+            let run = w.finish().unwrap();
+            segs.push(SegmentRef { path: run.path, segment: run.segments[0], temporary: false });
+        }
+        let mut c = TaskCounters::default();
+        let segs = reduce_to_factor(segs, 4, dir.path(), "t", None, &mut c).unwrap();
+        assert!(segs.len() <= 4);
+        let readers = segs.iter().map(SegmentRef::open).collect::<Result<Vec<_>>>().unwrap();
+        let mut m = Merger::new(readers);
+        let mut n = 0u32;
+        while m.advance().unwrap() {
+            assert_eq!(m.key(), format!("{n:05}").as_bytes());
+            n += 1;
+        }
+        assert_eq!(n, 23 * 50);
+    }
+}

@@ -1,0 +1,76 @@
+//! Output formats: how a task's output records become bytes in a part file.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IoContext, Result};
+
+/// How output records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutputFormat {
+    /// `key\tvalue\n`, as Hadoop's `TextOutputFormat`.
+    Text,
+    /// `key` then `value` with nothing between or after (fixed-length records).
+    Raw,
+}
+
+/// Writes records of one part file.
+pub struct OutputWriter {
+    out: BufWriter<File>,
+    path: PathBuf,
+    format: OutputFormat,
+    bytes: u64,
+    records: u64,
+}
+
+impl OutputWriter {
+    /// Creates the part file at `path`.
+    pub fn create(path: &Path, format: OutputFormat) -> Result<OutputWriter> {
+        let file = File::create(path).ctx("creating output file", path)?;
+        Ok(OutputWriter {
+            out: BufWriter::with_capacity(256 * 1024, file),
+            path: path.to_owned(),
+            format,
+            bytes: 0,
+            records: 0,
+        })
+    }
+
+    /// Writes one record.
+    #[inline]
+    pub fn write(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let r = match self.format {
+            OutputFormat::Text => self
+                .out
+                .write_all(key)
+                .and_then(|_| self.out.write_all(b"\t"))
+                .and_then(|_| self.out.write_all(value))
+                .and_then(|_| self.out.write_all(b"\n")),
+            OutputFormat::Raw => self
+                .out
+                .write_all(key)
+                .and_then(|_| self.out.write_all(value)),
+        };
+        r.ctx("writing", &self.path)?;
+        self.records += 1;
+        self.bytes += (key.len() + value.len()) as u64
+            + if self.format == OutputFormat::Text { 2 } else { 0 };
+        Ok(())
+    }
+
+    /// Flushes, optionally fsyncs, and returns (records, bytes) written.
+    pub fn finish(self, sync: bool) -> Result<(u64, u64)> {
+        let path = self.path;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| crate::error::Error::io(format!("flushing {}", path.display()), e.into_error()))?;
+        if sync {
+            file.sync_all().ctx("fsyncing", &path)?;
+        }
+        Ok((self.records, self.bytes))
+    }
+}

@@ -1,0 +1,187 @@
+//! The local runner (the embedded default): the same map and reduce tasks as a cluster runs,
+//! on a pool of threads on this machine, reading and writing local files.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::committer::Committer;
+use crate::counters::Counters;
+use crate::error::{Error, Result};
+use crate::input::{compute_splits, Split};
+use crate::job::Job;
+use crate::map_task::{run_map_only_task, run_map_task};
+use crate::merge::SegmentRef;
+use crate::progress::Progress;
+use crate::reduce_task::run_reduce_task;
+use crate::run::RunFile;
+
+/// What a finished job reports.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    /// Counters of all committed tasks.
+    pub counters: Counters,
+    /// Wall time from start to commit.
+    pub elapsed: Duration,
+    /// Where the output is.
+    pub output: PathBuf,
+}
+
+/// Options of a local run that are not job settings.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Draw a progress line on stderr if it is a terminal.
+    pub progress: bool,
+}
+
+/// Runs `job` over `inputs` into `output` on this machine. On any error the output directory
+/// is removed, so a failed job leaves nothing visible.
+pub fn run_local(job: &Job, inputs: &[PathBuf], output: &Path, opts: &RunOptions) -> Result<JobReport> {
+    let started = Instant::now();
+    job.validate()?;
+    let splits = compute_splits(&job.input, inputs, job.settings.split_size_bytes)?;
+    let committer = Committer::setup(output)?;
+    let work = match make_work_dir(job) {
+        Ok(w) => w,
+        Err(e) => {
+            committer.abort();
+            return Err(e);
+        }
+    };
+    let input_bytes = splits.iter().map(Split::size).sum();
+    let reduces = u64::from(job.settings.reducers);
+    let progress = Progress::new(&job.name, input_bytes, splits.len() as u64, reduces, opts.progress);
+    let result = execute(job, &splits, &committer, work.path(), &progress);
+    progress.finish();
+    match result {
+        Ok(counters) => {
+            committer.commit_job(job.settings.sync_output)?;
+            Ok(JobReport {
+                counters,
+                elapsed: started.elapsed(),
+                output: output.to_owned(),
+            })
+        }
+        Err(e) => {
+            committer.abort();
+            Err(e)
+        }
+    }
+}
+
+fn make_work_dir(job: &Job) -> Result<tempfile::TempDir> {
+    let base = job
+        .settings
+        .local_dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
+    tempfile::Builder::new()
+        .prefix("mrjob-")
+        .tempdir_in(&base)
+        .map_err(|e| Error::io(format!("creating work directory in {}", base.display()), e))
+}
+
+fn execute(
+    job: &Job,
+    splits: &[Split],
+    committer: &Committer,
+    work: &Path,
+    progress: &Progress,
+) -> Result<Counters> {
+    let threads = job.settings.threads;
+    let mut total = Counters::default();
+    if job.settings.reducers == 0 {
+        let results = run_pool(splits.len(), threads, |i| {
+            let task = format!("m_{i:06}");
+            let dir = committer.attempt_dir(&format!("attempt_{task}_0"))?;
+            let c = run_map_only_task(job, &splits[i], &dir.join(format!("part-m-{i:05}")))
+                .map_err(|e| task_error(&task, e))?;
+            committer.commit_task(&format!("task_{task}"), &dir)?;
+            progress.map_done(splits[i].size());
+            Ok(c)
+        })?;
+        results.iter().for_each(|c| total.merge(c));
+        return Ok(total);
+    }
+    let maps: Vec<(RunFile, Counters)> = run_pool(splits.len(), threads, |i| {
+        let task = format!("m_{i:06}");
+        let r = run_map_task(job, &splits[i], work, &task).map_err(|e| task_error(&task, e))?;
+        progress.map_done(splits[i].size());
+        Ok(r)
+    })?;
+    let runs: Vec<&RunFile> = maps.iter().map(|(r, _)| r).collect();
+    maps.iter().for_each(|(_, c)| total.merge(c));
+    let reducers = job.settings.reducers as usize;
+    let results = run_pool(reducers, threads, |r| {
+        let task = format!("r_{r:06}");
+        let segments = runs
+            .iter()
+            .filter(|run| run.segments[r].records > 0)
+            .map(|run| SegmentRef {
+                path: run.path.clone(),
+                segment: run.segments[r],
+                temporary: false,
+            })
+            .collect();
+        let dir = committer.attempt_dir(&format!("attempt_{task}_0"))?;
+        let c = run_reduce_task(job, segments, work, &task, &dir.join(format!("part-r-{r:05}")))
+            .map_err(|e| task_error(&task, e))?;
+        committer.commit_task(&format!("task_{task}"), &dir)?;
+        progress.reduce_done();
+        Ok(c)
+    })?;
+    results.iter().for_each(|c| total.merge(c));
+    Ok(total)
+}
+
+fn task_error(task: &str, e: Error) -> Error {
+    Error::Task {
+        task: task.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+/// Runs `f(0..n)` on `threads` threads and returns the results in task order. After the first
+/// error no new task starts, and that error is returned.
+pub fn run_pool<T: Send>(
+    n: usize,
+    threads: usize,
+    f: impl Fn(usize) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, n.max(1)) {
+            s.spawn(|| loop {
+                if failed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return;
+                }
+                match f(i) {
+                    Ok(v) => lock(&results)[i] = Some(v),
+                    Err(e) => {
+                        failed.store(true, Ordering::Relaxed);
+                        lock(&first_error).get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = lock(&first_error).take() {
+        return Err(e);
+    }
+    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// Locks a mutex, ignoring poisoning: a panicking task is reported by the thread scope.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
