@@ -87,7 +87,9 @@ impl Committer {
         for task in tasks {
             for file in std::fs::read_dir(&task).ctx("listing", &task)? {
                 let file = file.ctx("listing", &task)?.path();
-                let Some(name) = file.file_name() else { continue };
+                let Some(name) = file.file_name() else {
+                    continue;
+                };
                 let dest = self.out.join(name);
                 if dest.exists() {
                     return Err(Error::user(format!(
@@ -134,7 +136,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         let c = Committer::setup(&out).unwrap();
-        assert!(matches!(Committer::setup(&out), Err(Error::OutputExists(_))));
+        assert!(matches!(
+            Committer::setup(&out),
+            Err(Error::OutputExists(_))
+        ));
         let a0 = c.attempt_dir("attempt_r_000000_0").unwrap();
         let a1 = c.attempt_dir("attempt_r_000000_1").unwrap();
         std::fs::write(a0.join("part-r-00000"), b"first").unwrap();

@@ -141,7 +141,9 @@ pub fn compute_splits(
     let step = (split_size_bytes / record_bytes).max(1) * record_bytes;
     let mut splits = Vec::new();
     for (path, name) in list_input_files(inputs)? {
-        let len = std::fs::metadata(&path).ctx("reading metadata of", &path)?.len();
+        let len = std::fs::metadata(&path)
+            .ctx("reading metadata of", &path)?
+            .len();
         let mut start = 0;
         while start < len {
             let n = step.min(len - start);
@@ -193,12 +195,24 @@ pub fn read_split(
             }
             Ok(0)
         }
-        (InputFormat::FixedLength(n), Split::File { path, name, start, len }) => {
-            read_fixed(path, name, *start, *len, *n, f)
-        }
-        (_, Split::File { path, name, start, len }) => {
-            read_lines(path, name, *start, *len, max_record_bytes, f)
-        }
+        (
+            InputFormat::FixedLength(n),
+            Split::File {
+                path,
+                name,
+                start,
+                len,
+            },
+        ) => read_fixed(path, name, *start, *len, *n, f),
+        (
+            _,
+            Split::File {
+                path,
+                name,
+                start,
+                len,
+            },
+        ) => read_lines(path, name, *start, *len, max_record_bytes, f),
     }
 }
 
@@ -379,7 +393,10 @@ mod tests {
 
     #[test]
     fn trailing_newline_adds_no_empty_record() {
-        assert_eq!(lines_of(b"a\nb\n", 1), vec![(0, b"a".to_vec()), (2, b"b".to_vec())]);
+        assert_eq!(
+            lines_of(b"a\nb\n", 1),
+            vec![(0, b"a".to_vec()), (2, b"b".to_vec())]
+        );
         assert!(lines_of(b"", 3).is_empty());
         assert_eq!(lines_of(b"\n", 1), vec![(0, vec![])]);
     }
@@ -395,7 +412,10 @@ mod tests {
         let split = &compute_splits(&InputFormat::Lines, &[path], 1 << 20).unwrap()[0];
         let err = read_split(&InputFormat::Lines, split, 1000, &mut |_| Ok(())).unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, Error::RecordTooLong { offset: 6, .. }), "{msg}");
+        assert!(
+            matches!(err, Error::RecordTooLong { offset: 6, .. }),
+            "{msg}"
+        );
         assert!(msg.contains("f:6"), "{msg}");
     }
 
@@ -406,7 +426,7 @@ mod tests {
         let content: Vec<u8> = (0..1000u32).map(|i| (i / 10) as u8).collect();
         std::fs::write(&path, &content).unwrap();
         let fmt = InputFormat::FixedLength(10);
-        let splits = compute_splits(&fmt, &[path.clone()], 35).unwrap();
+        let splits = compute_splits(&fmt, std::slice::from_ref(&path), 35).unwrap();
         let mut recs = Vec::new();
         for s in &splits {
             read_split(&fmt, s, 100, &mut |r| {
@@ -416,7 +436,10 @@ mod tests {
             .unwrap();
         }
         assert_eq!(recs.len(), 100);
-        assert!(recs.iter().enumerate().all(|(i, r)| r == &vec![i as u8; 10]));
+        assert!(recs
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r == &vec![i as u8; 10]));
         std::fs::write(&path, &content[..995]).unwrap();
         let splits = compute_splits(&fmt, &[path], 1000).unwrap();
         let err = read_split(&fmt, &splits[0], 100, &mut |_| Ok(())).unwrap_err();

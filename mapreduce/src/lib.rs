@@ -12,9 +12,11 @@
 //! - [`output`]: output formats; [`committer`]: attempt directories and the commit protocol.
 //! - [`runner`]: the local runner (thread pool); [`progress`]: what the user sees.
 //! - [`counters`]: built-in and user-defined counters; [`codec`]: byte encodings.
+//! - [`cli`]: command-line pieces shared by job binaries.
 //! - [`error`]: the crate's one error type.
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod codec;
 pub mod committer;
 pub mod counters;

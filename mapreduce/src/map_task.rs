@@ -2,7 +2,7 @@
 //! into one run file with a segment per reduce partition. The local runner and the
 //! distributed worker both run exactly this.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::counters::Counters;
 use crate::error::{Error, Result};
@@ -26,7 +26,9 @@ struct Collector<'a, B: MapBuffer> {
 
 impl<B: MapBuffer> Collector<'_, B> {
     fn spill(&mut self) -> Result<()> {
-        let path = self.dir.join(format!("{}.spill{}", self.name, self.spills.len()));
+        let path = self
+            .dir
+            .join(format!("{}.spill{}", self.name, self.spills.len()));
         let run = self.buffer.spill(&path, &mut self.counters.task)?;
         self.spills.push(run);
         Ok(())
@@ -57,7 +59,12 @@ impl<B: MapBuffer> MapEmitter for Collector<'_, B> {
 
 /// Runs map task `name` over `split`, writing its output run (and index) into `dir`.
 /// Returns the run and the task's counters.
-pub fn run_map_task(job: &Job, split: &Split, dir: &Path, name: &str) -> Result<(RunFile, Counters)> {
+pub fn run_map_task(
+    job: &Job,
+    split: &Split,
+    dir: &Path,
+    name: &str,
+) -> Result<(RunFile, Counters)> {
     let partitions = job.partitions();
     let limit = job.settings.sort_buffer_bytes;
     match job.active_combiner() {
@@ -89,11 +96,16 @@ fn map_into<B: MapBuffer>(
     };
     let mut mapper = (job.mapper)();
     let mut records = 0u64;
-    read_split(&job.input, split, job.settings.max_record_bytes, &mut |rec| {
-        records += 1;
-        mapper.map(rec, &mut c)?;
-        c.check()
-    })?;
+    read_split(
+        &job.input,
+        split,
+        job.settings.max_record_bytes,
+        &mut |rec| {
+            records += 1;
+            mapper.map(rec, &mut c)?;
+            c.check()
+        },
+    )?;
     mapper.cleanup(&mut c)?;
     c.check()?;
     c.counters.task.map_input_records += records;
@@ -129,7 +141,7 @@ fn merge_spills(
     spills: &[RunFile],
     dir: &Path,
     name: &str,
-    final_path: &PathBuf,
+    final_path: &Path,
     counters: &mut Counters,
 ) -> Result<RunFile> {
     let partitions = job.partitions() as usize;
@@ -154,7 +166,10 @@ fn merge_spills(
             combiner,
             &mut counters.task,
         )?;
-        let readers = segments.iter().map(SegmentRef::open).collect::<Result<Vec<_>>>()?;
+        let readers = segments
+            .iter()
+            .map(SegmentRef::open)
+            .collect::<Result<Vec<_>>>()?;
         let mut merger = Merger::new(readers);
         counters.task.spilled_records +=
             write_sorted(&mut merger, &mut writer, p, combiner, &mut counters.task)?;
@@ -201,11 +216,16 @@ pub fn run_map_only_task(job: &Job, split: &Split, out_file: &Path) -> Result<Co
     };
     let mut mapper = (job.mapper)();
     let mut records = 0u64;
-    read_split(&job.input, split, job.settings.max_record_bytes, &mut |rec| {
-        records += 1;
-        mapper.map(rec, &mut e)?;
-        e.error.take().map_or(Ok(()), Err)
-    })?;
+    read_split(
+        &job.input,
+        split,
+        job.settings.max_record_bytes,
+        &mut |rec| {
+            records += 1;
+            mapper.map(rec, &mut e)?;
+            e.error.take().map_or(Ok(()), Err)
+        },
+    )?;
     mapper.cleanup(&mut e)?;
     if let Some(err) = e.error.take() {
         return Err(err);

@@ -180,7 +180,10 @@ pub fn reduce_to_factor(
         let batch: Vec<SegmentRef> = segments.split_off(segments.len() - take);
         let path = dir.join(format!("{name}.merge{pass}"));
         pass += 1;
-        let readers = batch.iter().map(SegmentRef::open).collect::<Result<Vec<_>>>()?;
+        let readers = batch
+            .iter()
+            .map(SegmentRef::open)
+            .collect::<Result<Vec<_>>>()?;
         let mut merger = Merger::new(readers);
         let mut writer = RunWriter::create(&path, 1)?;
         counters.spilled_records += write_sorted(&mut merger, &mut writer, 0, combiner, counters)?;
@@ -241,10 +244,18 @@ mod tests {
         while m.advance().unwrap() {
             got.push((String::from_utf8(m.key().to_vec()).unwrap(), m.value()[0]));
         }
-        let want: Vec<(String, u8)> = [("a", 0), ("a", 2), ("b", 2), ("c", 0), ("e", 0), ("e", 2), ("f", 2)]
-            .iter()
-            .map(|(k, t)| (k.to_string(), *t))
-            .collect();
+        let want: Vec<(String, u8)> = [
+            ("a", 0),
+            ("a", 2),
+            ("b", 2),
+            ("c", 0),
+            ("e", 0),
+            ("e", 2),
+            ("f", 2),
+        ]
+        .iter()
+        .map(|(k, t)| (k.to_string(), *t))
+        .collect();
         assert_eq!(got, want);
         assert!(!m.advance().unwrap());
     }
@@ -260,12 +271,20 @@ mod tests {
                 w.append(0, k.as_bytes(), b"v").unwrap();
             }
             let run = w.finish().unwrap();
-            segs.push(SegmentRef { path: run.path, segment: run.segments[0], temporary: false });
+            segs.push(SegmentRef {
+                path: run.path,
+                segment: run.segments[0],
+                temporary: false,
+            });
         }
         let mut c = TaskCounters::default();
         let segs = reduce_to_factor(segs, 4, dir.path(), "t", None, &mut c).unwrap();
         assert!(segs.len() <= 4);
-        let readers = segs.iter().map(SegmentRef::open).collect::<Result<Vec<_>>>().unwrap();
+        let readers = segs
+            .iter()
+            .map(SegmentRef::open)
+            .collect::<Result<Vec<_>>>()
+            .unwrap();
         let mut m = Merger::new(readers);
         let mut n = 0u32;
         while m.advance().unwrap() {

@@ -57,17 +57,20 @@ impl OutputWriter {
         r.ctx("writing", &self.path)?;
         self.records += 1;
         self.bytes += (key.len() + value.len()) as u64
-            + if self.format == OutputFormat::Text { 2 } else { 0 };
+            + if self.format == OutputFormat::Text {
+                2
+            } else {
+                0
+            };
         Ok(())
     }
 
     /// Flushes, optionally fsyncs, and returns (records, bytes) written.
     pub fn finish(self, sync: bool) -> Result<(u64, u64)> {
         let path = self.path;
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| crate::error::Error::io(format!("flushing {}", path.display()), e.into_error()))?;
+        let file = self.out.into_inner().map_err(|e| {
+            crate::error::Error::io(format!("flushing {}", path.display()), e.into_error())
+        })?;
         if sync {
             file.sync_all().ctx("fsyncing", &path)?;
         }

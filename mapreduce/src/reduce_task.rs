@@ -91,7 +91,10 @@ pub fn run_reduce_task(
         combiner,
         &mut counters.task,
     )?;
-    let readers = segments.iter().map(SegmentRef::open).collect::<Result<Vec<_>>>()?;
+    let readers = segments
+        .iter()
+        .map(SegmentRef::open)
+        .collect::<Result<Vec<_>>>()?;
     let mut merger = Merger::new(readers);
     let reducer_factory = job
         .reducer

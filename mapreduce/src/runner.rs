@@ -37,7 +37,12 @@ pub struct RunOptions {
 
 /// Runs `job` over `inputs` into `output` on this machine. On any error the output directory
 /// is removed, so a failed job leaves nothing visible.
-pub fn run_local(job: &Job, inputs: &[PathBuf], output: &Path, opts: &RunOptions) -> Result<JobReport> {
+pub fn run_local(
+    job: &Job,
+    inputs: &[PathBuf],
+    output: &Path,
+    opts: &RunOptions,
+) -> Result<JobReport> {
     let started = Instant::now();
     job.validate()?;
     let splits = compute_splits(&job.input, inputs, job.settings.split_size_bytes)?;
@@ -51,7 +56,13 @@ pub fn run_local(job: &Job, inputs: &[PathBuf], output: &Path, opts: &RunOptions
     };
     let input_bytes = splits.iter().map(Split::size).sum();
     let reduces = u64::from(job.settings.reducers);
-    let progress = Progress::new(&job.name, input_bytes, splits.len() as u64, reduces, opts.progress);
+    let progress = Progress::new(
+        &job.name,
+        input_bytes,
+        splits.len() as u64,
+        reduces,
+        opts.progress,
+    );
     let result = execute(job, &splits, &committer, work.path(), &progress);
     progress.finish();
     match result {
@@ -125,8 +136,14 @@ fn execute(
             })
             .collect();
         let dir = committer.attempt_dir(&format!("attempt_{task}_0"))?;
-        let c = run_reduce_task(job, segments, work, &task, &dir.join(format!("part-r-{r:05}")))
-            .map_err(|e| task_error(&task, e))?;
+        let c = run_reduce_task(
+            job,
+            segments,
+            work,
+            &task,
+            &dir.join(format!("part-r-{r:05}")),
+        )
+        .map_err(|e| task_error(&task, e))?;
         committer.commit_task(&format!("task_{task}"), &dir)?;
         progress.reduce_done();
         Ok(c)

@@ -311,7 +311,11 @@ mod tests {
         let mut c = TaskCounters::default();
         let mut full = false;
         for i in 0..1000u64 {
-            full |= b.add(format!("k{}", i % 7).as_bytes(), &1u64.to_le_bytes(), &mut c);
+            full |= b.add(
+                format!("k{}", i % 7).as_bytes(),
+                &1u64.to_le_bytes(),
+                &mut c,
+            );
         }
         assert!(!full, "7 distinct keys fit in 4 KiB");
         let run = b.spill(&dir.path().join("s"), &mut c).unwrap();

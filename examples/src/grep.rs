@@ -1,0 +1,134 @@
+//! Grep, as Hadoop's grep example: count every match of a regular expression in the input,
+//! then sort the matches by count, descending. Output lines are `count\tmatch`; matches with
+//! equal counts are in byte order.
+//!
+//! Two jobs run back to back: the first counts (with a summing combiner) into a temporary
+//! directory, the second sorts by an inverted-count key with a single reducer.
+
+use std::path::{Path, PathBuf};
+
+use mapreduce::codec::{parse_u64_key_descending, u64_key_descending, u64_value};
+use mapreduce::{
+    run_local, Error, Job, JobReport, MapEmitter, Mapper, Record, ReduceEmitter, Reducer, Result,
+    RunOptions, Settings, ValueSource,
+};
+use regex::bytes::Regex;
+
+use crate::sum::{SumCombiner, SumReducer};
+
+/// Compiles `pattern`, with an error that names it.
+pub fn compile(pattern: &str) -> Result<Regex> {
+    Regex::new(pattern).map_err(|e| Error::BadSetting(format!("invalid regex {pattern:?}: {e}")))
+}
+
+/// Emits `(match, 1)` for every match in a line.
+#[derive(Debug, Clone)]
+pub struct MatchMapper {
+    regex: Regex,
+}
+
+impl Mapper for MatchMapper {
+    fn map(&mut self, record: Record<'_>, out: &mut dyn MapEmitter) -> Result<()> {
+        let one = u64_value(1);
+        for m in self.regex.find_iter(record.value) {
+            out.emit(m.as_bytes(), &one);
+        }
+        Ok(())
+    }
+}
+
+/// Turns `match\tcount` lines into keys that sort by count, descending, then by match.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InvertMapper;
+
+impl Mapper for InvertMapper {
+    fn map(&mut self, record: Record<'_>, out: &mut dyn MapEmitter) -> Result<()> {
+        let line = record.value;
+        let bad = || Error::BadRecord {
+            file: PathBuf::from(record.file),
+            offset: record.offset,
+            reason: "expected match<TAB>count".into(),
+        };
+        let tab = memchr::memrchr(b'\t', line).ok_or_else(bad)?;
+        let count: u64 = std::str::from_utf8(&line[tab + 1..])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(bad)?;
+        let mut key = u64_key_descending(count).to_vec();
+        key.extend_from_slice(&line[..tab]);
+        out.emit(&key, b"");
+        Ok(())
+    }
+}
+
+/// Writes `count\tmatch` from the inverted keys.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CountFirstReducer;
+
+impl Reducer for CountFirstReducer {
+    fn reduce(
+        &mut self,
+        key: &[u8],
+        values: &mut dyn ValueSource,
+        out: &mut dyn ReduceEmitter,
+    ) -> Result<()> {
+        let count = parse_u64_key_descending(key)
+            .ok_or_else(|| Error::user("grep sort key shorter than 8 bytes"))?;
+        let count = count.to_string();
+        while values.next_value().is_some() {
+            out.emit(count.as_bytes(), &key[8..]);
+        }
+        Ok(())
+    }
+}
+
+/// The counting job.
+pub fn count_job(regex: Regex, settings: Settings) -> Job {
+    Job::new("grep-search", MatchMapper { regex })
+        .combiner(SumCombiner)
+        .reducer(SumReducer)
+        .settings(settings)
+}
+
+/// The sorting job.
+pub fn sort_job(mut settings: Settings) -> Job {
+    settings.reducers = 1;
+    Job::new("grep-sort", InvertMapper)
+        .reducer(CountFirstReducer)
+        .settings(settings)
+}
+
+/// Runs both jobs locally: counts into a temporary directory, then sorts into `output`.
+/// The counters of both jobs are added up in the report.
+pub fn run(
+    regex: Regex,
+    inputs: &[PathBuf],
+    output: &Path,
+    settings: Settings,
+    opts: &RunOptions,
+) -> Result<JobReport> {
+    if std::fs::symlink_metadata(output).is_ok() {
+        return Err(Error::OutputExists(output.to_owned()));
+    }
+    let base = settings
+        .local_dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
+    let temp = tempfile::Builder::new()
+        .prefix("grep-temp-")
+        .tempdir_in(&base)
+        .map_err(|e| {
+            Error::io(
+                format!("creating temporary directory in {}", base.display()),
+                e,
+            )
+        })?;
+    let counts = temp.path().join("counts");
+    let mut first_settings = settings.clone();
+    first_settings.sync_output = false; // temporary data
+    let first = run_local(&count_job(regex, first_settings), inputs, &counts, opts)?;
+    let mut report = run_local(&sort_job(settings), &[counts], output, opts)?;
+    report.counters.merge(&first.counters);
+    report.elapsed += first.elapsed;
+    Ok(report)
+}
