@@ -18,7 +18,19 @@ use crate::sum::{SumCombiner, SumReducer};
 
 /// Compiles `pattern`, with an error that names it.
 pub fn compile(pattern: &str) -> Result<Regex> {
-    Regex::new(pattern).map_err(|e| Error::BadSetting(format!("invalid regex {pattern:?}: {e}")))
+    Regex::new(pattern).map_err(|e| {
+        // The regex crate's message draws a caret diagram over several lines; keep the
+        // line that says what is wrong so the error stays one line.
+        let text = e.to_string();
+        let reason = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("parse error")
+            .trim()
+            .trim_start_matches("error: ");
+        Error::BadSetting(format!("invalid regex {pattern:?}: {reason}"))
+    })
 }
 
 /// Emits `(match, 1)` for every match in a line.

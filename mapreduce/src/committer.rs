@@ -29,14 +29,24 @@ impl Committer {
         if std::fs::symlink_metadata(out).is_ok() {
             return Err(Error::OutputExists(out.to_owned()));
         }
+        let creating = |e: std::io::Error| {
+            Error::io(format!("creating output directory {}", out.display()), e)
+        };
+        // Name the real obstacle: "File exists" from mkdir under a regular file misleads.
+        if let Some(blocker) = out.ancestors().skip(1).find(|a| a.is_file()) {
+            return Err(creating(std::io::Error::other(format!(
+                "{} is a file, not a directory",
+                blocker.display()
+            ))));
+        }
         if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).ctx("creating output parent directory", parent)?;
+            std::fs::create_dir_all(parent).map_err(creating)?;
         }
         std::fs::create_dir(out).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 Error::OutputExists(out.to_owned())
             } else {
-                Error::io(format!("creating output directory {}", out.display()), e)
+                creating(e)
             }
         })?;
         let c = Committer {

@@ -1,0 +1,237 @@
+//! The `mrjob` binary as a user runs it: help, success, and every bad-input case, each
+//! checking the one-line error, the exit status, and that no output is left visible (G7).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::names_in;
+
+fn mrjob(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mrjob"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run mrjob")
+}
+
+/// Asserts failure with a single `mrjob: error:` line containing `needle`.
+fn assert_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one-line error expected, got: {stderr}");
+    assert!(lines[0].starts_with("mrjob: error: "), "{stderr}");
+    assert!(
+        lines[0].contains(needle),
+        "error should mention {needle:?}: {stderr}"
+    );
+}
+
+fn setup() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    std::fs::write(dir.path().join("in/a.txt"), b"to be or not to be\n").unwrap();
+    dir
+}
+
+#[test]
+fn help_lists_every_job() {
+    let dir = setup();
+    let out = mrjob(&["--help"], dir.path());
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for job in [
+        "wordcount",
+        "grep",
+        "teragen",
+        "terasort",
+        "teravalidate",
+        "invertedindex",
+    ] {
+        assert!(text.contains(job), "{job} missing from --help: {text}");
+    }
+    let out = mrjob(&["grep", "--help"], dir.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sorted by count"));
+}
+
+#[test]
+fn wordcount_succeeds_and_prints_counters() {
+    let dir = setup();
+    let out = mrjob(&["wordcount", "in", "out"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("Map input records=1"), "{stderr}");
+    assert!(stderr.contains("Reduce input groups=4"), "{stderr}");
+    // No progress bar when stderr is not a terminal.
+    assert!(!stderr.contains("maps "), "{stderr}");
+    let mut lines = common::sorted_output_lines(&dir.path().join("out"));
+    lines.sort();
+    assert_eq!(lines, [&b"be\t2"[..], b"not\t1", b"or\t1", b"to\t2"]);
+}
+
+#[test]
+fn missing_input() {
+    let dir = setup();
+    assert_error(
+        &mrjob(&["wordcount", "nope", "out"], dir.path()),
+        "no such file",
+    );
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn empty_input_directory() {
+    let dir = setup();
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    assert_error(
+        &mrjob(&["wordcount", "empty", "out"], dir.path()),
+        "no input files",
+    );
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn output_exists_is_untouched() {
+    let dir = setup();
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    std::fs::write(dir.path().join("out/keep"), b"mine").unwrap();
+    assert_error(
+        &mrjob(&["wordcount", "in", "out"], dir.path()),
+        "already exists",
+    );
+    assert_eq!(names_in(&dir.path().join("out")), ["keep"]);
+}
+
+#[test]
+fn unwritable_output() {
+    let dir = setup();
+    std::fs::write(dir.path().join("file"), b"x").unwrap();
+    // A path under a regular file cannot be created, even by root.
+    assert_error(
+        &mrjob(&["wordcount", "in", "file/out"], dir.path()),
+        "file/out: file is a file, not a directory",
+    );
+}
+
+#[test]
+fn invalid_regex() {
+    let dir = setup();
+    assert_error(
+        &mrjob(&["grep", "in", "out", "a(b"], dir.path()),
+        "invalid regex \"a(b\": unclosed group",
+    );
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn bad_numbers_in_options() {
+    let dir = setup();
+    for args in [
+        &["wordcount", "in", "out", "--reducers", "abc"][..],
+        &["wordcount", "in", "out", "--sort-buffer", "12XB"],
+        &["wordcount", "in", "out", "--threads=-1"],
+        &["teragen", "lots", "out"],
+    ] {
+        let out = mrjob(args, dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("invalid value"), "{args:?}: {stderr}");
+        assert!(!dir.path().join("out").exists());
+    }
+    assert_error(
+        &mrjob(&["wordcount", "in", "out", "--threads", "0"], dir.path()),
+        "threads",
+    );
+    assert_error(
+        &mrjob(
+            &["wordcount", "in", "out", "--sort-buffer", "10"],
+            dir.path(),
+        ),
+        "sort buffer",
+    );
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn line_longer_than_sort_buffer_is_handled() {
+    let dir = setup();
+    let long: Vec<u8> = b"word ".repeat(50_000); // 250 KB line, sort buffer 4 KiB
+    std::fs::write(
+        dir.path().join("in/long.txt"),
+        [&long[..], b"\nend\n"].concat(),
+    )
+    .unwrap();
+    let out = mrjob(
+        &["wordcount", "in", "out", "--sort-buffer", "4KiB", "-q"],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = common::sorted_output_lines(&dir.path().join("out"));
+    assert!(lines.contains(&b"word\t50000".to_vec()), "{lines:?}");
+}
+
+#[test]
+fn line_longer_than_record_limit_names_file_and_offset() {
+    let dir = setup();
+    let long = vec![b'x'; 10_000];
+    std::fs::write(
+        dir.path().join("in/b.txt"),
+        [&b"ok\n"[..], &long, b"\n"].concat(),
+    )
+    .unwrap();
+    let out = mrjob(
+        &["wordcount", "in", "out", "--max-record-size", "4KiB"],
+        dir.path(),
+    );
+    assert_error(&out, "b.txt:3: record longer than the limit of 4096 bytes");
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn truncated_terasort_input_fails_cleanly() {
+    let dir = setup();
+    assert!(mrjob(&["teragen", "1000", "gen", "-q"], dir.path())
+        .status
+        .success());
+    let part = dir.path().join("gen/part-m-00000");
+    let bytes = std::fs::read(&part).unwrap();
+    std::fs::write(&part, &bytes[..bytes.len() - 37]).unwrap();
+    assert_error(
+        &mrjob(&["teravalidate", "gen", "v", "-q"], dir.path()),
+        "truncated record",
+    );
+    assert!(!dir.path().join("v").exists());
+    assert_error(
+        &mrjob(&["terasort", "gen", "s", "-q"], dir.path()),
+        "truncated record",
+    );
+    assert!(!dir.path().join("s").exists());
+}
+
+#[test]
+fn teravalidate_exit_status_reflects_order() {
+    let dir = setup();
+    assert!(mrjob(&["teragen", "5000", "gen", "-q"], dir.path())
+        .status
+        .success());
+    assert!(mrjob(&["terasort", "gen", "sorted", "-q"], dir.path())
+        .status
+        .success());
+    let ok = mrjob(&["teravalidate", "sorted", "v1", "-q"], dir.path());
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("OK: 5000 records"));
+    // teragen output is random, so unsorted.
+    let bad = mrjob(&["teravalidate", "gen", "v2", "-q"], dir.path());
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("misorder"));
+}
