@@ -2,8 +2,8 @@
 //! Output lines are `word\tfile1,file2,...` with file names relative to the input directory.
 
 use mapreduce::{
-    Combiner, Job, MapEmitter, Mapper, Record, ReduceEmitter, Reducer, Result, Settings,
-    ValueSource,
+    Accumulator, Combiner, Job, MapEmitter, Mapper, Record, ReduceEmitter, Reducer, Result,
+    Settings, ValueSource,
 };
 
 use crate::tokenize::for_each_token;
@@ -24,7 +24,7 @@ impl Mapper for IndexMapper {
 }
 
 /// Unions two NUL-separated sorted sets of file names into `acc`.
-fn union_into(acc: &mut Vec<u8>, value: &[u8]) {
+fn union_into(acc: &mut Accumulator, value: &[u8]) {
     if acc.as_slice() == value {
         return;
     }
@@ -44,7 +44,7 @@ fn union_into(acc: &mut Vec<u8>, value: &[u8]) {
 pub struct UnionCombiner;
 
 impl Combiner for UnionCombiner {
-    fn combine(&self, _key: &[u8], acc: &mut Vec<u8>, value: &[u8]) {
+    fn combine(&self, _key: &[u8], acc: &mut Accumulator, value: &[u8]) {
         union_into(acc, value);
     }
 }
@@ -60,11 +60,11 @@ impl Reducer for IndexReducer {
         values: &mut dyn ValueSource,
         out: &mut dyn ReduceEmitter,
     ) -> Result<()> {
-        let mut acc: Option<Vec<u8>> = None;
+        let mut acc: Option<Accumulator> = None;
         while let Some(v) = values.next_value() {
             match acc.as_mut() {
                 Some(a) => union_into(a, v),
-                None => acc = Some(v.to_vec()),
+                None => acc = Some(Accumulator::from_slice(v)),
             }
         }
         let mut list = acc.unwrap_or_default();
@@ -92,10 +92,10 @@ mod tests {
 
     #[test]
     fn union_is_sorted_and_deduplicated() {
-        let mut acc = b"b\0d".to_vec();
+        let mut acc = Accumulator::from_slice(b"b\0d");
         union_into(&mut acc, b"a\0d\0e");
-        assert_eq!(acc, b"a\0b\0d\0e");
+        assert_eq!(acc.as_slice(), b"a\0b\0d\0e");
         union_into(&mut acc, b"b");
-        assert_eq!(acc, b"a\0b\0d\0e");
+        assert_eq!(acc.as_slice(), b"a\0b\0d\0e");
     }
 }

@@ -1,7 +1,7 @@
 //! Summing u64 counts: the combiner and reducer that wordcount and grep share.
 
 use mapreduce::codec::{parse_u64_value, u64_value};
-use mapreduce::{Combiner, ReduceEmitter, Reducer, Result, ValueSource};
+use mapreduce::{Accumulator, Combiner, CombinerKind, ReduceEmitter, Reducer, Result, ValueSource};
 
 /// Adds two little-endian u64 values.
 #[derive(Debug, Clone, Copy, Default)]
@@ -9,10 +9,21 @@ pub struct SumCombiner;
 
 impl Combiner for SumCombiner {
     #[inline]
-    fn combine(&self, _key: &[u8], acc: &mut Vec<u8>, value: &[u8]) {
-        let total = parse_u64_value(acc).unwrap_or(0) + parse_u64_value(value).unwrap_or(0);
-        acc.clear();
-        acc.extend_from_slice(&u64_value(total));
+    fn combine(&self, _key: &[u8], acc: &mut Accumulator, value: &[u8]) {
+        let total = parse_u64_value(acc)
+            .unwrap_or(0)
+            .wrapping_add(parse_u64_value(value).unwrap_or(0));
+        match <&mut [u8; 8]>::try_from(acc.as_mut_slice()) {
+            Ok(slot) => *slot = u64_value(total),
+            Err(_) => {
+                acc.clear();
+                acc.extend_from_slice(&u64_value(total));
+            }
+        }
+    }
+
+    fn kind(&self) -> CombinerKind {
+        CombinerKind::SumU64
     }
 }
 

@@ -1,28 +1,39 @@
 //! Word splitting as Hadoop's WordCount does it: `StringTokenizer` with its default
 //! delimiters (space, tab, newline, carriage return, form feed), on raw bytes.
 
+/// Delimiter lookup table: one load per byte instead of a chain of compares.
+static DELIMITERS: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b' ' as usize] = true;
+    t[b'\t' as usize] = true;
+    t[b'\n' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[0x0c] = true;
+    t
+};
+
 /// Whether `b` separates tokens.
 #[inline]
 pub fn is_delimiter(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0c)
+    DELIMITERS[b as usize]
 }
 
 /// Calls `f` for every non-empty token of `line`.
 #[inline]
 pub fn for_each_token(line: &[u8], mut f: impl FnMut(&[u8])) {
-    let mut start = None;
-    for (i, &b) in line.iter().enumerate() {
-        match (is_delimiter(b), start) {
-            (true, Some(s)) => {
-                f(&line[s..i]);
-                start = None;
-            }
-            (false, None) => start = Some(i),
-            _ => {}
+    let n = line.len();
+    let mut i = 0;
+    while i < n {
+        while i < n && is_delimiter(line[i]) {
+            i += 1;
         }
-    }
-    if let Some(s) = start {
-        f(&line[s..]);
+        let start = i;
+        while i < n && !is_delimiter(line[i]) {
+            i += 1;
+        }
+        if i > start {
+            f(&line[start..i]);
+        }
     }
 }
 

@@ -82,8 +82,28 @@ pub trait Reducer: Send + 'static {
 /// the framework may apply it zero, one or many times.
 pub trait Combiner: Send + Sync + 'static {
     /// Folds `value` into `acc` (both values of `key`).
-    fn combine(&self, key: &[u8], acc: &mut Vec<u8>, value: &[u8]);
+    fn combine(&self, key: &[u8], acc: &mut Accumulator, value: &[u8]);
+
+    /// Declares that this fold is exactly [`CombinerKind::SumU64`], so the map-side buffer can
+    /// add counts in place without calling `combine` (the result must be identical).
+    fn kind(&self) -> CombinerKind {
+        CombinerKind::Custom
+    }
 }
+
+/// What a combiner computes, for folds the framework can run natively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CombinerKind {
+    /// Only `combine` knows.
+    Custom,
+    /// Values are 8-byte little-endian `u64`s and the fold is their wrapping sum.
+    SumU64,
+}
+
+/// A folded value: bytes kept inline up to 16 (a count, a small sum) so the map-side hash
+/// table holds them without a heap pointer to chase; it derefs to `[u8]` and has `Vec`'s
+/// `clear` and `extend_from_slice`.
+pub type Accumulator = smallvec::SmallVec<[u8; 16]>;
 
 /// Chooses the reduce partition of a key.
 pub trait Partitioner: Send + Sync + 'static {

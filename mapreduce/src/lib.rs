@@ -36,8 +36,8 @@ pub use counters::{Counters, TaskCounters};
 pub use error::{Error, Result};
 pub use input::{InputFormat, Split};
 pub use job::{
-    Combiner, HashPartitioner, Job, MapEmitter, Mapper, Partitioner, Record, ReduceEmitter,
-    Reducer, Settings, ValueSource,
+    Accumulator, Combiner, CombinerKind, HashPartitioner, Job, MapEmitter, Mapper, Partitioner,
+    Record, ReduceEmitter, Reducer, Settings, ValueSource,
 };
 pub use output::OutputFormat;
 pub use runner::{run_local, JobReport, RunOptions};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::counters::TaskCounters;
 use crate::error::Result;
-use crate::job::Combiner;
+use crate::job::{Accumulator, Combiner};
 use crate::run::{RunFile, RunWriter, Segment, SegmentReader, SortedSource};
 
 /// Merges sorted sources into one sorted stream. Equal keys come out in source order, so a
@@ -117,7 +117,7 @@ pub fn write_sorted(
         return Ok(written);
     };
     let mut key: Vec<u8> = Vec::new();
-    let mut acc: Vec<u8> = Vec::new();
+    let mut acc = Accumulator::new();
     let mut have = false;
     while source.advance()? {
         counters.combine_input_records += 1;

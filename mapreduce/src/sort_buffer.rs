@@ -18,7 +18,7 @@ use hashbrown::HashTable;
 
 use crate::counters::TaskCounters;
 use crate::error::Result;
-use crate::job::{Combiner, Partitioner};
+use crate::job::{Accumulator, Combiner, CombinerKind, Partitioner};
 use crate::run::{RunFile, RunWriter};
 
 /// Index entry of one buffered record.
@@ -128,23 +128,105 @@ impl MapBuffer for SortBuffer {
     }
 }
 
-/// One distinct key in a [`CombineBuffer`].
+/// Keys up to this long are kept (zero-padded) inside the slot and compared as two words.
+const INLINE_KEY_BYTES: usize = 16;
+
+/// One distinct key in a [`CombineBuffer`] with its folded value. Short keys and values sit
+/// inline, so a lookup that hits touches only the table's own memory, and comparing a short
+/// key costs two word compares instead of a `memcmp` call.
 struct Slot {
     hash: u64,
-    key_offset: usize,
-    key_len: usize,
-    value: Vec<u8>,
+    /// The key's first bytes, zero-padded: the whole key when `len <= INLINE_KEY_BYTES`.
+    head: [u8; INLINE_KEY_BYTES],
+    len: u32,
+    /// The whole key, only when it does not fit in `head`.
+    long: Option<Box<[u8]>>,
+    value: Accumulator,
 }
 
-/// Bookkeeping bytes per distinct key: the slot, the table's index entry and its control
-/// byte, and allocator overhead of the value.
-const SLOT_OVERHEAD_BYTES: usize = std::mem::size_of::<Slot>() + 8 + 1 + 16;
+impl Slot {
+    fn key(&self) -> &[u8] {
+        match &self.long {
+            Some(k) => k,
+            None => &self.head[..self.len as usize],
+        }
+    }
+}
+
+/// Loads up to 8 bytes as a little-endian word, zero above `b.len()`, without a `memcpy`
+/// call: overlapping fixed-size loads cover every length.
+#[inline(always)]
+fn load_partial(b: &[u8]) -> u64 {
+    let n = b.len();
+    if n >= 8 {
+        return u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    }
+    if n >= 4 {
+        let lo = u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let hi = u64::from(u32::from_le_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]));
+        // The overlapping middle bytes are equal in both loads, so OR keeps them intact.
+        return lo | (hi << (8 * (n - 4)));
+    }
+    if n == 0 {
+        return 0;
+    }
+    u64::from(b[0])
+        | (u64::from(b[n / 2]) << (8 * (n / 2)))
+        | (u64::from(b[n - 1]) << (8 * (n - 1)))
+}
+
+/// The zero-padded head of a key.
+#[inline(always)]
+fn key_head(key: &[u8]) -> [u8; INLINE_KEY_BYTES] {
+    let lo = load_partial(&key[..key.len().min(8)]);
+    let hi = if key.len() > 8 {
+        load_partial(&key[8..key.len().min(16)])
+    } else {
+        0
+    };
+    let mut head = [0u8; INLINE_KEY_BYTES];
+    head[..8].copy_from_slice(&lo.to_le_bytes());
+    head[8..].copy_from_slice(&hi.to_le_bytes());
+    head
+}
+
+/// 64x64 -> 128-bit multiply folded to 64 bits: the mixing step of fast hashes.
+#[inline(always)]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let full = u128::from(a) * u128::from(b);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+/// Hashes a short key from its padded head and length with per-buffer random seeds.
+#[inline(always)]
+fn hash_head(head: &[u8; INLINE_KEY_BYTES], len: usize, seeds: &[u64; 3]) -> u64 {
+    let lo = u64::from_le_bytes([
+        head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7],
+    ]);
+    let hi = u64::from_le_bytes([
+        head[8], head[9], head[10], head[11], head[12], head[13], head[14], head[15],
+    ]);
+    let x = folded_multiply(lo ^ seeds[0], hi ^ seeds[1]);
+    folded_multiply(x ^ len as u64, seeds[2])
+}
+
+fn heap_bytes(v: &Accumulator) -> usize {
+    if v.spilled() {
+        v.capacity()
+    } else {
+        0
+    }
+}
+
+/// Bookkeeping bytes per distinct key: the slot and its control byte at the table's worst
+/// load factor, plus allocator overhead should the key or value not fit inline.
+const SLOT_OVERHEAD_BYTES: usize = std::mem::size_of::<Slot>() * 8 / 7 + 1 + 16;
 
 /// Hash-aggregating buffer for jobs with a combiner.
 pub struct CombineBuffer {
-    table: HashTable<u32>,
-    slots: Vec<Slot>,
-    keys: Vec<u8>,
+    table: HashTable<Slot>,
+    seeds: [u64; 3],
+    sum_u64: bool,
     used_bytes: usize,
     limit_bytes: usize,
     hasher: hashbrown::DefaultHashBuilder,
@@ -161,13 +243,18 @@ impl CombineBuffer {
         partitioner: Arc<dyn Partitioner>,
         partitions: u32,
     ) -> Self {
+        use std::hash::BuildHasher;
+        let hasher = hashbrown::DefaultHashBuilder::default();
+        // Random per-buffer seeds (from the std hasher's random state), so no fixed input
+        // can be crafted to collide.
+        let seeds = [0u64, 1, 2].map(|i| hasher.hash_one(i) | 1);
         CombineBuffer {
             table: HashTable::new(),
-            slots: Vec::new(),
-            keys: Vec::with_capacity(limit_bytes / 2),
+            seeds,
+            sum_u64: combiner.kind() == CombinerKind::SumU64,
             used_bytes: 0,
             limit_bytes,
-            hasher: hashbrown::DefaultHashBuilder::default(),
+            hasher,
             combiner,
             partitioner,
             partitions,
@@ -180,75 +267,82 @@ impl MapBuffer for CombineBuffer {
     fn add(&mut self, key: &[u8], value: &[u8], counters: &mut TaskCounters) -> bool {
         use std::hash::BuildHasher;
         counters.combine_input_records += 1;
-        let hash = self.hasher.hash_one(key);
-        let slots = &self.slots;
-        let keys = &self.keys;
-        let found = self.table.find(hash, |&i| {
-            let s = &slots[i as usize];
-            s.hash == hash && &keys[s.key_offset..s.key_offset + s.key_len] == key
+        let head = key_head(key);
+        let short = key.len() <= INLINE_KEY_BYTES;
+        let hash = if short {
+            hash_head(&head, key.len(), &self.seeds)
+        } else {
+            self.hasher.hash_one(key)
+        };
+        let len = key.len() as u32;
+        let found = self.table.find_mut(hash, |s| {
+            s.hash == hash
+                && s.len == len
+                && s.head == head
+                && (short || s.long.as_deref() == Some(key))
         });
-        if let Some(&i) = found {
-            let slot = &mut self.slots[i as usize];
-            let before = slot.value.capacity();
+        if let Some(slot) = found {
+            if self.sum_u64 {
+                // The native form of a u64 sum: no call, no re-encoding.
+                if let (Ok(acc), Ok(v)) = (
+                    <&mut [u8; 8]>::try_from(slot.value.as_mut_slice()),
+                    <[u8; 8]>::try_from(value),
+                ) {
+                    let total = u64::from_le_bytes(*acc).wrapping_add(u64::from_le_bytes(v));
+                    *acc = total.to_le_bytes();
+                    return false;
+                }
+            }
+            let before = heap_bytes(&slot.value);
             self.combiner.combine(key, &mut slot.value, value);
-            self.used_bytes += slot.value.capacity().saturating_sub(before);
+            self.used_bytes += heap_bytes(&slot.value).saturating_sub(before);
             return self.used_bytes >= self.limit_bytes;
         }
-        let key_offset = self.keys.len();
-        self.keys.extend_from_slice(key);
-        let index = self.slots.len() as u32;
-        self.slots.push(Slot {
+        let slot = Slot {
             hash,
-            key_offset,
-            key_len: key.len(),
-            value: value.to_vec(),
-        });
-        let slots = &self.slots;
-        self.table
-            .insert_unique(hash, index, |&i| slots[i as usize].hash);
-        self.used_bytes += key.len() + value.len() + SLOT_OVERHEAD_BYTES;
+            head,
+            len,
+            long: (!short).then(|| key.into()),
+            value: Accumulator::from_slice(value),
+        };
+        let long_bytes = if short { 0 } else { key.len() };
+        self.used_bytes += long_bytes + heap_bytes(&slot.value) + SLOT_OVERHEAD_BYTES;
+        self.table.insert_unique(hash, slot, |s| s.hash);
         self.used_bytes >= self.limit_bytes
     }
 
     fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.table.is_empty()
     }
 
     fn spill(&mut self, path: &Path, counters: &mut TaskCounters) -> Result<RunFile> {
-        let keys = &self.keys;
-        let key_of = |s: &Slot| &keys[s.key_offset..s.key_offset + s.key_len];
-        let mut order: Vec<(u32, u64, u32)> = self
-            .slots
+        let mut order: Vec<(u32, u64, &Slot)> = self
+            .table
             .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let k = key_of(s);
+            .map(|s| {
                 let p = if self.partitions == 1 {
                     0
                 } else {
-                    self.partitioner.partition(k, self.partitions)
+                    self.partitioner.partition(s.key(), self.partitions)
                 };
-                (p, key_prefix(k), i as u32)
+                (p, key_prefix(s.key()), s)
             })
             .collect();
-        let slots = &self.slots;
         order.sort_unstable_by(|a, b| {
             (a.0, a.1)
                 .cmp(&(b.0, b.1))
-                .then_with(|| key_of(&slots[a.2 as usize]).cmp(key_of(&slots[b.2 as usize])))
+                .then_with(|| a.2.key().cmp(b.2.key()))
         });
         let mut writer = RunWriter::create(path, self.partitions as usize)?;
-        for (p, _, i) in &order {
-            let s = &slots[*i as usize];
-            writer.append(*p as usize, key_of(s), &s.value)?;
+        for (p, _, s) in &order {
+            writer.append(*p as usize, s.key(), &s.value)?;
         }
         let n = order.len() as u64;
+        drop(order);
         counters.combine_output_records += n;
         counters.spilled_records += n;
         counters.spills += 1;
         self.table.clear();
-        self.slots.clear();
-        self.keys.clear();
         self.used_bytes = 0;
         writer.finish()
     }
@@ -262,7 +356,7 @@ mod tests {
 
     struct Sum;
     impl Combiner for Sum {
-        fn combine(&self, _key: &[u8], acc: &mut Vec<u8>, value: &[u8]) {
+        fn combine(&self, _key: &[u8], acc: &mut Accumulator, value: &[u8]) {
             let a = u64::from_le_bytes(acc[..8].try_into().unwrap());
             let b = u64::from_le_bytes(value.try_into().unwrap());
             acc.copy_from_slice(&(a + b).to_le_bytes());
@@ -302,6 +396,17 @@ mod tests {
             assert_eq!(*p as u32, HashPartitioner.partition(k, 3));
         }
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn key_head_is_the_zero_padded_prefix() {
+        let data: Vec<u8> = (1..=40).collect();
+        for n in 0..=20 {
+            let mut want = [0u8; 16];
+            let m = n.min(16);
+            want[..m].copy_from_slice(&data[..m]);
+            assert_eq!(key_head(&data[..n]), want, "length {n}");
+        }
     }
 
     #[test]
