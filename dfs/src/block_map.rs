@@ -1,0 +1,521 @@
+//! The block map: which datanode holds which replica, and how healthy each datanode is.
+//!
+//! Soft state, rebuilt from heartbeats and block reports and never persisted. Every datanode
+//! reports to every namenode, so a newly elected leader already knows where all blocks are.
+//! Time enters as `now_ms` arguments (a monotonic clock owned by the caller), so everything here
+//! is testable without clocks. The decisions themselves are in [`crate::placement`]; this
+//! module gathers their inputs and queues their outputs as [`DatanodeCommand`]s that the leader
+//! hands out in heartbeat replies.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::namespace::{BlockOwner, Namespace};
+use crate::placement::{self, Action, BlockHealth, NodeView};
+use crate::protocol::{
+    Block, DatanodeCommand, DatanodeRef, DatanodeStatus, DatanodeUsage, ReplicaState,
+    ReportedReplica,
+};
+
+/// Most commands queued for one datanode; the oldest are dropped beyond this (the next
+/// replication check re-plans anything still needed).
+pub const MAX_QUEUED_COMMANDS: usize = 10_000;
+
+#[derive(Debug, Clone)]
+struct NodeEntry {
+    node: DatanodeRef,
+    usage: DatanodeUsage,
+    last_heartbeat_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Replica {
+    block: Block,
+    state: ReplicaState,
+    corrupt: bool,
+}
+
+/// Datanodes and replicas as reported.
+#[derive(Debug, Default)]
+pub struct BlockMap {
+    nodes: BTreeMap<String, NodeEntry>,
+    replicas: HashMap<u64, BTreeMap<String, Replica>>,
+    commands: HashMap<String, Vec<DatanodeCommand>>,
+    /// Replications handed out and not yet confirmed: block id → retry after this time.
+    in_flight_until_ms: HashMap<u64, u64>,
+}
+
+impl BlockMap {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A datanode (re)starts.
+    pub fn register(&mut self, node: DatanodeRef, usage: DatanodeUsage, now_ms: u64) {
+        let host = node.host.clone();
+        self.nodes.insert(
+            host,
+            NodeEntry {
+                node,
+                usage,
+                last_heartbeat_ms: now_ms,
+            },
+        );
+    }
+
+    /// A heartbeat; false when the datanode is unknown (it must register again).
+    pub fn heartbeat(&mut self, host: &str, usage: DatanodeUsage, now_ms: u64) -> bool {
+        match self.nodes.get_mut(host) {
+            Some(n) => {
+                n.usage = usage;
+                n.last_heartbeat_ms = now_ms;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A full block report replaces everything known about the host's replicas.
+    pub fn full_report(&mut self, host: &str, replicas: &[ReportedReplica]) {
+        for holders in self.replicas.values_mut() {
+            holders.remove(host);
+        }
+        self.replicas.retain(|_, h| !h.is_empty());
+        self.received(host, replicas);
+    }
+
+    /// Replicas received (or updated) and deleted on a host.
+    pub fn incremental(&mut self, host: &str, received: &[ReportedReplica], deleted: &[u64]) {
+        for id in deleted {
+            if let Some(holders) = self.replicas.get_mut(id) {
+                holders.remove(host);
+                if holders.is_empty() {
+                    self.replicas.remove(id);
+                }
+            }
+        }
+        self.received(host, received);
+    }
+
+    fn received(&mut self, host: &str, replicas: &[ReportedReplica]) {
+        for r in replicas {
+            let holders = self.replicas.entry(r.block.id).or_default();
+            let replica = Replica {
+                block: r.block,
+                state: r.state,
+                corrupt: false,
+            };
+            holders.insert(host.to_string(), replica);
+            if r.state == ReplicaState::Finalized {
+                self.in_flight_until_ms.remove(&r.block.id);
+            }
+        }
+    }
+
+    /// A replica failed its checksum.
+    pub fn mark_corrupt(&mut self, host: &str, block: &Block) {
+        if let Some(r) = self
+            .replicas
+            .get_mut(&block.id)
+            .and_then(|h| h.get_mut(host))
+        {
+            r.corrupt = true;
+        }
+    }
+
+    /// Whether `host` has sent a heartbeat within `dead_after_ms`.
+    pub fn is_live(&self, host: &str, now_ms: u64, dead_after_ms: u64) -> bool {
+        self.nodes
+            .get(host)
+            .is_some_and(|n| now_ms.saturating_sub(n.last_heartbeat_ms) < dead_after_ms)
+    }
+
+    /// The datanode named `host`, if registered.
+    pub fn node(&self, host: &str) -> Option<&DatanodeRef> {
+        self.nodes.get(host).map(|n| &n.node)
+    }
+
+    /// Live datanodes for placement.
+    pub fn live_views(&self, now_ms: u64, dead_after_ms: u64) -> Vec<NodeView> {
+        self.nodes
+            .values()
+            .filter(|n| now_ms.saturating_sub(n.last_heartbeat_ms) < dead_after_ms)
+            .map(|n| NodeView {
+                host: n.node.host.clone(),
+                rack: n.node.rack.clone(),
+                remaining_bytes: n.usage.remaining_bytes,
+            })
+            .collect()
+    }
+
+    /// Splits the live holders of `owner.block` into good and corrupt-or-stale hosts.
+    ///
+    /// A replica is good when it is not marked corrupt, has the namespace's generation stamp,
+    /// and (for a complete block) is finalized with the namespace's length. For the block being
+    /// written any current-stamp replica counts as good.
+    pub fn health(
+        &self,
+        owner: &BlockOwner,
+        now_ms: u64,
+        dead_after_ms: u64,
+    ) -> (Vec<String>, Vec<String>) {
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        let Some(holders) = self.replicas.get(&owner.block.id) else {
+            return (good, bad);
+        };
+        for (host, r) in holders {
+            if !self.is_live(host, now_ms, dead_after_ms) {
+                continue;
+            }
+            let current = r.block.gen_stamp == owner.block.gen_stamp;
+            let complete_ok =
+                r.state == ReplicaState::Finalized && r.block.len_bytes == owner.block.len_bytes;
+            if !r.corrupt && current && (owner.under_construction || complete_ok) {
+                good.push(host.clone());
+            } else if !owner.under_construction || r.block.gen_stamp > owner.block.gen_stamp {
+                bad.push(host.clone());
+            }
+        }
+        (good, bad)
+    }
+
+    /// Finalized, current replicas of `block` with exactly its length (for `complete`).
+    pub fn finalized_count(&self, block: &Block) -> usize {
+        self.replicas.get(&block.id).map_or(0, |h| {
+            h.values()
+                .filter(|r| {
+                    !r.corrupt
+                        && r.state == ReplicaState::Finalized
+                        && r.block.gen_stamp == block.gen_stamp
+                        && r.block.len_bytes == block.len_bytes
+                })
+                .count()
+        })
+    }
+
+    /// Reported replicas of a block under construction: (host, block as reported).
+    pub fn reported(&self, block_id: u64) -> Vec<(String, Block, ReplicaState)> {
+        self.replicas
+            .get(&block_id)
+            .map(|h| {
+                h.iter()
+                    .map(|(host, r)| (host.clone(), r.block, r.state))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Datanode references for hosts, in the given order, skipping unknown ones.
+    pub fn refs(&self, hosts: &[String]) -> Vec<DatanodeRef> {
+        hosts.iter().filter_map(|h| self.node(h).cloned()).collect()
+    }
+
+    /// Orders `hosts` for a reader: its own host first, then its rack, then the rest.
+    pub fn sort_for_reader(&self, hosts: &mut [String], reader: Option<&str>) {
+        let reader_rack = reader.and_then(|r| self.node(r)).map(|n| n.rack.clone());
+        hosts.sort_by_key(|h| {
+            let own = Some(h.as_str()) == reader;
+            let rack =
+                reader_rack.is_some() && self.node(h).map(|n| &n.rack) == reader_rack.as_ref();
+            (!own, !rack)
+        });
+    }
+
+    /// Queues a command for a datanode's next heartbeat.
+    pub fn push_command(&mut self, host: &str, cmd: DatanodeCommand) {
+        let queue = self.commands.entry(host.to_string()).or_default();
+        if queue.len() >= MAX_QUEUED_COMMANDS {
+            queue.remove(0);
+        }
+        queue.push(cmd);
+    }
+
+    /// Takes the commands queued for a datanode.
+    pub fn take_commands(&mut self, host: &str) -> Vec<DatanodeCommand> {
+        self.commands.remove(host).unwrap_or_default()
+    }
+
+    /// One replication check: plans re-replication, excess and corrupt deletions, and garbage
+    /// removal (replicas of deleted blocks), and queues the commands. Returns how many commands
+    /// were queued.
+    pub fn check_replication(
+        &mut self,
+        ns: &Namespace,
+        now_ms: u64,
+        dead_after_ms: u64,
+        retry_after_ms: u64,
+        seed: u64,
+    ) -> usize {
+        let nodes = self.live_views(now_ms, dead_after_ms);
+        let mut healths = Vec::new();
+        let mut garbage: Vec<(String, Block)> = Vec::new();
+        for (&id, holders) in &self.replicas {
+            match ns.block(id) {
+                Some(owner) if !owner.under_construction => {
+                    let (good, corrupt) = self.health(&owner, now_ms, dead_after_ms);
+                    let busy = self
+                        .in_flight_until_ms
+                        .get(&id)
+                        .is_some_and(|&t| t > now_ms);
+                    let mut h = BlockHealth {
+                        block: owner.block,
+                        replication: owner.replication,
+                        good,
+                        corrupt,
+                    };
+                    if busy {
+                        // A copy is under way: do not plan another, but still allow deletions.
+                        h.replication = h.replication.min(h.good.len() as u32);
+                    }
+                    healths.push(h);
+                }
+                Some(_) => {}
+                None if ns.is_deleted_block(id) => {
+                    garbage.extend(holders.iter().map(|(host, r)| (host.clone(), r.block)));
+                }
+                None => {}
+            }
+        }
+        let actions = placement::plan(&healths, &nodes, 1_000, 0, seed);
+        let mut queued = 0;
+        for action in actions {
+            match action {
+                Action::Replicate {
+                    block,
+                    source,
+                    targets,
+                } => {
+                    self.in_flight_until_ms
+                        .insert(block.id, now_ms + retry_after_ms);
+                    let targets = self.refs(&targets);
+                    self.push_command(&source, DatanodeCommand::Replicate { block, targets });
+                }
+                Action::Delete { host, block } => self.delete_replica(&host, block),
+            }
+            queued += 1;
+        }
+        for (host, block) in garbage {
+            self.delete_replica(&host, block);
+            queued += 1;
+        }
+        queued
+    }
+
+    fn delete_replica(&mut self, host: &str, block: Block) {
+        self.push_command(
+            host,
+            DatanodeCommand::Delete {
+                blocks: vec![block],
+            },
+        );
+        // Forget it now so the next check does not ask again; a datanode that did not delete
+        // it will report it again in its next full report.
+        if let Some(holders) = self.replicas.get_mut(&block.id) {
+            holders.remove(host);
+            if holders.is_empty() {
+                self.replicas.remove(&block.id);
+            }
+        }
+    }
+
+    /// Every datanode for `dfs report`.
+    pub fn report(&self, now_ms: u64, dead_after_ms: u64) -> Vec<DatanodeStatus> {
+        let mut counts: HashMap<&str, u64> = HashMap::new();
+        for holders in self.replicas.values() {
+            for host in holders.keys() {
+                *counts.entry(host.as_str()).or_default() += 1;
+            }
+        }
+        self.nodes
+            .values()
+            .map(|n| {
+                let ago = now_ms.saturating_sub(n.last_heartbeat_ms);
+                DatanodeStatus {
+                    node: n.node.clone(),
+                    live: ago < dead_after_ms,
+                    last_heartbeat_ago_ms: ago,
+                    usage: n.usage,
+                    blocks: counts.get(n.node.host.as_str()).copied().unwrap_or(0),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::namespace::{Entry, Op, Outcome};
+
+    const DEAD_MS: u64 = 1000;
+
+    fn node(i: usize) -> DatanodeRef {
+        DatanodeRef {
+            host: format!("h{i}"),
+            addr: format!("127.0.1.{i}:1"),
+            rack: format!("r{}", i % 2),
+        }
+    }
+
+    fn usage() -> DatanodeUsage {
+        DatanodeUsage {
+            remaining_bytes: 1 << 30,
+            ..Default::default()
+        }
+    }
+
+    fn fin(b: Block) -> ReportedReplica {
+        ReportedReplica {
+            block: b,
+            state: ReplicaState::Finalized,
+        }
+    }
+
+    /// A namespace with one complete file of one block (replication 3).
+    fn ns_with_block() -> (Namespace, Block) {
+        let mut ns = Namespace::new();
+        let e = |op| Entry {
+            now_ms: 0,
+            call: None,
+            op,
+        };
+        ns.apply(&e(Op::Create {
+            path: "/f".into(),
+            replication: 3,
+            block_size_bytes: 1024,
+            overwrite: false,
+            client_name: "c".into(),
+        }))
+        .unwrap();
+        let Ok(Outcome::Block(b)) = ns.apply(&e(Op::AddBlock {
+            path: "/f".into(),
+            client_name: "c".into(),
+            previous: None,
+        })) else {
+            panic!()
+        };
+        let b = Block {
+            len_bytes: 100,
+            ..b
+        };
+        ns.apply(&e(Op::Complete {
+            path: "/f".into(),
+            client_name: "c".into(),
+            last: Some(b),
+        }))
+        .unwrap();
+        (ns, b)
+    }
+
+    fn replicate_targets(map: &mut BlockMap, host: &str) -> Vec<String> {
+        map.take_commands(host)
+            .into_iter()
+            .flat_map(|c| match c {
+                DatanodeCommand::Replicate { targets, .. } => {
+                    targets.into_iter().map(|t| t.host).collect()
+                }
+                _ => vec![],
+            })
+            .collect()
+    }
+
+    // Checks G4: replicas on a dead datanode stop counting and the block is copied elsewhere.
+    #[test]
+    fn dead_datanode_triggers_re_replication() {
+        let (ns, b) = ns_with_block();
+        let mut map = BlockMap::new();
+        for i in 1..=4 {
+            map.register(node(i), usage(), 0);
+        }
+        for i in 1..=3 {
+            map.full_report(&format!("h{i}"), &[fin(b)]);
+        }
+        assert_eq!(map.check_replication(&ns, 500, DEAD_MS, 10_000, 1), 0);
+        for i in [1, 2, 4] {
+            map.heartbeat(&format!("h{i}"), usage(), 1500);
+        }
+        assert!(!map.is_live("h3", 1600, DEAD_MS));
+        map.check_replication(&ns, 1600, DEAD_MS, 10_000, 1);
+        let mut targets = replicate_targets(&mut map, "h1");
+        targets.extend(replicate_targets(&mut map, "h2"));
+        assert_eq!(targets, vec!["h4".to_string()]);
+        // Not planned twice while in flight.
+        assert_eq!(map.check_replication(&ns, 1700, DEAD_MS, 10_000, 1), 0);
+        map.incremental("h4", &[fin(b)], &[]);
+        assert_eq!(
+            map.health(&ns.block(b.id).unwrap(), 1700, DEAD_MS).0.len(),
+            3
+        );
+    }
+
+    // Checks G3: a corrupt replica is not served, and is deleted once enough good copies exist.
+    #[test]
+    fn corrupt_replica_is_replaced_then_deleted() {
+        let (ns, b) = ns_with_block();
+        let mut map = BlockMap::new();
+        for i in 1..=4 {
+            map.register(node(i), usage(), 0);
+            if i <= 3 {
+                map.full_report(&format!("h{i}"), &[fin(b)]);
+            }
+        }
+        map.mark_corrupt("h2", &b);
+        let (good, bad) = map.health(&ns.block(b.id).unwrap(), 10, DEAD_MS);
+        assert_eq!((good.len(), bad), (2, vec!["h2".to_string()]));
+        map.check_replication(&ns, 10, DEAD_MS, 10_000, 7);
+        assert!(
+            map.take_commands("h2").is_empty(),
+            "corrupt copy kept while under-replicated"
+        );
+        map.take_commands("h1");
+        map.take_commands("h3");
+        map.incremental("h4", &[fin(b)], &[]);
+        map.check_replication(&ns, 20, DEAD_MS, 10_000, 7);
+        assert_eq!(
+            map.take_commands("h2"),
+            vec![DatanodeCommand::Delete { blocks: vec![b] }]
+        );
+    }
+
+    #[test]
+    fn replicas_of_deleted_files_are_garbage() {
+        let (mut ns, b) = ns_with_block();
+        let mut map = BlockMap::new();
+        map.register(node(1), usage(), 0);
+        map.full_report("h1", &[fin(b)]);
+        ns.apply(&Entry {
+            now_ms: 1,
+            call: None,
+            op: Op::Delete {
+                path: "/f".into(),
+                recursive: false,
+            },
+        })
+        .unwrap();
+        map.check_replication(&ns, 10, DEAD_MS, 10_000, 1);
+        assert_eq!(
+            map.take_commands("h1"),
+            vec![DatanodeCommand::Delete { blocks: vec![b] }]
+        );
+        // A block id the namespace has not allocated yet is left alone.
+        let future = Block {
+            id: b.id + 100,
+            ..b
+        };
+        map.full_report("h1", &[fin(future)]);
+        map.check_replication(&ns, 10, DEAD_MS, 10_000, 1);
+        assert!(map.take_commands("h1").is_empty());
+    }
+
+    #[test]
+    fn reader_gets_its_own_host_first() {
+        let mut map = BlockMap::new();
+        for i in 1..=4 {
+            map.register(node(i), usage(), 0);
+        }
+        let mut hosts = vec!["h1".to_string(), "h2".into(), "h4".into()];
+        map.sort_for_reader(&mut hosts, Some("h4"));
+        assert_eq!(hosts[0], "h4");
+        assert_eq!(hosts[1], "h2", "same rack next");
+    }
+}

@@ -1,0 +1,472 @@
+//! The cluster description, `cluster.toml`: which namenodes and hosts exist, where they listen,
+//! and every size and timeout the daemons use.
+//!
+//! Every key has a default and unknown keys are an error, so a typo is caught at startup rather
+//! than silently ignored (G7). [`ClusterConfig::validate`] checks what serde cannot (unique ids,
+//! parseable addresses, sane timeouts). [`local_config`] writes a cluster for this one machine,
+//! using distinct loopback addresses so that every daemon keeps its production port.
+//!
+//! Which file is used: `--conf FILE` when given, else the `MRJOB_CONF` environment variable
+//! (see [`find_config_path`]); with neither, callers run in local (embedded) mode.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Environment variable that names the cluster config when `--conf` is absent.
+pub const CONF_ENV: &str = "MRJOB_CONF";
+
+/// Default namenode client RPC port (Hadoop's).
+pub const NAMENODE_RPC_PORT: u16 = 8020;
+/// Default namenode-to-namenode Raft port.
+pub const NAMENODE_RAFT_PORT: u16 = 8021;
+/// Default datanode data-transfer port (Hadoop's).
+pub const DATANODE_PORT: u16 = 9866;
+/// Default MapReduce worker port.
+pub const WORKER_PORT: u16 = 9870;
+/// Default jobtracker port.
+pub const JOBTRACKER_PORT: u16 = 8030;
+
+/// One namenode replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NamenodeConfig {
+    /// Raft id, unique and non-zero.
+    pub id: u64,
+    /// Client RPC address (clients, datanodes, the shell).
+    pub addr: String,
+    /// Address for Raft messages between namenodes.
+    pub raft_addr: String,
+    /// Directory holding this namenode's write-ahead log and snapshots.
+    pub meta_dir: PathBuf,
+}
+
+impl Default for NamenodeConfig {
+    fn default() -> Self {
+        NamenodeConfig {
+            id: 1,
+            addr: format!("127.0.0.1:{NAMENODE_RPC_PORT}"),
+            raft_addr: format!("127.0.0.1:{NAMENODE_RAFT_PORT}"),
+            meta_dir: PathBuf::from("/var/lib/dfs/namenode"),
+        }
+    }
+}
+
+/// One host: it runs a datanode and a MapReduce worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostConfig {
+    /// Unique host name, used in reports, placement and `dfs datanode --host NAME`.
+    pub name: String,
+    /// Datanode data-transfer address (reads, pipeline writes, replication).
+    pub addr: String,
+    /// Rack name, for placement.
+    pub rack: String,
+    /// Directories for block files; blocks are spread over them.
+    pub data_dirs: Vec<PathBuf>,
+    /// Address of this host's MapReduce worker (task launch and shuffle).
+    pub worker_addr: String,
+    /// Task slots on the worker; 0 means one per core.
+    pub worker_slots: u32,
+    /// Capacity the datanode reports; 0 means the free space of its data directories.
+    pub capacity_bytes: u64,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            name: "localhost".into(),
+            addr: format!("127.0.0.1:{DATANODE_PORT}"),
+            rack: "/default-rack".into(),
+            data_dirs: vec![PathBuf::from("/var/lib/dfs/data")],
+            worker_addr: format!("127.0.0.1:{WORKER_PORT}"),
+            worker_slots: 0,
+            capacity_bytes: 0,
+        }
+    }
+}
+
+/// The whole cluster, as read from `cluster.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// The namenode replicas (3 or 5 for fault tolerance; 1 for a toy cluster).
+    pub namenodes: Vec<NamenodeConfig>,
+    /// The hosts, each with a datanode and a worker.
+    pub hosts: Vec<HostConfig>,
+    /// The MapReduce jobtracker's address.
+    pub jobtracker_addr: String,
+    /// Block size for new files.
+    pub block_size_bytes: u64,
+    /// Default replication factor for new files.
+    pub replication: u32,
+    /// Datanode heartbeat period.
+    pub heartbeat_interval_ms: u64,
+    /// A datanode silent for this long is dead: its replicas no longer count.
+    pub datanode_dead_after_ms: u64,
+    /// Period of full block reports (besides the one at datanode start).
+    pub block_report_interval_ms: u64,
+    /// After this long without a renewal, another client may take over a file's lease.
+    pub lease_soft_limit_ms: u64,
+    /// After this long without a renewal, the leader recovers the file and closes it.
+    pub lease_hard_limit_ms: u64,
+    /// Length of one Raft tick.
+    pub raft_tick_ms: u64,
+    /// Raft election timeout, in ticks (randomized up to twice this by raft-rs).
+    pub raft_election_ticks: usize,
+    /// Raft leader heartbeat period, in ticks.
+    pub raft_heartbeat_ticks: usize,
+    /// The namenode snapshots the namespace and compacts its log after this many applied entries.
+    pub snapshot_every_entries: u64,
+    /// Period of the namenode's replication check (re-replication, excess and corrupt replicas).
+    pub replication_check_interval_ms: u64,
+    /// The datanode block scanner verifies every stored block once per this period.
+    pub scanner_interval_ms: u64,
+    /// Timeout for one RPC round trip (connect, send, receive).
+    pub rpc_timeout_ms: u64,
+    /// A server closes a connection that sends nothing for this long.
+    pub idle_timeout_ms: u64,
+    /// Maximum concurrent connections per server.
+    pub max_connections: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            namenodes: vec![NamenodeConfig::default()],
+            hosts: vec![HostConfig::default()],
+            jobtracker_addr: format!("127.0.0.1:{JOBTRACKER_PORT}"),
+            block_size_bytes: 64 * 1024 * 1024,
+            replication: 3,
+            heartbeat_interval_ms: 3_000,
+            datanode_dead_after_ms: 30_000,
+            block_report_interval_ms: 6 * 60 * 60 * 1000,
+            lease_soft_limit_ms: 60_000,
+            lease_hard_limit_ms: 20 * 60 * 1000,
+            raft_tick_ms: 100,
+            raft_election_ticks: 10,
+            raft_heartbeat_ticks: 2,
+            snapshot_every_entries: 10_000,
+            replication_check_interval_ms: 3_000,
+            scanner_interval_ms: 3 * 7 * 24 * 60 * 60 * 1000,
+            rpc_timeout_ms: 10_000,
+            idle_timeout_ms: 10 * 60 * 1000,
+            max_connections: 1024,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Parses TOML text and validates it.
+    pub fn parse(text: &str) -> Result<Self> {
+        let config: ClusterConfig =
+            toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| match e {
+            Error::Config(msg) => Error::Config(format!("{}: {msg}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Loads the config chosen by `--conf` or `MRJOB_CONF`; `Ok(None)` when neither is set.
+    pub fn discover(cli_conf: Option<&Path>) -> Result<Option<Self>> {
+        match find_config_path(cli_conf) {
+            Some(path) => Self::load(&path).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Renders the config as TOML.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Checks what serde cannot: non-empty lists, unique ids and names, parseable addresses,
+    /// sizes and timeouts in range.
+    pub fn validate(&self) -> Result<()> {
+        self.validate_namenodes()?;
+        self.validate_hosts()?;
+        parse_addr("jobtracker_addr", &self.jobtracker_addr)?;
+        self.validate_numbers()
+    }
+
+    fn validate_namenodes(&self) -> Result<()> {
+        if self.namenodes.is_empty() {
+            return Err(Error::Config(
+                "at least one [[namenodes]] entry is needed".into(),
+            ));
+        }
+        let mut ids = HashSet::new();
+        for nn in &self.namenodes {
+            if nn.id == 0 {
+                return Err(Error::Config(
+                    "namenode id 0 is reserved; use 1, 2, 3, ...".into(),
+                ));
+            }
+            if !ids.insert(nn.id) {
+                return Err(Error::Config(format!(
+                    "namenode id {} appears twice",
+                    nn.id
+                )));
+            }
+            parse_addr(&format!("namenode {} addr", nn.id), &nn.addr)?;
+            parse_addr(&format!("namenode {} raft_addr", nn.id), &nn.raft_addr)?;
+        }
+        Ok(())
+    }
+
+    fn validate_hosts(&self) -> Result<()> {
+        let mut names = HashSet::new();
+        for host in &self.hosts {
+            if host.name.is_empty() {
+                return Err(Error::Config("a host has an empty name".into()));
+            }
+            if !names.insert(host.name.as_str()) {
+                return Err(Error::Config(format!("host {:?} appears twice", host.name)));
+            }
+            if host.data_dirs.is_empty() {
+                return Err(Error::Config(format!(
+                    "host {:?} has no data_dirs",
+                    host.name
+                )));
+            }
+            parse_addr(&format!("host {:?} addr", host.name), &host.addr)?;
+            parse_addr(
+                &format!("host {:?} worker_addr", host.name),
+                &host.worker_addr,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn validate_numbers(&self) -> Result<()> {
+        let checks: [(bool, &str); 10] = [
+            (
+                self.block_size_bytes >= 512,
+                "block_size_bytes must be at least 512",
+            ),
+            (
+                self.block_size_bytes & 511 == 0,
+                "block_size_bytes must be a multiple of 512",
+            ),
+            (
+                (1..=32).contains(&self.replication),
+                "replication must be in 1..=32",
+            ),
+            (
+                self.heartbeat_interval_ms > 0,
+                "heartbeat_interval_ms must be positive",
+            ),
+            (
+                self.datanode_dead_after_ms > self.heartbeat_interval_ms,
+                "datanode_dead_after_ms must exceed heartbeat_interval_ms",
+            ),
+            (
+                self.lease_hard_limit_ms >= self.lease_soft_limit_ms,
+                "lease_hard_limit_ms must be at least lease_soft_limit_ms",
+            ),
+            (self.raft_tick_ms > 0, "raft_tick_ms must be positive"),
+            (
+                self.raft_heartbeat_ticks > 0
+                    && self.raft_election_ticks > self.raft_heartbeat_ticks,
+                "raft_election_ticks must exceed raft_heartbeat_ticks, which must be positive",
+            ),
+            (self.rpc_timeout_ms > 0, "rpc_timeout_ms must be positive"),
+            (self.max_connections > 0, "max_connections must be positive"),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, msg)) => Err(Error::Config((*msg).into())),
+            None => Ok(()),
+        }
+    }
+
+    /// The namenode with this Raft id.
+    pub fn namenode(&self, id: u64) -> Result<&NamenodeConfig> {
+        self.namenodes
+            .iter()
+            .find(|nn| nn.id == id)
+            .ok_or_else(|| Error::Config(format!("no namenode with id {id} in the config")))
+    }
+
+    /// The host with this name.
+    pub fn host(&self, name: &str) -> Result<&HostConfig> {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .ok_or_else(|| Error::Config(format!("no host named {name:?} in the config")))
+    }
+
+    /// Client RPC addresses of all namenodes, in config order.
+    pub fn namenode_addrs(&self) -> Vec<(u64, SocketAddr)> {
+        // validate() has checked every address parses, so filter_map drops nothing in practice.
+        self.namenodes
+            .iter()
+            .filter_map(|nn| nn.addr.parse().ok().map(|a| (nn.id, a)))
+            .collect()
+    }
+}
+
+fn parse_addr(what: &str, addr: &str) -> Result<SocketAddr> {
+    addr.parse()
+        .map_err(|e| Error::Config(format!("{what} {addr:?} is not an IP:port address: {e}")))
+}
+
+/// The config file to use: `cli_conf` if given, else `$MRJOB_CONF` if set and non-empty.
+pub fn find_config_path(cli_conf: Option<&Path>) -> Option<PathBuf> {
+    if let Some(path) = cli_conf {
+        return Some(path.to_path_buf());
+    }
+    std::env::var_os(CONF_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// A cluster on this machine with the default ports: see [`local_config_with_ports`].
+pub fn local_config(namenodes: usize, hosts: usize, dir: &Path) -> ClusterConfig {
+    local_config_with_ports(namenodes, hosts, dir, LocalPorts::default())
+}
+
+/// Ports used by [`local_config_with_ports`]; tests shift them to run clusters side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalPorts {
+    /// Namenode client RPC port.
+    pub namenode_rpc: u16,
+    /// Namenode Raft port.
+    pub namenode_raft: u16,
+    /// Datanode data-transfer port.
+    pub datanode: u16,
+    /// Worker port.
+    pub worker: u16,
+    /// Jobtracker port.
+    pub jobtracker: u16,
+}
+
+impl Default for LocalPorts {
+    fn default() -> Self {
+        LocalPorts {
+            namenode_rpc: NAMENODE_RPC_PORT,
+            namenode_raft: NAMENODE_RAFT_PORT,
+            datanode: DATANODE_PORT,
+            worker: WORKER_PORT,
+            jobtracker: JOBTRACKER_PORT,
+        }
+    }
+}
+
+impl LocalPorts {
+    /// Five consecutive ports starting at `base`.
+    pub fn from_base(base: u16) -> Self {
+        LocalPorts {
+            namenode_rpc: base,
+            namenode_raft: base + 1,
+            datanode: base + 2,
+            worker: base + 3,
+            jobtracker: base + 4,
+        }
+    }
+}
+
+/// A cluster on this machine: namenode `i` (ids 1..=`namenodes`) on 127.0.0.`i`, host `j`
+/// (names `host1`, ...) on 127.0.1.`j`, two racks alternating, all state under `dir`
+/// (`dir/nn{i}` and `dir/host{j}/data`). Distinct loopback addresses let every daemon keep the
+/// same port, as on real hosts, and let tests kill one "host" without touching another.
+pub fn local_config_with_ports(
+    namenodes: usize,
+    hosts: usize,
+    dir: &Path,
+    ports: LocalPorts,
+) -> ClusterConfig {
+    let namenodes = (1..=namenodes)
+        .map(|i| NamenodeConfig {
+            id: i as u64,
+            addr: format!("127.0.0.{i}:{}", ports.namenode_rpc),
+            raft_addr: format!("127.0.0.{i}:{}", ports.namenode_raft),
+            meta_dir: dir.join(format!("nn{i}")),
+        })
+        .collect();
+    let hosts = (1..=hosts)
+        .map(|j| HostConfig {
+            name: format!("host{j}"),
+            addr: format!("127.0.1.{j}:{}", ports.datanode),
+            rack: format!("/rack{}", 1 + (j - 1) % 2),
+            data_dirs: vec![dir.join(format!("host{j}")).join("data")],
+            worker_addr: format!("127.0.1.{j}:{}", ports.worker),
+            worker_slots: 0,
+            capacity_bytes: 0,
+        })
+        .collect();
+    ClusterConfig {
+        namenodes,
+        hosts,
+        jobtracker_addr: format!("127.0.0.1:{}", ports.jobtracker),
+        ..ClusterConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gets_defaults() {
+        let config = ClusterConfig::parse("").unwrap();
+        assert_eq!(config.block_size_bytes, 64 * 1024 * 1024);
+        assert_eq!(config.replication, 3);
+        assert_eq!(config.heartbeat_interval_ms, 3000);
+    }
+
+    // Checks G7: a typo in a key is an error, not silently ignored.
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = ClusterConfig::parse("replicaton = 2").unwrap_err();
+        assert!(err.to_string().contains("replicaton"), "{err}");
+        let err = ClusterConfig::parse("[[hosts]]\nname = \"a\"\nbogus = 1").unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    // Checks G7: values serde accepts but the cluster cannot use get a clear error.
+    #[test]
+    fn invalid_values_are_rejected() {
+        for (text, needle) in [
+            ("replication = 0", "replication"),
+            ("block_size_bytes = 1000", "block_size_bytes"),
+            ("[[namenodes]]\nid = 0", "id 0"),
+            ("[[namenodes]]\nid = 1\n[[namenodes]]\nid = 1", "twice"),
+            ("[[namenodes]]\nid = 1\naddr = \"nowhere\"", "nowhere"),
+            ("namenodes = []", "namenodes"),
+        ] {
+            let err = ClusterConfig::parse(text).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{err}");
+            assert!(err.to_string().contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn local_config_round_trips_and_validates() {
+        let dir = Path::new("/tmp/x");
+        let config = local_config(3, 4, dir);
+        config.validate().unwrap();
+        assert_eq!(config.namenodes[2].addr, "127.0.0.3:8020");
+        assert_eq!(config.hosts[3].addr, "127.0.1.4:9866");
+        assert_eq!(config.hosts[1].rack, "/rack2");
+        let text = config.to_toml().unwrap();
+        assert_eq!(ClusterConfig::parse(&text).unwrap(), config);
+    }
+
+    #[test]
+    fn cli_conf_wins_over_env() {
+        let path = find_config_path(Some(Path::new("/a.toml")));
+        assert_eq!(path, Some(PathBuf::from("/a.toml")));
+    }
+}

@@ -1,0 +1,140 @@
+//! The `dfs` binary: the daemons (`namenode`, `datanode`), the config generator
+//! (`config local`), a local cluster launcher (`cluster start|stop`), and the shell commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use dfs::shell::{self, ClusterCommand, ShellCommand};
+use dfs::{config, Error};
+
+/// A replicated block filesystem.
+#[derive(Debug, Parser)]
+#[command(name = "dfs", version, about)]
+struct Cli {
+    /// Cluster config file (default: $MRJOB_CONF).
+    #[arg(long, global = true)]
+    conf: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a namenode.
+    Namenode {
+        /// This namenode's Raft id in the config.
+        #[arg(long)]
+        id: u64,
+    },
+    /// Run the datanode of one host.
+    Datanode {
+        /// This host's name in the config.
+        #[arg(long)]
+        host: String,
+    },
+    /// Generate configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Start or stop a local cluster in the background.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    #[command(flatten)]
+    Shell(ShellCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Write DIR/cluster.toml for a cluster on this machine (127.0.0.x / 127.0.1.x addresses).
+    Local {
+        /// Number of namenodes.
+        #[arg(long, default_value_t = 3)]
+        namenodes: usize,
+        /// Number of hosts (datanodes).
+        #[arg(long, default_value_t = 3)]
+        hosts: usize,
+        /// Directory for the config and all state.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let daemon = matches!(
+        cli.command,
+        Command::Namenode { .. } | Command::Datanode { .. }
+    );
+    init_logging(daemon);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dfs: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let what = command_name(&cli.command);
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dfs {what}: {}", shell::describe(&e));
+            ExitCode::from(shell::exit_code(&e) as u8)
+        }
+    }
+}
+
+fn command_name(cmd: &Command) -> String {
+    let debug = format!("{cmd:?}");
+    let inner = debug.strip_prefix("Shell(").unwrap_or(&debug);
+    inner
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or("")
+        .to_lowercase()
+}
+
+fn init_logging(daemon: bool) {
+    // Daemons log at info; the shell stays quiet unless RUST_LOG says otherwise.
+    let default = if daemon { "info" } else { "error" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> dfs::Result<()> {
+    let conf = cli.conf.as_deref();
+    match cli.command {
+        Command::Namenode { id } => dfs::namenode::run(load(conf)?, id).await,
+        Command::Datanode { host } => dfs::datanode::run(load(conf)?, &host).await,
+        Command::Config(ConfigCommand::Local {
+            namenodes,
+            hosts,
+            dir,
+        }) => {
+            dfs::durable::create_dir_durable(&dir)?;
+            let config = config::local_config(namenodes, hosts, &dir);
+            let path = dir.join("cluster.toml");
+            dfs::durable::write_durable(&path, config.to_toml()?.as_bytes())?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::Cluster(cmd) => shell::run_cluster(cmd).await,
+        Command::Shell(cmd) => shell::run(conf, cmd).await,
+    }
+}
+
+fn load(conf: Option<&std::path::Path>) -> dfs::Result<config::ClusterConfig> {
+    config::ClusterConfig::discover(conf)?.ok_or_else(|| {
+        Error::Config(format!(
+            "no cluster configured: pass --conf FILE or set {}",
+            config::CONF_ENV
+        ))
+    })
+}

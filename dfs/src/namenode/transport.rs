@@ -1,0 +1,197 @@
+//! Raft messages between namenodes: raft-rs protobuf bytes, one message per frame, on the
+//! namenodes' `raft_addr` port.
+//!
+//! Outgoing: one task per peer with a bounded queue. Messages are dropped when the queue is
+//! full or the peer is unreachable (Raft retransmits; the driver is told so it can probe).
+//! Incoming: a frame that is too large or does not decode closes that connection only (G7).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft::eraftpb::{Message, MessageType};
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::error::{Error, Result};
+use crate::frame::{read_frame, write_frame};
+use crate::namenode::raft_driver::{
+    decode_raft_message, encode_raft_message, DriverMsg, MessageSink, RaftHandle,
+};
+
+/// Messages queued per peer before new ones are dropped.
+pub const PEER_QUEUE: usize = 4096;
+/// Largest Raft frame (a namespace snapshot travels in one).
+pub const RAFT_FRAME_LIMIT_BYTES: usize = 512 * 1024 * 1024;
+/// Most concurrent incoming Raft connections.
+const MAX_RAFT_CONNECTIONS: usize = 64;
+
+/// The outgoing side: a queue per peer.
+#[derive(Clone)]
+pub struct Transport {
+    peers: Arc<Vec<(u64, mpsc::Sender<Message>)>>,
+}
+
+impl MessageSink for Transport {
+    fn send(&self, msgs: Vec<Message>) {
+        for m in msgs {
+            if let Some((_, tx)) = self.peers.iter().find(|(id, _)| *id == m.to) {
+                // A full queue means the peer is far behind or gone: dropping is what a lossy
+                // network would do, and Raft is built for that.
+                let _ = tx.try_send(m);
+            }
+        }
+    }
+}
+
+impl Transport {
+    /// Starts one sender task per peer. Delivery reports come out of the returned
+    /// [`PeerReports`], which the caller forwards to the driver once it exists (the driver
+    /// needs the transport to be built first).
+    pub fn start(
+        peers: Vec<(u64, SocketAddr)>,
+        connect_timeout: Duration,
+    ) -> (Transport, PeerReports) {
+        let (report_tx, report_rx) = mpsc::unbounded_channel();
+        let senders = peers
+            .into_iter()
+            .map(|(id, addr)| {
+                let (tx, rx) = mpsc::channel(PEER_QUEUE);
+                tokio::spawn(peer_sender(
+                    id,
+                    addr,
+                    rx,
+                    report_tx.clone(),
+                    connect_timeout,
+                ));
+                (id, tx)
+            })
+            .collect();
+        (
+            Transport {
+                peers: Arc::new(senders),
+            },
+            PeerReports { rx: report_rx },
+        )
+    }
+}
+
+/// Delivery reports from the peer senders, to forward to the driver.
+pub struct PeerReports {
+    rx: mpsc::UnboundedReceiver<DriverMsg>,
+}
+
+impl PeerReports {
+    /// Forwards reports to the driver until it stops.
+    pub async fn forward(mut self, handle: RaftHandle) {
+        while let Some(msg) = self.rx.recv().await {
+            if handle.send(msg).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn peer_sender(
+    id: u64,
+    addr: SocketAddr,
+    mut rx: mpsc::Receiver<Message>,
+    reports: mpsc::UnboundedSender<DriverMsg>,
+    connect_timeout: Duration,
+) {
+    let mut conn: Option<BufWriter<TcpStream>> = None;
+    while let Some(msg) = rx.recv().await {
+        let is_snapshot = msg.get_msg_type() == MessageType::MsgSnapshot;
+        if conn.is_none() {
+            conn = connect(addr, connect_timeout).await.ok();
+        }
+        let sent = match conn.as_mut() {
+            Some(w) => send_one(w, &msg, rx.is_empty(), connect_timeout * 4).await,
+            None => Err(Error::Unavailable(format!(
+                "namenode {id} at {addr} unreachable"
+            ))),
+        };
+        if is_snapshot {
+            let _ = reports.send(DriverMsg::SnapshotSent(id, sent.is_ok()));
+        }
+        if let Err(e) = sent {
+            tracing::debug!("raft to {id}: {e}");
+            conn = None;
+            let _ = reports.send(DriverMsg::Unreachable(id));
+            // Drop what piled up meanwhile rather than replaying stale messages.
+            while rx.try_recv().is_ok() {}
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn connect(addr: SocketAddr, timeout: Duration) -> Result<BufWriter<TcpStream>> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| Error::Timeout(format!("connecting to {addr}")))?
+        .map_err(|e| Error::io(format!("connecting to {addr}"), e))?;
+    let _ = stream.set_nodelay(true);
+    Ok(BufWriter::new(stream))
+}
+
+async fn send_one(
+    w: &mut BufWriter<TcpStream>,
+    msg: &Message,
+    flush: bool,
+    timeout: Duration,
+) -> Result<()> {
+    let bytes = encode_raft_message(msg)?;
+    let io = async {
+        write_frame(w, &bytes).await?;
+        if flush {
+            w.flush()
+                .await
+                .map_err(|e| Error::io("flushing raft message", e))?;
+        }
+        Ok(())
+    };
+    tokio::time::timeout(timeout, io)
+        .await
+        .map_err(|_| Error::Timeout("sending raft message".into()))?
+}
+
+/// Accepts Raft connections and feeds their messages to the driver.
+pub async fn serve_raft(listener: TcpListener, handle: RaftHandle, idle_timeout: Duration) {
+    let slots = Arc::new(Semaphore::new(MAX_RAFT_CONNECTIONS));
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            continue;
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            if let Err(e) = raft_connection(stream, &handle, idle_timeout).await {
+                tracing::debug!("raft connection from {peer}: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn raft_connection(
+    stream: TcpStream,
+    handle: &RaftHandle,
+    idle_timeout: Duration,
+) -> Result<()> {
+    let mut reader = BufReader::new(stream);
+    loop {
+        let frame = tokio::time::timeout(
+            idle_timeout,
+            read_frame(&mut reader, RAFT_FRAME_LIMIT_BYTES),
+        )
+        .await
+        .map_err(|_| Error::Timeout("idle raft connection".into()))??;
+        let Some(payload) = frame else { return Ok(()) };
+        let msg = decode_raft_message(&payload)?;
+        handle.send(DriverMsg::Raft(msg)).await?;
+    }
+}

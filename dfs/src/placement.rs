@@ -1,0 +1,357 @@
+//! Pure replica-placement decisions: where a new block's replicas go, which under-replicated
+//! blocks to copy first and where, and which excess or corrupt replicas to delete.
+//!
+//! Nothing here looks at a clock, a socket or the namespace: the leader's block map gathers a
+//! [`NodeView`] per live datanode and a [`BlockHealth`] per block, calls these functions, and
+//! turns the [`Action`]s into heartbeat-reply commands. Ties are broken by a seeded hash so that
+//! tests are reproducible and load still spreads.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::protocol::Block;
+
+/// A live datanode as placement sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeView {
+    /// Host name.
+    pub host: String,
+    /// Rack name.
+    pub rack: String,
+    /// Free space.
+    pub remaining_bytes: u64,
+}
+
+/// One block's replica situation (live datanodes only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockHealth {
+    /// The block.
+    pub block: Block,
+    /// Target replication factor.
+    pub replication: u32,
+    /// Hosts with a good replica.
+    pub good: Vec<String>,
+    /// Hosts with a corrupt or stale replica.
+    pub corrupt: Vec<String>,
+}
+
+/// A decision for the leader to send to datanodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `source` copies `block` to `targets`.
+    Replicate {
+        /// The block.
+        block: Block,
+        /// A host with a good replica.
+        source: String,
+        /// New holders.
+        targets: Vec<String>,
+    },
+    /// `host` deletes its replica of `block`.
+    Delete {
+        /// The holder.
+        host: String,
+        /// The block.
+        block: Block,
+    },
+}
+
+fn mix(seed: u64, s: &str) -> u64 {
+    // FNV-1a over the name, folded with the seed: cheap, stable across runs and platforms.
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for b in s.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+/// Chooses up to `count` new holders among `nodes`.
+///
+/// The writer's host comes first when it is a candidate and the block has no replica yet (a
+/// local write costs no network). Each next pick is on the rack holding the fewest of the
+/// block's replicas so far, so replicas spread over racks and then hosts; among equals, the
+/// seeded hash decides. Hosts in `existing` or `excluded` and nodes with less than
+/// `min_remaining_bytes` free are never chosen.
+pub fn choose_targets(
+    nodes: &[NodeView],
+    count: usize,
+    writer_host: Option<&str>,
+    existing: &[String],
+    excluded: &[String],
+    min_remaining_bytes: u64,
+    seed: u64,
+) -> Vec<String> {
+    let mut taken: HashSet<&str> = existing
+        .iter()
+        .chain(excluded)
+        .map(String::as_str)
+        .collect();
+    let mut rack_load: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in nodes.iter().filter(|n| existing.contains(&n.host)) {
+        *rack_load.entry(n.rack.as_str()).or_default() += 1;
+    }
+    let mut chosen = Vec::new();
+    let usable = |n: &&NodeView| n.remaining_bytes >= min_remaining_bytes;
+    if let Some(w) = writer_host.filter(|_| existing.is_empty() && count > 0) {
+        if let Some(n) = nodes
+            .iter()
+            .filter(usable)
+            .find(|n| n.host == w && !taken.contains(w))
+        {
+            taken.insert(&n.host);
+            *rack_load.entry(&n.rack).or_default() += 1;
+            chosen.push(n.host.clone());
+        }
+    }
+    while chosen.len() < count {
+        let best = nodes
+            .iter()
+            .filter(usable)
+            .filter(|n| !taken.contains(n.host.as_str()))
+            .min_by_key(|n| {
+                (
+                    rack_load.get(n.rack.as_str()).copied().unwrap_or(0),
+                    mix(seed, &n.host),
+                )
+            });
+        let Some(n) = best else { break };
+        taken.insert(&n.host);
+        *rack_load.entry(&n.rack).or_default() += 1;
+        chosen.push(n.host.clone());
+    }
+    chosen
+}
+
+/// Plans re-replication and deletions for the given blocks.
+///
+/// - Under-replicated blocks (some good replica, fewer than the factor) are served fewest good
+///   replicas first, at most `max_replications` of them.
+/// - Corrupt replicas are deleted only once the good ones reach the factor: until then a corrupt
+///   copy is still the last resort for an operator.
+/// - Excess good replicas are deleted from the most crowded rack first.
+pub fn plan(
+    blocks: &[BlockHealth],
+    nodes: &[NodeView],
+    max_replications: usize,
+    min_remaining_bytes: u64,
+    seed: u64,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let mut under: Vec<&BlockHealth> = blocks
+        .iter()
+        .filter(|b| !b.good.is_empty() && b.good.len() < b.replication as usize)
+        .collect();
+    under.sort_by_key(|b| (b.good.len(), b.block.id));
+    for b in under.into_iter().take(max_replications) {
+        let missing = b.replication as usize - b.good.len();
+        let existing: Vec<String> = b.good.iter().chain(&b.corrupt).cloned().collect();
+        let targets = choose_targets(
+            nodes,
+            missing,
+            None,
+            &existing,
+            &[],
+            min_remaining_bytes,
+            seed ^ b.block.id,
+        );
+        if targets.is_empty() {
+            continue;
+        }
+        let source = b
+            .good
+            .iter()
+            .min_by_key(|h| mix(seed ^ b.block.id, h))
+            .expect("good is non-empty")
+            .clone();
+        actions.push(Action::Replicate {
+            block: b.block,
+            source,
+            targets,
+        });
+    }
+    for b in blocks {
+        if b.good.len() >= b.replication as usize {
+            actions.extend(b.corrupt.iter().map(|h| Action::Delete {
+                host: h.clone(),
+                block: b.block,
+            }));
+        }
+        for host in excess(b, nodes) {
+            actions.push(Action::Delete {
+                host,
+                block: b.block,
+            });
+        }
+    }
+    actions
+}
+
+/// Good replicas beyond the factor, taken from the racks with the most replicas.
+fn excess(b: &BlockHealth, nodes: &[NodeView]) -> Vec<String> {
+    let extra = b.good.len().saturating_sub(b.replication as usize);
+    let rack_of = |h: &str| {
+        nodes
+            .iter()
+            .find(|n| n.host == h)
+            .map_or("", |n| n.rack.as_str())
+    };
+    let mut remaining: Vec<&String> = b.good.iter().collect();
+    let mut out = Vec::new();
+    for _ in 0..extra {
+        let mut per_rack: BTreeMap<&str, usize> = BTreeMap::new();
+        for h in &remaining {
+            *per_rack.entry(rack_of(h)).or_default() += 1;
+        }
+        let victim = remaining
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, h)| (per_rack[rack_of(h)], h.as_str()))
+            .map(|(i, _)| i)
+            .expect("extra > 0 means replicas remain");
+        out.push(remaining.remove(victim).clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(n: usize) -> Vec<NodeView> {
+        (1..=n)
+            .map(|i| NodeView {
+                host: format!("h{i}"),
+                rack: format!("r{}", i % 2),
+                remaining_bytes: 1 << 30,
+            })
+            .collect()
+    }
+
+    fn block(id: u64) -> Block {
+        Block {
+            id,
+            gen_stamp: 1,
+            len_bytes: 10,
+        }
+    }
+
+    fn seed() -> u64 {
+        let seed = std::env::var("SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(rand::random);
+        println!("SEED={seed}");
+        seed
+    }
+
+    #[test]
+    fn writer_first_then_other_rack() {
+        let seed = seed();
+        let nodes = nodes(4);
+        let t = choose_targets(&nodes, 3, Some("h2"), &[], &[], 0, seed);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t[0], "h2");
+        let rack = |h: &str| nodes.iter().find(|n| n.host == h).unwrap().rack.clone();
+        assert_ne!(
+            rack(&t[0]),
+            rack(&t[1]),
+            "second replica leaves the writer's rack"
+        );
+        let distinct: HashSet<_> = t.iter().collect();
+        assert_eq!(distinct.len(), 3);
+    }
+
+    #[test]
+    fn never_more_targets_than_usable_nodes() {
+        let seed = seed();
+        let mut nodes = nodes(3);
+        nodes[2].remaining_bytes = 0;
+        let t = choose_targets(&nodes, 3, Some("nowhere"), &[], &["h1".into()], 1, seed);
+        assert_eq!(t, vec!["h2".to_string()]);
+    }
+
+    // Checks G4: the blocks with the fewest live replicas are repaired first.
+    #[test]
+    fn fewest_replicas_first() {
+        let seed = seed();
+        let nodes = nodes(5);
+        let blocks = vec![
+            BlockHealth {
+                block: block(1),
+                replication: 3,
+                good: vec!["h1".into(), "h2".into()],
+                corrupt: vec![],
+            },
+            BlockHealth {
+                block: block(2),
+                replication: 3,
+                good: vec!["h3".into()],
+                corrupt: vec![],
+            },
+            BlockHealth {
+                block: block(3),
+                replication: 3,
+                good: vec![],
+                corrupt: vec!["h4".into()],
+            },
+        ];
+        let actions = plan(&blocks, &nodes, 1, 0, seed);
+        assert_eq!(actions.len(), 1);
+        let Action::Replicate {
+            block,
+            source,
+            targets,
+        } = &actions[0]
+        else {
+            panic!()
+        };
+        assert_eq!((block.id, source.as_str(), targets.len()), (2, "h3", 2));
+        assert!(!targets.contains(&"h3".to_string()));
+        // The block with only a corrupt replica keeps it.
+        let all = plan(&blocks, &nodes, 10, 0, seed);
+        assert!(!all.iter().any(|a| matches!(a, Action::Delete { .. })));
+    }
+
+    // Checks G3: a corrupt replica is deleted only once enough good replicas exist.
+    #[test]
+    fn corrupt_replica_kept_until_enough_good() {
+        let seed = seed();
+        let nodes = nodes(4);
+        let mut b = BlockHealth {
+            block: block(1),
+            replication: 2,
+            good: vec!["h1".into()],
+            corrupt: vec!["h2".into()],
+        };
+        let actions = plan(std::slice::from_ref(&b), &nodes, 10, 0, seed);
+        assert!(
+            matches!(&actions[..], [Action::Replicate { targets, .. }] if !targets.contains(&"h2".to_string()))
+        );
+        b.good.push("h3".into());
+        let actions = plan(&[b], &nodes, 10, 0, seed);
+        assert_eq!(
+            actions,
+            vec![Action::Delete {
+                host: "h2".into(),
+                block: block(1)
+            }]
+        );
+    }
+
+    #[test]
+    fn excess_replicas_leave_the_crowded_rack() {
+        let seed = seed();
+        let nodes = nodes(4); // racks: h1,h3 -> r1; h2,h4 -> r0
+        let b = BlockHealth {
+            block: block(1),
+            replication: 2,
+            good: vec!["h1".into(), "h2".into(), "h3".into()],
+            corrupt: vec![],
+        };
+        let actions = plan(&[b], &nodes, 10, 0, seed);
+        assert_eq!(actions.len(), 1);
+        let Action::Delete { host, .. } = &actions[0] else {
+            panic!()
+        };
+        assert!(host == "h1" || host == "h3", "{host}");
+    }
+}

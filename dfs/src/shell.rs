@@ -1,0 +1,960 @@
+//! The `dfs` shell: `ls`, `mkdir`, `put`, `get`, `cat`, `rm`, `mv`, `stat`, `du`, `setrep`,
+//! `fsck`, `report`, plus `cluster start|stop` for a local cluster in the background.
+//!
+//! Paths are `/path` or `dfs://HOST:PORT/path` (HOST:PORT must be one of the configured
+//! namenodes); the cluster comes from `--conf` or `MRJOB_CONF`. Every failure is one line on
+//! stderr and a non-zero exit code; a progress bar is drawn for long transfers only when stderr
+//! is a terminal.
+//!
+//! A local cluster in the background:
+//!
+//! ```text
+//! dfs cluster start --dir /tmp/dfs --hosts 3   # writes /tmp/dfs/cluster.toml if missing
+//! export MRJOB_CONF=/tmp/dfs/cluster.toml
+//! dfs put big.bin /data/ && dfs ls /data && dfs fsck / && dfs report
+//! dfs cluster stop --dir /tmp/dfs
+//! ```
+//!
+//! `start` runs `dfs namenode` and `dfs datanode` for every entry of the config in their own
+//! process groups, with logs in `DIR/logs/` and pid files in `DIR/pids/`, and returns once a
+//! leader answers and every datanode is live.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Subcommand;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::client::{CreateOptions, DfsClient};
+use crate::config::{self, ClusterConfig};
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::{FileKind, FileStatus, FsckFile};
+
+/// Transfers at least this long get a progress bar (when stderr is a terminal).
+const PROGRESS_MIN_BYTES: u64 = 16 << 20;
+/// Local read buffer for `put`.
+const PUT_BUFFER_BYTES: usize = 4 << 20;
+
+/// The shell's commands.
+#[derive(Debug, Subcommand)]
+pub enum ShellCommand {
+    /// List a directory (or show a file).
+    Ls {
+        /// List subdirectories recursively.
+        #[arg(short = 'R', long)]
+        recursive: bool,
+        /// Paths (default `/`).
+        paths: Vec<String>,
+    },
+    /// Create directories (and missing parents).
+    Mkdir {
+        /// Accepted for familiarity; parents are always created.
+        #[arg(short = 'p')]
+        parents: bool,
+        /// Directories to create.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Copy local files or directories into the filesystem.
+    Put {
+        /// Replace existing files.
+        #[arg(short = 'f', long)]
+        force: bool,
+        /// Replication factor of new files.
+        #[arg(short = 'r', long)]
+        replication: Option<u32>,
+        /// Block size of new files, in bytes.
+        #[arg(long)]
+        block_size_bytes: Option<u64>,
+        /// Local sources, then the destination.
+        #[arg(required = true, num_args = 2..)]
+        args: Vec<String>,
+    },
+    /// Copy a file or directory out of the filesystem.
+    Get {
+        /// Source path.
+        src: String,
+        /// Local destination (file or existing directory).
+        dst: PathBuf,
+    },
+    /// Print files to stdout.
+    Cat {
+        /// Files.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Delete files or directories.
+    Rm {
+        /// Delete non-empty directories.
+        #[arg(short = 'r', short_alias = 'R', long)]
+        recursive: bool,
+        /// Paths.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Rename or move.
+    Mv {
+        /// Source.
+        src: String,
+        /// Destination (an existing directory receives the source under its name).
+        dst: String,
+    },
+    /// Show a path's status.
+    Stat {
+        /// Paths.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Space used under paths.
+    Du {
+        /// One total per argument instead of one line per child.
+        #[arg(short = 's')]
+        summary: bool,
+        /// Paths (default `/`).
+        paths: Vec<String>,
+    },
+    /// Change a file's replication factor.
+    Setrep {
+        /// Wait until every block has this many live replicas.
+        #[arg(short = 'w')]
+        wait: bool,
+        /// New factor.
+        replication: u32,
+        /// Files.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Block health per file: blocks, replicas, missing, corrupt, under-replicated.
+    Fsck {
+        /// Path (default `/`).
+        path: Option<String>,
+        /// Print every block, not only the unhealthy ones.
+        #[arg(long)]
+        blocks: bool,
+    },
+    /// Namenodes with their Raft role and datanodes with their state.
+    Report,
+}
+
+/// Runs one shell command against the configured cluster.
+pub async fn run(conf: Option<&Path>, cmd: ShellCommand) -> Result<()> {
+    let config = ClusterConfig::discover(conf)?.ok_or_else(|| {
+        Error::Config(format!(
+            "no cluster configured: pass --conf FILE or set {}",
+            config::CONF_ENV
+        ))
+    })?;
+    let shell = Shell {
+        client: DfsClient::new(config.clone()),
+        config,
+    };
+    shell.dispatch(cmd).await
+}
+
+struct Shell {
+    client: DfsClient,
+    config: ClusterConfig,
+}
+
+impl Shell {
+    async fn dispatch(&self, cmd: ShellCommand) -> Result<()> {
+        match cmd {
+            ShellCommand::Ls { recursive, paths } => self.ls(paths, recursive).await,
+            ShellCommand::Mkdir { paths, .. } => {
+                for p in paths {
+                    self.client.mkdirs(&self.path(&p)?).await?;
+                }
+                Ok(())
+            }
+            ShellCommand::Put {
+                force,
+                replication,
+                block_size_bytes,
+                args,
+            } => {
+                let opts = CreateOptions {
+                    overwrite: force,
+                    replication,
+                    block_size_bytes,
+                };
+                self.put(args, opts).await
+            }
+            ShellCommand::Get { src, dst } => self.get(&self.path(&src)?, &dst).await,
+            ShellCommand::Cat { paths } => self.cat(paths).await,
+            ShellCommand::Rm { recursive, paths } => self.rm(paths, recursive).await,
+            ShellCommand::Mv { src, dst } => self.mv(&src, &dst).await,
+            ShellCommand::Stat { paths } => self.stat(paths).await,
+            ShellCommand::Du { summary, paths } => self.du(paths, summary).await,
+            ShellCommand::Setrep {
+                wait,
+                replication,
+                paths,
+            } => self.setrep(paths, replication, wait).await,
+            ShellCommand::Fsck { path, blocks } => {
+                let p = self.path(path.as_deref().unwrap_or("/"))?;
+                self.fsck(&p, blocks).await
+            }
+            ShellCommand::Report => self.report().await,
+        }
+    }
+
+    /// Accepts `/path` or `dfs://HOST:PORT/path` naming one of our namenodes.
+    fn path(&self, arg: &str) -> Result<String> {
+        resolve_path(&self.config, arg)
+    }
+
+    async fn ls(&self, paths: Vec<String>, recursive: bool) -> Result<()> {
+        let paths = if paths.is_empty() {
+            vec!["/".into()]
+        } else {
+            paths
+        };
+        let mut out = std::io::stdout().lock();
+        for p in paths {
+            let mut todo = vec![self.path(&p)?];
+            while let Some(dir) = todo.pop() {
+                let entries = self.client.list(&dir).await?;
+                for e in &entries {
+                    writeln!(out, "{}", format_status(e)).map_err(stdout_err)?;
+                }
+                if recursive {
+                    todo.extend(
+                        entries
+                            .iter()
+                            .rev()
+                            .filter(|e| e.kind == FileKind::Dir && e.path != dir)
+                            .map(|e| e.path.clone()),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn put(&self, mut args: Vec<String>, opts: CreateOptions) -> Result<()> {
+        let dst = self.path(&args.pop().expect("clap requires two arguments"))?;
+        let dst_is_dir = matches!(self.client.stat(&dst).await, Ok(s) if s.kind == FileKind::Dir);
+        if args.len() > 1 && !dst_is_dir {
+            return Err(Error::WrongKind(format!(
+                "{dst}: several sources need an existing directory as destination"
+            )));
+        }
+        for src in args {
+            let src = PathBuf::from(src);
+            let name = src
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| Error::InvalidPath {
+                    path: src.display().to_string(),
+                    reason: "has no file name".into(),
+                })?;
+            let target = if dst_is_dir {
+                join(&dst, &name)
+            } else {
+                dst.clone()
+            };
+            let meta =
+                std::fs::metadata(&src).map_err(|e| Error::io(format!("{}", src.display()), e))?;
+            if meta.is_dir() {
+                self.put_dir(&src, &target, &opts).await?;
+            } else {
+                self.put_file(&src, &target, &opts).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn put_dir(&self, src: &Path, dst: &str, opts: &CreateOptions) -> Result<()> {
+        self.client.mkdirs(dst).await?;
+        let mut entries: Vec<_> = std::fs::read_dir(src)
+            .map_err(|e| Error::io(format!("{}", src.display()), e))?
+            .filter_map(|e| e.ok())
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            let target = join(dst, &name);
+            if path.is_dir() {
+                Box::pin(self.put_dir(&path, &target, opts)).await?;
+            } else {
+                self.put_file(&path, &target, opts).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn put_file(&self, src: &Path, dst: &str, opts: &CreateOptions) -> Result<()> {
+        let io = |e| Error::io(format!("{}", src.display()), e);
+        let mut file = tokio::fs::File::open(src).await.map_err(io)?;
+        let len = file.metadata().await.map_err(io)?.len();
+        let bar = progress(len, &format!("put {dst}"));
+        let mut w = self.client.create(dst, opts.clone()).await?;
+        let mut buf = vec![0u8; PUT_BUFFER_BYTES];
+        loop {
+            let n = file.read(&mut buf).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            w.write(&buf[..n]).await?;
+            if let Some(b) = &bar {
+                b.inc(n as u64);
+            }
+        }
+        w.close().await?;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        Ok(())
+    }
+
+    async fn get(&self, src: &str, dst: &Path) -> Result<()> {
+        let status = self.client.stat(src).await?;
+        let name = src
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("root");
+        let target = if dst.is_dir() {
+            dst.join(name)
+        } else {
+            dst.to_path_buf()
+        };
+        match status.kind {
+            FileKind::File => self.get_file(src, &target).await,
+            FileKind::Dir => self.get_dir(src, &target).await,
+        }
+    }
+
+    async fn get_dir(&self, src: &str, dst: &Path) -> Result<()> {
+        std::fs::create_dir_all(dst).map_err(|e| Error::io(format!("{}", dst.display()), e))?;
+        for entry in self.client.list(src).await? {
+            let name = entry.path.rsplit('/').next().unwrap_or("").to_string();
+            let target = dst.join(&name);
+            match entry.kind {
+                FileKind::File => self.get_file(&entry.path, &target).await?,
+                FileKind::Dir => Box::pin(self.get_dir(&entry.path, &target)).await?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_file(&self, src: &str, dst: &Path) -> Result<()> {
+        let io = |e| Error::io(format!("{}", dst.display()), e);
+        let mut reader = self.client.open(src).await?;
+        let bar = progress(reader.len_bytes(), &format!("get {src}"));
+        let mut out = tokio::fs::File::create(dst).await.map_err(io)?;
+        loop {
+            let chunk = reader.next_chunk().await?;
+            if chunk.is_empty() {
+                break;
+            }
+            out.write_all(&chunk).await.map_err(io)?;
+            if let Some(b) = &bar {
+                b.inc(chunk.len() as u64);
+            }
+        }
+        out.flush().await.map_err(io)?;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        Ok(())
+    }
+
+    async fn cat(&self, paths: Vec<String>) -> Result<()> {
+        let mut stdout = tokio::io::stdout();
+        for p in paths {
+            let mut reader = self.client.open(&self.path(&p)?).await?;
+            loop {
+                let chunk = reader.next_chunk().await?;
+                if chunk.is_empty() {
+                    break;
+                }
+                stdout.write_all(&chunk).await.map_err(stdout_err)?;
+            }
+        }
+        stdout.flush().await.map_err(stdout_err)
+    }
+
+    async fn rm(&self, paths: Vec<String>, recursive: bool) -> Result<()> {
+        for p in paths {
+            let p = self.path(&p)?;
+            if !self.client.delete(&p, recursive).await? {
+                return Err(Error::NotFound(p));
+            }
+        }
+        Ok(())
+    }
+
+    async fn mv(&self, src: &str, dst: &str) -> Result<()> {
+        let src = self.path(src)?;
+        let mut dst = self.path(dst)?;
+        if matches!(self.client.stat(&dst).await, Ok(s) if s.kind == FileKind::Dir) {
+            let name = src.rsplit('/').next().unwrap_or("");
+            dst = join(&dst, name);
+        }
+        self.client.rename(&src, &dst).await
+    }
+
+    async fn stat(&self, paths: Vec<String>) -> Result<()> {
+        for p in paths {
+            let s = self.client.stat(&self.path(&p)?).await?;
+            println!("path: {}", s.path);
+            println!(
+                "kind: {}",
+                if s.kind == FileKind::Dir {
+                    "directory"
+                } else {
+                    "file"
+                }
+            );
+            println!("length: {}", s.len_bytes);
+            if s.kind == FileKind::File {
+                println!("replication: {}", s.replication);
+                println!("block size: {}", s.block_size_bytes);
+                println!("blocks: {}", s.count);
+                println!("under construction: {}", s.under_construction);
+            } else {
+                println!("children: {}", s.count);
+            }
+            println!("modified: {}", format_time(s.mtime_ms));
+        }
+        Ok(())
+    }
+
+    async fn du(&self, paths: Vec<String>, summary: bool) -> Result<()> {
+        let paths = if paths.is_empty() {
+            vec!["/".into()]
+        } else {
+            paths
+        };
+        for p in paths {
+            let p = self.path(&p)?;
+            let targets: Vec<String> = if summary {
+                vec![p]
+            } else {
+                self.client
+                    .list(&p)
+                    .await?
+                    .into_iter()
+                    .map(|s| s.path)
+                    .collect()
+            };
+            for t in targets {
+                let s = self.client.du(&t).await?;
+                println!("{:<14} {:<14} {t}", s.len_bytes, s.raw_len_bytes);
+            }
+        }
+        Ok(())
+    }
+
+    async fn setrep(&self, paths: Vec<String>, replication: u32, wait: bool) -> Result<()> {
+        let paths: Vec<String> = paths.iter().map(|p| self.path(p)).collect::<Result<_>>()?;
+        for p in &paths {
+            self.client.set_replication(p, replication).await?;
+            println!("replication of {p} set to {replication}");
+        }
+        if !wait {
+            return Ok(());
+        }
+        for p in &paths {
+            loop {
+                let files = self.client.fsck(p).await?;
+                let done = files.iter().all(|f| {
+                    f.blocks
+                        .iter()
+                        .all(|b| b.live.len() == replication as usize)
+                });
+                if done {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn fsck(&self, path: &str, all_blocks: bool) -> Result<()> {
+        let files = self.client.fsck(path).await?;
+        let mut totals = FsckTotals::default();
+        let mut out = std::io::stdout().lock();
+        for f in &files {
+            for line in fsck_lines(f, all_blocks, &mut totals) {
+                writeln!(out, "{line}").map_err(stdout_err)?;
+            }
+        }
+        let status = if totals.missing > 0 {
+            "CORRUPT"
+        } else if totals.under > 0 || totals.corrupt > 0 {
+            "DEGRADED"
+        } else {
+            "HEALTHY"
+        };
+        writeln!(
+            out,
+            "files: {}  blocks: {}  missing: {}  with corrupt replicas: {}  under-replicated: {}\nstatus: {status}",
+            files.len(),
+            totals.blocks,
+            totals.missing,
+            totals.corrupt,
+            totals.under
+        )
+        .map_err(stdout_err)?;
+        if totals.missing > 0 {
+            return Err(Error::Corrupt {
+                block: 0,
+                replica: "fsck".into(),
+                detail: format!(
+                    "{} block(s) under {path} have no live good replica",
+                    totals.missing
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    async fn report(&self) -> Result<()> {
+        println!("namenodes:");
+        for (id, status) in self.client.namenode_statuses().await {
+            let addr = self
+                .config
+                .namenode(id)
+                .map(|n| n.addr.clone())
+                .unwrap_or_default();
+            match status {
+                Ok(s) => println!(
+                    "  {id} {addr:<22} {:<12} term {} leader {} commit {} applied {} snapshot {} inodes {}",
+                    format!("{:?}", s.role),
+                    s.term,
+                    s.leader_id,
+                    s.commit_index,
+                    s.applied_index,
+                    s.snapshot_index,
+                    s.inodes
+                ),
+                Err(e) => println!("  {id} {addr:<22} unreachable: {e}"),
+            }
+        }
+        let nodes = self.client.datanode_report().await?;
+        let live = nodes.iter().filter(|d| d.live).count();
+        println!("datanodes: {live} live, {} dead", nodes.len() - live);
+        for d in nodes {
+            let seen = if d.last_heartbeat_ago_ms == u64::MAX {
+                "never".to_string()
+            } else {
+                format!("{:.1}s ago", d.last_heartbeat_ago_ms as f64 / 1000.0)
+            };
+            println!(
+                "  {:<10} {:<22} {:<8} {:<4} capacity {} used {} remaining {} blocks {} transfers {} heartbeat {seen}",
+                d.node.host,
+                d.node.addr,
+                d.node.rack,
+                if d.live { "live" } else { "dead" },
+                human(d.usage.capacity_bytes),
+                human(d.usage.used_bytes),
+                human(d.usage.remaining_bytes),
+                d.blocks,
+                d.usage.active_transfers
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct FsckTotals {
+    blocks: u64,
+    missing: u64,
+    corrupt: u64,
+    under: u64,
+}
+
+fn fsck_lines(f: &FsckFile, all_blocks: bool, totals: &mut FsckTotals) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut bad = 0;
+    for (i, b) in f.blocks.iter().enumerate() {
+        totals.blocks += 1;
+        let state = if b.live.is_empty() {
+            totals.missing += 1;
+            "MISSING"
+        } else if !b.corrupt.is_empty() {
+            totals.corrupt += 1;
+            "CORRUPT-REPLICA"
+        } else if b.live.len() < f.replication as usize {
+            totals.under += 1;
+            "UNDER-REPLICATED"
+        } else {
+            "OK"
+        };
+        if state != "OK" {
+            bad += 1;
+        }
+        if all_blocks || state != "OK" {
+            lines.push(format!(
+                "  block {i} id {} gen {} len {}: {state} live {}/{} [{}]{}",
+                b.block.id,
+                b.block.gen_stamp,
+                b.block.len_bytes,
+                b.live.len(),
+                f.replication,
+                b.live.join(","),
+                if b.corrupt.is_empty() {
+                    String::new()
+                } else {
+                    format!(" corrupt [{}]", b.corrupt.join(","))
+                }
+            ));
+        }
+    }
+    let verdict = if bad == 0 { "OK" } else { "UNHEALTHY" };
+    lines.insert(
+        0,
+        format!(
+            "{}: {} block(s), replication {}: {verdict}",
+            f.path,
+            f.blocks.len(),
+            f.replication
+        ),
+    );
+    lines
+}
+
+/// Turns a shell argument into a filesystem path: `/path` as is, `dfs://HOST:PORT/path` after
+/// checking that HOST:PORT is one of the cluster's namenodes.
+pub fn resolve_path(config: &ClusterConfig, arg: &str) -> Result<String> {
+    let Some(rest) = arg.strip_prefix("dfs://") else {
+        return Ok(arg.to_string());
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if !authority.is_empty() && !config.namenodes.iter().any(|n| n.addr == authority) {
+        return Err(Error::InvalidPath {
+            path: arg.to_string(),
+            reason: format!("{authority} is not a namenode of the configured cluster"),
+        });
+    }
+    Ok(path.to_string())
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+fn stdout_err(e: std::io::Error) -> Error {
+    Error::io("writing to stdout", e)
+}
+
+fn format_status(s: &FileStatus) -> String {
+    let (kind, rep) = match s.kind {
+        FileKind::Dir => ("d", "-".to_string()),
+        FileKind::File => ("-", s.replication.to_string()),
+    };
+    let uc = if s.under_construction { " (open)" } else { "" };
+    format!(
+        "{kind} {rep:>3} {:>14} {} {}{uc}",
+        s.len_bytes,
+        format_time(s.mtime_ms),
+        s.path
+    )
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC, without a date crate.
+fn format_time(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Civil-from-days (Howard Hinnant's algorithm), for dates after 1970.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}")
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1}{}", UNITS[u])
+}
+
+fn progress(len: u64, what: &str) -> Option<indicatif::ProgressBar> {
+    if len < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    Some(bar)
+}
+
+/// The one-line message for an error: a remote error shows the peer's message without the
+/// wire-kind prefix, which only matters to programs.
+pub fn describe(err: &Error) -> String {
+    match err {
+        Error::Remote { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The exit code for an error: 2 for bad input, 1 for everything else.
+pub fn exit_code(err: &Error) -> i32 {
+    match err.kind() {
+        ErrorKind::InvalidPath | ErrorKind::Config => 2,
+        _ => 1,
+    }
+}
+
+/// Seconds since the epoch, for log file names.
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `dfs cluster start|stop`: a local cluster in the background.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Start the namenodes and datanodes of `DIR/cluster.toml` in the background (writing the
+    /// config first with `dfs config local` defaults when it does not exist), then wait until a
+    /// leader answers and every datanode is live.
+    Start {
+        /// Cluster directory (config, state, logs, pid files).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Namenodes, when the config is generated.
+        #[arg(long, default_value_t = 3)]
+        namenodes: usize,
+        /// Hosts (datanodes), when the config is generated.
+        #[arg(long, default_value_t = 3)]
+        hosts: usize,
+        /// Give up waiting for health after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        wait_secs: u64,
+    },
+    /// Stop the processes started by `cluster start --dir DIR` (SIGTERM, then SIGKILL).
+    Stop {
+        /// Cluster directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+/// Runs `dfs cluster start|stop`.
+pub async fn run_cluster(cmd: ClusterCommand) -> Result<()> {
+    match cmd {
+        ClusterCommand::Start {
+            dir,
+            namenodes,
+            hosts,
+            wait_secs,
+        } => cluster_start(&dir, namenodes, hosts, Duration::from_secs(wait_secs)).await,
+        ClusterCommand::Stop { dir } => cluster_stop(&dir),
+    }
+}
+
+async fn cluster_start(dir: &Path, namenodes: usize, hosts: usize, wait: Duration) -> Result<()> {
+    let conf_path = dir.join("cluster.toml");
+    if !conf_path.exists() {
+        crate::durable::create_dir_durable(dir)?;
+        let config = config::local_config(namenodes, hosts, dir);
+        crate::durable::write_durable(&conf_path, config.to_toml()?.as_bytes())?;
+    }
+    let config = ClusterConfig::load(&conf_path)?;
+    let exe = std::env::current_exe().map_err(|e| Error::io("finding the dfs binary", e))?;
+    let logs = dir.join("logs");
+    let pids = dir.join("pids");
+    for d in [&logs, &pids] {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(format!("{}", d.display()), e))?;
+    }
+    for nn in &config.namenodes {
+        let args = vec!["namenode".into(), "--id".into(), nn.id.to_string()];
+        spawn_daemon(
+            &exe,
+            &conf_path,
+            &args,
+            &format!("nn{}", nn.id),
+            &logs,
+            &pids,
+        )?;
+    }
+    for h in &config.hosts {
+        let args = vec!["datanode".into(), "--host".into(), h.name.clone()];
+        spawn_daemon(&exe, &conf_path, &args, &h.name, &logs, &pids)?;
+    }
+    eprintln!(
+        "started {} namenodes and {} datanodes; logs in {}",
+        config.namenodes.len(),
+        config.hosts.len(),
+        logs.display()
+    );
+    wait_healthy(&config, wait).await?;
+    eprintln!(
+        "cluster is up: export {}={}",
+        config::CONF_ENV,
+        conf_path.display()
+    );
+    Ok(())
+}
+
+fn spawn_daemon(
+    exe: &Path,
+    conf: &Path,
+    args: &[String],
+    name: &str,
+    logs: &Path,
+    pids: &Path,
+) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let pid_file = pids.join(format!("{name}.pid"));
+    if let Some(pid) = read_pid(&pid_file) {
+        if process_alive(pid) {
+            eprintln!("{name} already running (pid {pid})");
+            return Ok(());
+        }
+    }
+    let log_path = logs.join(format!("{name}.log"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| Error::io(format!("{}", log_path.display()), e))?;
+    let err_log = log
+        .try_clone()
+        .map_err(|e| Error::io(format!("{}", log_path.display()), e))?;
+    let child = std::process::Command::new(exe)
+        .arg("--conf")
+        .arg(conf)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(err_log)
+        // Own process group: the daemon outlives this command and the terminal's job control.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Error::io(format!("starting {name}"), e))?;
+    std::fs::write(&pid_file, format!("{}\n", child.id()))
+        .map_err(|e| Error::io(format!("{}", pid_file.display()), e))?;
+    tracing::debug!(
+        name,
+        pid = child.id(),
+        started_at = now_secs(),
+        "daemon started"
+    );
+    Ok(())
+}
+
+async fn wait_healthy(config: &ClusterConfig, wait: Duration) -> Result<()> {
+    let client = DfsClient::new(config.clone());
+    let deadline = Instant::now() + wait;
+    loop {
+        let live = match client.datanode_report().await {
+            Ok(nodes) => nodes.iter().filter(|d| d.live).count(),
+            Err(_) => 0,
+        };
+        if live >= config.hosts.len() && client.stat("/").await.is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Timeout(format!(
+                "cluster not healthy after {}s ({live}/{} datanodes live); see the logs",
+                wait.as_secs(),
+                config.hosts.len()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn cluster_stop(dir: &Path) -> Result<()> {
+    let pids = dir.join("pids");
+    let entries =
+        std::fs::read_dir(&pids).map_err(|e| Error::io(format!("{}", pids.display()), e))?;
+    let mut running = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if let Some(pid) = read_pid(&path) {
+            if process_alive(pid) {
+                signal(pid, "TERM");
+                running.push(pid);
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running.iter().any(|p| process_alive(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for pid in running.iter().filter(|p| process_alive(**p)) {
+        signal(*pid, "KILL");
+    }
+    eprintln!("stopped {} processes", running.len());
+    Ok(())
+}
+
+fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Whether `pid` is a live (non-zombie) process, from /proc, so no unsafe `kill(2)` is needed.
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dfs_urls_resolve_against_the_config() {
+        let config = config::local_config(3, 3, Path::new("/tmp/c"));
+        assert_eq!(resolve_path(&config, "/a/b").unwrap(), "/a/b");
+        assert_eq!(
+            resolve_path(&config, "dfs://127.0.0.2:8020/a").unwrap(),
+            "/a"
+        );
+        assert_eq!(resolve_path(&config, "dfs://127.0.0.2:8020").unwrap(), "/");
+        assert_eq!(resolve_path(&config, "dfs:///x").unwrap(), "/x");
+        assert!(resolve_path(&config, "dfs://10.0.0.1:1/a").is_err());
+    }
+
+    #[test]
+    fn times_format_in_utc() {
+        assert_eq!(format_time(0), "1970-01-01 00:00");
+        assert_eq!(format_time(1_700_000_000_000), "2023-11-14 22:13");
+    }
+}

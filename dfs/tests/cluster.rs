@@ -1,0 +1,305 @@
+//! The whole filesystem as real processes: three Raft namenodes and 3-4 datanodes on
+//! 127.0.0.x / 127.0.1.x, tiny blocks, short timeouts. The data-path bodies (`common::scenarios`)
+//! are shared with `data_path.rs`, which runs them on a fake namenode; the tests here add what needs the real
+//! namenode: re-replication, replacement of corrupt replicas, restarts.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::scenarios as data_path;
+use common::*;
+use dfs::client::DfsClient;
+
+const LIMIT: Duration = Duration::from_secs(150);
+
+/// Waits until every block under `path` has at least `n` live good replicas, none on
+/// `not_on`, and no corrupt replica left; panics after `within`.
+async fn must_wait_replicated(
+    client: &DfsClient,
+    path: &str,
+    n: usize,
+    not_on: Option<&str>,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let files = client.fsck(path).await;
+        let healthy = files.as_ref().is_ok_and(|files| {
+            files.iter().all(|f| {
+                f.blocks.iter().all(|b| {
+                    let good = b.live.iter().filter(|h| Some(h.as_str()) != not_on).count();
+                    good >= n && b.corrupt.is_empty()
+                })
+            })
+        });
+        if healthy {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} not back to {n} good replicas within {within:?}: {files:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+// Checks G2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_get_round_trip() {
+    let seed = test_seed();
+    bounded(LIMIT, async {
+        let cluster = Cluster::start(Harness::Real, 3).await;
+        data_path::round_trip(&cluster, seed).await;
+    })
+    .await;
+}
+
+// Checks G2 and G4: a datanode SIGKILLed mid-write; close succeeds with the right bytes, and
+// the namenode brings every block back to three live replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_datanode_mid_write() {
+    let seed = test_seed();
+    bounded(LIMIT, async {
+        let mut cluster = Cluster::start(Harness::Real, 4).await;
+        let (data, victim) = data_path::kill_datanode_mid_write(&mut cluster, seed).await;
+        let client = cluster.client();
+        must_wait_replicated(
+            &client,
+            "/killed-mid-write",
+            3,
+            Some(&victim),
+            Duration::from_secs(60),
+        )
+        .await;
+        must_equal(
+            &must_read(&client, "/killed-mid-write").await,
+            &data,
+            "after re-replication",
+        );
+    })
+    .await;
+}
+
+// Checks G4: SIGKILL a datanode holding replicas; every block returns to three live replicas
+// and the file reads back intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_datanode_holding_replicas() {
+    let seed = test_seed();
+    bounded(LIMIT, async {
+        let mut cluster = Cluster::start(Harness::Real, 4).await;
+        let client = cluster.client();
+        let data = seeded_bytes(seed, BLOCK * 5 + 123);
+        must_put(&client, "/held", &data).await;
+        let blocks = client.block_locations("/held").await.unwrap();
+        let victim = blocks.blocks[0].locations[0].host.clone();
+        cluster.kill_datanode(&victim);
+        must_wait_replicated(&client, "/held", 3, Some(&victim), Duration::from_secs(60)).await;
+        must_equal(
+            &must_read(&client, "/held").await,
+            &data,
+            "after losing a datanode",
+        );
+    })
+    .await;
+}
+
+// Checks G3: a flipped byte in a stored replica: reads return the right bytes, the replica is
+// reported, and the namenode replaces it with a good one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_replica_is_replaced() {
+    let seed = test_seed();
+    bounded(LIMIT, async {
+        let cluster = Cluster::start(Harness::Real, 4).await;
+        let (path, block, victim) = data_path::corrupt_one_replica(&cluster, seed).await;
+        let client = cluster.client();
+        must_wait_replicated(&client, &path, 3, None, Duration::from_secs(60)).await;
+        // The corrupt copy is gone from disk (deleted, or replaced by a good one).
+        let data = must_read(&client, &path).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let on_disk = cluster
+                .replica_file(&victim, block)
+                .map(|f| std::fs::read(f).unwrap());
+            match on_disk {
+                None => break,
+                Some(bytes) if bytes == data[..bytes.len().min(data.len())] => break,
+                Some(_) => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "corrupt replica of block {block} still on {victim}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+}
+
+// Checks G3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_all_replicas_fails_cleanly() {
+    let seed = test_seed();
+    bounded(LIMIT, async {
+        let cluster = Cluster::start(Harness::Real, 3).await;
+        data_path::corrupt_all_replicas(&cluster, seed).await;
+    })
+    .await;
+}
+
+// Checks G7.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_to_datanode() {
+    let seed = test_seed();
+    bounded(LIMIT, async {
+        let cluster = Cluster::start(Harness::Real, 3).await;
+        data_path::garbage_to_datanode(&cluster, seed).await;
+    })
+    .await;
+}
+
+// Checks G1 and G2: SIGKILL every namenode and datanode, restart them all, and every file and
+// directory written before is there with the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_everything() {
+    let seed = test_seed();
+    bounded(LIMIT, async {
+        let mut cluster = Cluster::start(Harness::Real, 3).await;
+        let client = cluster.client();
+        client.mkdirs("/keep/deep/dir").await.unwrap();
+        let mut files = Vec::new();
+        for (i, len) in [0, 700, BLOCK * 2 + 5].into_iter().enumerate() {
+            let data = seeded_bytes(seed + i as u64, len);
+            let path = format!("/keep/f{i}");
+            must_put(&client, &path, &data).await;
+            files.push((path, data));
+        }
+        cluster.kill_all();
+        for id in cluster.namenode_ids() {
+            cluster.start_namenode(id);
+        }
+        for h in cluster.host_names() {
+            cluster.start_datanode(&h);
+        }
+        cluster.must_wait_live(3, Duration::from_secs(30)).await;
+        let client = cluster.client();
+        assert!(client.exists("/keep/deep/dir").await.unwrap());
+        for (path, data) in &files {
+            must_equal(&must_read(&client, path).await, data, path);
+        }
+        let out = cluster.dfs(&["fsck", "/keep"]);
+        assert!(
+            out.status.success(),
+            "fsck: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    })
+    .await;
+}
+
+// Checks G7: the shell gives one-line errors and non-zero exit codes for bad input, and its
+// listing, stat, du, mv, rm and report work against a real cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shell_commands() {
+    bounded(LIMIT, async {
+        let cluster = Cluster::start(Harness::Real, 3).await;
+        let ok = |args: &[&str]| {
+            let out = cluster.dfs(args);
+            assert!(
+                out.status.success(),
+                "dfs {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let fails = |args: &[&str]| {
+            let out = cluster.dfs(args);
+            assert!(!out.status.success(), "dfs {args:?} should fail");
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(
+                err.trim().lines().count(),
+                1,
+                "one-line error for {args:?}: {err}"
+            );
+            err
+        };
+        let local = cluster.dir.path().join("tree");
+        std::fs::create_dir_all(local.join("sub")).unwrap();
+        std::fs::write(local.join("a.txt"), b"hello\n").unwrap();
+        std::fs::write(local.join("sub/b.txt"), b"world\n").unwrap();
+        ok(&["mkdir", "/up"]);
+        ok(&["put", local.to_str().unwrap(), "/up"]);
+        assert_eq!(
+            ok(&["cat", "/up/tree/a.txt", "/up/tree/sub/b.txt"]),
+            "hello\nworld\n"
+        );
+        let listing = ok(&["ls", "-R", "/up"]);
+        assert!(listing.contains("/up/tree/sub/b.txt"), "{listing}");
+        ok(&["mv", "/up/tree/a.txt", "/up/a2.txt"]);
+        assert!(ok(&["stat", "/up/a2.txt"]).contains("length: 6"));
+        assert!(ok(&["du", "-s", "/up"]).starts_with("12 "));
+        fails(&["rm", "/up/tree"]);
+        ok(&["rm", "-r", "/up/tree"]);
+        fails(&["cat", "/up/tree/sub/b.txt"]);
+        fails(&["ls", "relative/path"]);
+        fails(&["ls", "dfs://10.9.9.9:1/x"]);
+        let back = cluster.dir.path().join("back");
+        std::fs::create_dir_all(&back).unwrap();
+        ok(&["get", "/up", back.to_str().unwrap()]);
+        assert_eq!(std::fs::read(back.join("up/a2.txt")).unwrap(), b"hello\n");
+        let report = ok(&["report"]);
+        assert!(
+            report.contains("Leader") && report.contains("3 live"),
+            "{report}"
+        );
+        ok(&["setrep", "-w", "2", "/up/a2.txt"]);
+        assert!(ok(&["fsck", "/up", "--blocks"]).contains("HEALTHY"));
+    })
+    .await;
+}
+
+// Checks G3: the background scanner finds a corrupt replica nobody reads; the namenode
+// replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanner_reports_unread_corruption() {
+    let seed = test_seed();
+    bounded(LIMIT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path(), 3, 4);
+        config.scanner_interval_ms = 1_000;
+        let cluster = Cluster::start_with(Harness::Real, dir, config).await;
+        let client = cluster.client();
+        let data = seeded_bytes(seed, 5000);
+        must_put(&client, "/scanned", &data).await;
+        let blocks = client.block_locations("/scanned").await.unwrap();
+        let block = blocks.blocks[0].block.id;
+        let victim = blocks.blocks[0].locations[0].host.clone();
+        let file = cluster.replica_file(&victim, block).unwrap();
+        data_path::flip_byte(&file, 4000);
+        // No read: only the scanner can notice. Wait for the namenode to see it as corrupt,
+        // then for the replica to be replaced.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let files = client.fsck("/scanned").await.unwrap();
+            if files[0].blocks[0].corrupt.contains(&victim) {
+                break;
+            }
+            let gone = cluster.replica_file(&victim, block).is_none();
+            if gone {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "scanner never reported the corrupt replica"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        must_wait_replicated(&client, "/scanned", 3, None, Duration::from_secs(60)).await;
+        must_equal(
+            &must_read(&client, "/scanned").await,
+            &data,
+            "after scanner repair",
+        );
+    })
+    .await;
+}
