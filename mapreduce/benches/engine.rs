@@ -24,7 +24,11 @@ impl Combiner for Sum {
 fn words() -> Vec<Vec<u8>> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let vocab: Vec<Vec<u8>> = (0..30_000)
-        .map(|_| (0..rng.gen_range(2..11)).map(|_| b'a' + rng.gen_range(0..26u8)).collect())
+        .map(|_| {
+            (0..rng.gen_range(2..11))
+                .map(|_| b'a' + rng.gen_range(0..26u8))
+                .collect()
+        })
         .collect();
     (0..200_000)
         .map(|_| vocab[(rng.gen::<f64>().powi(4) * 30_000.0) as usize].clone())

@@ -2,6 +2,7 @@
 //! into one run file with a segment per reduce partition. The local runner and the
 //! distributed worker both run exactly this.
 
+use std::cell::RefCell;
 use std::path::Path;
 
 use crate::counters::Counters;
@@ -16,7 +17,7 @@ use crate::sort_buffer::{CombineBuffer, MapBuffer, SortBuffer};
 /// Collects mapper output into a buffer, spilling when it fills. I/O errors during a spill
 /// are kept and reported when the mapper returns, since `emit` cannot fail.
 struct Collector<'a, B: MapBuffer> {
-    buffer: B,
+    buffer: &'a mut B,
     counters: Counters,
     spills: Vec<RunFile>,
     dir: &'a Path,
@@ -57,6 +58,12 @@ impl<B: MapBuffer> MapEmitter for Collector<'_, B> {
     }
 }
 
+thread_local! {
+    // Each pool thread keeps its map buffers between tasks (see `reconfigure`).
+    static COMBINE_BUFFER: RefCell<Option<CombineBuffer>> = const { RefCell::new(None) };
+    static SORT_BUFFER: RefCell<Option<SortBuffer>> = const { RefCell::new(None) };
+}
+
 /// Runs map task `name` over `split`, writing its output run (and index) into `dir`.
 /// Returns the run and the task's counters.
 pub fn run_map_task(
@@ -67,14 +74,33 @@ pub fn run_map_task(
 ) -> Result<(RunFile, Counters)> {
     let partitions = job.partitions();
     let limit = job.settings.sort_buffer_bytes;
+    let partitioner = job.partitioner.clone();
     match job.active_combiner() {
         Some(c) => {
-            let buffer = CombineBuffer::new(limit, c.clone(), job.partitioner.clone(), partitions);
-            map_into(job, split, dir, name, buffer)
+            let mut buffer = match COMBINE_BUFFER.with(|b| b.borrow_mut().take()) {
+                Some(mut b) => {
+                    b.reconfigure(limit, c.clone(), partitioner, partitions);
+                    b
+                }
+                None => CombineBuffer::new(limit, c.clone(), partitioner, partitions),
+            };
+            let r = map_into(job, split, dir, name, &mut buffer);
+            buffer.clear();
+            COMBINE_BUFFER.with(|b| *b.borrow_mut() = Some(buffer));
+            r
         }
         None => {
-            let buffer = SortBuffer::new(limit, job.partitioner.clone(), partitions);
-            map_into(job, split, dir, name, buffer)
+            let mut buffer = match SORT_BUFFER.with(|b| b.borrow_mut().take()) {
+                Some(mut b) => {
+                    b.reconfigure(limit, partitioner, partitions);
+                    b
+                }
+                None => SortBuffer::new(limit, partitioner, partitions),
+            };
+            let r = map_into(job, split, dir, name, &mut buffer);
+            buffer.clear();
+            SORT_BUFFER.with(|b| *b.borrow_mut() = Some(buffer));
+            r
         }
     }
 }
@@ -84,7 +110,7 @@ fn map_into<B: MapBuffer>(
     split: &Split,
     dir: &Path,
     name: &str,
-    buffer: B,
+    buffer: &mut B,
 ) -> Result<(RunFile, Counters)> {
     let mut c = Collector {
         buffer,

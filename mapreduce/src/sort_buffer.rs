@@ -50,6 +50,8 @@ pub trait MapBuffer {
     fn is_empty(&self) -> bool;
     /// Sorts what is buffered and writes it as a run at `path`, then empties the buffer.
     fn spill(&mut self, path: &Path, counters: &mut TaskCounters) -> Result<RunFile>;
+    /// Drops whatever is buffered, keeping the allocations for the next task.
+    fn clear(&mut self);
 }
 
 /// Arena-and-index buffer for jobs without a combiner.
@@ -76,6 +78,23 @@ impl SortBuffer {
 
     fn used_bytes(&self) -> usize {
         self.data.len() + self.index.len() * ENTRY_BYTES
+    }
+
+    /// Empties the buffer and sets it up for another task, keeping its allocations: faulting
+    /// in a fresh 100 MiB arena for every task costs more than sorting it.
+    pub fn reconfigure(
+        &mut self,
+        limit_bytes: usize,
+        partitioner: Arc<dyn Partitioner>,
+        partitions: u32,
+    ) {
+        self.clear();
+        if self.data.capacity() < limit_bytes {
+            self.data.reserve(limit_bytes);
+        }
+        self.limit_bytes = limit_bytes;
+        self.partitioner = partitioner;
+        self.partitions = partitions;
     }
 }
 
@@ -125,6 +144,11 @@ impl MapBuffer for SortBuffer {
         self.data.clear();
         self.index.clear();
         writer.finish()
+    }
+
+    fn clear(&mut self) {
+        self.data.clear();
+        self.index.clear();
     }
 }
 
@@ -262,6 +286,26 @@ impl CombineBuffer {
     }
 }
 
+impl CombineBuffer {
+    /// Empties the buffer and sets it up for another task, keeping the table's allocation:
+    /// growing a table of a million slots again for every task costs more page faults than
+    /// the task's own work.
+    pub fn reconfigure(
+        &mut self,
+        limit_bytes: usize,
+        combiner: Arc<dyn Combiner>,
+        partitioner: Arc<dyn Partitioner>,
+        partitions: u32,
+    ) {
+        self.clear();
+        self.sum_u64 = combiner.kind() == CombinerKind::SumU64;
+        self.limit_bytes = limit_bytes;
+        self.combiner = combiner;
+        self.partitioner = partitioner;
+        self.partitions = partitions;
+    }
+}
+
 impl MapBuffer for CombineBuffer {
     #[inline]
     fn add(&mut self, key: &[u8], value: &[u8], counters: &mut TaskCounters) -> bool {
@@ -316,7 +360,9 @@ impl MapBuffer for CombineBuffer {
     }
 
     fn spill(&mut self, path: &Path, counters: &mut TaskCounters) -> Result<RunFile> {
-        let mut order: Vec<(u32, u64, &Slot)> = self
+        // Sort on (partition, the 16-byte zero-padded head, length): exact for keys of up to
+        // 16 bytes, so only two long keys with equal heads ever need their full bytes.
+        let mut order: Vec<(u32, u128, &Slot)> = self
             .table
             .iter()
             .map(|s| {
@@ -325,13 +371,17 @@ impl MapBuffer for CombineBuffer {
                 } else {
                     self.partitioner.partition(s.key(), self.partitions)
                 };
-                (p, key_prefix(s.key()), s)
+                (p, u128::from_be_bytes(s.head), s)
             })
             .collect();
         order.sort_unstable_by(|a, b| {
-            (a.0, a.1)
-                .cmp(&(b.0, b.1))
-                .then_with(|| a.2.key().cmp(b.2.key()))
+            (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
+                if a.2.long.is_some() && b.2.long.is_some() {
+                    a.2.key().cmp(b.2.key())
+                } else {
+                    a.2.len.cmp(&b.2.len)
+                }
+            })
         });
         let mut writer = RunWriter::create(path, self.partitions as usize)?;
         for (p, _, s) in &order {
@@ -345,6 +395,11 @@ impl MapBuffer for CombineBuffer {
         self.table.clear();
         self.used_bytes = 0;
         writer.finish()
+    }
+
+    fn clear(&mut self) {
+        self.table.clear();
+        self.used_bytes = 0;
     }
 }
 
