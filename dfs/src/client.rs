@@ -582,7 +582,11 @@ impl FileWriter {
     /// The same stamp is safe because a datanode finalizes a replica only after its last packet,
     /// so every replica with this stamp has exactly these bytes. (The block may no longer be the
     /// file's last, so `UpdatePipeline` is not an option here.)
-    async fn repair_sent_block(&mut self, mut ob: OpenBlock, mut failure: PipelineFailure) -> Result<()> {
+    async fn repair_sent_block(
+        &mut self,
+        mut ob: OpenBlock,
+        mut failure: PipelineFailure,
+    ) -> Result<()> {
         let timeout = self.client.inner.timeout;
         for _ in 0..MAX_PIPELINE_RECOVERIES {
             let nodes = &ob.located.locations;
@@ -699,7 +703,8 @@ impl FileWriter {
         let ob = self.block.as_mut().expect("resend needs a block");
         ob.located = located;
         ob.pipe = None;
-        let mut pipe = PipelineWriter::open(ob.located.block, &ob.located.locations, timeout).await?;
+        let mut pipe =
+            PipelineWriter::open(ob.located.block, &ob.located.locations, timeout).await?;
         for p in &ob.packets {
             pipe.send(p.data.clone(), p.crcs.clone(), false).await?;
         }
@@ -941,7 +946,8 @@ impl FileReader {
         let len = len
             .min(lb.block.len_bytes - in_block)
             .min(READ_WINDOW_BYTES);
-        for round in 0..MAX_READ_ROUNDS {
+        let mut round = 0;
+        loop {
             let lb = self.blocks[idx].clone();
             let mut errors = Vec::new();
             for node in &lb.locations {
@@ -951,28 +957,21 @@ impl FileReader {
                 match self.read_replica(&lb.block, node, in_block, len).await {
                     Ok(data) => return Ok(data),
                     Err(e) => {
-                        tracing::warn!(path = %self.path, block = lb.block.id, host = %node.host, "replica read failed: {e}");
-                        if matches!(e, Error::Corrupt { .. }) || e.kind() == ErrorKind::Corrupt {
-                            self.client.report_corrupt(lb.block, &node.host).await;
-                        }
-                        self.failed
-                            .entry(lb.block.id)
-                            .or_default()
-                            .insert(node.host.clone());
                         errors.push(format!("{}: {e}", node.host));
+                        self.replica_failed(&lb, &node.host, e).await;
                     }
                 }
             }
-            if round + 1 == MAX_READ_ROUNDS {
+            round += 1;
+            if round == MAX_READ_ROUNDS {
                 return Err(self.all_failed(&lb, errors));
             }
             // Every known replica failed: wait a little, then ask where the block lives now
             // (a good replica may have been made, or a datanode may be back).
-            tokio::time::sleep(Duration::from_millis(300 * (round as u64 + 1))).await;
+            tokio::time::sleep(Duration::from_millis(300 * round as u64)).await;
             self.refresh_locations().await?;
             self.failed.remove(&lb.block.id);
         }
-        unreachable!("the last round returns")
     }
 
     fn all_failed(&self, lb: &LocatedBlock, errors: Vec<String>) -> Error {

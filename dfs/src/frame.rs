@@ -55,7 +55,10 @@ pub fn encode_frame(payload: &[u8], out: &mut BytesMut) -> Result<()> {
 }
 
 /// Reads one frame from an async stream. `Ok(None)` means the peer closed cleanly between frames.
-pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, limit: usize) -> Result<Option<Bytes>> {
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    limit: usize,
+) -> Result<Option<Bytes>> {
     let mut header = [0u8; HEADER_BYTES];
     match reader.read_exact(&mut header).await {
         Ok(_) => {}

@@ -35,10 +35,10 @@ pub mod namenode;
 pub mod namespace;
 pub mod path;
 pub mod placement;
-pub mod transfer;
 pub mod protocol;
 pub mod rpc;
 pub mod shell;
+pub mod transfer;
 pub mod wal;
 
 pub use error::{Error, ErrorKind, Result};

@@ -107,14 +107,29 @@ async fn fake_hung_datanode_at_block_end() {
         let closed = w.close().await;
         cluster.pause_datanode(&victim, true);
         closed.unwrap();
-        must_equal(&must_read(&client, "/hung").await, &data, "after resending the block");
+        must_equal(
+            &must_read(&client, "/hung").await,
+            &data,
+            "after resending the block",
+        );
         let blocks = client.block_locations("/hung").await.unwrap();
         let b = &blocks.blocks[0].block;
-        let hosts = cluster.fake.as_ref().unwrap().replica_hosts(b.id, b.gen_stamp);
+        let hosts = cluster
+            .fake
+            .as_ref()
+            .unwrap()
+            .replica_hosts(b.id, b.gen_stamp);
         let others: Vec<_> = hosts.iter().filter(|h| **h != victim).collect();
         assert!(others.len() >= 3, "block on {hosts:?}");
-        let replacement = cluster.host_names().into_iter().find(|h| !pipeline.contains(h)).unwrap();
-        assert!(hosts.contains(&replacement), "not resent to {replacement}: {hosts:?}");
+        let replacement = cluster
+            .host_names()
+            .into_iter()
+            .find(|h| !pipeline.contains(h))
+            .unwrap();
+        assert!(
+            hosts.contains(&replacement),
+            "not resent to {replacement}: {hosts:?}"
+        );
     })
     .await;
 }

@@ -168,7 +168,11 @@ impl Cluster {
     pub fn pause_datanode(&self, host: &str, resume: bool) {
         let pid = self.datanodes[host].id();
         let sig = if resume { "-CONT" } else { "-STOP" };
-        let status = Command::new("kill").arg(sig).arg(pid.to_string()).status().unwrap();
+        let status = Command::new("kill")
+            .arg(sig)
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
         assert!(status.success(), "kill {sig} {pid}");
     }
 
