@@ -235,3 +235,47 @@ fn teravalidate_exit_status_reflects_order() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("misorder"));
 }
+
+#[test]
+fn interrupted_job_leaves_no_output() {
+    let dir = setup();
+    // Enough input that the job is still running when the signal arrives.
+    let big: Vec<u8> = b"alpha beta gamma delta\n".repeat(2_000_000);
+    std::fs::write(dir.path().join("in/big.txt"), &big).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mrjob"))
+        .args([
+            "wordcount",
+            "in",
+            "out",
+            "-q",
+            "--threads",
+            "1",
+            "--split-size",
+            "1MiB",
+        ])
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out_dir = dir.path().join("out");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !out_dir.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(out_dir.exists(), "job never created its output directory");
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    if status.success() {
+        // The job won the race; then its output must be complete.
+        assert!(out_dir.join("_SUCCESS").exists());
+        return;
+    }
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        !out_dir.exists(),
+        "interrupted job left {:?}",
+        names_in(&out_dir)
+    );
+}

@@ -87,9 +87,35 @@ enum Command {
 fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
+    remove_output_on_interrupt(&cli.command);
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => fail(&e),
+    }
+}
+
+/// On Ctrl-C or SIGTERM, removes the output directory this run created (it is always new:
+/// jobs refuse an existing one), so an interrupted job leaves nothing half-written visible.
+fn remove_output_on_interrupt(command: &Command) {
+    let output = match command {
+        Command::Wordcount { output, .. }
+        | Command::Grep { output, .. }
+        | Command::Teragen { output, .. }
+        | Command::Terasort { output, .. }
+        | Command::Teravalidate { output, .. }
+        | Command::Invertedindex { output, .. } => output.clone(),
+    };
+    // Only a directory that does not exist yet is ours to remove later.
+    let ours = std::fs::symlink_metadata(&output).is_err();
+    let handler = move || {
+        if ours {
+            let _ = std::fs::remove_dir_all(&output);
+        }
+        eprintln!("mrjob: interrupted; removed {}", output.display());
+        std::process::exit(130);
+    };
+    if let Err(e) = ctrlc::set_handler(handler) {
+        tracing::warn!("cannot install the interrupt handler: {e}");
     }
 }
 
