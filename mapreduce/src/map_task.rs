@@ -135,6 +135,10 @@ fn map_into<B: MapBuffer>(
     mapper.cleanup(&mut c)?;
     c.check()?;
     c.counters.task.map_input_records += records;
+    if job.active_combiner().is_some() {
+        // Every map output record went through the combining buffer.
+        c.counters.task.combine_input_records += c.counters.task.map_output_records;
+    }
     c.counters.task.map_input_bytes += split_bytes(split);
     c.counters.map_tasks = 1;
     let final_path = dir.join(format!("{name}.out"));
