@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::input::{read_split, Split};
 use crate::job::{Job, MapEmitter};
 use crate::merge::{reduce_to_factor, write_sorted, Merger, SegmentRef};
-use crate::output::OutputWriter;
+use crate::output::{OutputEmitter, OutputWriter};
 use crate::run::{RunFile, RunWriter};
 use crate::sort_buffer::{CombineBuffer, MapBuffer, SortBuffer};
 
@@ -56,6 +56,31 @@ impl<B: MapBuffer> MapEmitter for Collector<'_, B> {
     fn counters(&mut self) -> &mut Counters {
         &mut self.counters
     }
+}
+
+/// Runs a fresh mapper over every record of `split` and its cleanup, checking `out` for a
+/// kept error after each call. Returns the number of records read.
+fn feed_mapper<E: MapEmitter>(
+    job: &Job,
+    split: &Split,
+    out: &mut E,
+    check: impl Fn(&mut E) -> Result<()>,
+) -> Result<u64> {
+    let mut mapper = (job.mapper)();
+    let mut records = 0u64;
+    read_split(
+        &job.input,
+        split,
+        job.settings.max_record_bytes,
+        &mut |rec| {
+            records += 1;
+            mapper.map(rec, out)?;
+            check(out)
+        },
+    )?;
+    mapper.cleanup(out)?;
+    check(out)?;
+    Ok(records)
 }
 
 thread_local! {
@@ -120,20 +145,7 @@ fn map_into<B: MapBuffer>(
         name,
         error: None,
     };
-    let mut mapper = (job.mapper)();
-    let mut records = 0u64;
-    read_split(
-        &job.input,
-        split,
-        job.settings.max_record_bytes,
-        &mut |rec| {
-            records += 1;
-            mapper.map(rec, &mut c)?;
-            c.check()
-        },
-    )?;
-    mapper.cleanup(&mut c)?;
-    c.check()?;
+    let records = feed_mapper(job, split, &mut c, |c| c.check())?;
     c.counters.task.map_input_records += records;
     if job.active_combiner().is_some() {
         // Every map output record went through the combining buffer.
@@ -214,52 +226,10 @@ fn merge_spills(
     writer.finish()
 }
 
-/// Writes mapper output straight to a part file (a map-only job).
-struct DirectEmitter {
-    out: OutputWriter,
-    counters: Counters,
-    error: Option<Error>,
-}
-
-impl MapEmitter for DirectEmitter {
-    fn emit(&mut self, key: &[u8], value: &[u8]) {
-        self.counters.task.map_output_records += 1;
-        self.counters.task.map_output_bytes += (key.len() + value.len()) as u64;
-        if self.error.is_none() {
-            if let Err(e) = self.out.write(key, value) {
-                self.error = Some(e);
-            }
-        }
-    }
-
-    fn counters(&mut self) -> &mut Counters {
-        &mut self.counters
-    }
-}
-
 /// Runs a map task of a map-only job, writing its output to the part file `out_file`.
 pub fn run_map_only_task(job: &Job, split: &Split, out_file: &Path) -> Result<Counters> {
-    let mut e = DirectEmitter {
-        out: OutputWriter::create(out_file, job.output)?,
-        counters: Counters::default(),
-        error: None,
-    };
-    let mut mapper = (job.mapper)();
-    let mut records = 0u64;
-    read_split(
-        &job.input,
-        split,
-        job.settings.max_record_bytes,
-        &mut |rec| {
-            records += 1;
-            mapper.map(rec, &mut e)?;
-            e.error.take().map_or(Ok(()), Err)
-        },
-    )?;
-    mapper.cleanup(&mut e)?;
-    if let Some(err) = e.error.take() {
-        return Err(err);
-    }
+    let mut e = OutputEmitter::new(OutputWriter::create(out_file, job.output)?);
+    let records = feed_mapper(job, split, &mut e, OutputEmitter::take_error)?;
     let (out_records, out_bytes) = e.out.finish(job.settings.sync_output)?;
     let t = &mut e.counters.task;
     t.map_input_records += records;

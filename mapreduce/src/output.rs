@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{IoContext, Result};
+use crate::counters::Counters;
+use crate::error::{Error, IoContext, Result};
+use crate::job::{MapEmitter, ReduceEmitter};
 
 /// How output records are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,5 +77,63 @@ impl OutputWriter {
             file.sync_all().ctx("fsyncing", &path)?;
         }
         Ok((self.records, self.bytes))
+    }
+}
+
+/// Sends task output straight to a part file: the emitter of reducers and of map-only maps.
+/// A write error is kept and reported by [`OutputEmitter::take_error`], since `emit` cannot fail.
+pub struct OutputEmitter {
+    /// The part file.
+    pub out: OutputWriter,
+    /// The task's counters (user counters, and map output counts in a map-only job).
+    pub counters: Counters,
+    error: Option<Error>,
+}
+
+impl OutputEmitter {
+    /// An emitter writing to `out`.
+    pub fn new(out: OutputWriter) -> OutputEmitter {
+        OutputEmitter {
+            out,
+            counters: Counters::default(),
+            error: None,
+        }
+    }
+
+    /// The first write error since the last call, if any.
+    pub fn take_error(&mut self) -> Result<()> {
+        self.error.take().map_or(Ok(()), Err)
+    }
+
+    #[inline]
+    fn write(&mut self, key: &[u8], value: &[u8]) {
+        if self.error.is_none() {
+            if let Err(e) = self.out.write(key, value) {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+impl MapEmitter for OutputEmitter {
+    fn emit(&mut self, key: &[u8], value: &[u8]) {
+        self.counters.task.map_output_records += 1;
+        self.counters.task.map_output_bytes += (key.len() + value.len()) as u64;
+        self.write(key, value);
+    }
+
+    fn counters(&mut self) -> &mut Counters {
+        &mut self.counters
+    }
+}
+
+impl ReduceEmitter for OutputEmitter {
+    #[inline]
+    fn emit(&mut self, key: &[u8], value: &[u8]) {
+        self.write(key, value);
+    }
+
+    fn counters(&mut self) -> &mut Counters {
+        &mut self.counters
     }
 }

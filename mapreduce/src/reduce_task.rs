@@ -5,9 +5,9 @@ use std::path::Path;
 
 use crate::counters::Counters;
 use crate::error::{Error, Result};
-use crate::job::{Job, ReduceEmitter, ValueSource};
+use crate::job::{Job, ValueSource};
 use crate::merge::{reduce_to_factor, Merger, SegmentRef};
-use crate::output::OutputWriter;
+use crate::output::{OutputEmitter, OutputWriter};
 use crate::run::{SegmentReader, SortedSource};
 
 /// The values of the current key, read straight off the merge.
@@ -47,27 +47,6 @@ impl ValueSource for Group<'_> {
     }
 }
 
-struct Emitter {
-    out: OutputWriter,
-    counters: Counters,
-    error: Option<Error>,
-}
-
-impl ReduceEmitter for Emitter {
-    #[inline]
-    fn emit(&mut self, key: &[u8], value: &[u8]) {
-        if self.error.is_none() {
-            if let Err(e) = self.out.write(key, value) {
-                self.error = Some(e);
-            }
-        }
-    }
-
-    fn counters(&mut self) -> &mut Counters {
-        &mut self.counters
-    }
-}
-
 /// Runs reduce task `name` over `segments` (partition `r` of each map output), writing the
 /// part file `out_file`. Intermediate merge passes, if any, go into `dir`.
 pub fn run_reduce_task(
@@ -101,11 +80,7 @@ pub fn run_reduce_task(
         .as_ref()
         .ok_or_else(|| Error::BadSetting("reduce task without a reducer".into()))?;
     let mut reducer = reducer_factory();
-    let mut emitter = Emitter {
-        out: OutputWriter::create(out_file, job.output)?,
-        counters: Counters::default(),
-        error: None,
-    };
+    let mut emitter = OutputEmitter::new(OutputWriter::create(out_file, job.output)?);
     let mut key = Vec::new();
     let mut more = merger.advance()?;
     while more {
@@ -128,14 +103,10 @@ pub fn run_reduce_task(
         counters.task.reduce_input_groups += 1;
         counters.task.reduce_input_records += group.values;
         more = group.ended == Some(true);
-        if let Some(e) = emitter.error.take() {
-            return Err(e);
-        }
+        emitter.take_error()?;
     }
     reducer.cleanup(&mut emitter)?;
-    if let Some(e) = emitter.error.take() {
-        return Err(e);
-    }
+    emitter.take_error()?;
     let (records, bytes) = emitter.out.finish(job.settings.sync_output)?;
     counters.task.output_records += records;
     counters.task.output_bytes += bytes;
