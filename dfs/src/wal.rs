@@ -19,6 +19,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::durable::{fsync_dir, fsync_file};
 use crate::error::{Error, Result};
@@ -34,6 +35,8 @@ pub struct Wal {
     dir: PathBuf,
     seq: u64,
     writer: BufWriter<File>,
+    /// A second handle on the current segment, for fsyncs run off the appending thread.
+    sync_handle: Arc<File>,
     segment_bytes: u64,
     max_segment_bytes: u64,
 }
@@ -143,9 +146,11 @@ impl Wal {
         }
         let seq = seqs.last().copied().unwrap_or(1);
         let file = open_segment(dir, seq)?;
+        let sync_handle = Arc::new(clone_handle(&file, dir)?);
         let wal = Wal {
             dir: dir.to_path_buf(),
             seq,
+            sync_handle,
             writer: BufWriter::with_capacity(1 << 20, file),
             segment_bytes: last_len,
             max_segment_bytes,
@@ -188,6 +193,18 @@ impl Wal {
             .map_err(|e| Error::io(format!("fsyncing {}", self.dir.display()), e))
     }
 
+    /// Hands everything appended so far to the OS (not yet durable) and returns a handle whose
+    /// `sync_data` makes it durable. This lets the caller fsync on another thread while it goes
+    /// on appending: records appended later are not covered by that fsync, and a segment switch
+    /// ([`Wal::rewrite`], a roll in [`Wal::append`]) fsyncs the old segment itself, so a handle
+    /// on a segment that is no longer current is still a correct (if redundant) one.
+    pub fn flush_for_sync(&mut self) -> Result<Arc<File>> {
+        self.writer
+            .flush()
+            .map_err(|e| Error::io(format!("flushing {}", self.dir.display()), e))?;
+        Ok(self.sync_handle.clone())
+    }
+
     /// Replaces the whole log with `payloads`: a new segment is written and fsynced first, then
     /// the older segments are deleted. A crash in between leaves old segments followed by the
     /// new one; replay then returns the old records and then the new ones, so callers make the
@@ -211,6 +228,7 @@ impl Wal {
         let file = open_segment(&self.dir, seq)?;
         // The new name must be durable before records in it are relied upon.
         fsync_dir(&self.dir)?;
+        self.sync_handle = Arc::new(clone_handle(&file, &self.dir)?);
         self.writer = BufWriter::with_capacity(1 << 20, file);
         self.seq = seq;
         self.segment_bytes = 0;
@@ -229,6 +247,15 @@ fn open_segment(dir: &Path, seq: u64) -> Result<File> {
     file.seek(SeekFrom::End(0))
         .map_err(|e| Error::io(format!("seeking {}", path.display()), e))?;
     Ok(file)
+}
+
+fn clone_handle(file: &File, dir: &Path) -> Result<File> {
+    file.try_clone().map_err(|e| {
+        Error::io(
+            format!("duplicating a segment handle in {}", dir.display()),
+            e,
+        )
+    })
 }
 
 fn cut(path: &Path, len: u64) -> Result<()> {

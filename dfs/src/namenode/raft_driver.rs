@@ -5,21 +5,25 @@
 //! 1. Leader messages that raft-rs allows before persistence (`messages`) go out at once; the
 //!    leader's own log write and the followers' run in parallel, as in the Raft thesis.
 //! 2. A received snapshot is written (file, then WAL checkpoint) and the namespace restored.
-//! 3. New entries and the hard state go to the WAL, which is fsynced — BEFORE any persisted
-//!    message (votes, append acks) leaves, and before this node counts the entries as its own
-//!    in the commit quorum. Clients are answered only for committed entries, so G1 holds: an
-//!    acknowledgement implies a majority has the entry on disk.
-//! 4. Committed entries are applied and the proposers answered; read states are answered.
-//!    Entries that a Ready hands over as committed are applied first, before that Ready's new
-//!    entries are fsynced: committed already means fsynced on a quorum (raft-rs counts the
-//!    leader's own copy only after `advance`), and it lets one batch commit while the next
-//!    one is being written.
+//! 3. Committed entries are applied and their proposers answered. raft-rs hands out only
+//!    entries that are committed (on a quorum's fsynced logs, the leader's own copy counted only
+//!    once it reported it persisted) and persisted here, so answering them keeps G1.
+//! 4. New entries and the hard state are appended to the WAL. The Ready is then handed back
+//!    with `advance_append_async`, and its persisted messages (votes, append acks) wait in
+//!    [`Durability`] until an fsync covering it has finished; only then are they sent and is
+//!    raft-rs told (`on_persist_ready`), which is when the leader counts its own copy towards a
+//!    commit quorum. So entries and hard state are durable before any persisted message leaves
+//!    or any client is answered (G1).
 //! 5. The log is compacted into a namespace snapshot every `snapshot_every_entries`.
 //!
-//! Every request batches: the loop drains up to [`MAX_BATCH`] queued requests before handling
-//! one Ready, so concurrent clients share one fsync.
+//! Group commit: the fsync runs on a blocking thread while the loop keeps stepping messages and
+//! taking proposals. At most one fsync is in flight; everything written while it runs (any
+//! number of Readies, on the leader and on followers alike) is made durable by ONE next fsync.
+//! The loop also drains up to [`MAX_BATCH`] queued requests before handling one Ready, so a
+//! burst of proposals becomes one log append.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -56,6 +60,9 @@ pub struct Shared {
     pub leases: Mutex<HashMap<String, u64>>,
     /// When this process started (the monotonic clock's zero).
     pub started: Instant,
+    /// How many WAL fsyncs the driver has run (group commit keeps this far below the number
+    /// of entries written).
+    pub wal_syncs: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -198,6 +205,9 @@ pub trait MessageSink: Send + 'static {
 struct Pending {
     proposals: HashMap<u64, oneshot::Sender<Result<OpResult>>>,
     reads: HashMap<u64, oneshot::Sender<Result<u64>>>,
+    /// Reads waiting for this leader's first commit in its term (raft-rs drops a ReadIndex
+    /// before that, which would leave the caller waiting for nothing).
+    deferred_reads: Vec<u64>,
     next_seq: u64,
 }
 
@@ -215,6 +225,30 @@ pub struct Driver<S: MessageSink> {
     role: StateRole,
     /// (term, vote) last written, to tell whether a new hard state needs an fsync.
     last_hard_state: (u64, u64),
+    durability: Durability,
+    /// Started on empty storage and not yet holding any persisted log: see [`Driver::handle`].
+    amnesiac: bool,
+}
+
+/// A Ready handed back to raft-rs whose persisted messages wait for an fsync.
+struct Unpersisted {
+    number: u64,
+    /// It wrote entries or a term/vote, so it is durable only once `synced >= number`.
+    needs_sync: bool,
+    messages: Vec<Message>,
+}
+
+/// Which Readies are durable, and the one fsync in flight.
+#[derive(Default)]
+struct Durability {
+    /// Readies not yet reported to raft-rs as persisted, oldest first.
+    queue: VecDeque<Unpersisted>,
+    /// Highest Ready number whose writes an fsync has covered.
+    synced: u64,
+    /// Highest Ready number whose writes wait for an fsync.
+    wanted: u64,
+    /// The running fsync: resolves to the Ready number it covers.
+    in_flight: Option<tokio::task::JoinHandle<std::io::Result<u64>>>,
 }
 
 /// Builds the shared state, the handle and the driver for namenode `id`.
@@ -248,7 +282,8 @@ pub fn build<S: MessageSink>(
         ..Default::default()
     };
     cfg.validate().map_err(|e| Error::Raft(e.to_string()))?;
-    let hard_state = raft::Storage::initial_state(&persister.store())
+    let persister_store = persister.store();
+    let hard_state = raft::Storage::initial_state(&persister_store)
         .map_err(|e| Error::Raft(e.to_string()))?
         .hard_state;
     let logger = slog::Logger::root(slog::Discard, slog::o!());
@@ -273,6 +308,7 @@ pub fn build<S: MessageSink>(
         block_map: Mutex::new(BlockMap::new()),
         leases: Mutex::new(HashMap::new()),
         started: Instant::now(),
+        wal_syncs: AtomicU64::new(0),
     });
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
     let driver = Driver {
@@ -286,10 +322,14 @@ pub fn build<S: MessageSink>(
         pending: Pending {
             proposals: HashMap::new(),
             reads: HashMap::new(),
+            deferred_reads: Vec::new(),
             next_seq: 1,
         },
         role: StateRole::Follower,
         last_hard_state: (hard_state.term, hard_state.vote),
+        durability: Durability::default(),
+        amnesiac: hard_state.term == 0
+            && raft::Storage::last_index(&persister_store).unwrap_or(0) == 0,
     };
     Ok((shared, RaftHandle { tx }, driver))
 }
@@ -305,6 +345,13 @@ impl<S: MessageSink> Driver<S> {
                 _ = ticker.tick() => {
                     self.node.tick();
                 }
+                synced = wait_sync(&mut self.durability.in_flight),
+                    if self.durability.in_flight.is_some() =>
+                {
+                    self.durability.in_flight = None;
+                    let number = synced.map_err(|e| Error::io("fsyncing the raft log", e))?;
+                    self.on_synced(number)?;
+                }
                 msg = self.rx.recv() => {
                     let Some(msg) = msg else { return Ok(()) };
                     self.handle(msg);
@@ -317,6 +364,8 @@ impl<S: MessageSink> Driver<S> {
                 }
             }
             self.on_ready()?;
+            self.issue_deferred_reads();
+            self.on_ready()?;
             self.update_status();
         }
     }
@@ -326,7 +375,7 @@ impl<S: MessageSink> Driver<S> {
             DriverMsg::Propose { entry, reply } => self.propose(entry, reply),
             DriverMsg::ReadIndex { reply } => self.read_index(reply),
             DriverMsg::Raft(mut m) => {
-                if m.to != self.shared.id {
+                if m.to != self.shared.id || self.refuses_vote(&m) {
                     return;
                 }
                 if m.get_msg_type() == raft::eraftpb::MessageType::MsgHeartbeat {
@@ -350,6 +399,41 @@ impl<S: MessageSink> Driver<S> {
                 self.node.report_snapshot(id, status);
             }
         }
+    }
+
+    /// A namenode that starts on empty storage may be a wiped member rejoining under its old
+    /// id: it has forgotten whom it voted for, so voting now could elect a second leader in a
+    /// term where it already elected one (and two leaders can lose acknowledged writes, G1).
+    /// While it holds no persisted log it therefore ignores (pre-)vote requests from candidates
+    /// that have a log: their log proves the cluster ran before, so the vote it forgot may
+    /// exist. A brand-new cluster is unaffected (its candidates' logs are empty), and the node
+    /// votes normally once a leader's entries or snapshot are on its disk. The price: while a
+    /// wiped node catches up it does not count towards an election quorum, exactly as if its
+    /// disk were still missing.
+    fn refuses_vote(&mut self, m: &Message) -> bool {
+        use raft::eraftpb::MessageType::{MsgRequestPreVote, MsgRequestVote};
+        if !self.amnesiac {
+            return false;
+        }
+        if self.node.raft.raft_log.persisted > 0 {
+            tracing::info!(
+                "namenode {}: caught up from a leader; voting again",
+                self.shared.id
+            );
+            self.amnesiac = false;
+            return false;
+        }
+        let is_vote = matches!(m.get_msg_type(), MsgRequestVote | MsgRequestPreVote);
+        let refuse = is_vote && (m.index > 0 || m.log_term > 0);
+        if refuse {
+            tracing::info!(
+                "namenode {}: started on empty storage; not voting for {} (log at {}) until caught up",
+                self.shared.id,
+                m.from,
+                m.index
+            );
+        }
+        refuse
     }
 
     fn not_leader(&self) -> Error {
@@ -396,8 +480,26 @@ impl<S: MessageSink> Driver<S> {
         }
         let seq = self.next_seq();
         self.pending.reads.insert(seq, reply);
+        if !self.node.raft.commit_to_current_term() {
+            self.pending.deferred_reads.push(seq);
+            return;
+        }
         self.node
             .read_index(encode_msg(&(self.incarnation, seq)).unwrap_or_default());
+    }
+
+    /// Issues the reads deferred until this leader committed an entry in its term.
+    fn issue_deferred_reads(&mut self) {
+        if self.pending.deferred_reads.is_empty()
+            || self.node.raft.state != StateRole::Leader
+            || !self.node.raft.commit_to_current_term()
+        {
+            return;
+        }
+        for seq in std::mem::take(&mut self.pending.deferred_reads) {
+            self.node
+                .read_index(encode_msg(&(self.incarnation, seq)).unwrap_or_default());
+        }
     }
 
     fn on_ready(&mut self) -> Result<()> {
@@ -406,47 +508,102 @@ impl<S: MessageSink> Driver<S> {
         }
         let mut ready = self.node.ready();
         self.sink.send(ready.take_messages());
-        if !ready.snapshot().is_empty() {
+        let has_snapshot = !ready.snapshot().is_empty();
+        if has_snapshot {
+            // Writes the snapshot file and a WAL checkpoint, both fsynced.
             self.install_snapshot(ready.snapshot().clone())?;
         }
-        // Entries in this Ready's committed list are already on a quorum's fsynced logs
-        // (raft-rs counts the leader's own copy only once it was persisted: `advance` below),
-        // so answering their clients now keeps G1 and does not make them wait for the fsync of
-        // the next batch.
         self.apply(ready.take_committed_entries())?;
-        let mut dirty = !ready.entries().is_empty();
+        let mut needs_sync = !ready.entries().is_empty();
         self.persister.append(ready.entries())?;
         if let Some(hs) = ready.hs() {
             // Term and vote must be durable before we act on them (no double vote after a
             // crash). A commit-index-only change need not be: a restarted node re-learns the
             // commit index from the leader, so it rides along with the next fsync instead of
             // costing one of its own.
-            dirty |= hs.term != self.last_hard_state.0 || hs.vote != self.last_hard_state.1;
+            needs_sync |= hs.term != self.last_hard_state.0 || hs.vote != self.last_hard_state.1;
             self.last_hard_state = (hs.term, hs.vote);
             self.persister.set_hard_state(hs)?;
         }
-        if dirty {
+        // A read state only names a commit index; the handler then waits until that index is
+        // applied, and raft-rs hands out only persisted entries to apply.
+        self.answer_reads(ready.take_read_states());
+        let number = ready.number();
+        self.durability.queue.push_back(Unpersisted {
+            number,
+            needs_sync,
+            messages: ready.take_persisted_messages(),
+        });
+        self.node.advance_append_async(ready);
+        if has_snapshot {
+            // Rare (a follower catching up): make everything durable now rather than keep a
+            // snapshot install and an fsync in flight together.
             sync_off_the_reactor(&mut self.persister)?;
+            self.shared.wal_syncs.fetch_add(1, Ordering::Relaxed);
+            self.durability.synced = self.durability.synced.max(number);
+        } else if needs_sync {
+            self.durability.wanted = number;
+            self.start_sync()?;
         }
-        let read_states = ready.take_read_states();
-        self.sink.send(ready.take_persisted_messages());
-        let mut light = self.node.advance(ready);
-        if let Some(commit) = light.commit_index() {
-            self.persister.set_commit(commit);
-        }
-        self.sink.send(light.take_messages());
-        self.apply(light.take_committed_entries())?;
+        self.release_persisted();
+        // After the release: raft-rs accepts an applied index only up to what it was told is
+        // persisted, and a snapshot's index counts as applied as soon as it is installed.
         self.node.advance_apply();
+        self.maybe_compact()
+    }
+
+    /// Starts an fsync of everything written so far unless one is already running (then the
+    /// next one starts when it ends, and covers everything written meanwhile).
+    fn start_sync(&mut self) -> Result<()> {
+        let d = &mut self.durability;
+        if d.in_flight.is_some() || d.wanted <= d.synced {
+            return Ok(());
+        }
+        let file = self.persister.flush_for_sync()?;
+        let upto = d.wanted;
+        self.shared.wal_syncs.fetch_add(1, Ordering::Relaxed);
+        d.in_flight = Some(tokio::task::spawn_blocking(move || {
+            file.sync_data().map(|()| upto)
+        }));
+        Ok(())
+    }
+
+    /// An fsync covering every Ready up to `number` finished.
+    fn on_synced(&mut self, number: u64) -> Result<()> {
+        self.durability.synced = self.durability.synced.max(number);
+        self.release_persisted();
+        self.start_sync()
+    }
+
+    /// Sends the persisted messages of every Ready that is now durable, oldest first, and tells
+    /// raft-rs (the leader then counts its own copy towards the commit quorum).
+    fn release_persisted(&mut self) {
+        let mut released = None;
+        while let Some(front) = self.durability.queue.front() {
+            if front.needs_sync && front.number > self.durability.synced {
+                break;
+            }
+            let front = self.durability.queue.pop_front().expect("front exists");
+            self.sink.send(front.messages);
+            released = Some(front.number);
+        }
+        if let Some(number) = released {
+            self.node.on_persist_ready(number);
+        }
+    }
+
+    fn answer_reads(&mut self, read_states: Vec<raft::ReadState>) {
         for rs in read_states {
-            if let Ok((inc, seq)) = decode_msg::<(u64, u64)>(&rs.request_ctx) {
-                if inc == self.incarnation {
-                    if let Some(reply) = self.pending.reads.remove(&seq) {
-                        let _ = reply.send(Ok(rs.index));
-                    }
-                }
+            let Ok((inc, seq)) = decode_msg::<(u64, u64)>(&rs.request_ctx) else {
+                continue;
+            };
+            if inc != self.incarnation {
+                continue;
+            }
+            if let Some(reply) = self.pending.reads.remove(&seq) {
+                let _ = reply.send(Ok(rs.index));
             }
         }
-        self.maybe_compact()
     }
 
     fn install_snapshot(&mut self, snap: raft::eraftpb::Snapshot) -> Result<()> {
@@ -514,6 +671,7 @@ impl<S: MessageSink> Driver<S> {
             for (_, reply) in self.pending.reads.drain() {
                 let _ = reply.send(Err(err()));
             }
+            self.pending.deferred_reads.clear();
         }
         if self.role != raft.state {
             tracing::info!(
@@ -539,6 +697,18 @@ impl<S: MessageSink> Driver<S> {
         st.applied_index = *self.shared.applied.borrow();
         st.snapshot_index = self.persister.store().snapshot_index();
         st.inodes = inodes;
+    }
+}
+
+/// Waits for the running fsync (the caller only polls this while one is running).
+async fn wait_sync(
+    in_flight: &mut Option<tokio::task::JoinHandle<std::io::Result<u64>>>,
+) -> std::io::Result<u64> {
+    match in_flight.as_mut() {
+        Some(handle) => handle
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        None => std::future::pending().await,
     }
 }
 
@@ -632,5 +802,147 @@ mod tests {
             drop(handle);
             task.await.unwrap().unwrap();
         }
+    }
+
+    // Checks G1 with group commit: many concurrent proposals are each answered only after an
+    // fsync, and the proposals that queue up while one fsync runs share the next one, so the
+    // number of fsyncs stays far below the number of entries. Everything acknowledged is there
+    // after a restart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_proposals_share_fsyncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (proposers, each) = (64u64, 8u64);
+        {
+            let (p, snap) = Persister::open(dir.path(), vec![1]).unwrap();
+            let (shared, handle, driver) = build(1, p, snap, settings(), Bus::default()).unwrap();
+            let task = tokio::spawn(driver.run());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while shared.check_leader().is_err() {
+                assert!(Instant::now() < deadline, "no leader");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let before = shared.wal_syncs.load(Ordering::Relaxed);
+            let writers: Vec<_> = (0..proposers)
+                .map(|w| {
+                    let handle = handle.clone();
+                    tokio::spawn(async move {
+                        for i in 0..each {
+                            let op = Op::Mkdirs {
+                                path: format!("/w{w}/d{i}"),
+                            };
+                            let entry = Entry {
+                                now_ms: 0,
+                                call: None,
+                                op,
+                            };
+                            handle.propose(entry).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for w in writers {
+                w.await.unwrap();
+            }
+            let syncs = shared.wal_syncs.load(Ordering::Relaxed) - before;
+            let entries = proposers * each;
+            println!("{entries} entries, {syncs} fsyncs");
+            assert!(syncs > 0, "nothing was fsynced");
+            assert!(
+                syncs * 4 <= entries,
+                "{syncs} fsyncs for {entries} entries: proposals are not sharing fsyncs"
+            );
+            drop(handle);
+            task.await.unwrap().unwrap();
+        }
+        let (p, snap) = Persister::open(dir.path(), vec![1]).unwrap();
+        let (shared, handle, driver) = build(1, p, snap, settings(), Bus::default()).unwrap();
+        let task = tokio::spawn(driver.run());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while shared.check_leader().is_err() {
+            assert!(Instant::now() < deadline, "no leader after restart");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        handle.read_barrier(&shared).await.unwrap();
+        for w in 0..proposers {
+            let listed = shared.ns().list(&format!("/w{w}"), None, 100).unwrap();
+            assert_eq!(listed.len() as u64, each, "/w{w} lost entries");
+        }
+        drop(handle);
+        task.await.unwrap().unwrap();
+    }
+
+    fn vote_request(from: u64, term: u64, last_index: u64, last_term: u64) -> Message {
+        let mut m = Message::default();
+        m.set_msg_type(raft::eraftpb::MessageType::MsgRequestVote);
+        m.from = from;
+        m.to = 3;
+        m.term = term;
+        m.index = last_index;
+        m.log_term = last_term;
+        m
+    }
+
+    /// Runs a driver for node 3 of {1, 2, 3} on `dir`, sends it `request`, and returns whether
+    /// it granted the vote.
+    async fn grants_vote(dir: &std::path::Path, request: Message) -> bool {
+        let (p, snap) = Persister::open(dir, vec![1, 2, 3]).unwrap();
+        let slow = DriverSettings {
+            // Long enough that node 3 never campaigns itself during the test.
+            election_ticks: 1_000,
+            ..settings()
+        };
+        let bus = Bus::default();
+        let (_shared, handle, driver) = build(3, p, snap, slow, bus.clone()).unwrap();
+        let task = tokio::spawn(driver.run());
+        handle.send(DriverMsg::Raft(request)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(handle);
+        task.await.unwrap().unwrap();
+        let msgs = bus.0.lock().unwrap();
+        msgs.iter().any(|m| {
+            m.get_msg_type() == raft::eraftpb::MessageType::MsgRequestVoteResponse
+                && m.to == 1
+                && !m.reject
+        })
+    }
+
+    // Checks G1 (one leader per term, so no acknowledged write is overwritten): a namenode that
+    // starts on empty storage (a wiped member under its old id, which forgot its vote) does not
+    // vote for a candidate that has a log; in a brand-new cluster (empty candidate log) it
+    // votes; a node with its storage intact votes normally.
+    #[tokio::test]
+    async fn wiped_node_refuses_to_vote_until_caught_up() {
+        let wiped = tempfile::tempdir().unwrap();
+        assert!(
+            !grants_vote(wiped.path(), vote_request(1, 5, 40, 4)).await,
+            "a wiped node voted for a candidate with a log"
+        );
+        let fresh = tempfile::tempdir().unwrap();
+        assert!(
+            grants_vote(fresh.path(), vote_request(1, 1, 0, 0)).await,
+            "a node of a brand-new cluster must vote"
+        );
+        let intact = tempfile::tempdir().unwrap();
+        {
+            let (mut p, _) = Persister::open(intact.path(), vec![1, 2, 3]).unwrap();
+            let ent = raft::eraftpb::Entry {
+                index: 1,
+                term: 1,
+                ..Default::default()
+            };
+            p.append(&[ent]).unwrap();
+            p.set_hard_state(&raft::eraftpb::HardState {
+                term: 1,
+                vote: 1,
+                commit: 1,
+                ..Default::default()
+            })
+            .unwrap();
+            p.sync().unwrap();
+        }
+        assert!(
+            grants_vote(intact.path(), vote_request(1, 5, 40, 4)).await,
+            "a node with intact storage must vote for an up-to-date candidate"
+        );
     }
 }

@@ -406,6 +406,17 @@ impl NamenodeService {
                     b.len_bytes = l.len_bytes;
                 }
             }
+            // Why one finalized replica and not min(replication, live datanodes): the client
+            // (client.rs `FileWriter::complete`) already polls `Complete` until it says true, so
+            // waiting for more is protocol-compatible, but the namenode does not know the
+            // pipeline a block was written through. After pipeline recovery without a
+            // replacement node (or while a dead node still counts as live, for up to
+            // `datanode_dead_after_ms`), min(replication, live) can exceed the replicas the
+            // writer produced, and re-replication does not touch files under construction, so
+            // `close` would spin until its deadline and fail. Raising the bar needs the pipeline
+            // hosts to be recorded (e.g. from `UpdatePipeline`/`AddBlock`, in the block map) and
+            // the bar to be min(replication, live, pipeline length); until then G2's
+            // "on enough replicas" rests on the writer's pipeline acks, as HDFS does.
             let map = self.shared.block_map();
             if blocks.iter().any(|(b, _)| map.finalized_count(b) == 0) {
                 return Ok(Response::Completed(false));

@@ -70,16 +70,19 @@ impl Core {
             return Some(self.snapshot.get_metadata().term);
         }
         self.entries
-            .iter()
-            .find(|e| e.index == index)
-            .map(|e| e.term)
+            .binary_search_by_key(&index, |e| e.index)
+            .ok()
+            .map(|i| self.entries[i].term)
     }
 
     /// Appends, replacing any entries at or after the first new index (Raft's log matching).
     fn append(&mut self, ents: &[Entry]) {
         let Some(first) = ents.first() else { return };
         let keep_from = first.index.max(self.first_index());
-        self.entries.retain(|e| e.index < first.index);
+        // The log is sorted by index, so the conflicting suffix is found by binary search: a
+        // scan of the whole log on every append made the driver's cost grow with the log.
+        let conflict = self.entries.partition_point(|e| e.index < first.index);
+        self.entries.truncate(conflict);
         let skip = (keep_from - first.index) as usize;
         if let Some(last) = self.entries.last() {
             if last.index + 1 != keep_from {
@@ -300,6 +303,12 @@ impl Persister {
     /// Makes everything appended so far durable.
     pub fn sync(&mut self) -> Result<()> {
         self.wal.sync()
+    }
+
+    /// Hands everything appended so far to the OS and returns a handle whose `sync_data` makes
+    /// it durable, for an fsync on another thread (see [`crate::wal::Wal::flush_for_sync`]).
+    pub fn flush_for_sync(&mut self) -> Result<Arc<std::fs::File>> {
+        self.wal.flush_for_sync()
     }
 
     /// Installs a snapshot received from the leader: the file first, then the log is reset.
