@@ -32,15 +32,27 @@ def parse_size(text):
     return int(num) * units[t[len(num):]]
 
 
+GNU_TIME = "/usr/bin/time"
+
+
 def run(cmd):
-    """Runs cmd; returns (wall seconds, peak RSS in MiB)."""
+    """Runs cmd; returns (wall seconds, peak RSS in MiB).
+
+    Peak RSS comes from GNU time when installed: a forked child's ru_maxrss starts at this
+    (large, digest-holding) Python process's RSS, so wait4 alone would overstate it.
+    """
+    rss_file = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"engine-rss-{os.getpid()}")
+    timed_cmd = [GNU_TIME, "-f", "%M", "-o", rss_file] + cmd if os.path.exists(GNU_TIME) else cmd
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(timed_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     err = proc.stderr.read().decode(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"command failed: {' '.join(cmd)}\n{err}")
+    if timed_cmd is not cmd:
+        with open(rss_file) as f:
+            return wall, int(f.read().split()[-1]) / 1024
     return wall, usage.ru_maxrss / 1024
 
 
