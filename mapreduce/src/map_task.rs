@@ -9,7 +9,7 @@ use crate::counters::Counters;
 use crate::error::{Error, Result};
 use crate::input::{read_split, Split};
 use crate::job::{Job, MapEmitter};
-use crate::merge::{reduce_to_factor, write_sorted, Merger, SegmentRef};
+use crate::merge::{open_merge, remove_temporaries, write_sorted, SegmentRef};
 use crate::output::{OutputEmitter, OutputWriter};
 use crate::run::{RunFile, RunWriter};
 use crate::sort_buffer::{CombineBuffer, MapBuffer, SortBuffer};
@@ -199,25 +199,17 @@ fn merge_spills(
                 temporary: false,
             })
             .collect();
-        let merge_name = format!("{name}.p{p}");
-        let segments = reduce_to_factor(
+        let (mut merger, segments) = open_merge(
             segments,
             job.settings.merge_factor,
             dir,
-            &merge_name,
+            &format!("{name}.p{p}"),
             combiner,
             &mut counters.task,
         )?;
-        let readers = segments
-            .iter()
-            .map(SegmentRef::open)
-            .collect::<Result<Vec<_>>>()?;
-        let mut merger = Merger::new(readers);
         counters.task.spilled_records +=
             write_sorted(&mut merger, &mut writer, p, combiner, &mut counters.task)?;
-        for s in segments.iter().filter(|s| s.temporary) {
-            let _ = std::fs::remove_file(&s.path);
-        }
+        remove_temporaries(&segments);
     }
     for s in spills {
         // Best effort: the whole work directory is removed when the job ends.

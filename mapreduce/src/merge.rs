@@ -188,10 +188,7 @@ pub fn reduce_to_factor(
         let mut writer = RunWriter::create(&path, 1)?;
         counters.spilled_records += write_sorted(&mut merger, &mut writer, 0, combiner, counters)?;
         let run: RunFile = writer.finish()?;
-        for b in batch.iter().filter(|b| b.temporary) {
-            // Best effort: the task's directory is removed at the end anyway.
-            let _ = std::fs::remove_file(&b.path);
-        }
+        remove_temporaries(&batch);
         segments.push(SegmentRef {
             path: run.path,
             segment: run.segments[0],
@@ -199,6 +196,33 @@ pub fn reduce_to_factor(
         });
     }
     Ok(segments)
+}
+
+/// Brings `segments` down to `factor` runs (see [`reduce_to_factor`]) and opens one merge
+/// over them. Returns the merge and the segments it reads, to pass to
+/// [`remove_temporaries`] once the merge is consumed.
+pub fn open_merge(
+    segments: Vec<SegmentRef>,
+    factor: usize,
+    dir: &Path,
+    name: &str,
+    combiner: Option<&dyn Combiner>,
+    counters: &mut TaskCounters,
+) -> Result<(Merger<SegmentReader>, Vec<SegmentRef>)> {
+    let segments = reduce_to_factor(segments, factor, dir, name, combiner, counters)?;
+    let readers = segments
+        .iter()
+        .map(SegmentRef::open)
+        .collect::<Result<Vec<_>>>()?;
+    Ok((Merger::new(readers), segments))
+}
+
+/// Deletes the intermediate merge runs among `segments` (best effort: the task's work
+/// directory is removed at the end of the job anyway).
+pub fn remove_temporaries(segments: &[SegmentRef]) {
+    for s in segments.iter().filter(|s| s.temporary) {
+        let _ = std::fs::remove_file(&s.path);
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::counters::Counters;
 use crate::error::{Error, Result};
 use crate::job::{Job, ValueSource};
-use crate::merge::{reduce_to_factor, Merger, SegmentRef};
+use crate::merge::{open_merge, remove_temporaries, Merger, SegmentRef};
 use crate::output::{OutputEmitter, OutputWriter};
 use crate::run::{SegmentReader, SortedSource};
 
@@ -62,7 +62,7 @@ pub fn run_reduce_task(
     };
     counters.task.reduce_shuffle_bytes = segments.iter().map(|s| s.segment.len).sum();
     let combiner = job.active_combiner().map(|c| c.as_ref());
-    let segments = reduce_to_factor(
+    let (mut merger, segments) = open_merge(
         segments,
         job.settings.merge_factor,
         dir,
@@ -70,11 +70,6 @@ pub fn run_reduce_task(
         combiner,
         &mut counters.task,
     )?;
-    let readers = segments
-        .iter()
-        .map(SegmentRef::open)
-        .collect::<Result<Vec<_>>>()?;
-    let mut merger = Merger::new(readers);
     let reducer_factory = job
         .reducer
         .as_ref()
@@ -111,8 +106,6 @@ pub fn run_reduce_task(
     counters.task.output_records += records;
     counters.task.output_bytes += bytes;
     counters.merge(&emitter.counters);
-    for s in segments.iter().filter(|s| s.temporary) {
-        let _ = std::fs::remove_file(&s.path);
-    }
+    remove_temporaries(&segments);
     Ok(counters)
 }
