@@ -589,21 +589,14 @@ impl FileWriter {
     ) -> Result<()> {
         let timeout = self.client.inner.timeout;
         for _ in 0..MAX_PIPELINE_RECOVERIES {
-            let nodes = &ob.located.locations;
-            let bad = failure.bad_index.min(nodes.len().saturating_sub(1));
-            tracing::warn!(
-                path = %self.path,
-                block = ob.located.block.id,
-                node = nodes.get(bad).map(|n| n.host.as_str()).unwrap_or("?"),
-                "pipeline failed at the end of a block, resending it: {}",
-                failure.error
-            );
-            let mut survivors = nodes.clone();
-            if bad < survivors.len() {
-                let gone = survivors.remove(bad);
-                self.excluded.push(gone.host);
-            }
-            let pipeline = self.with_replacements(survivors).await;
+            let pipeline = self
+                .rebuild_pipeline(
+                    ob.located.block.id,
+                    ob.located.locations.clone(),
+                    &failure,
+                    "pipeline failed at the end of a block, resending it",
+                )
+                .await;
             if pipeline.is_empty() {
                 break;
             }
@@ -628,21 +621,10 @@ impl FileWriter {
     async fn recover(&mut self, mut failure: PipelineFailure) -> Result<()> {
         for _ in 0..MAX_PIPELINE_RECOVERIES {
             let ob = self.block.as_ref().expect("recover needs a block");
-            let nodes = &ob.located.locations;
-            let bad = failure.bad_index.min(nodes.len().saturating_sub(1));
-            tracing::warn!(
-                path = %self.path,
-                block = ob.located.block.id,
-                node = nodes.get(bad).map(|n| n.host.as_str()).unwrap_or("?"),
-                "pipeline failed, rebuilding: {}",
-                failure.error
-            );
-            let mut survivors = nodes.clone();
-            if bad < survivors.len() {
-                let gone = survivors.remove(bad);
-                self.excluded.push(gone.host);
-            }
-            let pipeline = self.with_replacements(survivors).await;
+            let (block_id, nodes) = (ob.located.block.id, ob.located.locations.clone());
+            let pipeline = self
+                .rebuild_pipeline(block_id, nodes, &failure, "pipeline failed, rebuilding")
+                .await;
             if pipeline.is_empty() {
                 return Err(Error::Unavailable(format!(
                     "{}: every datanode of the pipeline failed (last: {})",
@@ -659,6 +641,30 @@ impl FileWriter {
             "{}: gave up rebuilding the pipeline: {}",
             self.path, failure.error
         )))
+    }
+
+    /// Logs the failure, drops (and excludes from now on) the node it names, and tops the
+    /// pipeline up with live replacements.
+    async fn rebuild_pipeline(
+        &mut self,
+        block_id: u64,
+        mut nodes: Vec<DatanodeRef>,
+        failure: &PipelineFailure,
+        what: &str,
+    ) -> Vec<DatanodeRef> {
+        let bad = failure.bad_index.min(nodes.len().saturating_sub(1));
+        tracing::warn!(
+            path = %self.path,
+            block = block_id,
+            node = nodes.get(bad).map(|n| n.host.as_str()).unwrap_or("?"),
+            "{what}: {}",
+            failure.error
+        );
+        if bad < nodes.len() {
+            let gone = nodes.remove(bad);
+            self.excluded.push(gone.host);
+        }
+        self.with_replacements(nodes).await
     }
 
     /// Adds live datanodes not already used or excluded until the pipeline has `replication`
