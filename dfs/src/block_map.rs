@@ -384,6 +384,7 @@ mod tests {
             replication: 3,
             block_size_bytes: 1024,
             overwrite: false,
+            require_parent: false,
             client_name: "c".into(),
         }))
         .unwrap();

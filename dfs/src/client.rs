@@ -47,6 +47,8 @@ const LIST_PAGE: u32 = 1000;
 pub struct CreateOptions {
     /// Replace an existing file.
     pub overwrite: bool,
+    /// Fail with `NotFound` when the parent directory does not exist (instead of creating it).
+    pub require_parent: bool,
     /// Replication factor (`None` = cluster default).
     pub replication: Option<u32>,
     /// Block size (`None` = cluster default).
@@ -256,6 +258,7 @@ impl DfsClient {
                 replication: opts.replication,
                 block_size_bytes: opts.block_size_bytes,
                 overwrite: opts.overwrite,
+                require_parent: opts.require_parent,
                 client_name: self.inner.client_name.clone(),
             })
             .await?;

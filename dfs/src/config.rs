@@ -74,6 +74,8 @@ pub struct HostConfig {
     pub worker_slots: u32,
     /// Capacity the datanode reports; 0 means the free space of its data directories.
     pub capacity_bytes: u64,
+    /// The worker's directory for map outputs, task files and the job-binary cache.
+    pub work_dir: PathBuf,
 }
 
 impl Default for HostConfig {
@@ -86,6 +88,7 @@ impl Default for HostConfig {
             worker_addr: format!("127.0.0.1:{WORKER_PORT}"),
             worker_slots: 0,
             capacity_bytes: 0,
+            work_dir: PathBuf::from("/var/lib/mrjob/work"),
         }
     }
 }
@@ -132,6 +135,21 @@ pub struct ClusterConfig {
     pub idle_timeout_ms: u64,
     /// Maximum concurrent connections per server.
     pub max_connections: usize,
+    /// Longest wait of a worker's heartbeat for a command; also the heartbeat period.
+    pub worker_heartbeat_ms: u64,
+    /// A worker silent for this long is lost: its attempts (and needed map outputs) re-run.
+    pub worker_timeout_ms: u64,
+    /// A task attempt whose progress does not change for this long is failed.
+    pub task_timeout_ms: u64,
+    /// Failed attempts of one task before its job fails.
+    pub task_max_attempts: u32,
+    /// How long a job waits for a node-local slot before taking a rack-local one (and twice
+    /// this before any).
+    pub locality_delay_ms: u64,
+    /// Percentage of a job's maps that must be done before its reduces start.
+    pub reduce_slowstart_percent: u32,
+    /// Launch backup attempts of stragglers near the end of a phase.
+    pub speculative: bool,
 }
 
 impl Default for ClusterConfig {
@@ -156,6 +174,13 @@ impl Default for ClusterConfig {
             rpc_timeout_ms: 10_000,
             idle_timeout_ms: 10 * 60 * 1000,
             max_connections: 1024,
+            worker_heartbeat_ms: 1_000,
+            worker_timeout_ms: 10_000,
+            task_timeout_ms: 600_000,
+            task_max_attempts: 4,
+            locality_delay_ms: 300,
+            reduce_slowstart_percent: 80,
+            speculative: true,
         }
     }
 }
@@ -251,7 +276,7 @@ impl ClusterConfig {
     }
 
     fn validate_numbers(&self) -> Result<()> {
-        let checks: [(bool, &str); 10] = [
+        let checks: [(bool, &str); 15] = [
             (
                 self.block_size_bytes >= 512,
                 "block_size_bytes must be at least 512",
@@ -284,6 +309,23 @@ impl ClusterConfig {
             ),
             (self.rpc_timeout_ms > 0, "rpc_timeout_ms must be positive"),
             (self.max_connections > 0, "max_connections must be positive"),
+            (
+                self.worker_heartbeat_ms > 0,
+                "worker_heartbeat_ms must be positive",
+            ),
+            (
+                self.worker_timeout_ms > self.worker_heartbeat_ms,
+                "worker_timeout_ms must exceed worker_heartbeat_ms",
+            ),
+            (self.task_timeout_ms > 0, "task_timeout_ms must be positive"),
+            (
+                (1..=100).contains(&self.task_max_attempts),
+                "task_max_attempts must be in 1..=100",
+            ),
+            (
+                self.reduce_slowstart_percent <= 100,
+                "reduce_slowstart_percent must be at most 100",
+            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, msg)) => Err(Error::Config((*msg).into())),
@@ -335,6 +377,13 @@ pub fn find_config_path(cli_conf: Option<&Path>) -> Option<PathBuf> {
 /// A cluster on this machine with the default ports: see [`local_config_with_ports`].
 pub fn local_config(namenodes: usize, hosts: usize, dir: &Path) -> ClusterConfig {
     local_config_with_ports(namenodes, hosts, dir, LocalPorts::default())
+}
+
+/// Task slots per worker when all hosts share this machine: the cores divided among them
+/// (at least one), so a pseudo-distributed cluster does not oversubscribe the machine.
+fn local_worker_slots(hosts: usize) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / hosts.max(1)).max(1) as u32
 }
 
 /// Ports used by [`local_config_with_ports`]; tests shift them to run clusters side by side.
@@ -402,8 +451,9 @@ pub fn local_config_with_ports(
             rack: format!("/rack{}", 1 + (j - 1) % 2),
             data_dirs: vec![dir.join(format!("host{j}")).join("data")],
             worker_addr: format!("127.0.1.{j}:{}", ports.worker),
-            worker_slots: 0,
+            worker_slots: local_worker_slots(hosts),
             capacity_bytes: 0,
+            work_dir: dir.join(format!("host{j}")).join("work"),
         })
         .collect();
     ClusterConfig {

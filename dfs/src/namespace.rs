@@ -50,6 +50,9 @@ pub enum Op {
         block_size_bytes: u64,
         /// Replace an existing complete file.
         overwrite: bool,
+        /// Fail with `NotFound` instead of creating a missing parent directory.
+        #[serde(default)]
+        require_parent: bool,
         /// Lease holder.
         client_name: String,
     },
@@ -285,13 +288,14 @@ impl Namespace {
                 replication,
                 block_size_bytes,
                 overwrite,
+                require_parent,
                 client_name,
             } => self.create(
                 now_ms,
                 path,
                 *replication,
                 *block_size_bytes,
-                *overwrite,
+                (*overwrite, *require_parent),
                 client_name,
             ),
             Op::AddBlock {
@@ -439,7 +443,7 @@ impl Namespace {
         p: &str,
         replication: u32,
         block_size_bytes: u64,
-        overwrite: bool,
+        (overwrite, require_parent): (bool, bool),
         client: &str,
     ) -> Result<Outcome> {
         let components = path::validate(p)?;
@@ -461,7 +465,19 @@ impl Namespace {
             Err(Error::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
-        let parent = self.mkdirs(now_ms, &path::join(parents))?;
+        let parent_path = path::join(parents);
+        if require_parent {
+            // Lets a writer that may be stale (a task attempt whose job has ended) fail
+            // instead of recreating a directory that was deliberately removed.
+            match self.lookup(&parent_path) {
+                Ok(_) => {}
+                Err(Error::NotFound(_)) => {
+                    return Err(Error::NotFound(format!("{parent_path} (parent of {p})")))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let parent = self.mkdirs(now_ms, &parent_path)?;
         let meta = FileMeta {
             replication,
             block_size_bytes,
@@ -949,6 +965,7 @@ mod tests {
             replication: 3,
             block_size_bytes: 1024,
             overwrite: false,
+            require_parent: false,
             client_name: client.into(),
         }))
     }
@@ -966,6 +983,31 @@ mod tests {
 
     fn kind(r: OpResult) -> ErrorKind {
         r.unwrap_err().kind
+    }
+
+    #[test]
+    fn create_with_require_parent_does_not_recreate_a_removed_directory() {
+        let mut ns = Namespace::default();
+        let op = |p: &str| {
+            e(Op::Create {
+                path: p.into(),
+                replication: 3,
+                block_size_bytes: 1024,
+                overwrite: false,
+                require_parent: true,
+                client_name: "c".into(),
+            })
+        };
+        assert_eq!(
+            kind(ns.apply(&op("/out/_temporary/a/part"))),
+            ErrorKind::NotFound
+        );
+        assert!(ns.lookup("/out").is_err(), "nothing was created");
+        ns.apply(&e(Op::Mkdirs {
+            path: "/out/_temporary/a".into(),
+        }))
+        .unwrap();
+        ns.apply(&op("/out/_temporary/a/part")).unwrap();
     }
 
     #[test]
@@ -1122,6 +1164,7 @@ mod tests {
                 replication: 1,
                 block_size_bytes: 512,
                 overwrite: false,
+                require_parent: false,
                 client_name: "c".into(),
             },
         };
@@ -1208,6 +1251,7 @@ mod tests {
                 replication: 2,
                 block_size_bytes: 512,
                 overwrite: flag,
+                require_parent: false,
                 client_name: client,
             },
             2 => Op::AddBlock {

@@ -280,6 +280,9 @@ pub enum Request {
         block_size_bytes: Option<u64>,
         /// Replace an existing complete file.
         overwrite: bool,
+        /// Fail with `NotFound` instead of creating a missing parent directory.
+        #[serde(default)]
+        require_parent: bool,
         /// The writer, for the lease (unique per client process).
         client_name: String,
     },
@@ -585,6 +588,7 @@ mod tests {
                 replication: Some(2),
                 block_size_bytes: None,
                 overwrite: false,
+                require_parent: false,
                 client_name: "c".into(),
             },
         };

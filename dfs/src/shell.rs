@@ -177,6 +177,7 @@ impl Shell {
                     overwrite: force,
                     replication,
                     block_size_bytes,
+                    ..Default::default()
                 };
                 self.put(args, opts).await
             }
@@ -818,7 +819,9 @@ async fn cluster_start(dir: &Path, namenodes: usize, hosts: usize, wait: Duratio
     Ok(())
 }
 
-fn spawn_daemon(
+/// Starts `exe --conf CONF ARGS...` in the background in its own process group, logging to
+/// `LOGS/NAME.log` and recording its pid in `PIDS/NAME.pid` (a running one is left alone).
+pub fn spawn_daemon(
     exe: &Path,
     conf: &Path,
     args: &[String],
@@ -865,7 +868,8 @@ fn spawn_daemon(
     Ok(())
 }
 
-async fn wait_healthy(config: &ClusterConfig, wait: Duration) -> Result<()> {
+/// Waits until a namenode leader answers and every datanode of `config` is live.
+pub async fn wait_healthy(config: &ClusterConfig, wait: Duration) -> Result<()> {
     let client = DfsClient::new(config.clone());
     let deadline = Instant::now() + wait;
     loop {
@@ -887,7 +891,8 @@ async fn wait_healthy(config: &ClusterConfig, wait: Duration) -> Result<()> {
     }
 }
 
-fn cluster_stop(dir: &Path) -> Result<()> {
+/// Stops every process with a pid file in `DIR/pids` (SIGTERM, then SIGKILL after 10 s).
+pub fn cluster_stop(dir: &Path) -> Result<()> {
     let pids = dir.join("pids");
     let entries =
         std::fs::read_dir(&pids).map_err(|e| Error::io(format!("{}", pids.display()), e))?;
@@ -913,12 +918,13 @@ fn cluster_stop(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn read_pid(path: &Path) -> Option<u32> {
+/// The pid in a pid file.
+pub fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// Whether `pid` is a live (non-zombie) process, from /proc, so no unsafe `kill(2)` is needed.
-fn process_alive(pid: u32) -> bool {
+pub fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat
             .rsplit(')')

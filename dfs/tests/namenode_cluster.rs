@@ -207,6 +207,7 @@ async fn must_stat_kind(client: &NamenodeClient, path: &str) -> FileKind {
 async fn create(client: &NamenodeClient, path: &str) -> dfs::Result<Response> {
     client
         .call(Request::Create {
+            require_parent: false,
             path: path.into(),
             replication: Some(1),
             block_size_bytes: None,
@@ -567,6 +568,7 @@ async fn expired_lease_is_recovered() {
     let other = cluster.client();
     let again = other
         .call(Request::Create {
+            require_parent: false,
             path: "/crashed-writer".into(),
             replication: Some(1),
             block_size_bytes: None,
@@ -593,6 +595,7 @@ async fn second_writer_takes_over_after_the_soft_limit() {
     loop {
         let attempt = other
             .call(Request::Create {
+                require_parent: false,
                 path: "/contended".into(),
                 replication: Some(1),
                 block_size_bytes: None,

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use mapreduce::codec::{parse_u64_key_descending, u64_key_descending, u64_value};
 use mapreduce::{
-    run_local, Error, Job, JobReport, MapEmitter, Mapper, Record, ReduceEmitter, Reducer, Result,
-    RunOptions, Settings, ValueSource,
+    Engine, Error, Job, JobConf, JobReport, MapEmitter, Mapper, Record, ReduceEmitter, Reducer,
+    Result, RunOptions, Settings, ValueSource,
 };
 use regex::bytes::Regex;
 
@@ -110,37 +110,52 @@ pub fn sort_job(mut settings: Settings) -> Job {
         .settings(settings)
 }
 
-/// Runs both jobs locally: counts into a temporary directory, then sorts into `output`.
+/// Registered name of the counting job (parameter `regex`).
+pub const COUNT_JOB: &str = "grep-count";
+/// Registered name of the sorting job.
+pub const SORT_JOB: &str = "grep-sort";
+
+/// Rebuilds the counting job from its configuration.
+pub fn build_count(conf: &JobConf) -> Result<Job> {
+    Ok(count_job(
+        compile(conf.get("regex")?)?,
+        conf.settings.clone(),
+    ))
+}
+
+/// Rebuilds the sorting job from its configuration.
+pub fn build_sort(conf: &JobConf) -> Result<Job> {
+    Ok(sort_job(conf.settings.clone()))
+}
+
+/// Runs both jobs on `engine`: counts into a temporary directory, then sorts into `output`.
 /// The counters of both jobs are added up in the report.
 pub fn run(
-    regex: Regex,
+    engine: &Engine,
+    regex: &str,
     inputs: &[PathBuf],
     output: &Path,
     settings: Settings,
     opts: &RunOptions,
 ) -> Result<JobReport> {
-    if std::fs::symlink_metadata(output).is_ok() {
+    compile(regex)?;
+    if engine.exists(output)? {
         return Err(Error::OutputExists(output.to_owned()));
     }
-    let base = settings
-        .local_dir
-        .clone()
-        .unwrap_or_else(std::env::temp_dir);
-    let temp = tempfile::Builder::new()
-        .prefix("grep-temp-")
-        .tempdir_in(&base)
-        .map_err(|e| {
-            Error::io(
-                format!("creating temporary directory in {}", base.display()),
-                e,
-            )
-        })?;
-    let counts = temp.path().join("counts");
+    let registry = crate::registry();
+    let counts = engine.temp_path("grep-temp")?;
     let mut first_settings = settings.clone();
     first_settings.sync_output = false; // temporary data
-    let first = run_local(&count_job(regex, first_settings), inputs, &counts, opts)?;
-    let mut report = run_local(&sort_job(settings), &[counts], output, opts)?;
-    report.counters.merge(&first.counters);
-    report.elapsed += first.elapsed;
-    Ok(report)
+    let count = JobConf::new(COUNT_JOB, first_settings).with("regex", regex);
+    let result = engine
+        .run(&registry, &count, inputs, &counts, opts)
+        .and_then(|first| {
+            let sort = JobConf::new(SORT_JOB, settings);
+            let mut report = engine.run(&registry, &sort, std::slice::from_ref(&counts), output, opts)?;
+            report.counters.merge(&first.counters);
+            report.elapsed += first.elapsed;
+            Ok(report)
+        });
+    engine.remove_dir(&counts);
+    result
 }

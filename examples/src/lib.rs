@@ -10,9 +10,35 @@
 //! - [`sum`]: the shared u64 summing combiner and reducer.
 #![deny(missing_docs)]
 
+use mapreduce::{JobConf, Registry, Result};
+
 pub mod grep;
 pub mod invertedindex;
 pub mod sum;
 pub mod terasort;
 pub mod tokenize;
 pub mod wordcount;
+
+/// Registered name of wordcount.
+pub const WORDCOUNT_JOB: &str = "wordcount";
+/// Registered name of invertedindex.
+pub const INVERTEDINDEX_JOB: &str = "invertedindex";
+
+/// Every example job by name: how `mrjob` and its task processes rebuild a job from its
+/// [`JobConf`].
+pub fn registry() -> Registry {
+    fn wc(c: &JobConf) -> Result<mapreduce::Job> {
+        Ok(wordcount::job(c.settings.clone()))
+    }
+    fn ii(c: &JobConf) -> Result<mapreduce::Job> {
+        Ok(invertedindex::job(c.settings.clone()))
+    }
+    Registry::new()
+        .register(WORDCOUNT_JOB, wc)
+        .register(INVERTEDINDEX_JOB, ii)
+        .register(grep::COUNT_JOB, grep::build_count)
+        .register(grep::SORT_JOB, grep::build_sort)
+        .register(terasort::TERAGEN_JOB, terasort::build_teragen)
+        .register(terasort::TERASORT_JOB, terasort::build_terasort)
+        .register(terasort::TERAVALIDATE_JOB, terasort::build_teravalidate)
+}

@@ -5,13 +5,14 @@
 //! Record layout (as Hadoop's TeraGen): 10-byte key, `00 11`, the row id as 32 hex digits,
 //! `88 99 AA BB`, 48 filler letters, `CC DD EE FF`.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::SeekFrom;
 use std::path::PathBuf;
 
+use mapreduce::fs::{FileSystem, LocalFs};
 use mapreduce::input::{compute_splits, Split};
 use mapreduce::{
-    Error, InputFormat, Job, MapEmitter, Mapper, OutputFormat, Partitioner, Record, ReduceEmitter,
-    Reducer, Result, Settings, ValueSource,
+    Error, InputFormat, Job, JobConf, MapEmitter, Mapper, OutputFormat, Partitioner, Record,
+    ReduceEmitter, Reducer, Result, Settings, ValueSource,
 };
 
 /// Bytes per record.
@@ -152,8 +153,13 @@ impl Partitioner for TotalOrderPartitioner {
 }
 
 /// Reads up to [`SAMPLE_KEYS`] keys from up to 10 splits spread over the input.
-pub fn sample_keys(inputs: &[PathBuf], split_size_bytes: u64) -> Result<Vec<Vec<u8>>> {
+pub fn sample_keys(
+    fs: &dyn FileSystem,
+    inputs: &[PathBuf],
+    split_size_bytes: u64,
+) -> Result<Vec<Vec<u8>>> {
     let splits = compute_splits(
+        fs,
         &InputFormat::FixedLength(RECORD_BYTES),
         inputs,
         split_size_bytes,
@@ -170,8 +176,7 @@ pub fn sample_keys(inputs: &[PathBuf], split_size_bytes: u64) -> Result<Vec<Vec<
         };
         let want = (*len).min((per_split * RECORD_BYTES) as u64) as usize;
         let mut buf = vec![0u8; want];
-        let mut f = std::fs::File::open(path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let mut f = fs.open(path)?;
         f.seek(SeekFrom::Start(*start))
             .and_then(|_| f.read_exact(&mut buf))
             .map_err(|e| Error::io(format!("sampling {}", path.display()), e))?;
@@ -183,16 +188,78 @@ pub fn sample_keys(inputs: &[PathBuf], split_size_bytes: u64) -> Result<Vec<Vec<
     Ok(keys)
 }
 
-/// The terasort job with partition boundaries sampled from `inputs`.
-pub fn terasort_job(inputs: &[PathBuf], settings: Settings) -> Result<Job> {
-    let sample = sample_keys(inputs, settings.split_size_bytes)?;
+/// Registered name of the sort job (parameter `cuts`: hex partition boundaries, comma-separated).
+pub const TERASORT_JOB: &str = "terasort";
+/// Registered name of teragen (parameters `rows`, `maps`).
+pub const TERAGEN_JOB: &str = "teragen";
+/// Registered name of teravalidate.
+pub const TERAVALIDATE_JOB: &str = "teravalidate";
+
+/// Samples `inputs` and returns the terasort job's configuration with its partition boundaries.
+pub fn plan(fs: &dyn FileSystem, inputs: &[PathBuf], settings: Settings) -> Result<JobConf> {
+    let sample = sample_keys(fs, inputs, settings.split_size_bytes)?;
     let partitioner = TotalOrderPartitioner::from_sample(sample, settings.reducers.max(1));
-    Ok(Job::new("terasort", IdentityMapper)
+    let cuts: Vec<String> = partitioner.cuts.iter().map(|c| to_hex(c)).collect();
+    Ok(JobConf::new(TERASORT_JOB, settings).with("cuts", cuts.join(",")))
+}
+
+/// Rebuilds the terasort job from its configuration.
+pub fn build_terasort(conf: &JobConf) -> Result<Job> {
+    let text = conf.get("cuts")?;
+    let cuts = text
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .map(from_hex)
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| Error::BadSetting(format!("terasort: bad partition boundaries {text:?}")))?;
+    Ok(sort_job(
+        TotalOrderPartitioner::new(cuts),
+        conf.settings.clone(),
+    ))
+}
+
+/// Rebuilds teragen from its configuration.
+pub fn build_teragen(conf: &JobConf) -> Result<Job> {
+    let maps = u32::try_from(conf.get_u64("maps")?)
+        .map_err(|_| Error::BadSetting("teragen: too many maps".into()))?;
+    Ok(teragen_job(
+        conf.get_u64("rows")?,
+        maps,
+        conf.settings.clone(),
+    ))
+}
+
+/// Rebuilds teravalidate from its configuration.
+pub fn build_teravalidate(conf: &JobConf) -> Result<Job> {
+    Ok(teravalidate_job(conf.settings.clone()))
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The terasort job with partition boundaries sampled from local `inputs`.
+pub fn terasort_job(inputs: &[PathBuf], settings: Settings) -> Result<Job> {
+    build_terasort(&plan(&LocalFs, inputs, settings)?)
+}
+
+fn sort_job(partitioner: TotalOrderPartitioner, settings: Settings) -> Job {
+    Job::new("terasort", IdentityMapper)
         .reducer(IdentityReducer)
         .partitioner(partitioner)
         .input(InputFormat::FixedLength(RECORD_BYTES))
         .output(OutputFormat::Raw)
-        .settings(settings))
+        .settings(settings)
 }
 
 /// Per split: first and last key, record count, checksum, and the first misorder seen.

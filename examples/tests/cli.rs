@@ -12,6 +12,8 @@ fn mrjob(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mrjob"))
         .args(args)
         .current_dir(cwd)
+        // Local mode: a cluster configured in the caller's environment must not matter.
+        .env_remove("MRJOB_CONF")
         .output()
         .expect("run mrjob")
 }

@@ -134,7 +134,8 @@ fn grep_matches_reference_sorted_by_count() {
         for (i, s) in matrix().into_iter().enumerate().step_by(2) {
             let out = dir.path().join(format!("g{}-{i}", pattern.len()));
             grep::run(
-                grep::compile(pattern).unwrap(),
+                &mapreduce::Engine::Local,
+                pattern,
                 &[dir.path().join("in")],
                 &out,
                 s.clone(),

@@ -1,12 +1,19 @@
 //! Pieces every job binary's command line shares: the common job options, size parsing, and
 //! the end-of-job report. `mrjob` uses them, and so can a user's own job binary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use crate::error::Error;
+use dfs::config::{ClusterConfig, CONF_ENV};
+
+use crate::error::{Error, Result};
 use crate::job::Settings;
+use crate::protocol::{JobInfo, JobPhase};
+use crate::pseudo_cluster;
 use crate::runner::JobReport;
+use crate::scheduler::JobId;
+use crate::submit::{progress_line, ClusterClient};
 
 /// Options common to every job.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -38,12 +45,15 @@ pub struct JobArgs {
     /// Print neither progress nor counters
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Run on this machine even when a cluster is configured
+    #[arg(long)]
+    pub local: bool,
 }
 
 impl JobArgs {
     /// The job settings these options describe; `default_reducers` applies when `--reducers`
     /// is not given (`None`: one reducer per thread).
-    pub fn settings(&self, default_reducers: Option<u32>) -> Result<Settings, Error> {
+    pub fn settings(&self, default_reducers: Option<u32>) -> Result<Settings> {
         let mut s = Settings::default();
         if let Some(t) = self.threads {
             s.threads = t;
@@ -117,12 +127,219 @@ pub fn fail(err: &dyn std::fmt::Display) -> ExitCode {
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings).
 pub fn init_logging() {
+    init_logging_at("warn");
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: `level`).
+pub fn init_logging_at(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Cluster commands every job binary can offer beside its jobs: the daemons, job control,
+/// and a pseudo-distributed cluster on this machine.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum AdminCommand {
+    /// Run the jobtracker daemon of the configured cluster.
+    Jobtracker,
+    /// Run the worker daemon of one host (task slots and shuffle server).
+    Worker {
+        /// This host's name in the config.
+        #[arg(long)]
+        host: String,
+    },
+    /// Run a dfs namenode (as `dfs namenode`; used by `cluster start`).
+    #[command(hide = true)]
+    Namenode {
+        /// Raft id.
+        #[arg(long)]
+        id: u64,
+    },
+    /// Run a dfs datanode (as `dfs datanode`; used by `cluster start`).
+    #[command(hide = true)]
+    Datanode {
+        /// Host name.
+        #[arg(long)]
+        host: String,
+    },
+    /// Show one job's progress and counters, or every job's state.
+    Status {
+        /// Job id.
+        job: Option<JobId>,
+    },
+    /// List the jobtracker's jobs.
+    List,
+    /// Kill a running job (its output directory is removed).
+    Kill {
+        /// Job id.
+        job: JobId,
+    },
+    /// Start, stop or show a whole cluster on this machine.
+    #[command(subcommand)]
+    Cluster(PseudoClusterCommand),
+}
+
+/// `cluster start|stop|status`.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum PseudoClusterCommand {
+    /// Start 3 namenodes, N hosts (datanode + worker each) and a jobtracker in the background,
+    /// writing DIR/cluster.toml first when it does not exist; waits until healthy.
+    Start {
+        /// Cluster directory (config, state, logs, pid files).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Number of hosts, when the config is generated.
+        #[arg(long, default_value_t = 3)]
+        hosts: usize,
+        /// Give up waiting for health after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        wait_secs: u64,
+    },
+    /// Stop every daemon started from DIR.
+    Stop {
+        /// Cluster directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Show the daemons, namenode roles, datanodes and workers of the cluster in DIR.
+    Status {
+        /// Cluster directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+/// Runs an [`AdminCommand`]; `conf` is the `--conf` option.
+pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
+    if !matches!(
+        cmd,
+        AdminCommand::Jobtracker
+            | AdminCommand::Worker { .. }
+            | AdminCommand::Namenode { .. }
+            | AdminCommand::Datanode { .. }
+    ) {
+        init_logging();
+    }
+    match cmd {
+        AdminCommand::Jobtracker => {
+            init_logging_at("info");
+            let config = load_config(conf)?;
+            daemon_runtime()?.block_on(crate::jobtracker::Jobtracker::run(config))?;
+        }
+        AdminCommand::Worker { host } => {
+            init_logging_at("info");
+            let config = load_config(conf)?;
+            daemon_runtime()?.block_on(crate::worker::Worker::run(config, host))?;
+        }
+        AdminCommand::Namenode { id } => {
+            init_logging_at("info");
+            let config = load_config(conf)?;
+            daemon_runtime()?
+                .block_on(dfs::namenode::run(config, id))
+                .map_err(|e| Error::Cluster(format!("namenode {id}: {e}")))?;
+        }
+        AdminCommand::Datanode { host } => {
+            init_logging_at("info");
+            let config = load_config(conf)?;
+            daemon_runtime()?
+                .block_on(dfs::datanode::run(config, &host))
+                .map_err(|e| Error::Cluster(format!("datanode {host}: {e}")))?;
+        }
+        AdminCommand::Status { job: Some(id) } => {
+            let client = ClusterClient::new(load_config(conf)?)?;
+            print_job(&client.status(id)?);
+        }
+        AdminCommand::Status { job: None } | AdminCommand::List => {
+            let client = ClusterClient::new(load_config(conf)?)?;
+            print_jobs(&client.list()?);
+        }
+        AdminCommand::Kill { job } => {
+            let client = ClusterClient::new(load_config(conf)?)?;
+            client.kill(job)?;
+            let info = client.wait(job, false)?;
+            eprintln!("job {job} killed: {:?}", info.phase);
+        }
+        AdminCommand::Cluster(PseudoClusterCommand::Start {
+            dir,
+            hosts,
+            wait_secs,
+        }) => {
+            pseudo_cluster::start(&dir, hosts, Duration::from_secs(wait_secs))?;
+        }
+        AdminCommand::Cluster(PseudoClusterCommand::Stop { dir }) => pseudo_cluster::stop(&dir)?,
+        AdminCommand::Cluster(PseudoClusterCommand::Status { dir }) => {
+            pseudo_cluster::status(&dir)?
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn daemon_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the runtime".to_owned(), e))
+}
+
+/// The cluster config named by `--conf` or `MRJOB_CONF`.
+pub fn load_config(conf: Option<&Path>) -> Result<ClusterConfig> {
+    ClusterConfig::discover(conf)
+        .map_err(|e| Error::BadSetting(format!("cluster config: {e}")))?
+        .ok_or_else(|| {
+            Error::BadSetting(format!(
+                "no cluster configured: pass --conf FILE or set {CONF_ENV}"
+            ))
+        })
+}
+
+fn phase_text(p: &JobPhase) -> String {
+    match p {
+        JobPhase::Running => "RUNNING".into(),
+        JobPhase::Succeeded => "SUCCEEDED".into(),
+        JobPhase::Failed(r) => format!("FAILED: {r}"),
+    }
+}
+
+fn print_job(info: &JobInfo) {
+    let (pct, line) = progress_line(info);
+    println!("{line}");
+    println!(
+        "  state {}, {pct}% done, {:.1} s, output dfs://{}, submitted by {}",
+        phase_text(&info.phase),
+        info.elapsed_ms as f64 / 1000.0,
+        info.output,
+        info.user
+    );
+    if let Some(ms) = info.first_launch_ms {
+        println!("  first task launched {ms} ms after submission");
+    }
+    print!("{}", info.counters);
+}
+
+fn print_jobs(jobs: &[JobInfo]) {
+    println!(
+        "{:>5}  {:<14} {:<10} {:>8}  OUTPUT",
+        "JOB", "NAME", "STATE", "SECONDS"
+    );
+    for j in jobs {
+        let state = match &j.phase {
+            JobPhase::Running => "RUNNING",
+            JobPhase::Succeeded => "SUCCEEDED",
+            JobPhase::Failed(_) => "FAILED",
+        };
+        println!(
+            "{:>5}  {:<14} {:<10} {:>8.1}  dfs://{}",
+            j.id,
+            j.name,
+            state,
+            j.elapsed_ms as f64 / 1000.0,
+            j.output
+        );
+    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,20 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A dfs call failed (the message names the path and the cause).
+    #[error("{0}")]
+    Dfs(String),
+    /// The cluster (jobtracker, worker, shuffle) could not be reached or refused a request.
+    #[error("{0}")]
+    Cluster(String),
+    /// A job on the cluster failed or was killed.
+    #[error("job {job} failed: {reason}")]
+    JobFailed {
+        /// The job's id and name.
+        job: String,
+        /// Why (names the failing task and its last error).
+        reason: String,
+    },
     /// Operating-system I/O error, with what was being done.
     #[error("{context}: {source}")]
     Io {

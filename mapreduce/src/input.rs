@@ -5,13 +5,13 @@
 //! `start == 0`) and reads past `end` to finish the last line that starts before `end`, so
 //! every line is read exactly once however the file is cut.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
+use crate::fs::{FileSystem, InputFile, LocalFs, ReadSeek};
 use crate::job::Record;
 
 /// How a job's input is cut and read.
@@ -63,72 +63,19 @@ impl Split {
     }
 }
 
-/// Lists the data files under each input path, sorted; hidden files (`.x`, `_x`) are skipped
-/// as Hadoop skips them. A missing path, or input with no files at all, is an error.
+/// Lists the data files under each local input path; see [`FileSystem::list_input_files`].
 pub fn list_input_files(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
-    let mut files = Vec::new();
-    for input in inputs {
-        let meta = std::fs::metadata(input).map_err(|e| Error::BadInput {
-            path: input.clone(),
-            reason: if e.kind() == std::io::ErrorKind::NotFound {
-                "no such file or directory".to_owned()
-            } else {
-                e.to_string()
-            },
-        })?;
-        if meta.is_file() {
-            let name = input
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            files.push((input.clone(), name));
-            continue;
-        }
-        let before = files.len();
-        walk(input, input, &mut files)?;
-        if files.len() == before {
-            return Err(Error::BadInput {
-                path: input.clone(),
-                reason: "directory contains no input files".to_owned(),
-            });
-        }
-    }
-    if files.is_empty() {
-        return Err(Error::BadInput {
-            path: PathBuf::new(),
-            reason: "no input paths given".to_owned(),
-        });
-    }
-    Ok(files)
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) -> Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .ctx("listing", dir)?
-        .collect::<std::io::Result<Vec<_>>>()
-        .ctx("listing", dir)?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name();
-        let lossy = name.to_string_lossy();
-        if lossy.starts_with('.') || lossy.starts_with('_') {
-            continue;
-        }
-        let path = e.path();
-        let meta = std::fs::metadata(&path).ctx("reading metadata of", &path)?;
-        if meta.is_dir() {
-            walk(root, &path, out)?;
-        } else if meta.is_file() {
-            let rel = path.strip_prefix(root).unwrap_or(&path);
-            out.push((path.clone(), rel.to_string_lossy().into_owned()));
-        }
-    }
-    Ok(())
+    Ok(LocalFs
+        .list_input_files(inputs)?
+        .into_iter()
+        .map(|f| (f.path, f.name))
+        .collect())
 }
 
 /// Cuts the input into splits of at most `split_size_bytes` (rounded down to whole records
 /// for fixed-length input). Empty files produce no splits.
 pub fn compute_splits(
+    fs: &dyn FileSystem,
     format: &InputFormat,
     inputs: &[PathBuf],
     split_size_bytes: u64,
@@ -140,10 +87,7 @@ pub fn compute_splits(
     };
     let step = (split_size_bytes / record_bytes).max(1) * record_bytes;
     let mut splits = Vec::new();
-    for (path, name) in list_input_files(inputs)? {
-        let len = std::fs::metadata(&path)
-            .ctx("reading metadata of", &path)?
-            .len();
+    for InputFile { path, name, len } in fs.list_input_files(inputs)? {
         let mut start = 0;
         while start < len {
             let n = step.min(len - start);
@@ -179,6 +123,7 @@ const READ_CHUNK_BYTES: usize = 256 * 1024;
 
 /// Calls `f` for every record of `split`, returning the number of bytes read.
 pub fn read_split(
+    fs: &dyn FileSystem,
     format: &InputFormat,
     split: &Split,
     max_record_bytes: usize,
@@ -203,7 +148,7 @@ pub fn read_split(
                 start,
                 len,
             },
-        ) => read_fixed(path, name, *start, *len, *n, f),
+        ) => read_fixed(fs.open(path)?, path, name, *start, *len, *n, f),
         (
             _,
             Split::File {
@@ -212,12 +157,21 @@ pub fn read_split(
                 start,
                 len,
             },
-        ) => read_lines(path, name, *start, *len, max_record_bytes, f),
+        ) => read_lines(
+            fs.open(path)?,
+            path,
+            name,
+            *start,
+            *len,
+            max_record_bytes,
+            f,
+        ),
     }
 }
 
 /// Reads the lines that start in `[start, start + len)`.
 fn read_lines(
+    mut file: Box<dyn ReadSeek>,
     path: &Path,
     name: &str,
     start: u64,
@@ -226,7 +180,6 @@ fn read_lines(
     f: &mut dyn FnMut(Record<'_>) -> Result<()>,
 ) -> Result<u64> {
     let end = start + len;
-    let mut file = File::open(path).ctx("opening", path)?;
     // Start one byte early: if that byte is '\n', a line starts exactly at `start`.
     let mut pos = start.saturating_sub(1);
     file.seek(SeekFrom::Start(pos)).ctx("seeking in", path)?;
@@ -306,6 +259,7 @@ fn strip_cr(line: &[u8]) -> &[u8] {
 
 /// Reads fixed-length records from `[start, start + len)`; `start` is a record boundary.
 fn read_fixed(
+    mut file: Box<dyn ReadSeek>,
     path: &Path,
     name: &str,
     start: u64,
@@ -313,7 +267,6 @@ fn read_fixed(
     record_bytes: usize,
     f: &mut dyn FnMut(Record<'_>) -> Result<()>,
 ) -> Result<u64> {
-    let mut file = File::open(path).ctx("opening", path)?;
     file.seek(SeekFrom::Start(start)).ctx("seeking in", path)?;
     let per_read = (READ_CHUNK_BYTES / record_bytes).max(1) * record_bytes;
     let mut buf = vec![0u8; per_read];
@@ -359,10 +312,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, content).unwrap();
-        let splits = compute_splits(&InputFormat::Lines, &[path], split_size).unwrap();
+        let splits = compute_splits(&LocalFs, &InputFormat::Lines, &[path], split_size).unwrap();
         let mut out = Vec::new();
         for s in &splits {
-            read_split(&InputFormat::Lines, s, 1 << 20, &mut |r| {
+            read_split(&LocalFs, &InputFormat::Lines, s, 1 << 20, &mut |r| {
                 out.push((r.offset, r.value.to_vec()));
                 Ok(())
             })
@@ -409,8 +362,9 @@ mod tests {
         content.extend(std::iter::repeat_n(b'x', 5000));
         content.extend_from_slice(b"\nafter\n");
         std::fs::write(&path, &content).unwrap();
-        let split = &compute_splits(&InputFormat::Lines, &[path], 1 << 20).unwrap()[0];
-        let err = read_split(&InputFormat::Lines, split, 1000, &mut |_| Ok(())).unwrap_err();
+        let split = &compute_splits(&LocalFs, &InputFormat::Lines, &[path], 1 << 20).unwrap()[0];
+        let err =
+            read_split(&LocalFs, &InputFormat::Lines, split, 1000, &mut |_| Ok(())).unwrap_err();
         let msg = err.to_string();
         assert!(
             matches!(err, Error::RecordTooLong { offset: 6, .. }),
@@ -426,10 +380,10 @@ mod tests {
         let content: Vec<u8> = (0..1000u32).map(|i| (i / 10) as u8).collect();
         std::fs::write(&path, &content).unwrap();
         let fmt = InputFormat::FixedLength(10);
-        let splits = compute_splits(&fmt, std::slice::from_ref(&path), 35).unwrap();
+        let splits = compute_splits(&LocalFs, &fmt, std::slice::from_ref(&path), 35).unwrap();
         let mut recs = Vec::new();
         for s in &splits {
-            read_split(&fmt, s, 100, &mut |r| {
+            read_split(&LocalFs, &fmt, s, 100, &mut |r| {
                 recs.push(r.value.to_vec());
                 Ok(())
             })
@@ -441,8 +395,8 @@ mod tests {
             .enumerate()
             .all(|(i, r)| r == &vec![i as u8; 10]));
         std::fs::write(&path, &content[..995]).unwrap();
-        let splits = compute_splits(&fmt, &[path], 1000).unwrap();
-        let err = read_split(&fmt, &splits[0], 100, &mut |_| Ok(())).unwrap_err();
+        let splits = compute_splits(&LocalFs, &fmt, &[path], 1000).unwrap();
+        let err = read_split(&LocalFs, &fmt, &splits[0], 100, &mut |_| Ok(())).unwrap_err();
         assert!(err.to_string().contains("truncated record"), "{err}");
     }
 
@@ -459,7 +413,13 @@ mod tests {
 
     #[test]
     fn generated_rows_cover_every_row_once() {
-        let splits = compute_splits(&InputFormat::Generated { rows: 10, maps: 3 }, &[], 1).unwrap();
+        let splits = compute_splits(
+            &LocalFs,
+            &InputFormat::Generated { rows: 10, maps: 3 },
+            &[],
+            1,
+        )
+        .unwrap();
         let total: u64 = splits.iter().map(Split::size).sum();
         assert_eq!(total, 10);
         assert_eq!(splits.len(), 3);

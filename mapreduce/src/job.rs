@@ -123,7 +123,7 @@ impl Partitioner for HashPartitioner {
 }
 
 /// Per-job settings. Every field has a default; [`Settings::validate`] checks them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
     /// Number of reduce tasks (0 = map-only job).
     pub reducers: u32,

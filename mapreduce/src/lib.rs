@@ -4,6 +4,9 @@
 //!
 //! - [`job`]: the API a job is written against: [`Mapper`], [`Reducer`], [`Combiner`],
 //!   [`Partitioner`], [`Job`] and its [`Settings`].
+//! - [`job_conf`]: a job's portable description ([`JobConf`]) and the [`Registry`] that rebuilds it.
+//! - [`fs`]: where input and output files live (local files, or dfs on a cluster).
+//! - [`dfs_fs`]: the filesystem trait on dfs, for task processes and submitters.
 //! - [`input`]: input files, splits, and record readers (lines, fixed-length, generated rows).
 //! - [`sort_buffer`]: the bounded map-side buffer (sorting or hash-combining) that spills runs.
 //! - [`run`]: sorted run files with per-partition segments and CRC32s.
@@ -12,7 +15,13 @@
 //! - [`output`]: output formats; [`committer`]: attempt directories and the commit protocol.
 //! - [`runner`]: the local runner (thread pool); [`progress`]: what the user sees.
 //! - [`counters`]: built-in and user-defined counters; [`codec`]: byte encodings.
-//! - [`cli`]: command-line pieces shared by job binaries.
+//! - [`engine`]: where a job runs (this machine, or the configured cluster).
+//! - Cluster runtime: [`protocol`] (messages), [`scheduler`] (the pure scheduling state
+//!   machine), [`jobtracker`] (its daemon), [`worker`] (task slots, child processes),
+//!   [`task_process`] (one attempt in a child), [`shuffle`] (map output server and fetcher),
+//!   [`submit`] (staging, submitting, status), [`pseudo_cluster`] (a cluster on this machine),
+//!   [`fault`] (test fault hooks).
+//! - [`cli`]: command-line pieces shared by job binaries, including the cluster commands.
 //! - [`error`]: the crate's one error type.
 #![deny(missing_docs)]
 
@@ -20,24 +29,39 @@ pub mod cli;
 pub mod codec;
 pub mod committer;
 pub mod counters;
+pub mod dfs_fs;
+pub mod engine;
 pub mod error;
+pub mod fault;
+pub mod fs;
 pub mod input;
 pub mod job;
+pub mod job_conf;
+pub mod jobtracker;
 pub mod map_task;
 pub mod merge;
 pub mod output;
 pub mod progress;
+pub mod protocol;
+pub mod pseudo_cluster;
 pub mod reduce_task;
 pub mod run;
 pub mod runner;
+pub mod scheduler;
+pub mod shuffle;
 pub mod sort_buffer;
+pub mod submit;
+pub mod task_process;
+pub mod worker;
 
 pub use counters::{Counters, TaskCounters};
+pub use engine::Engine;
 pub use error::{Error, Result};
 pub use input::{InputFormat, Split};
 pub use job::{
     Accumulator, Combiner, CombinerKind, HashPartitioner, Job, MapEmitter, Mapper, Partitioner,
     Record, ReduceEmitter, Reducer, Settings, ValueSource,
 };
+pub use job_conf::{JobConf, Registry};
 pub use output::OutputFormat;
 pub use runner::{run_local, JobReport, RunOptions};

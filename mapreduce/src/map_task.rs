@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::counters::Counters;
 use crate::error::{Error, Result};
+use crate::fs::FileSystem;
 use crate::input::{read_split, Split};
 use crate::job::{Job, MapEmitter};
 use crate::merge::{open_merge, remove_temporaries, write_sorted, SegmentRef};
@@ -61,6 +62,7 @@ impl<B: MapBuffer> MapEmitter for Collector<'_, B> {
 /// Runs a fresh mapper over every record of `split` and its cleanup, checking `out` for a
 /// kept error after each call. Returns the number of records read.
 fn feed_mapper<E: MapEmitter>(
+    fs: &dyn FileSystem,
     job: &Job,
     split: &Split,
     out: &mut E,
@@ -69,6 +71,7 @@ fn feed_mapper<E: MapEmitter>(
     let mut mapper = (job.mapper)();
     let mut records = 0u64;
     read_split(
+        fs,
         &job.input,
         split,
         job.settings.max_record_bytes,
@@ -92,6 +95,7 @@ thread_local! {
 /// Runs map task `name` over `split`, writing its output run (and index) into `dir`.
 /// Returns the run and the task's counters.
 pub fn run_map_task(
+    fs: &dyn FileSystem,
     job: &Job,
     split: &Split,
     dir: &Path,
@@ -109,7 +113,7 @@ pub fn run_map_task(
                 }
                 None => CombineBuffer::new(limit, c.clone(), partitioner, partitions),
             };
-            let r = map_into(job, split, dir, name, &mut buffer);
+            let r = map_into(fs, job, split, dir, name, &mut buffer);
             buffer.clear();
             COMBINE_BUFFER.with(|b| *b.borrow_mut() = Some(buffer));
             r
@@ -122,7 +126,7 @@ pub fn run_map_task(
                 }
                 None => SortBuffer::new(limit, partitioner, partitions),
             };
-            let r = map_into(job, split, dir, name, &mut buffer);
+            let r = map_into(fs, job, split, dir, name, &mut buffer);
             buffer.clear();
             SORT_BUFFER.with(|b| *b.borrow_mut() = Some(buffer));
             r
@@ -131,6 +135,7 @@ pub fn run_map_task(
 }
 
 fn map_into<B: MapBuffer>(
+    fs: &dyn FileSystem,
     job: &Job,
     split: &Split,
     dir: &Path,
@@ -145,7 +150,7 @@ fn map_into<B: MapBuffer>(
         name,
         error: None,
     };
-    let records = feed_mapper(job, split, &mut c, |c| c.check())?;
+    let records = feed_mapper(fs, job, split, &mut c, |c| c.check())?;
     c.counters.task.map_input_records += records;
     if job.active_combiner().is_some() {
         // Every map output record went through the combining buffer.
@@ -219,9 +224,14 @@ fn merge_spills(
 }
 
 /// Runs a map task of a map-only job, writing its output to the part file `out_file`.
-pub fn run_map_only_task(job: &Job, split: &Split, out_file: &Path) -> Result<Counters> {
-    let mut e = OutputEmitter::new(OutputWriter::create(out_file, job.output)?);
-    let records = feed_mapper(job, split, &mut e, OutputEmitter::take_error)?;
+pub fn run_map_only_task(
+    fs: &dyn FileSystem,
+    job: &Job,
+    split: &Split,
+    out: OutputWriter,
+) -> Result<Counters> {
+    let mut e = OutputEmitter::new(out);
+    let records = feed_mapper(fs, job, split, &mut e, OutputEmitter::take_error)?;
     let (out_records, out_bytes) = e.out.finish(job.settings.sync_output)?;
     let t = &mut e.counters.task;
     t.map_input_records += records;

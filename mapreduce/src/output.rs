@@ -1,13 +1,12 @@
 //! Output formats: how a task's output records become bytes in a part file.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::counters::Counters;
 use crate::error::{Error, IoContext, Result};
+use crate::fs::{FileSystem, OutputSink};
 use crate::job::{MapEmitter, ReduceEmitter};
 
 /// How output records are written.
@@ -21,7 +20,7 @@ pub enum OutputFormat {
 
 /// Writes records of one part file.
 pub struct OutputWriter {
-    out: BufWriter<File>,
+    out: Box<dyn OutputSink>,
     path: PathBuf,
     format: OutputFormat,
     bytes: u64,
@@ -29,11 +28,10 @@ pub struct OutputWriter {
 }
 
 impl OutputWriter {
-    /// Creates the part file at `path`.
-    pub fn create(path: &Path, format: OutputFormat) -> Result<OutputWriter> {
-        let file = File::create(path).ctx("creating output file", path)?;
+    /// Creates the part file at `path` in `fs`.
+    pub fn create(fs: &dyn FileSystem, path: &Path, format: OutputFormat) -> Result<OutputWriter> {
         Ok(OutputWriter {
-            out: BufWriter::with_capacity(256 * 1024, file),
+            out: fs.create(path)?,
             path: path.to_owned(),
             format,
             bytes: 0,
@@ -69,13 +67,7 @@ impl OutputWriter {
 
     /// Flushes, optionally fsyncs, and returns (records, bytes) written.
     pub fn finish(self, sync: bool) -> Result<(u64, u64)> {
-        let path = self.path;
-        let file = self.out.into_inner().map_err(|e| {
-            crate::error::Error::io(format!("flushing {}", path.display()), e.into_error())
-        })?;
-        if sync {
-            file.sync_all().ctx("fsyncing", &path)?;
-        }
+        self.out.finish(sync).ctx("closing", &self.path)?;
         Ok((self.records, self.bytes))
     }
 }

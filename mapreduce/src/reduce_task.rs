@@ -48,13 +48,13 @@ impl ValueSource for Group<'_> {
 }
 
 /// Runs reduce task `name` over `segments` (partition `r` of each map output), writing the
-/// part file `out_file`. Intermediate merge passes, if any, go into `dir`.
+/// part file `out`. Intermediate merge passes, if any, go into `dir`.
 pub fn run_reduce_task(
     job: &Job,
     segments: Vec<SegmentRef>,
     dir: &Path,
     name: &str,
-    out_file: &Path,
+    out: OutputWriter,
 ) -> Result<Counters> {
     let mut counters = Counters {
         reduce_tasks: 1,
@@ -75,7 +75,7 @@ pub fn run_reduce_task(
         .as_ref()
         .ok_or_else(|| Error::BadSetting("reduce task without a reducer".into()))?;
     let mut reducer = reducer_factory();
-    let mut emitter = OutputEmitter::new(OutputWriter::create(out_file, job.output)?);
+    let mut emitter = OutputEmitter::new(out);
     let mut key = Vec::new();
     let mut more = merger.advance()?;
     while more {

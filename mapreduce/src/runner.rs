@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use crate::committer::Committer;
 use crate::counters::Counters;
 use crate::error::{Error, Result};
+use crate::fs::LocalFs;
 use crate::input::{compute_splits, Split};
 use crate::job::Job;
 use crate::map_task::{run_map_only_task, run_map_task};
 use crate::merge::SegmentRef;
+use crate::output::OutputWriter;
 use crate::progress::Progress;
 use crate::reduce_task::run_reduce_task;
 use crate::run::RunFile;
@@ -45,7 +47,7 @@ pub fn run_local(
 ) -> Result<JobReport> {
     let started = Instant::now();
     job.validate()?;
-    let splits = compute_splits(&job.input, inputs, job.settings.split_size_bytes)?;
+    let splits = compute_splits(&LocalFs, &job.input, inputs, job.settings.split_size_bytes)?;
     let committer = Committer::setup(output)?;
     let work = match make_work_dir(job) {
         Ok(w) => w,
@@ -106,7 +108,8 @@ fn execute(
         let results = run_pool(splits.len(), threads, |i| {
             let task = format!("m_{i:06}");
             let dir = committer.attempt_dir(&format!("attempt_{task}_0"))?;
-            let c = run_map_only_task(job, &splits[i], &dir.join(format!("part-m-{i:05}")))
+            let c = OutputWriter::create(&LocalFs, &dir.join(format!("part-m-{i:05}")), job.output)
+                .and_then(|out| run_map_only_task(&LocalFs, job, &splits[i], out))
                 .map_err(|e| task_error(&task, e))?;
             committer.commit_task(&format!("task_{task}"), &dir)?;
             progress.map_done(splits[i].size());
@@ -117,7 +120,8 @@ fn execute(
     }
     let maps: Vec<(RunFile, Counters)> = run_pool(splits.len(), threads, |i| {
         let task = format!("m_{i:06}");
-        let r = run_map_task(job, &splits[i], work, &task).map_err(|e| task_error(&task, e))?;
+        let r = run_map_task(&LocalFs, job, &splits[i], work, &task)
+            .map_err(|e| task_error(&task, e))?;
         progress.map_done(splits[i].size());
         Ok(r)
     })?;
@@ -136,14 +140,9 @@ fn execute(
             })
             .collect();
         let dir = committer.attempt_dir(&format!("attempt_{task}_0"))?;
-        let c = run_reduce_task(
-            job,
-            segments,
-            work,
-            &task,
-            &dir.join(format!("part-r-{r:05}")),
-        )
-        .map_err(|e| task_error(&task, e))?;
+        let c = OutputWriter::create(&LocalFs, &dir.join(format!("part-r-{r:05}")), job.output)
+            .and_then(|out| run_reduce_task(job, segments, work, &task, out))
+            .map_err(|e| task_error(&task, e))?;
         committer.commit_task(&format!("task_{task}"), &dir)?;
         progress.reduce_done();
         Ok(c)

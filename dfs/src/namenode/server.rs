@@ -121,6 +121,7 @@ impl NamenodeService {
                 replication,
                 block_size_bytes,
                 overwrite,
+                require_parent,
                 client_name,
             } => {
                 self.renew(&client_name);
@@ -130,6 +131,7 @@ impl NamenodeService {
                     replication: replication.unwrap_or(self.config.replication),
                     block_size_bytes: block_size_bytes.unwrap_or(self.config.block_size_bytes),
                     overwrite,
+                    require_parent,
                     client_name,
                 };
                 match self.write(call, op).await? {

@@ -1,18 +1,25 @@
 //! `mrjob`: runs the example jobs. With local paths (and no cluster configured) a job runs at
-//! once on this machine, on all cores.
+//! once on this machine, on all cores; with a cluster configured (`--conf` or `MRJOB_CONF`) or
+//! `dfs://` paths, the same command runs on the cluster. It also runs the cluster's daemons and
+//! the task processes workers start (see `mapreduce::task_process`).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use examples::{grep, invertedindex, terasort, wordcount};
-use mapreduce::cli::{fail, init_logging, print_report, JobArgs};
-use mapreduce::{run_local, JobReport, Result, RunOptions};
+use examples::{grep, terasort, INVERTEDINDEX_JOB, WORDCOUNT_JOB};
+use mapreduce::cli::{fail, init_logging, print_report, run_admin, AdminCommand, JobArgs};
+use mapreduce::{Engine, JobConf, JobReport, Registry, Result, RunOptions};
 
-/// Run MapReduce jobs: wordcount, grep, teragen, terasort, teravalidate, invertedindex.
+/// Run MapReduce jobs: wordcount, grep, teragen, terasort, teravalidate, invertedindex; locally
+/// or on a cluster (which `mrjob cluster start` can start on this machine).
 #[derive(Parser, Debug)]
 #[command(name = "mrjob", version, about, long_about = None)]
 struct Cli {
+    /// Cluster config file (default: $MRJOB_CONF). With one, jobs run on the cluster.
+    #[arg(long, global = true, value_name = "FILE")]
+    conf: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -82,36 +89,87 @@ enum Command {
         #[command(flatten)]
         args: JobArgs,
     },
+    #[command(flatten)]
+    Admin(AdminCommand),
 }
 
 fn main() -> ExitCode {
-    init_logging();
+    let registry = examples::registry();
+    // A worker started this process to run one task attempt.
+    if let Some(code) = mapreduce::task_process::run_if_requested(&registry) {
+        return code;
+    }
     let cli = Cli::parse();
-    remove_output_on_interrupt(&cli.command);
-    match run(cli.command) {
+    let result = match cli.command {
+        // Daemons log at info level: run_admin sets that up.
+        Command::Admin(cmd) => run_admin(cmd, cli.conf.as_deref()),
+        job => {
+            init_logging();
+            run_job(&registry, cli.conf.as_deref(), job)
+        }
+    };
+    match result {
         Ok(code) => code,
         Err(e) => fail(&e),
     }
 }
 
-/// On Ctrl-C or SIGTERM, removes the output directory this run created (it is always new:
-/// jobs refuse an existing one), so an interrupted job leaves nothing half-written visible.
-fn remove_output_on_interrupt(command: &Command) {
-    let output = match command {
-        Command::Wordcount { output, .. }
-        | Command::Grep { output, .. }
-        | Command::Teragen { output, .. }
-        | Command::Terasort { output, .. }
-        | Command::Teravalidate { output, .. }
-        | Command::Invertedindex { output, .. } => output.clone(),
-    };
-    // Only a directory that does not exist yet is ours to remove later.
-    let ours = std::fs::symlink_metadata(&output).is_err();
-    let handler = move || {
-        if ours {
-            let _ = std::fs::remove_dir_all(&output);
+fn run_job(registry: &Registry, conf: Option<&Path>, command: Command) -> Result<ExitCode> {
+    let (paths, args) = paths_and_args(&command);
+    let engine = Engine::choose(conf, args.local, &paths)?;
+    let output = paths.last().map(|p| p.to_path_buf()).unwrap_or_default();
+    clean_up_on_interrupt(&engine, output);
+    run(registry, &engine, command)
+}
+
+fn paths_and_args(command: &Command) -> (Vec<&Path>, &JobArgs) {
+    match command {
+        Command::Wordcount {
+            input,
+            output,
+            args,
         }
-        eprintln!("mrjob: interrupted; removed {}", output.display());
+        | Command::Grep {
+            input,
+            output,
+            args,
+            ..
+        }
+        | Command::Terasort {
+            input,
+            output,
+            args,
+        }
+        | Command::Teravalidate {
+            input,
+            output,
+            args,
+        }
+        | Command::Invertedindex {
+            input,
+            output,
+            args,
+        } => (vec![input.as_path(), output.as_path()], args),
+        Command::Teragen { output, args, .. } => (vec![output.as_path()], args),
+        Command::Admin(_) => unreachable!("admin commands are not jobs"),
+    }
+}
+
+/// On Ctrl-C or SIGTERM: a local run removes the output directory it created (it is always
+/// new: jobs refuse an existing one); a cluster run kills its job, whose output the
+/// jobtracker removes. Either way an interrupted job leaves nothing half-written visible.
+fn clean_up_on_interrupt(engine: &Engine, output: PathBuf) {
+    // Only a directory that does not exist yet is ours to remove later.
+    let ours = !engine.is_cluster() && std::fs::symlink_metadata(&output).is_err();
+    let handler = move || {
+        if let Some(job) = mapreduce::submit::kill_submitted_job() {
+            eprintln!("mrjob: interrupted; killed job {job}");
+        } else if ours {
+            let _ = std::fs::remove_dir_all(&output);
+            eprintln!("mrjob: interrupted; removed {}", output.display());
+        } else {
+            eprintln!("mrjob: interrupted");
+        }
         std::process::exit(130);
     };
     if let Err(e) = ctrlc::set_handler(handler) {
@@ -131,16 +189,20 @@ fn finish(name: &str, args: &JobArgs, report: &JobReport) {
     }
 }
 
-fn run(command: Command) -> Result<ExitCode> {
+fn run(registry: &Registry, engine: &Engine, command: Command) -> Result<ExitCode> {
+    let run_one = |name: &str, conf: JobConf, inputs: &[PathBuf], output: &Path, args: &JobArgs| {
+        let report = engine.run(registry, &conf, inputs, output, &options(args))?;
+        finish(name, args, &report);
+        Ok::<JobReport, mapreduce::Error>(report)
+    };
     match command {
         Command::Wordcount {
             input,
             output,
             args,
         } => {
-            let job = wordcount::job(args.settings(None)?);
-            let report = run_local(&job, &[input], &output, &options(&args))?;
-            finish("wordcount", &args, &report);
+            let conf = JobConf::new(WORDCOUNT_JOB, args.settings(None)?);
+            run_one("wordcount", conf, &[input], &output, &args)?;
         }
         Command::Grep {
             input,
@@ -148,14 +210,8 @@ fn run(command: Command) -> Result<ExitCode> {
             regex,
             args,
         } => {
-            let regex = grep::compile(&regex)?;
-            let report = grep::run(
-                regex,
-                &[input],
-                &output,
-                args.settings(None)?,
-                &options(&args),
-            )?;
+            let settings = args.settings(None)?;
+            let report = grep::run(engine, &regex, &[input], &output, settings, &options(&args))?;
             finish("grep", &args, &report);
         }
         Command::Teragen {
@@ -167,9 +223,10 @@ fn run(command: Command) -> Result<ExitCode> {
             let settings = args.settings(Some(0))?;
             let by_size = rows.div_ceil(1_000_000).min(u64::from(u32::MAX)) as u32;
             let maps = maps.unwrap_or_else(|| by_size.max(settings.threads as u32));
-            let job = terasort::teragen_job(rows, maps, settings);
-            let report = run_local(&job, &[], &output, &options(&args))?;
-            finish("teragen", &args, &report);
+            let conf = JobConf::new(terasort::TERAGEN_JOB, settings)
+                .with("rows", rows.to_string())
+                .with("maps", maps.to_string());
+            let report = run_one("teragen", conf, &[], &output, &args)?;
             println!(
                 "teragen: {rows} records, checksum {:x}",
                 report.counters.get(terasort::COUNTER_GROUP, "checksum")
@@ -180,38 +237,40 @@ fn run(command: Command) -> Result<ExitCode> {
             output,
             args,
         } => {
-            let inputs = [input];
-            let job = terasort::terasort_job(&inputs, args.settings(None)?)?;
-            let report = run_local(&job, &inputs, &output, &options(&args))?;
-            finish("terasort", &args, &report);
+            let inputs = [engine.path(&input)?];
+            let conf = terasort::plan(engine.fs(), &inputs, args.settings(None)?)?;
+            run_one("terasort", conf, &inputs, &output, &args)?;
         }
         Command::Teravalidate {
             input,
             output,
             args,
         } => {
-            let job = terasort::teravalidate_job(args.settings(Some(1))?);
-            let report = run_local(&job, &[input], &output, &options(&args))?;
-            finish("teravalidate", &args, &report);
-            return validate_verdict(&output);
+            let conf = JobConf::new(terasort::TERAVALIDATE_JOB, args.settings(Some(1))?);
+            run_one("teravalidate", conf, &[input], &output, &args)?;
+            return validate_verdict(engine, &output);
         }
         Command::Invertedindex {
             input,
             output,
             args,
         } => {
-            let job = invertedindex::job(args.settings(None)?);
-            let report = run_local(&job, &[input], &output, &options(&args))?;
-            finish("invertedindex", &args, &report);
+            let conf = JobConf::new(INVERTEDINDEX_JOB, args.settings(None)?);
+            run_one("invertedindex", conf, &[input], &output, &args)?;
         }
+        Command::Admin(_) => unreachable!("admin commands are not jobs"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Prints teravalidate's verdict from its report file; failure if it found any error.
-fn validate_verdict(output: &Path) -> Result<ExitCode> {
-    let path = output.join("part-r-00000");
-    let text = std::fs::read_to_string(&path)
+fn validate_verdict(engine: &Engine, output: &Path) -> Result<ExitCode> {
+    let path = engine.path(output)?.join("part-r-00000");
+    let mut text = String::new();
+    engine
+        .fs()
+        .open(&path)?
+        .read_to_string(&mut text)
         .map_err(|e| mapreduce::Error::io(format!("reading {}", path.display()), e))?;
     let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error\t")).collect();
     let field = |name: &str| {

@@ -1,0 +1,455 @@
+//! The example jobs on a real pseudo-distributed cluster: `mrjob cluster start` runs three
+//! namenodes, N hosts (a datanode and a worker each, on their own 127.0.1.x address) and a
+//! jobtracker as separate processes. Every check compares the cluster's output with local mode
+//! on the same input, byte for byte; the fault tests inject failures with `MRJOB_FAULTS`
+//! (see `mapreduce::fault`), SIGKILL and SIGSTOP.
+//!
+//! Clusters are heavy for a 2-core machine, so the tests of this file take turns.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{rng, seed, write_corpus};
+use dfs::client::DfsClient;
+use dfs::config::{local_config_with_ports, ClusterConfig, LocalPorts};
+use mapreduce::dfs_fs::DfsFs;
+use rand::Rng;
+
+/// One cluster at a time.
+static TURN: Mutex<()> = Mutex::new(());
+static PORT_SLOT: AtomicU16 = AtomicU16::new(0);
+
+fn port_base() -> u16 {
+    let slot = PORT_SLOT.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id() as u16;
+    20_000 + (pid.wrapping_mul(89).wrapping_add(slot.wrapping_mul(10))) % 40_000
+}
+
+fn mrjob_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mrjob")
+}
+
+/// A running cluster; stopped on drop. A failing test keeps its directory (logs, data) and
+/// prints where it is.
+struct Cluster {
+    dir: Option<tempfile::TempDir>,
+    conf: PathBuf,
+    fs: DfsFs,
+    config: ClusterConfig,
+}
+
+impl Cluster {
+    fn start(hosts: usize, faults: &str, tweak: impl FnOnce(&mut ClusterConfig)) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c =
+            local_config_with_ports(3, hosts, dir.path(), LocalPorts::from_base(port_base()));
+        c.block_size_bytes = 64 * 1024;
+        c.heartbeat_interval_ms = 200;
+        c.datanode_dead_after_ms = 3_000;
+        c.replication_check_interval_ms = 500;
+        c.rpc_timeout_ms = 3_000;
+        c.idle_timeout_ms = 60_000;
+        c.worker_heartbeat_ms = 200;
+        c.worker_timeout_ms = 3_000;
+        c.task_timeout_ms = 30_000;
+        c.locality_delay_ms = 300;
+        tweak(&mut c);
+        let conf = dir.path().join("cluster.toml");
+        std::fs::write(&conf, c.to_toml().unwrap()).unwrap();
+        let out = Command::new(mrjob_bin())
+            .args(["cluster", "start", "--wait-secs", "90", "--dir"])
+            .arg(dir.path())
+            .env("MRJOB_FAULTS", faults)
+            .env_remove("MRJOB_CONF")
+            .output()
+            .unwrap();
+        let fs = DfsFs::new(DfsClient::new(c.clone()), false).unwrap();
+        let cluster = Cluster {
+            dir: Some(dir),
+            conf,
+            fs,
+            config: c,
+        };
+        assert!(
+            out.status.success(),
+            "cluster start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.as_ref().unwrap().path()
+    }
+
+    fn mrjob(&self, args: &[&str]) -> Output {
+        Command::new(mrjob_bin())
+            .arg("--conf")
+            .arg(&self.conf)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn must_mrjob(&self, args: &[&str]) -> String {
+        let out = self.mrjob(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "mrjob {args:?} failed: {stderr}");
+        stderr
+    }
+
+    /// Copies a local directory tree into dfs under `dst`.
+    fn put(&self, src: &Path, dst: &str) {
+        for entry in std::fs::read_dir(src).unwrap() {
+            let p = entry.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let target = format!("{dst}/{name}");
+            if p.is_dir() {
+                self.put(&p, &target);
+                continue;
+            }
+            let data = std::fs::read(&p).unwrap();
+            let client = self.fs.client();
+            self.fs
+                .block_on(client.write_file(&target, &data, false))
+                .unwrap_or_else(|e| panic!("put {target}: {e}"));
+        }
+    }
+
+    /// Every file directly in a dfs directory, by name.
+    fn files(&self, dir: &str) -> BTreeMap<String, Vec<u8>> {
+        let client = self.fs.client();
+        let list = self.fs.block_on(client.list(dir)).unwrap();
+        list.into_iter()
+            .map(|s| {
+                let name = s.path.rsplit('/').next().unwrap().to_owned();
+                let data = self.fs.block_on(client.read_file(&s.path)).unwrap();
+                (name, data)
+            })
+            .collect()
+    }
+
+    fn exists(&self, p: &str) -> bool {
+        self.fs.block_on(self.fs.client().exists(p)).unwrap()
+    }
+
+    /// The pid of a daemon started by `cluster start`.
+    fn pid(&self, name: &str) -> u32 {
+        let text =
+            std::fs::read_to_string(self.path().join("pids").join(format!("{name}.pid"))).unwrap();
+        text.trim().parse().unwrap()
+    }
+
+    /// Sends `sig` to a daemon's whole process group (the worker and its task processes).
+    fn signal_group(&self, name: &str, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg("--")
+            .arg(format!("-{}", self.pid(name)))
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{sig} {name}");
+    }
+
+    /// Hosts whose worker has (or had) files of an attempt of `kind` ('m' or 'r') of job 1.
+    fn hosts_with_attempts(&self, kind: char) -> Vec<String> {
+        let mut hosts = Vec::new();
+        for h in &self.config.hosts {
+            let jobs = h.work_dir.join("jobs").join("job_0001");
+            let Ok(entries) = std::fs::read_dir(&jobs) else {
+                continue;
+            };
+            let tag = format!("_{kind}_");
+            if entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().contains(&tag))
+            {
+                hosts.push(h.name.clone());
+            }
+        }
+        hosts
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(mrjob_bin())
+            .args(["cluster", "stop", "--dir"])
+            .arg(self.path())
+            .stderr(Stdio::null())
+            .status();
+        if std::thread::panicking() {
+            let dir = self.dir.take().unwrap().keep();
+            eprintln!("cluster logs and data kept in {}", dir.display());
+        }
+    }
+}
+
+/// Runs job `args[0]` in local mode with positional arguments `before` the output directory
+/// and options `args[1..]` after it, returning the output files by name.
+fn local_run(args: &[&str], before: &[&Path], work: &Path) -> BTreeMap<String, Vec<u8>> {
+    let out_dir = work.join(format!("local-out-{}", args[0]));
+    let out = Command::new(mrjob_bin())
+        .arg(args[0])
+        .arg("--local")
+        .args(before)
+        .arg(&out_dir)
+        .args(&args[1..])
+        .arg("-q")
+        .env_remove("MRJOB_CONF")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "local {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut files = BTreeMap::new();
+    for e in std::fs::read_dir(&out_dir).unwrap() {
+        let p = e.unwrap().path();
+        files.insert(
+            p.file_name().unwrap().to_string_lossy().into_owned(),
+            std::fs::read(&p).unwrap(),
+        );
+    }
+    files
+}
+
+fn counter(stderr: &str, name: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+        .unwrap_or_else(|| panic!("no counter {name:?} in: {stderr}"))
+}
+
+fn assert_same(cluster: BTreeMap<String, Vec<u8>>, local: &BTreeMap<String, Vec<u8>>, what: &str) {
+    let names: Vec<&String> = cluster.keys().collect();
+    let want: Vec<&String> = local.keys().collect();
+    assert_eq!(names, want, "{what}: output files differ");
+    for (name, data) in &cluster {
+        assert!(
+            data == &local[name],
+            "{what}: {name} differs from local mode"
+        );
+    }
+}
+
+/// A corpus of several 64 KiB blocks per file.
+fn corpus(work: &Path, test: &str) -> PathBuf {
+    let seed = seed(test);
+    let input = work.join("in");
+    write_corpus(&input, &mut rng(seed), 4, 2_500);
+    let mut r = rng(seed ^ 1);
+    // One more plain file so every run has several full blocks.
+    let words: Vec<String> = (0..60_000)
+        .map(|_| format!("k{}", (r.gen::<f64>().powi(2) * 5000.0) as u32))
+        .collect();
+    std::fs::write(input.join("plain.txt"), words.join(" ") + "\n").unwrap();
+    input
+}
+
+// Checks G6 (no faults): every example job gives byte-identical output on the cluster and in
+// local mode, and with 4 hosts and replication 3 at least 90% of maps are data-local.
+#[test]
+fn every_example_job_matches_local_mode() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let work = tempfile::tempdir().unwrap();
+    let input = corpus(work.path(), "every_example_job_matches_local_mode");
+    let cluster = Cluster::start(4, "", |_| {});
+    cluster.put(&input, "/in");
+
+    let stderr = cluster.must_mrjob(&["wordcount", "/in", "dfs:///out/wc", "-r", "3"]);
+    let local = local_run(&["wordcount", "-r", "3"], &[&input], work.path());
+    assert_same(cluster.files("/out/wc"), &local, "wordcount");
+    let maps = counter(&stderr, "Launched map tasks");
+    let local_maps = counter(&stderr, "Data-local map tasks");
+    assert!(maps >= 8, "several blocks expected, got {maps} maps");
+    assert!(
+        local_maps * 10 >= maps * 9,
+        "{local_maps}/{maps} maps data-local: {stderr}"
+    );
+
+    cluster.must_mrjob(&["grep", "/in", "/out/grep", "w1[0-9]*|k7", "-r", "2"]);
+    let local = local_run(&["grep", "w1[0-9]*|k7", "-r", "2"], &[&input], work.path());
+    assert_same(cluster.files("/out/grep"), &local, "grep");
+
+    cluster.must_mrjob(&["invertedindex", "/in", "/out/ii", "-r", "3"]);
+    let local = local_run(&["invertedindex", "-r", "3"], &[&input], work.path());
+    assert_same(cluster.files("/out/ii"), &local, "invertedindex");
+
+    cluster.must_mrjob(&["teragen", "20000", "/gen", "--maps", "3"]);
+    let local_gen = work.path().join("local-out-teragen");
+    let local = local_run(
+        &["teragen", "--maps", "3"],
+        &[Path::new("20000")],
+        work.path(),
+    );
+    assert_same(cluster.files("/gen"), &local, "teragen");
+    cluster.must_mrjob(&["terasort", "/gen", "/sorted", "-r", "3"]);
+    let local = local_run(&["terasort", "-r", "3"], &[&local_gen], work.path());
+    assert_same(cluster.files("/sorted"), &local, "terasort");
+    let out = cluster.mrjob(&["teravalidate", "/sorted", "/validated"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK: 20000 records"));
+
+    // Job control commands see the finished jobs.
+    let list = cluster.mrjob(&["list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("wordcount") && text.contains("SUCCEEDED"),
+        "{text}"
+    );
+    let status = cluster.mrjob(&["status", "1"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("first task launched"), "{text}");
+}
+
+// Checks G6: a map attempt that fails once and a reduce attempt killed in the middle of
+// writing its part file are retried; the output equals local mode, holds exactly the part
+// files and `_SUCCESS`, and the counters show each retry.
+#[test]
+fn failed_attempts_are_retried_and_output_is_exact() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let work = tempfile::tempdir().unwrap();
+    let input = corpus(
+        work.path(),
+        "failed_attempts_are_retried_and_output_is_exact",
+    );
+    let cluster = Cluster::start(3, "fail:m:1:0,abort-output:r:0:0", |_| {});
+    cluster.put(&input, "/in");
+    let stderr = cluster.must_mrjob(&["wordcount", "/in", "/out", "-r", "3"]);
+    let local = local_run(&["wordcount", "-r", "3"], &[&input], work.path());
+    assert_same(cluster.files("/out"), &local, "wordcount with failures");
+    assert_eq!(counter(&stderr, "Failed map attempts"), 1, "{stderr}");
+    assert_eq!(counter(&stderr, "Failed reduce attempts"), 1, "{stderr}");
+}
+
+// Checks G6: a worker SIGKILLed after its maps completed but before the reducers fetched
+// their outputs: the jobtracker re-runs those maps elsewhere and the output is unchanged.
+#[test]
+fn worker_killed_after_its_maps_is_recovered() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let work = tempfile::tempdir().unwrap();
+    let input = corpus(work.path(), "worker_killed_after_its_maps_is_recovered");
+    // Reduces start only after every map, and their first attempts wait before fetching.
+    let cluster = Cluster::start(3, "sleep:r:*:0:6000", |c| {
+        c.reduce_slowstart_percent = 100;
+        c.speculative = false;
+    });
+    cluster.put(&input, "/in");
+    let job = Command::new(mrjob_bin())
+        .arg("--conf")
+        .arg(&cluster.conf)
+        .args(["wordcount", "/in", "/out", "-r", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let victim = loop {
+        assert!(Instant::now() < deadline, "maps never finished");
+        let status = cluster.mrjob(&["status", "1"]);
+        let text = String::from_utf8_lossy(&status.stdout).into_owned();
+        if let Some(maps) = text.split("maps ").nth(1) {
+            let (done, total) = maps.split_once('/').unwrap();
+            let total: String = total.chars().take_while(char::is_ascii_digit).collect();
+            if done == total && !cluster.hosts_with_attempts('r').is_empty() {
+                // A worker with map outputs and no reduce attempt of its own.
+                let reducers = cluster.hosts_with_attempts('r');
+                let mappers = cluster.hosts_with_attempts('m');
+                if let Some(h) = mappers.into_iter().find(|h| !reducers.contains(h)) {
+                    break h;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    cluster.signal_group(&format!("worker-{victim}"), "KILL");
+    let out = job.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let local = local_run(&["wordcount", "-r", "2"], &[&input], work.path());
+    assert_same(
+        cluster.files("/out"),
+        &local,
+        "wordcount after a lost worker",
+    );
+    assert!(
+        counter(&stderr, "Re-run maps (output lost)") >= 1,
+        "{stderr}"
+    );
+}
+
+// Checks G6: a worker paused (SIGSTOP) past the worker timeout while running a reduce: its
+// attempt is re-run elsewhere, and when it resumes (SIGCONT) its late result is refused; the
+// output stays exactly the part files and `_SUCCESS`, equal to local mode.
+#[test]
+fn paused_worker_cannot_commit_late() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let work = tempfile::tempdir().unwrap();
+    let input = corpus(work.path(), "paused_worker_cannot_commit_late");
+    let cluster = Cluster::start(3, "sleep:r:*:0:4000", |c| c.speculative = false);
+    cluster.put(&input, "/in");
+    let job = Command::new(mrjob_bin())
+        .arg("--conf")
+        .arg(&cluster.conf)
+        .args(["wordcount", "/in", "/out", "-r", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let victim = loop {
+        assert!(Instant::now() < deadline, "no reduce started");
+        if let Some(h) = cluster.hosts_with_attempts('r').into_iter().next() {
+            break h;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    cluster.signal_group(&format!("worker-{victim}"), "STOP");
+    let out = job.wait_with_output().unwrap();
+    cluster.signal_group(&format!("worker-{victim}"), "CONT");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(counter(&stderr, "Killed attempts") >= 1, "{stderr}");
+    // Give the resumed attempt time to finish and try to report.
+    std::thread::sleep(Duration::from_secs(6));
+    let local = local_run(&["wordcount", "-r", "3"], &[&input], work.path());
+    assert_same(
+        cluster.files("/out"),
+        &local,
+        "wordcount after a paused worker",
+    );
+}
+
+// Checks G6 and G7: a mapper that always panics fails the job after the attempt limit, with
+// an error naming the task; no part file and no `_SUCCESS` are left.
+#[test]
+fn always_panicking_mapper_fails_the_job_cleanly() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let work = tempfile::tempdir().unwrap();
+    let input = corpus(work.path(), "always_panicking_mapper_fails_the_job_cleanly");
+    let cluster = Cluster::start(3, "panic-record:m:0:*", |_| {});
+    cluster.put(&input, "/in");
+    let out = cluster.mrjob(&["wordcount", "/in", "/out", "-r", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the job should fail: {stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("mrjob: error: job 1"), "{stderr}");
+    assert!(last.contains("task_0001_m_000000"), "{stderr}");
+    assert!(last.contains("injected panic"), "{stderr}");
+    assert!(
+        !cluster.exists("/out"),
+        "a failed job leaves no output directory"
+    );
+}

@@ -1,0 +1,255 @@
+//! [`FileSystem`] on dfs, for code that runs outside an async runtime (task processes, the
+//! submitting command): each call drives the async [`DfsClient`] on a small runtime of its own.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dfs::client::{CreateOptions, DfsClient, FileReader, FileWriter};
+use dfs::protocol::FileKind;
+
+use crate::error::{Error, Result};
+use crate::fs::{check_nonempty, is_hidden, no_files, FileSystem, InputFile, OutputSink, ReadSeek};
+
+/// Bytes buffered before a write goes to the dfs pipeline.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+/// dfs as a [`FileSystem`].
+#[derive(Clone)]
+pub struct DfsFs {
+    client: DfsClient,
+    rt: Arc<tokio::runtime::Runtime>,
+    /// Whether `create` refuses to create missing parent directories (task output: the
+    /// attempt directory must still exist, so a stale attempt cannot recreate it).
+    require_parent: bool,
+}
+
+impl std::fmt::Debug for DfsFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DfsFs").finish_non_exhaustive()
+    }
+}
+
+/// Maps a dfs error to this crate's, naming what was being done.
+pub fn dfs_error(what: impl std::fmt::Display, e: dfs::Error) -> Error {
+    Error::Dfs(format!("{what}: {e}"))
+}
+
+impl DfsFs {
+    /// A filesystem over `client`, with its own runtime.
+    pub fn new(client: DfsClient, require_parent: bool) -> Result<DfsFs> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the dfs client runtime".to_owned(), e))?;
+        Ok(DfsFs {
+            client,
+            rt: Arc::new(rt),
+            require_parent,
+        })
+    }
+
+    /// The client.
+    pub fn client(&self) -> &DfsClient {
+        &self.client
+    }
+
+    /// Runs `f` on this filesystem's runtime and waits for it.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+}
+
+impl FileSystem for DfsFs {
+    fn list_input_files(&self, inputs: &[PathBuf]) -> Result<Vec<InputFile>> {
+        self.block_on(list_input_files(&self.client, inputs))
+    }
+
+    fn open(&self, path: &Path) -> Result<Box<dyn ReadSeek>> {
+        let p = path_str(path)?;
+        let reader = self
+            .block_on(self.client.open(p))
+            .map_err(|e| dfs_error(format_args!("opening dfs://{p}"), e))?;
+        Ok(Box::new(DfsRead {
+            fs: self.clone(),
+            reader,
+            path: p.to_owned(),
+        }))
+    }
+
+    fn create(&self, path: &Path) -> Result<Box<dyn OutputSink>> {
+        let p = path_str(path)?;
+        let opts = CreateOptions {
+            require_parent: self.require_parent,
+            ..Default::default()
+        };
+        let writer = self
+            .block_on(self.client.create(p, opts))
+            .map_err(|e| dfs_error(format_args!("creating dfs://{p}"), e))?;
+        Ok(Box::new(DfsWrite {
+            fs: self.clone(),
+            writer: Some(writer),
+            buf: Vec::with_capacity(WRITE_BUFFER_BYTES),
+        }))
+    }
+}
+
+fn path_str(path: &Path) -> Result<&str> {
+    path.to_str().ok_or_else(|| Error::BadInput {
+        path: path.to_owned(),
+        reason: "dfs paths must be valid UTF-8".to_owned(),
+    })
+}
+
+/// Lists the data files under each dfs input path, sorted, hidden names skipped (the rules of
+/// [`FileSystem::list_input_files`]).
+pub async fn list_input_files(client: &DfsClient, inputs: &[PathBuf]) -> Result<Vec<InputFile>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        let p = path_str(input)?;
+        let status = client.stat(p).await.map_err(|e| Error::BadInput {
+            path: input.clone(),
+            reason: e.to_string(),
+        })?;
+        if status.kind == FileKind::File {
+            let name = p.rsplit('/').next().unwrap_or(p).to_owned();
+            files.push(InputFile {
+                path: input.clone(),
+                name,
+                len: status.len_bytes,
+            });
+            continue;
+        }
+        let before = files.len();
+        // Depth-first with an explicit stack; children come back in name order.
+        let mut stack = vec![p.trim_end_matches('/').to_owned()];
+        let mut found = Vec::new();
+        while let Some(dir) = stack.pop() {
+            let entries = client
+                .list(&dir)
+                .await
+                .map_err(|e| dfs_error(format_args!("listing dfs://{dir}"), e))?;
+            for e in entries {
+                let name = e.path.rsplit('/').next().unwrap_or("");
+                if is_hidden(name) {
+                    continue;
+                }
+                match e.kind {
+                    FileKind::Dir => stack.push(e.path.clone()),
+                    FileKind::File => found.push(e),
+                }
+            }
+        }
+        found.sort_by(|a, b| a.path.cmp(&b.path));
+        let root = format!("{}/", p.trim_end_matches('/'));
+        for e in found {
+            files.push(InputFile {
+                name: e.path.strip_prefix(&root).unwrap_or(&e.path).to_owned(),
+                path: PathBuf::from(&e.path),
+                len: e.len_bytes,
+            });
+        }
+        if files.len() == before {
+            return Err(no_files(input));
+        }
+    }
+    check_nonempty(files)
+}
+
+/// A dfs file as [`Read`] + [`Seek`].
+struct DfsRead {
+    fs: DfsFs,
+    reader: FileReader,
+    path: String,
+}
+
+impl Read for DfsRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let DfsRead { fs, reader, path } = self;
+        fs.block_on(reader.read(buf))
+            .map_err(|e| std::io::Error::other(format!("reading dfs://{path}: {e}")))
+    }
+}
+
+impl Seek for DfsRead {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        let len = self.reader.len_bytes() as i128;
+        let target = match pos {
+            SeekFrom::Start(n) => n as i128,
+            SeekFrom::End(d) => len + d as i128,
+            SeekFrom::Current(d) => self.reader.position() as i128 + d as i128,
+        };
+        if target < 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "seek before the start of the file",
+            ));
+        }
+        let target = target.min(len) as u64;
+        self.reader.seek(target);
+        Ok(target)
+    }
+}
+
+/// A dfs file being written, buffered so pipeline packets are full.
+struct DfsWrite {
+    fs: DfsFs,
+    writer: Option<FileWriter>,
+    buf: Vec<u8>,
+}
+
+impl DfsWrite {
+    fn flush_buf(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let w = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("file already closed"))?;
+        self.fs
+            .block_on(w.write(&self.buf))
+            .map_err(std::io::Error::other)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl Write for DfsWrite {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > WRITE_BUFFER_BYTES {
+            self.flush_buf()?;
+        }
+        if data.len() >= WRITE_BUFFER_BYTES {
+            let w = self
+                .writer
+                .as_mut()
+                .ok_or_else(|| std::io::Error::other("file already closed"))?;
+            self.fs
+                .block_on(w.write(data))
+                .map_err(std::io::Error::other)?;
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        // Bytes reach datanodes in full buffers; durability comes from `finish`.
+        Ok(())
+    }
+}
+
+impl OutputSink for DfsWrite {
+    /// Closes the file: `close` returns once every block is on enough fsynced replicas (G2),
+    /// so dfs output is always durable and `sync` changes nothing.
+    fn finish(mut self: Box<Self>, _sync: bool) -> std::io::Result<()> {
+        self.flush_buf()?;
+        let w = self
+            .writer
+            .take()
+            .ok_or_else(|| std::io::Error::other("file already closed"))?;
+        self.fs.block_on(w.close()).map_err(std::io::Error::other)
+    }
+}

@@ -1,0 +1,282 @@
+//! Submitting jobs to a cluster: stage the job binary in dfs (once per content hash), send the
+//! job to the jobtracker, show its progress, and return its counters; plus the `status`,
+//! `list` and `kill` calls.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use dfs::client::{CreateOptions, DfsClient};
+use dfs::config::ClusterConfig;
+
+use crate::dfs_fs::{dfs_error, DfsFs};
+use crate::error::{Error, Result};
+use crate::job_conf::{JobConf, Registry};
+use crate::protocol::{
+    call, BinaryRef, ErrorKind, JobInfo, JobPhase, JobSpec, JtRequest, JtResponse, WorkerInfo,
+};
+use crate::runner::{JobReport, RunOptions};
+use crate::scheduler::JobId;
+use crate::worker::hex;
+
+/// Where staged job binaries live in dfs.
+pub const BINARY_DIR: &str = "/mrjob/bin";
+/// How often a waiting submitter polls its job.
+const POLL_MS: u64 = 200;
+
+/// A connection to a cluster's jobtracker and dfs.
+#[derive(Clone, Debug)]
+pub struct ClusterClient {
+    config: ClusterConfig,
+    fs: DfsFs,
+}
+
+impl ClusterClient {
+    /// A client for `config`.
+    pub fn new(config: ClusterConfig) -> Result<ClusterClient> {
+        let fs = DfsFs::new(DfsClient::new(config.clone()), false)?;
+        Ok(ClusterClient { config, fs })
+    }
+
+    /// The cluster's dfs as a filesystem.
+    pub fn fs(&self) -> &DfsFs {
+        &self.fs
+    }
+
+    /// The cluster config.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    fn jt<T>(&self, req: &JtRequest, f: impl FnOnce(JtResponse) -> Option<T>) -> Result<T> {
+        let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
+        let addr = &self.config.jobtracker_addr;
+        let resp: JtResponse = self.fs.block_on(call(addr, req, timeout)).map_err(|e| {
+            Error::Cluster(format!(
+                "cannot reach the jobtracker: {e} (is the cluster up?)"
+            ))
+        })?;
+        if let JtResponse::Error { kind, message } = resp {
+            return Err(match kind {
+                ErrorKind::OutputExists | ErrorKind::BadInput | ErrorKind::NotFound => {
+                    Error::Cluster(message)
+                }
+                _ => Error::Cluster(format!("jobtracker: {message}")),
+            });
+        }
+        let text = format!("{resp:?}");
+        f(resp).ok_or_else(|| Error::Cluster(format!("unexpected jobtracker reply: {text}")))
+    }
+
+    /// Copies this process's executable into dfs under its SHA-256, unless it is there.
+    pub fn stage_binary(&self) -> Result<BinaryRef> {
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::io("finding this program's executable".to_owned(), e))?;
+        let sha256 = file_sha256(&exe)?;
+        let dfs_path = format!("{BINARY_DIR}/{sha256}");
+        let client = self.fs.client();
+        let exists = self
+            .fs
+            .block_on(client.exists(&dfs_path))
+            .map_err(|e| dfs_error("checking the staged binary", e))?;
+        if !exists {
+            let bytes = std::fs::read(&exe)
+                .map_err(|e| Error::io(format!("reading {}", exe.display()), e))?;
+            // Write under a unique name, then rename: a reader never sees a partial binary.
+            let tmp = format!("{BINARY_DIR}/.{sha256}.{}", std::process::id());
+            self.fs
+                .block_on(async {
+                    let mut w = client.create(&tmp, CreateOptions::default()).await?;
+                    w.write(&bytes).await?;
+                    w.close().await?;
+                    if client.rename(&tmp, &dfs_path).await.is_err() {
+                        // Another submitter staged the same binary first.
+                        let _ = client.delete(&tmp, false).await;
+                    }
+                    Ok::<(), dfs::Error>(())
+                })
+                .map_err(|e| dfs_error(format_args!("staging the job binary at {dfs_path}"), e))?;
+        }
+        Ok(BinaryRef { dfs_path, sha256 })
+    }
+
+    /// Submits the job `conf` describes and waits for it, showing progress.
+    pub fn run(
+        &self,
+        registry: &Registry,
+        conf: &JobConf,
+        inputs: &[PathBuf],
+        output: &Path,
+        opts: &RunOptions,
+    ) -> Result<JobReport> {
+        let started = Instant::now();
+        let job = registry.build(conf)?;
+        let output_str = output.to_string_lossy().into_owned();
+        let spec = JobSpec {
+            conf: conf.clone(),
+            binary: self.stage_binary()?,
+            inputs: inputs.to_vec(),
+            output: output_str.clone(),
+            input_format: job.input.clone(),
+            reduces: job.settings.reducers,
+            user: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        };
+        let id = self.jt(&JtRequest::Submit(Box::new(spec)), |r| match r {
+            JtResponse::Submitted { job } => Some(job),
+            _ => None,
+        })?;
+        let _guard = KillOnInterrupt::install(self.clone(), id);
+        if opts.progress {
+            eprintln!(
+                "Submitted job {id} ({}); output dfs://{output_str}",
+                conf.job
+            );
+        }
+        let info = self.wait(id, opts.progress)?;
+        match info.phase {
+            JobPhase::Succeeded => Ok(JobReport {
+                counters: info.counters,
+                elapsed: started.elapsed(),
+                output: PathBuf::from(format!("dfs://{output_str}")),
+            }),
+            JobPhase::Failed(reason) => Err(Error::JobFailed {
+                job: format!("{id} ({})", conf.job),
+                reason,
+            }),
+            JobPhase::Running => unreachable!("wait returns finished jobs"),
+        }
+    }
+
+    /// Waits until job `id` ends, drawing a progress line on a terminal.
+    pub fn wait(&self, id: JobId, show: bool) -> Result<JobInfo> {
+        let bar = if show && std::io::stderr().is_terminal() {
+            let b = indicatif::ProgressBar::new(100);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            Some(b)
+        } else {
+            None
+        };
+        loop {
+            let info = self.status(id)?;
+            if let Some(b) = &bar {
+                let (pct, msg) = progress_line(&info);
+                b.set_position(pct);
+                b.set_message(msg);
+            }
+            if info.phase != JobPhase::Running {
+                if let Some(b) = &bar {
+                    b.finish_and_clear();
+                }
+                return Ok(info);
+            }
+            std::thread::sleep(Duration::from_millis(POLL_MS));
+        }
+    }
+
+    /// One job's status.
+    pub fn status(&self, id: JobId) -> Result<JobInfo> {
+        self.jt(&JtRequest::JobStatus { job: id }, |r| match r {
+            JtResponse::Job(info) => Some(*info),
+            _ => None,
+        })
+    }
+
+    /// Every job the jobtracker remembers.
+    pub fn list(&self) -> Result<Vec<JobInfo>> {
+        self.jt(&JtRequest::ListJobs, |r| match r {
+            JtResponse::Jobs(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// Kills a running job.
+    pub fn kill(&self, id: JobId) -> Result<()> {
+        self.jt(&JtRequest::KillJob { job: id }, |r| match r {
+            JtResponse::Done => Some(()),
+            _ => None,
+        })
+    }
+
+    /// The workers the jobtracker knows.
+    pub fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        self.jt(&JtRequest::ListWorkers, |r| match r {
+            JtResponse::Workers(v) => Some(v),
+            _ => None,
+        })
+    }
+}
+
+/// Percent done and a one-line summary: maps, reduces, locality.
+pub fn progress_line(info: &JobInfo) -> (u64, String) {
+    let s = &info.status;
+    let total = u64::from(s.maps_total) + u64::from(s.reduces_total);
+    let done = u64::from(s.maps_done) + u64::from(s.reduces_done);
+    let pct = (done * 100).checked_div(total).unwrap_or(0);
+    let msg = format!(
+        "job {} {}: maps {}/{} ({} running), reduces {}/{} ({} running), {} data-local",
+        info.id,
+        info.name,
+        s.maps_done,
+        s.maps_total,
+        s.maps_running,
+        s.reduces_done,
+        s.reduces_total,
+        s.reduces_running,
+        s.data_local_maps,
+    );
+    (pct, msg)
+}
+
+fn file_sha256(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if n == 0 {
+            return Ok(hex(&hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// While alive, Ctrl-C or SIGTERM kills the submitted job before the process exits, so an
+/// interrupted submit leaves no job running and no output behind.
+struct KillOnInterrupt;
+
+static INTERRUPT_TARGET: std::sync::Mutex<Option<(ClusterClient, JobId)>> =
+    std::sync::Mutex::new(None);
+
+impl KillOnInterrupt {
+    fn install(client: ClusterClient, id: JobId) -> KillOnInterrupt {
+        *INTERRUPT_TARGET.lock().unwrap_or_else(|p| p.into_inner()) = Some((client, id));
+        KillOnInterrupt
+    }
+}
+
+impl Drop for KillOnInterrupt {
+    fn drop(&mut self) {
+        *INTERRUPT_TARGET.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// Called by a binary's interrupt handler: kills the job being waited for, if any, and
+/// returns its id.
+pub fn kill_submitted_job() -> Option<JobId> {
+    let target = INTERRUPT_TARGET
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let (client, id) = target?;
+    let _ = client.kill(id);
+    Some(id)
+}

@@ -1,0 +1,405 @@
+//! The task process: a worker runs every attempt as a child process of the job's own binary
+//! (`BINARY __mrjob-task SPEC`), so a panic, abort or crash in job code ends the attempt and
+//! not the worker. Every job binary's `main` first calls [`run_if_requested`].
+//!
+//! The child reads its [`ChildSpec`], rebuilds the job from its [`JobConf`](crate::JobConf)
+//! with the binary's [`Registry`], runs the map or reduce task (the same code as the local
+//! runner, on dfs through [`DfsFs`]), and leaves `result.bin` (its counters) or `error.txt`
+//! (one line) in its directory for the worker. It reports progress by rewriting the small
+//! file `progress`, which the worker forwards in its heartbeats.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use dfs::client::DfsClient;
+use dfs::config::ClusterConfig;
+
+use crate::counters::Counters;
+use crate::dfs_fs::DfsFs;
+use crate::error::{Error, Result};
+use crate::fault::{self, FaultAction};
+use crate::fs::{FileSystem, InputFile, OutputSink, ReadSeek};
+use crate::job::Job;
+use crate::job_conf::Registry;
+use crate::map_task::{run_map_only_task, run_map_task};
+use crate::merge::SegmentRef;
+use crate::output::OutputWriter;
+use crate::protocol::{call, JtRequest, JtResponse, MapOutputLoc, TaskSpec, TaskWork};
+use crate::reduce_task::run_reduce_task;
+use crate::scheduler::AttemptId;
+use crate::shuffle::fetch_segment;
+
+/// The first argument that makes a job binary run one task attempt.
+pub const TASK_ARG: &str = "__mrjob-task";
+/// Parallel fetches of one reduce attempt.
+const PARALLEL_FETCHES: usize = 5;
+/// How often a reduce asks the jobtracker for new map outputs.
+const POLL_MS: u64 = 200;
+/// How long a reduce waits before fetching again from a map output that failed.
+const FETCH_RETRY_MS: u64 = 1000;
+
+/// What the worker hands its child.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChildSpec {
+    /// The attempt.
+    pub task: TaskSpec,
+    /// The cluster (dfs and the jobtracker).
+    pub cluster: ClusterConfig,
+    /// The worker's host name (for short-circuit reads and local first replicas).
+    pub host: String,
+    /// The attempt's local directory (map output, fetched segments, merge passes).
+    pub dir: PathBuf,
+}
+
+/// Files the child leaves for the worker in its directory.
+pub mod files {
+    /// The spec the worker wrote.
+    pub const SPEC: &str = "task.bin";
+    /// Counters of a successful attempt.
+    pub const RESULT: &str = "result.bin";
+    /// One-line error of a failed attempt.
+    pub const ERROR: &str = "error.txt";
+    /// Progress as an `f32` (little endian).
+    pub const PROGRESS: &str = "progress";
+}
+
+/// Runs the task attempt this process was started for, if it was started for one; otherwise
+/// returns `None` and the binary goes on with its own command line.
+pub fn run_if_requested(registry: &Registry) -> Option<ExitCode> {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() != Some(std::ffi::OsStr::new(TASK_ARG)) {
+        return None;
+    }
+    crate::cli::init_logging();
+    let spec_path = PathBuf::from(args.next()?);
+    let dir = spec_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let code = match run_child(registry, &spec_path) {
+        Ok(counters) => match write_file(&dir.join(files::RESULT), &counters) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail_child(&dir, &e),
+        },
+        Err(e) => fail_child(&dir, &e),
+    };
+    Some(code)
+}
+
+fn fail_child(dir: &Path, e: &Error) -> ExitCode {
+    let line = e.to_string().replace('\n', " ");
+    eprintln!("task failed: {line}");
+    let _ = std::fs::write(dir.join(files::ERROR), line);
+    ExitCode::from(1)
+}
+
+fn write_file<T: Serialize>(path: &Path, v: &T) -> Result<()> {
+    let bytes = bincode::serialize(v).map_err(|e| Error::user(format!("encoding: {e}")))?;
+    std::fs::write(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+/// Reads and decodes a file written by [`write_file`].
+pub fn read_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    bincode::deserialize(&bytes).map_err(|e| Error::Corrupt {
+        file: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Writes the job's spec for a child process.
+pub fn write_spec(path: &Path, spec: &ChildSpec) -> Result<()> {
+    write_file(path, spec)
+}
+
+fn run_child(registry: &Registry, spec_path: &Path) -> Result<Counters> {
+    let spec: ChildSpec = read_file(spec_path)?;
+    let mut job = registry.build(&spec.task.job.conf)?;
+    job.settings.local_dir = Some(spec.dir.clone());
+    let faults = fault::for_attempt(spec.task.attempt)?;
+    fault::arm(&faults, spec.task.attempt, &mut job)?;
+    let abort_output = faults.contains(&FaultAction::AbortOutput);
+    let progress = Progress::start(spec.dir.join(files::PROGRESS));
+    let client = DfsClient::new(spec.cluster.clone()).with_local_host(Some(spec.host.clone()));
+    let fs = DfsFs::new(client, true)?;
+    let fs = TaskFs {
+        inner: fs,
+        abort_output,
+    };
+    let attempt = spec.task.attempt;
+    let name = attempt.to_string();
+    let result = match &spec.task.work {
+        TaskWork::Map { split } => {
+            let counting = CountingFs {
+                inner: &fs,
+                progress: progress.clone(),
+                total: split.size().max(1),
+            };
+            if spec.task.job.reduces == 0 {
+                let out = part_file(
+                    &fs,
+                    &job,
+                    &spec,
+                    &format!("part-m-{:05}", attempt.task.index),
+                )?;
+                run_map_only_task(&counting, &job, split, out)
+            } else {
+                run_map_task(&counting, &job, split, &spec.dir, &name).map(|(_, c)| c)
+            }
+        }
+        TaskWork::Reduce { maps } => run_reduce(&fs, &job, &spec, *maps, &progress),
+    };
+    progress.stop();
+    result
+}
+
+fn part_file(fs: &TaskFs, job: &Job, spec: &ChildSpec, name: &str) -> Result<OutputWriter> {
+    let path = PathBuf::from(format!("{}/{name}", spec.task.output_dir));
+    OutputWriter::create(fs, &path, job.output)
+}
+
+fn run_reduce(
+    fs: &TaskFs,
+    job: &Job,
+    spec: &ChildSpec,
+    maps: u32,
+    progress: &Progress,
+) -> Result<Counters> {
+    let attempt = spec.task.attempt;
+    let fetch_dir = spec.dir.join("fetched");
+    std::fs::create_dir_all(&fetch_dir)
+        .map_err(|e| Error::io(format!("creating {}", fetch_dir.display()), e))?;
+    let timeout = Duration::from_millis(spec.cluster.rpc_timeout_ms);
+    let segments = fs.inner.block_on(fetch_all(
+        &spec.cluster.jobtracker_addr,
+        attempt,
+        maps,
+        &fetch_dir,
+        timeout,
+        progress,
+    ))?;
+    progress.set(1.0 / 3.0);
+    let out = part_file(fs, job, spec, &format!("part-r-{:05}", attempt.task.index))?;
+    let name = attempt.to_string();
+    run_reduce_task(job, segments, &spec.dir, &name, out)
+}
+
+/// Fetches this reduce's partition of every map output, as map outputs become available.
+async fn fetch_all(
+    jt: &str,
+    reduce: AttemptId,
+    maps: u32,
+    dir: &Path,
+    timeout: Duration,
+    progress: &Progress,
+) -> Result<Vec<SegmentRef>> {
+    let partition = reduce.task.index;
+    let mut done: HashMap<u32, Option<SegmentRef>> = HashMap::new();
+    let mut retry_after: HashMap<u32, Instant> = HashMap::new();
+    let mut in_flight: JoinSet<(u32, MapOutputLoc, Result<Option<crate::run::Segment>>)> =
+        JoinSet::new();
+    let mut busy: HashMap<u32, ()> = HashMap::new();
+    while done.len() < maps as usize {
+        let resp: JtResponse = call(jt, &JtRequest::MapOutputs { reduce }, timeout).await?;
+        let JtResponse::MapOutputs { outputs, live } = resp else {
+            return Err(Error::Cluster(format!("unexpected reply: {resp:?}")));
+        };
+        if !live {
+            return Err(Error::Cluster(format!(
+                "{reduce} is no longer live (killed, timed out or superseded)"
+            )));
+        }
+        for (i, loc) in outputs.into_iter().enumerate() {
+            let i = i as u32;
+            let Some(loc) = loc else { continue };
+            let waiting = retry_after.get(&i).is_some_and(|t| Instant::now() < *t);
+            if done.contains_key(&i) || busy.contains_key(&i) || waiting {
+                continue;
+            }
+            if in_flight.len() >= PARALLEL_FETCHES {
+                break;
+            }
+            busy.insert(i, ());
+            let dest = dir.join(format!("map_{i:06}.seg"));
+            in_flight.spawn(async move {
+                let r = fetch_segment(&loc, partition, &dest, timeout).await;
+                (i, loc, r)
+            });
+        }
+        // Wait for a fetch to finish, or poll again for new map outputs.
+        let deadline = tokio::time::sleep(Duration::from_millis(POLL_MS));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                Some(joined) = in_flight.join_next() => {
+                    let (i, loc, r) = joined.map_err(|e| Error::Cluster(format!("fetch task: {e}")))?;
+                    busy.remove(&i);
+                    match r {
+                        Ok(seg) => {
+                            let path = dir.join(format!("map_{i:06}.seg"));
+                            done.insert(i, seg.map(|segment| SegmentRef { path, segment, temporary: true }));
+                            progress.set(done.len() as f32 / maps.max(1) as f32 / 3.0);
+                        }
+                        Err(e) => {
+                            tracing::warn!("{reduce}: fetching {} from {}: {e}", loc.attempt, loc.host);
+                            retry_after.insert(i, Instant::now() + Duration::from_millis(FETCH_RETRY_MS));
+                            let req = JtRequest::FetchFailure { reduce, map: loc.attempt };
+                            let _ = call::<_, JtResponse>(jt, &req, timeout).await;
+                        }
+                    }
+                    if in_flight.is_empty() { break; }
+                }
+                _ = &mut deadline => break,
+            }
+        }
+    }
+    let mut segments: Vec<(u32, SegmentRef)> = done
+        .into_iter()
+        .filter_map(|(i, s)| s.map(|s| (i, s)))
+        .collect();
+    // Map order, so merges are deterministic whatever order the fetches finished in.
+    segments.sort_by_key(|(i, _)| *i);
+    Ok(segments.into_iter().map(|(_, s)| s).collect())
+}
+
+/// The attempt's progress, written to a file every few hundred milliseconds.
+#[derive(Clone)]
+struct Progress {
+    value: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Progress {
+    fn start(path: PathBuf) -> Progress {
+        let p = Progress {
+            value: Arc::new(AtomicU32::new(0f32.to_bits())),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let (value, stop) = (p.value.clone(), p.stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let v = f32::from_bits(value.load(Ordering::Relaxed));
+                let _ = std::fs::write(&path, v.to_le_bytes());
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        });
+        p
+    }
+
+    fn set(&self, v: f32) {
+        self.value
+            .store(v.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Reads an attempt's progress file (0.0 when missing).
+pub fn read_progress(dir: &Path) -> f32 {
+    std::fs::read(dir.join(files::PROGRESS))
+        .ok()
+        .and_then(|b| b.get(..4).map(|b| [b[0], b[1], b[2], b[3]]))
+        .map_or(0.0, f32::from_le_bytes)
+}
+
+/// dfs for one task, with its output fault hook.
+struct TaskFs {
+    inner: DfsFs,
+    abort_output: bool,
+}
+
+impl FileSystem for TaskFs {
+    fn list_input_files(&self, inputs: &[PathBuf]) -> Result<Vec<InputFile>> {
+        self.inner.list_input_files(inputs)
+    }
+
+    fn open(&self, path: &Path) -> Result<Box<dyn ReadSeek>> {
+        self.inner.open(path)
+    }
+
+    fn create(&self, path: &Path) -> Result<Box<dyn OutputSink>> {
+        let sink = self.inner.create(path)?;
+        if !self.abort_output {
+            return Ok(sink);
+        }
+        Ok(Box::new(AbortingSink(sink)))
+    }
+}
+
+/// The `abort-output` fault: the process dies with its part file written but not closed.
+struct AbortingSink(Box<dyn OutputSink>);
+
+impl std::io::Write for AbortingSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.write(data)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl OutputSink for AbortingSink {
+    fn finish(self: Box<Self>, _sync: bool) -> std::io::Result<()> {
+        eprintln!("injected fault: aborting before the part file is closed");
+        std::process::abort();
+    }
+}
+
+/// Counts the bytes a map reads, for its progress.
+struct CountingFs<'a> {
+    inner: &'a TaskFs,
+    progress: Progress,
+    total: u64,
+}
+
+impl FileSystem for CountingFs<'_> {
+    fn list_input_files(&self, inputs: &[PathBuf]) -> Result<Vec<InputFile>> {
+        self.inner.list_input_files(inputs)
+    }
+
+    fn open(&self, path: &Path) -> Result<Box<dyn ReadSeek>> {
+        Ok(Box::new(CountingRead {
+            inner: self.inner.open(path)?,
+            progress: self.progress.clone(),
+            total: self.total,
+            read: Arc::new(AtomicU64::new(0)),
+        }))
+    }
+
+    fn create(&self, path: &Path) -> Result<Box<dyn OutputSink>> {
+        self.inner.create(path)
+    }
+}
+
+struct CountingRead {
+    inner: Box<dyn ReadSeek>,
+    progress: Progress,
+    total: u64,
+    read: Arc<AtomicU64>,
+}
+
+impl std::io::Read for CountingRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let so_far = self.read.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        self.progress.set(so_far as f32 / self.total as f32);
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for CountingRead {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}

@@ -1,0 +1,381 @@
+//! The worker daemon (`mrjob worker --host H`), one per host beside its datanode: heartbeats
+//! to the jobtracker (a long poll that returns commands), runs each attempt as a child
+//! process of the job's binary ([`crate::task_process`]), serves its map outputs
+//! ([`crate::shuffle`]), caches job binaries by content hash, and deletes a job's files when
+//! the job ends.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::oneshot;
+
+use dfs::client::DfsClient;
+use dfs::config::ClusterConfig;
+
+use crate::dfs_fs::dfs_error;
+use crate::error::{Error, Result};
+use crate::protocol::{
+    call, AttemptOutcome, BinaryRef, JtRequest, JtResponse, TaskSpec, TaskWork, WorkerCommand,
+};
+use crate::scheduler::{AttemptId, TaskKind};
+use crate::shuffle::attempt_local_dir;
+use crate::task_process::{files, read_file, read_progress, write_spec, ChildSpec, TASK_ARG};
+
+/// Lines of a failed attempt's stderr quoted in its failure reason.
+const STDERR_TAIL_LINES: usize = 3;
+
+struct Running {
+    dir: PathBuf,
+    kill: Option<oneshot::Sender<()>>,
+}
+
+/// One worker.
+pub struct Worker {
+    config: ClusterConfig,
+    host: String,
+    work_dir: PathBuf,
+    slots: u32,
+    dfs: DfsClient,
+    running: Mutex<HashMap<AttemptId, Running>>,
+    /// One download at a time per binary.
+    downloads: tokio::sync::Mutex<()>,
+}
+
+impl Worker {
+    /// Runs the worker of `host` until the process ends.
+    pub async fn run(config: ClusterConfig, host: String) -> Result<()> {
+        let h = config
+            .host(&host)
+            .map_err(|e| Error::BadSetting(e.to_string()))?
+            .clone();
+        let work_dir = h.work_dir.clone();
+        // Attempts of a previous run of this worker are dead: the jobtracker re-runs them.
+        let _ = std::fs::remove_dir_all(work_dir.join("jobs"));
+        for d in [work_dir.join("jobs"), work_dir.join("bin")] {
+            std::fs::create_dir_all(&d)
+                .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+        }
+        let listener = tokio::net::TcpListener::bind(&h.worker_addr)
+            .await
+            .map_err(|e| {
+                Error::io(
+                    format!("binding the shuffle server to {}", h.worker_addr),
+                    e,
+                )
+            })?;
+        let idle = Duration::from_millis(config.idle_timeout_ms);
+        tokio::spawn(crate::shuffle::serve(listener, work_dir.clone(), idle));
+        let slots = match h.worker_slots {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()) as u32,
+            n => n,
+        };
+        let w = Arc::new(Worker {
+            dfs: DfsClient::new(config.clone()).with_local_host(Some(host.clone())),
+            config,
+            host,
+            work_dir,
+            slots,
+            running: Mutex::new(HashMap::new()),
+            downloads: tokio::sync::Mutex::new(()),
+        });
+        tracing::info!(
+            "worker {} serving map outputs on {} with {slots} slots",
+            w.host,
+            h.worker_addr
+        );
+        w.heartbeat_loop().await;
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<AttemptId, Running>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>) {
+        let wait_ms = self.config.worker_heartbeat_ms;
+        let timeout = Duration::from_millis(wait_ms + self.config.rpc_timeout_ms);
+        let mut reported_down = false;
+        loop {
+            // Attempts being killed are no longer listed: the jobtracker already let them go.
+            let running: Vec<(AttemptId, f32)> = self
+                .lock()
+                .iter()
+                .filter(|(_, r)| r.kill.is_some())
+                .map(|(a, r)| (*a, read_progress(&r.dir)))
+                .collect();
+            let req = JtRequest::Heartbeat {
+                worker: self.host.clone(),
+                slots: self.slots,
+                running,
+                wait_ms,
+            };
+            match call::<_, JtResponse>(&self.config.jobtracker_addr, &req, timeout).await {
+                Ok(JtResponse::Commands(cmds)) => {
+                    reported_down = false;
+                    for cmd in cmds {
+                        self.clone().command(cmd);
+                    }
+                }
+                Ok(other) => {
+                    tracing::error!("jobtracker refused the heartbeat: {other:?}");
+                    tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+                }
+                Err(e) => {
+                    if !reported_down {
+                        tracing::warn!("heartbeat failed (retrying): {e}");
+                        reported_down = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(wait_ms.min(500))).await;
+                }
+            }
+        }
+    }
+
+    fn command(self: Arc<Self>, cmd: WorkerCommand) {
+        match cmd {
+            WorkerCommand::Launch(spec) => {
+                let attempt = spec.attempt;
+                let dir = attempt_local_dir(&self.work_dir, attempt);
+                let (tx, rx) = oneshot::channel();
+                self.lock().insert(
+                    attempt,
+                    Running {
+                        dir: dir.clone(),
+                        kill: Some(tx),
+                    },
+                );
+                tokio::spawn(async move { self.run_attempt(*spec, dir, rx).await });
+            }
+            WorkerCommand::Kill { attempt } => self.kill(|a| *a == attempt),
+            WorkerCommand::Cleanup { job } => {
+                self.kill(|a| a.task.job == job);
+                let dir = self.work_dir.join("jobs").join(format!("job_{job:04}"));
+                tokio::spawn(async move {
+                    // Give killed children a moment to exit before their files go.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let _ = tokio::fs::remove_dir_all(&dir).await;
+                    tracing::info!("cleaned up job {job}");
+                });
+            }
+        }
+    }
+
+    fn kill(&self, which: impl Fn(&AttemptId) -> bool) {
+        for (a, r) in self.lock().iter_mut().filter(|(a, _)| which(a)) {
+            if let Some(tx) = r.kill.take() {
+                tracing::info!("killing {a}");
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    async fn run_attempt(
+        self: Arc<Self>,
+        spec: TaskSpec,
+        dir: PathBuf,
+        kill: oneshot::Receiver<()>,
+    ) {
+        let attempt = spec.attempt;
+        let keep_output = matches!(spec.work, TaskWork::Map { .. }) && spec.job.reduces > 0;
+        let outcome = self.execute(spec, &dir, kill).await;
+        if let Some(outcome) = outcome {
+            self.report(attempt, outcome).await;
+        }
+        self.lock().remove(&attempt);
+        if !keep_output || attempt.task.kind == TaskKind::Reduce {
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+        }
+    }
+
+    /// Runs the child; `None` when it was killed (the jobtracker already knows).
+    async fn execute(
+        &self,
+        spec: TaskSpec,
+        dir: &Path,
+        mut kill: oneshot::Receiver<()>,
+    ) -> Option<AttemptOutcome> {
+        let failed = |reason: String| Some(AttemptOutcome::Failed { reason });
+        let binary = tokio::select! {
+            b = self.binary(&spec.job.binary) => b,
+            _ = &mut kill => return None,
+        };
+        let binary = match binary {
+            Ok(b) => b,
+            Err(e) => return failed(format!("getting the job binary: {e}")),
+        };
+        let mut child = match self.spawn_child(&binary, spec, dir) {
+            Ok(c) => c,
+            Err(e) => return failed(format!("starting the task process: {e}")),
+        };
+        let status = tokio::select! {
+            s = child.wait() => s,
+            _ = kill => {
+                let _ = child.kill().await;
+                return None;
+            }
+        };
+        match status {
+            Ok(s) if s.success() => match read_file(&dir.join(files::RESULT)) {
+                Ok(counters) => Some(AttemptOutcome::Succeeded { counters }),
+                Err(e) => failed(format!("task process left no result: {e}")),
+            },
+            Ok(s) => failed(failure_reason(dir, &s)),
+            Err(e) => failed(format!("waiting for the task process: {e}")),
+        }
+    }
+
+    fn spawn_child(
+        &self,
+        binary: &Path,
+        task: TaskSpec,
+        dir: &Path,
+    ) -> Result<tokio::process::Child> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let spec_path = dir.join(files::SPEC);
+        write_spec(
+            &spec_path,
+            &ChildSpec {
+                task,
+                cluster: self.config.clone(),
+                host: self.host.clone(),
+                dir: dir.to_owned(),
+            },
+        )?;
+        let log = |name: &str| {
+            std::fs::File::create(dir.join(name))
+                .map_err(|e| Error::io(format!("creating {}", dir.join(name).display()), e))
+        };
+        tokio::process::Command::new(binary)
+            .arg(TASK_ARG)
+            .arg(&spec_path)
+            .current_dir(dir)
+            .env("DFS_LOCAL_HOST", &self.host)
+            .stdin(Stdio::null())
+            .stdout(log("stdout")?)
+            .stderr(log("stderr")?)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| Error::io(format!("running {}", binary.display()), e))
+    }
+
+    /// Tells the jobtracker how an attempt ended, retrying while it is unreachable.
+    async fn report(&self, attempt: AttemptId, outcome: AttemptOutcome) {
+        let req = JtRequest::AttemptDone {
+            worker: self.host.clone(),
+            attempt,
+            outcome,
+        };
+        let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
+        for i in 0..30u64 {
+            match call::<_, JtResponse>(&self.config.jobtracker_addr, &req, timeout).await {
+                Ok(_) => return,
+                Err(e) => tracing::warn!("reporting {attempt} (try {i}): {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200 * (i + 1).min(10))).await;
+        }
+    }
+
+    /// The local copy of a job binary, downloaded from dfs on first use and checked against
+    /// its SHA-256 (the cache key).
+    async fn binary(&self, bin: &BinaryRef) -> Result<PathBuf> {
+        if bin.sha256.len() != 64 || !bin.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::BadSetting(format!(
+                "bad binary hash {:?}",
+                bin.sha256
+            )));
+        }
+        let path = self.work_dir.join("bin").join(&bin.sha256);
+        if path.exists() {
+            return Ok(path);
+        }
+        let _one_at_a_time = self.downloads.lock().await;
+        if path.exists() {
+            return Ok(path);
+        }
+        let tmp = path.with_extension("part");
+        let mut reader = self
+            .dfs
+            .open(&bin.dfs_path)
+            .await
+            .map_err(|e| dfs_error(format_args!("opening dfs://{}", bin.dfs_path), e))?;
+        let mut out = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        let mut hasher = Sha256::new();
+        loop {
+            let chunk = reader
+                .next_chunk()
+                .await
+                .map_err(|e| dfs_error(format_args!("reading dfs://{}", bin.dfs_path), e))?;
+            if chunk.is_empty() {
+                break;
+            }
+            hasher.update(&chunk);
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        }
+        out.sync_all()
+            .await
+            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        drop(out);
+        let got = hex(&hasher.finalize());
+        if got != bin.sha256 {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::Corrupt {
+                file: PathBuf::from(&bin.dfs_path),
+                reason: format!("SHA-256 is {got}, expected {}", bin.sha256),
+            });
+        }
+        set_executable(&tmp)?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| Error::io(format!("renaming {}", tmp.display()), e))?;
+        tracing::info!("cached job binary {}", bin.sha256);
+        Ok(path)
+    }
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn set_executable(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| Error::io(format!("chmod {}", path.display()), e))
+}
+
+/// One line saying why a task process failed: its own error line, or its exit status and
+/// the end of its stderr (a panic message, for example).
+fn failure_reason(dir: &Path, status: &std::process::ExitStatus) -> String {
+    if let Ok(line) = std::fs::read_to_string(dir.join(files::ERROR)) {
+        if !line.trim().is_empty() {
+            return line.trim().to_owned();
+        }
+    }
+    let stderr = std::fs::read_to_string(dir.join("stderr")).unwrap_or_default();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    // A panic: its location line and message, not the backtrace after them.
+    let tail: Vec<&str> = match lines.iter().position(|l| l.contains(" panicked at ")) {
+        Some(i) => lines[i..].iter().take(2).copied().collect(),
+        None => lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].to_vec(),
+    };
+    use std::os::unix::process::ExitStatusExt;
+    let how = match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(s)) => format!("killed by signal {s}"),
+        _ => "ended abnormally".to_owned(),
+    };
+    if tail.is_empty() {
+        format!("task process {how}")
+    } else {
+        format!("task process {how}: {}", tail.join(" | "))
+    }
+}
