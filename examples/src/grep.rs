@@ -151,7 +151,13 @@ pub fn run(
         .run(&registry, &count, inputs, &counts, opts)
         .and_then(|first| {
             let sort = JobConf::new(SORT_JOB, settings);
-            let mut report = engine.run(&registry, &sort, std::slice::from_ref(&counts), output, opts)?;
+            let mut report = engine.run(
+                &registry,
+                &sort,
+                std::slice::from_ref(&counts),
+                output,
+                opts,
+            )?;
             report.counters.merge(&first.counters);
             report.elapsed += first.elapsed;
             Ok(report)

@@ -221,6 +221,22 @@ fn local_run(args: &[&str], before: &[&Path], work: &Path) -> BTreeMap<String, V
     files
 }
 
+/// Sends a frame claiming 4 GiB, then random bytes, to `addr`, and waits for the server to
+/// close the connection.
+fn send_garbage(addr: &str) {
+    use std::io::{Read, Write};
+    for payload in [vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3], {
+        let mut r = rng(7);
+        (0..4096).map(|_| r.gen::<u8>()).collect::<Vec<u8>>()
+    }] {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = s.write_all(&payload);
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink);
+    }
+}
+
 fn counter(stderr: &str, name: &str) -> u64 {
     stderr
         .lines()
@@ -263,6 +279,10 @@ fn every_example_job_matches_local_mode() {
     let input = corpus(work.path(), "every_example_job_matches_local_mode");
     let cluster = Cluster::start(4, "", |_| {});
     cluster.put(&input, "/in");
+    // G7: garbage and oversized frames to the jobtracker and a shuffle server harm nothing;
+    // the jobs below still run.
+    send_garbage(&cluster.config.jobtracker_addr);
+    send_garbage(&cluster.config.hosts[0].worker_addr);
 
     let stderr = cluster.must_mrjob(&["wordcount", "/in", "dfs:///out/wc", "-r", "3"]);
     let local = local_run(&["wordcount", "-r", "3"], &[&input], work.path());

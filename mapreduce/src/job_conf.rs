@@ -114,10 +114,17 @@ mod tests {
         Ok(Job::new("echo", Echo).settings(conf.settings.clone()))
     }
 
+    fn map_only() -> Settings {
+        Settings {
+            reducers: 0,
+            ..Settings::default()
+        }
+    }
+
     #[test]
     fn conf_round_trips_and_rebuilds() {
         let reg = Registry::new().register("echo", echo);
-        let conf = JobConf::new("echo", Settings::default()).with("p", "1");
+        let conf = JobConf::new("echo", map_only()).with("p", "1");
         let bytes = bincode::serialize(&conf).unwrap();
         let back: JobConf = bincode::deserialize(&bytes).unwrap();
         assert_eq!(back, conf);

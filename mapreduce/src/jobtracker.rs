@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use crate::counters::Counters;
 use crate::dfs_fs::{dfs_error, list_input_files};
 use crate::error::{Error, Result};
-use crate::fs::LocalFs;
+use crate::fs::{InputFile, LocalFs};
 use crate::input::{compute_splits, InputFormat, Split};
 use crate::protocol::{
     AttemptOutcome, ErrorKind, JobInfo, JobPhase, JobSpec, JtRequest, JtResponse, MapOutputLoc,
@@ -389,7 +389,7 @@ impl Jobtracker {
             Err(e) => return Err(dfs_err(dfs_error("checking the output directory", e))),
         }
         let (splits, hosts) = self
-            .block_splits(&spec.input_format, &spec.inputs)
+            .splits_of(&spec.input_format, &spec.inputs)
             .await
             .map_err(|e| match e {
                 Error::BadInput { .. } => (ErrorKind::BadInput, e.to_string()),
@@ -440,7 +440,7 @@ impl Jobtracker {
 
     /// One split per dfs block, with the hosts holding it (record-aligned for fixed-length
     /// records: a record belongs to the block in which it starts).
-    async fn block_splits(
+    async fn splits_of(
         &self,
         format: &InputFormat,
         inputs: &[PathBuf],
@@ -450,11 +450,6 @@ impl Jobtracker {
             let hosts = vec![Vec::new(); splits.len()];
             return Ok((splits, hosts));
         }
-        let record_bytes = match format {
-            InputFormat::FixedLength(n) => (*n).max(1) as u64,
-            _ => 1,
-        };
-        let align = |x: u64| x.div_ceil(record_bytes) * record_bytes;
         let mut splits = Vec::new();
         let mut hosts = Vec::new();
         for file in list_input_files(&self.dfs, inputs).await? {
@@ -464,19 +459,17 @@ impl Jobtracker {
                 .block_locations(&p)
                 .await
                 .map_err(|e| dfs_error(format_args!("locating the blocks of dfs://{p}"), e))?;
-            for lb in &located.blocks {
-                let start = align(lb.offset_bytes);
-                let end = align(lb.offset_bytes + lb.block.len_bytes).min(located.len_bytes);
-                if end <= start {
-                    continue;
-                }
-                splits.push(Split::File {
-                    path: file.path.clone(),
-                    name: file.name.clone(),
-                    start,
-                    len: end - start,
-                });
-                hosts.push(lb.locations.iter().map(|d| d.host.clone()).collect());
+            let blocks: Vec<(u64, u64, Vec<String>)> = located
+                .blocks
+                .iter()
+                .map(|lb| {
+                    let h = lb.locations.iter().map(|d| d.host.clone()).collect();
+                    (lb.offset_bytes, lb.block.len_bytes, h)
+                })
+                .collect();
+            for (split, h) in block_splits(format, &file, located.len_bytes, blocks) {
+                splits.push(split);
+                hosts.push(h);
             }
         }
         Ok((splits, hosts))
@@ -698,6 +691,37 @@ impl Jobtracker {
     }
 }
 
+/// The splits of one file: one per block `(offset, length, hosts)`, with boundaries rounded up
+/// to whole records for fixed-length input (a record belongs to the block it starts in).
+pub fn block_splits(
+    format: &InputFormat,
+    file: &InputFile,
+    file_len: u64,
+    blocks: Vec<(u64, u64, Vec<String>)>,
+) -> Vec<(Split, Vec<String>)> {
+    let record_bytes = match format {
+        InputFormat::FixedLength(n) => (*n).max(1) as u64,
+        _ => 1,
+    };
+    let align = |x: u64| x.div_ceil(record_bytes) * record_bytes;
+    blocks
+        .into_iter()
+        .filter_map(|(offset, len, hosts)| {
+            let start = align(offset);
+            let end = align(offset + len).min(file_len);
+            (end > start).then(|| {
+                let split = Split::File {
+                    path: file.path.clone(),
+                    name: file.name.clone(),
+                    start,
+                    len: end - start,
+                };
+                (split, hosts)
+            })
+        })
+        .collect()
+}
+
 /// Adds the scheduler's statistics as counters, so they print with the job's others.
 fn add_cluster_counters(c: &mut Counters, s: &JobStatus) {
     let rows = [
@@ -750,5 +774,60 @@ impl Service for JtService {
 
     fn malformed(&self, err: &dfs::Error) -> JtResponse {
         JtResponse::error(ErrorKind::BadRequest, format!("malformed request: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(len: u64) -> InputFile {
+        InputFile {
+            path: PathBuf::from("/in/f"),
+            name: "f".into(),
+            len,
+        }
+    }
+
+    fn ranges(splits: &[(Split, Vec<String>)]) -> Vec<(u64, u64)> {
+        splits
+            .iter()
+            .map(|(s, _)| match s {
+                Split::File { start, len, .. } => (*start, *len),
+                Split::Rows { .. } => panic!("file splits expected"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_split_per_block_with_its_hosts() {
+        let blocks = vec![
+            (0, 1000, vec!["a".into(), "b".into()]),
+            (1000, 1000, vec!["c".into()]),
+            (2000, 10, vec![]),
+        ];
+        let s = block_splits(&InputFormat::Lines, &file(2010), 2010, blocks);
+        assert_eq!(ranges(&s), vec![(0, 1000), (1000, 1000), (2000, 10)]);
+        assert_eq!(s[0].1, vec!["a".to_string(), "b".to_string()]);
+    }
+
+    #[test]
+    fn fixed_length_splits_cover_every_record_once() {
+        // 100-byte records over 64-byte blocks: boundaries move up to whole records, so
+        // every record is in exactly one split and no split starts mid-record.
+        let len = 1000;
+        let blocks: Vec<_> = (0..len)
+            .step_by(64)
+            .map(|o| (o, 64.min(len - o), vec![]))
+            .collect();
+        let s = block_splits(&InputFormat::FixedLength(100), &file(len), len, blocks);
+        let r = ranges(&s);
+        assert!(
+            r.iter().all(|(start, l)| start % 100 == 0 && l % 100 == 0),
+            "{r:?}"
+        );
+        let covered: u64 = r.iter().map(|(_, l)| l).sum();
+        assert_eq!(covered, len);
+        assert!(r.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0), "{r:?}");
     }
 }
