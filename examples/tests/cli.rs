@@ -281,3 +281,19 @@ fn interrupted_job_leaves_no_output() {
         names_in(&out_dir)
     );
 }
+
+// Checks G7: dfs paths without a cluster, or with --local, are clear errors.
+#[test]
+fn dfs_paths_need_a_cluster() {
+    let dir = setup();
+    let out = mrjob(&["wordcount", "dfs:///in", "dfs:///out"], dir.path());
+    assert_error(&out, "MRJOB_CONF");
+    let out = mrjob(&["wordcount", "--local", "dfs:///in", "out"], dir.path());
+    assert_error(&out, "--local");
+    let out = mrjob(
+        &["--conf", "/nonexistent.toml", "wordcount", "in", "out"],
+        dir.path(),
+    );
+    assert_error(&out, "nonexistent.toml");
+    assert!(!dir.path().join("out").exists());
+}

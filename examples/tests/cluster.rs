@@ -450,6 +450,32 @@ fn paused_worker_cannot_commit_late() {
         &local,
         "wordcount after a paused worker",
     );
+
+    // `mrjob kill`: the job fails as killed and its output directory is removed.
+    let job = Command::new(mrjob_bin())
+        .arg("--conf")
+        .arg(&cluster.conf)
+        .args(["wordcount", "/in", "/out2", "-r", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cluster.exists("/out2") {
+        assert!(Instant::now() < deadline, "job 2 never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster.must_mrjob(&["kill", "2"]);
+    let out = job.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("killed by user"), "{stderr}");
+    assert!(
+        !cluster.exists("/out2"),
+        "a killed job leaves no output directory"
+    );
+    let list = cluster.mrjob(&["list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("FAILED"));
 }
 
 // Checks G6 and G7: a mapper that always panics fails the job after the attempt limit, with

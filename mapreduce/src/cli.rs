@@ -116,6 +116,9 @@ pub fn print_report(job: &str, report: &JobReport) {
         report.elapsed.as_secs_f64(),
         report.output.display()
     );
+    if let Some(t) = report.first_task_latency {
+        eprintln!("First task started {} ms after submission", t.as_millis());
+    }
     eprint!("{}", report.counters);
 }
 
@@ -316,6 +319,12 @@ fn print_job(info: &JobInfo) {
     );
     if let Some(ms) = info.first_launch_ms {
         println!("  first task launched {ms} ms after submission");
+    }
+    if let Some(t) = info.first_started_unix_ms {
+        println!(
+            "  first task process running {} ms after the jobtracker received the job",
+            t.saturating_sub(info.submitted_unix_ms)
+        );
     }
     print!("{}", info.counters);
 }

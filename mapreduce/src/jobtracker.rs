@@ -71,6 +71,9 @@ struct JobEntry {
     pending: HashMap<AttemptId, Counters>,
     /// Counters of each task's accepted attempt.
     accepted: BTreeMap<TaskId, Counters>,
+    /// When its first task process started (ms since the Unix epoch).
+    first_started_unix_ms: Option<u64>,
+    submitted_unix_ms: u64,
 }
 
 struct WorkerSeen {
@@ -367,6 +370,10 @@ impl Jobtracker {
     }
 
     async fn submit(self: &Arc<Self>, spec: JobSpec) -> Result<JobId, (ErrorKind, String)> {
+        let received_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let received = Instant::now();
         let dfs_err = |e: Error| (ErrorKind::Dfs, e.to_string());
         let output = spec.output.trim_end_matches('/').to_owned();
         if output.is_empty() || !output.starts_with('/') {
@@ -421,10 +428,12 @@ impl Jobtracker {
                 spec: Arc::new(JobSpec { output, ..spec }),
                 splits,
                 phase: JobPhase::Running,
-                submitted: Instant::now(),
+                submitted: received,
                 finished: None,
                 pending: HashMap::new(),
                 accepted: BTreeMap::new(),
+                first_started_unix_ms: None,
+                submitted_unix_ms: received_unix_ms,
             },
         );
         self.step_locked(
@@ -603,6 +612,8 @@ impl Jobtracker {
                 let submitted_ms = e.submitted.duration_since(self.started).as_millis() as u64;
                 t.saturating_sub(submitted_ms)
             }),
+            first_started_unix_ms: e.first_started_unix_ms,
+            submitted_unix_ms: e.submitted_unix_ms,
             status,
             counters,
             elapsed_ms: end.duration_since(e.submitted).as_millis() as u64,
@@ -678,6 +689,14 @@ impl Jobtracker {
                 outcome,
             } => {
                 self.attempt_done(&worker, attempt, outcome);
+                JtResponse::Done
+            }
+            JtRequest::AttemptStarted { attempt, unix_ms } => {
+                let mut st = self.lock();
+                if let Some(e) = st.jobs.get_mut(&attempt.task.job) {
+                    let first = e.first_started_unix_ms.get_or_insert(unix_ms);
+                    *first = (*first).min(unix_ms);
+                }
                 JtResponse::Done
             }
             JtRequest::MapOutputs { reduce } => self.map_outputs(reduce),

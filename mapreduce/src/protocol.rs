@@ -154,8 +154,12 @@ pub struct JobInfo {
     pub counters: Counters,
     /// Milliseconds since submission (until the end, for finished jobs).
     pub elapsed_ms: u64,
-    /// Milliseconds from submission to the first launched task.
+    /// Milliseconds from submission to the scheduler's first launch decision.
     pub first_launch_ms: Option<u64>,
+    /// When the job's first task process started (ms since the Unix epoch, worker clock).
+    pub first_started_unix_ms: Option<u64>,
+    /// When the jobtracker received the job (ms since the Unix epoch).
+    pub submitted_unix_ms: u64,
     /// Input bytes over all splits.
     pub input_bytes: u64,
 }
@@ -213,6 +217,13 @@ pub enum JtRequest {
         attempt: AttemptId,
         /// How it ended.
         outcome: AttemptOutcome,
+    },
+    /// An attempt's process started → `Done` (for the submit-to-first-task latency).
+    AttemptStarted {
+        /// The attempt.
+        attempt: AttemptId,
+        /// When, in milliseconds since the Unix epoch (the worker's clock).
+        unix_ms: u64,
     },
     /// A reduce asks where map outputs are → `MapOutputs`.
     MapOutputs {

@@ -28,6 +28,8 @@ pub struct JobReport {
     pub elapsed: Duration,
     /// Where the output is.
     pub output: PathBuf,
+    /// On a cluster: from the start of the submission to the first task process running.
+    pub first_task_latency: Option<Duration>,
 }
 
 /// Options of a local run that are not job settings.
@@ -74,6 +76,7 @@ pub fn run_local(
                 counters,
                 elapsed: started.elapsed(),
                 output: output.to_owned(),
+                first_task_latency: None,
             })
         }
         Err(e) => {

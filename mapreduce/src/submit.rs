@@ -112,6 +112,7 @@ impl ClusterClient {
         opts: &RunOptions,
     ) -> Result<JobReport> {
         let started = Instant::now();
+        let submitted_unix_ms = unix_ms();
         let job = registry.build(conf)?;
         let output_str = output.to_string_lossy().into_owned();
         let spec = JobSpec {
@@ -140,6 +141,9 @@ impl ClusterClient {
                 counters: info.counters,
                 elapsed: started.elapsed(),
                 output: PathBuf::from(format!("dfs://{output_str}")),
+                first_task_latency: info
+                    .first_started_unix_ms
+                    .map(|t| Duration::from_millis(t.saturating_sub(submitted_unix_ms))),
             }),
             JobPhase::Failed(reason) => Err(Error::JobFailed {
                 job: format!("{id} ({})", conf.job),
@@ -231,6 +235,12 @@ pub fn progress_line(info: &JobInfo) -> (u64, String) {
         s.data_local_maps,
     );
     (pct, msg)
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn file_sha256(path: &Path) -> Result<String> {

@@ -208,10 +208,12 @@ impl Worker {
             Ok(b) => b,
             Err(e) => return failed(format!("getting the job binary: {e}")),
         };
+        let attempt = spec.attempt;
         let mut child = match self.spawn_child(&binary, spec, dir) {
             Ok(c) => c,
             Err(e) => return failed(format!("starting the task process: {e}")),
         };
+        self.started(attempt);
         let status = tokio::select! {
             s = child.wait() => s,
             _ = kill => {
@@ -262,6 +264,20 @@ impl Worker {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| Error::io(format!("running {}", binary.display()), e))
+    }
+
+    /// Tells the jobtracker (without waiting) that an attempt's process is running.
+    fn started(&self, attempt: AttemptId) {
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let req = JtRequest::AttemptStarted { attempt, unix_ms };
+        let addr = self.config.jobtracker_addr.clone();
+        let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
+        tokio::spawn(async move {
+            // Only a statistic: a lost report is not retried.
+            let _ = call::<_, JtResponse>(&addr, &req, timeout).await;
+        });
     }
 
     /// Tells the jobtracker how an attempt ended, retrying while it is unreachable.
