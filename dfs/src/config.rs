@@ -3,14 +3,19 @@
 //!
 //! Every key has a default and unknown keys are an error, so a typo is caught at startup rather
 //! than silently ignored (G7). [`ClusterConfig::validate`] checks what serde cannot (unique ids,
-//! parseable addresses, sane timeouts). [`local_config`] writes a cluster for this one machine,
-//! using distinct loopback addresses so that every daemon keeps its production port.
+//! parseable addresses, sane timeouts).
+//!
+//! Two generators write the file, so no one writes it by hand: [`local_config`] describes a
+//! cluster on this one machine, using distinct loopback addresses so that every daemon keeps its
+//! production port (the pseudo cluster and the cluster tests), and [`hosts_config`] describes a
+//! cluster of separate machines from their addresses (`dfs config hosts`, which the Vagrantfile's
+//! provisioning runs on every VM).
 //!
 //! Which file is used: `--conf FILE` when given, else the `MRJOB_CONF` environment variable
 //! (see [`find_config_path`]); with neither, callers run in local (embedded) mode.
 
-use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +35,8 @@ pub const DATANODE_PORT: u16 = 9866;
 pub const WORKER_PORT: u16 = 9870;
 /// Default jobtracker port.
 pub const JOBTRACKER_PORT: u16 = 8030;
+/// Rack of a host whose rack is not given (Hadoop's name for it).
+pub const DEFAULT_RACK: &str = "/default-rack";
 
 /// One namenode replica.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +90,7 @@ impl Default for HostConfig {
         HostConfig {
             name: "localhost".into(),
             addr: format!("127.0.0.1:{DATANODE_PORT}"),
-            rack: "/default-rack".into(),
+            rack: DEFAULT_RACK.into(),
             data_dirs: vec![PathBuf::from("/var/lib/dfs/data")],
             worker_addr: format!("127.0.0.1:{WORKER_PORT}"),
             worker_slots: 0,
@@ -464,6 +471,209 @@ pub fn local_config_with_ports(
     }
 }
 
+/// Longest host name `dfs config hosts` accepts. Names appear in systemd environment files,
+/// command lines and reports, so a short bound keeps them readable.
+const HOST_NAME_MAX_BYTES: usize = 64;
+
+/// One machine of a [`HostsSpec`]: it runs a datanode and a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    /// Host name, as given to `dfs datanode --host` and `mrjob worker --host`.
+    pub name: String,
+    /// The machine's address; its datanode and worker listen on it.
+    pub ip: IpAddr,
+    /// Rack name for placement, such as `/rack1`.
+    pub rack: String,
+}
+
+impl HostSpec {
+    /// Parses `NAME=IP` or `NAME=IP@RACK` (the rack defaults to [`DEFAULT_RACK`]).
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = || Error::Config(format!("--hosts: {text:?} is not NAME=IP or NAME=IP@RACK"));
+        let (name, rest) = text.split_once('=').ok_or_else(bad)?;
+        let (ip, rack) = match rest.split_once('@') {
+            Some((ip, rack)) => (ip, rack),
+            None => (rest, DEFAULT_RACK),
+        };
+        if name.is_empty() || ip.is_empty() {
+            return Err(bad());
+        }
+        Ok(HostSpec {
+            name: name.to_string(),
+            ip: parse_ip("--hosts", ip)?,
+            rack: rack.to_string(),
+        })
+    }
+}
+
+/// A cluster of separate machines, the input of [`hosts_config`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostsSpec {
+    /// One address per namenode; the i-th (from 1) gets Raft id i.
+    pub namenodes: Vec<IpAddr>,
+    /// The machines that each run a datanode and a worker.
+    pub hosts: Vec<HostSpec>,
+    /// The jobtracker's machine.
+    pub jobtracker: IpAddr,
+    /// Directory, the same on every machine, under which every daemon keeps its state.
+    pub state_dir: PathBuf,
+}
+
+impl HostsSpec {
+    /// Parses the command-line form of `dfs config hosts`: `namenodes` is `IP,IP,...`, `hosts`
+    /// is `NAME=IP[@RACK],...`, `jobtracker` is one IP. Only the syntax is checked here; the
+    /// rest is [`hosts_config`]'s job, so a spec built in code gets the same checks.
+    pub fn parse(namenodes: &str, hosts: &str, jobtracker: &str, state_dir: &Path) -> Result<Self> {
+        let namenodes = split_list("--namenodes", namenodes)?
+            .into_iter()
+            .map(|ip| parse_ip("--namenodes", ip))
+            .collect::<Result<_>>()?;
+        let hosts = split_list("--hosts", hosts)?
+            .into_iter()
+            .map(HostSpec::parse)
+            .collect::<Result<_>>()?;
+        Ok(HostsSpec {
+            namenodes,
+            hosts,
+            jobtracker: parse_ip("--jobtracker", jobtracker.trim())?,
+            state_dir: state_dir.to_path_buf(),
+        })
+    }
+
+    /// Rejects what would make a cluster that cannot start or that confuses its operator:
+    /// empty lists, a relative state directory, bad names or racks, and two daemons given the
+    /// same name or the same address and port.
+    fn check(&self) -> Result<()> {
+        if self.namenodes.is_empty() {
+            return Err(Error::Config(
+                "--namenodes: at least one namenode address is needed".into(),
+            ));
+        }
+        if self.hosts.is_empty() {
+            return Err(Error::Config(
+                "--hosts: at least one NAME=IP[@RACK] host is needed".into(),
+            ));
+        }
+        if !self.state_dir.is_absolute() {
+            return Err(Error::Config(format!(
+                "--state-dir: {} is not an absolute path",
+                self.state_dir.display()
+            )));
+        }
+        let mut seen = HashSet::new();
+        if let Some(ip) = self.namenodes.iter().find(|ip| !seen.insert(**ip)) {
+            return Err(Error::Config(format!(
+                "--namenodes: address {ip} appears twice"
+            )));
+        }
+        self.check_hosts()
+    }
+
+    fn check_hosts(&self) -> Result<()> {
+        let mut names = HashSet::new();
+        let mut owners: HashMap<IpAddr, &str> = HashMap::new();
+        for host in &self.hosts {
+            check_host_name(&host.name)?;
+            if !host.rack.starts_with('/') || host.rack.len() < 2 {
+                return Err(Error::Config(format!(
+                    "--hosts: rack {:?} of host {} must look like /rack1",
+                    host.rack, host.name
+                )));
+            }
+            if !names.insert(host.name.as_str()) {
+                return Err(Error::Config(format!(
+                    "--hosts: host name {} appears twice",
+                    host.name
+                )));
+            }
+            // Two hosts on one address would both try to bind its datanode and worker ports.
+            if let Some(other) = owners.insert(host.ip, &host.name) {
+                return Err(Error::Config(format!(
+                    "--hosts: hosts {other} and {} have the same address {}",
+                    host.name, host.ip
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_host_name(name: &str) -> Result<()> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    if name.len() > HOST_NAME_MAX_BYTES || !name.chars().all(allowed) {
+        return Err(Error::Config(format!(
+            "--hosts: host name {name:?} must be at most {HOST_NAME_MAX_BYTES} letters, digits, \
+             '.', '-' or '_'"
+        )));
+    }
+    Ok(())
+}
+
+/// Splits a comma-separated list, trimming spaces; an empty entry is an error rather than
+/// skipped, since it usually means a variable expanded to nothing.
+fn split_list<'a>(flag: &str, text: &'a str) -> Result<Vec<&'a str>> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let items: Vec<&str> = text.split(',').map(str::trim).collect();
+    if items.iter().any(|item| item.is_empty()) {
+        return Err(Error::Config(format!("{flag}: empty entry in {text:?}")));
+    }
+    Ok(items)
+}
+
+fn parse_ip(flag: &str, text: &str) -> Result<IpAddr> {
+    text.parse()
+        .map_err(|_| Error::Config(format!("{flag}: {text:?} is not an IP address")))
+}
+
+/// A cluster of separate machines with the default ports: namenode i (ids from 1) at
+/// `IP:8020` (Raft `IP:8021`) keeping its log in `STATE/namenode`; each host's datanode at
+/// `IP:9866` with blocks in `STATE/data` and its worker at `IP:9870` working in `STATE/work`;
+/// the jobtracker at `IP:8030`. Every other key keeps its default. Every machine can use the
+/// same file: each daemon picks its own entry by `--id` or `--host`.
+///
+/// Fails with a one-line [`Error::Config`] on input that cannot make a working cluster (see
+/// [`HostsSpec::parse`] for the syntax); the result has passed [`ClusterConfig::validate`].
+pub fn hosts_config(spec: &HostsSpec) -> Result<ClusterConfig> {
+    spec.check()?;
+    let state = &spec.state_dir;
+    let namenodes = spec
+        .namenodes
+        .iter()
+        .zip(1u64..)
+        .map(|(ip, id)| NamenodeConfig {
+            id,
+            addr: SocketAddr::new(*ip, NAMENODE_RPC_PORT).to_string(),
+            raft_addr: SocketAddr::new(*ip, NAMENODE_RAFT_PORT).to_string(),
+            meta_dir: state.join("namenode"),
+        })
+        .collect();
+    let hosts = spec
+        .hosts
+        .iter()
+        .map(|h| HostConfig {
+            name: h.name.clone(),
+            addr: SocketAddr::new(h.ip, DATANODE_PORT).to_string(),
+            rack: h.rack.clone(),
+            data_dirs: vec![state.join("data")],
+            worker_addr: SocketAddr::new(h.ip, WORKER_PORT).to_string(),
+            // Each host is a machine of its own, so its worker takes every core.
+            worker_slots: 0,
+            capacity_bytes: 0,
+            work_dir: state.join("work"),
+        })
+        .collect();
+    let config = ClusterConfig {
+        namenodes,
+        hosts,
+        jobtracker_addr: SocketAddr::new(spec.jobtracker, JOBTRACKER_PORT).to_string(),
+        ..ClusterConfig::default()
+    };
+    config.validate()?;
+    Ok(config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,6 +722,129 @@ mod tests {
         assert_eq!(config.hosts[1].rack, "/rack2");
         let text = config.to_toml().unwrap();
         assert_eq!(ClusterConfig::parse(&text).unwrap(), config);
+    }
+
+    fn three_vm_spec() -> HostsSpec {
+        HostsSpec::parse(
+            "192.168.56.11,192.168.56.12,192.168.56.13",
+            "host1=192.168.56.21@/rack1,host2=192.168.56.22@/rack2,host3=192.168.56.23",
+            "192.168.56.30",
+            Path::new("/var/lib/mrjob"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn hosts_config_round_trips_and_validates() {
+        let config = hosts_config(&three_vm_spec()).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.namenodes.len(), 3);
+        let nn3 = config.namenode(3).unwrap();
+        assert_eq!(nn3.addr, "192.168.56.13:8020");
+        assert_eq!(nn3.raft_addr, "192.168.56.13:8021");
+        assert_eq!(nn3.meta_dir, Path::new("/var/lib/mrjob/namenode"));
+        let host2 = config.host("host2").unwrap();
+        assert_eq!(host2.addr, "192.168.56.22:9866");
+        assert_eq!(host2.worker_addr, "192.168.56.22:9870");
+        assert_eq!(host2.rack, "/rack2");
+        assert_eq!(host2.data_dirs, vec![PathBuf::from("/var/lib/mrjob/data")]);
+        assert_eq!(host2.work_dir, Path::new("/var/lib/mrjob/work"));
+        assert_eq!(config.host("host3").unwrap().rack, DEFAULT_RACK);
+        assert_eq!(config.jobtracker_addr, "192.168.56.30:8030");
+        assert_eq!(config.replication, ClusterConfig::default().replication);
+        let text = config.to_toml().unwrap();
+        assert_eq!(ClusterConfig::parse(&text).unwrap(), config);
+    }
+
+    #[test]
+    fn hosts_config_accepts_spaces_and_ipv6() {
+        let spec = HostsSpec::parse(
+            " ::1 ",
+            "a=::2@/r1, b=10.0.0.2",
+            "::1",
+            Path::new("/srv/mr"),
+        )
+        .unwrap();
+        let config = hosts_config(&spec).unwrap();
+        assert_eq!(config.namenodes[0].addr, "[::1]:8020");
+        assert_eq!(config.hosts[0].addr, "[::2]:9866");
+        assert_eq!(config.hosts[1].worker_addr, "10.0.0.2:9870");
+        assert_eq!(config.jobtracker_addr, "[::1]:8030");
+    }
+
+    // Checks G7: every kind of bad `dfs config hosts` input gets its own one-line error.
+    #[test]
+    fn hosts_config_rejects_bad_input() {
+        let nns = "10.0.0.1,10.0.0.2,10.0.0.3";
+        let hosts = "h1=10.0.1.1,h2=10.0.1.2@/r2";
+        for (namenodes, hosts, jobtracker, state, needle) in [
+            ("", hosts, "10.0.0.1", "/s", "at least one namenode"),
+            (nns, "", "10.0.0.1", "/s", "at least one NAME=IP"),
+            ("10.0.0.1,,10.0.0.2", hosts, "10.0.0.1", "/s", "empty entry"),
+            (
+                "10.0.0.300",
+                hosts,
+                "10.0.0.1",
+                "/s",
+                "\"10.0.0.300\" is not an IP",
+            ),
+            ("nn1.example", hosts, "10.0.0.1", "/s", "is not an IP"),
+            (nns, hosts, "10.0.0", "/s", "--jobtracker"),
+            (nns, "h1", "10.0.0.1", "/s", "not NAME=IP"),
+            (nns, "=10.0.1.1", "10.0.0.1", "/s", "not NAME=IP"),
+            (nns, "h1=", "10.0.0.1", "/s", "not NAME=IP"),
+            (
+                nns,
+                "h1=10.0.1.x",
+                "10.0.0.1",
+                "/s",
+                "\"10.0.1.x\" is not an IP",
+            ),
+            (nns, "h1=10.0.1.1@rack1", "10.0.0.1", "/s", "like /rack1"),
+            (nns, "h1=10.0.1.1@", "10.0.0.1", "/s", "like /rack1"),
+            (nns, "h 1=10.0.1.1", "10.0.0.1", "/s", "host name \"h 1\""),
+            (
+                "10.0.0.1,10.0.0.1",
+                hosts,
+                "10.0.0.1",
+                "/s",
+                "10.0.0.1 appears twice",
+            ),
+            (
+                nns,
+                "h1=10.0.1.1,h1=10.0.1.2",
+                "10.0.0.1",
+                "/s",
+                "h1 appears twice",
+            ),
+            (
+                nns,
+                "h1=10.0.1.1,h2=10.0.1.1",
+                "10.0.0.1",
+                "/s",
+                "same address",
+            ),
+            (nns, hosts, "10.0.0.1", "var/lib", "absolute"),
+        ] {
+            let case = format!("{namenodes:?} {hosts:?} {jobtracker:?} {state:?}");
+            let err = HostsSpec::parse(namenodes, hosts, jobtracker, Path::new(state))
+                .and_then(|spec| hosts_config(&spec))
+                .unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{case}: {err}");
+            let msg = err.to_string();
+            assert!(msg.contains(needle), "{case}: {msg}");
+            assert!(!msg.contains('\n'), "{case}: {msg}");
+        }
+    }
+
+    #[test]
+    fn long_host_names_are_rejected() {
+        let mut spec = three_vm_spec();
+        spec.hosts[0].name = "h".repeat(HOST_NAME_MAX_BYTES + 1);
+        let err = hosts_config(&spec).unwrap_err();
+        assert!(err.to_string().contains("at most"), "{err}");
+        spec.hosts[0].name = "h".repeat(HOST_NAME_MAX_BYTES);
+        hosts_config(&spec).unwrap();
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The `dfs` binary: the daemons (`namenode`, `datanode`), the config generator
-//! (`config local`), a local cluster launcher (`cluster start|stop`), and the shell commands.
+//! The `dfs` binary: the daemons (`namenode`, `datanode`), the config generators
+//! (`config local`, `config hosts`), a local cluster launcher (`cluster start|stop`), and the
+//! shell commands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +59,25 @@ enum ConfigCommand {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Write cluster.toml for a cluster of separate machines (default ports; the same file
+    /// serves every machine).
+    Hosts {
+        /// Namenode addresses, comma-separated; the i-th gets Raft id i.
+        #[arg(long, value_name = "IP,IP,IP")]
+        namenodes: String,
+        /// Hosts (a datanode and a worker each), comma-separated [default rack: /default-rack].
+        #[arg(long, value_name = "NAME=IP[@RACK],...")]
+        hosts: String,
+        /// The jobtracker's address.
+        #[arg(long, value_name = "IP")]
+        jobtracker: String,
+        /// State directory on every machine (namenode/, data/ and work/ go under it).
+        #[arg(long, value_name = "DIR")]
+        state_dir: PathBuf,
+        /// Write the config to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -113,11 +133,19 @@ async fn run(cli: Cli) -> dfs::Result<()> {
     match cli.command {
         Command::Namenode { id } => dfs::namenode::run(load(conf)?, id).await,
         Command::Datanode { host } => dfs::datanode::run(load(conf)?, &host).await,
-        Command::Config(ConfigCommand::Local {
+        Command::Config(cmd) => run_config(cmd),
+        Command::Cluster(cmd) => shell::run_cluster(cmd).await,
+        Command::Shell(cmd) => shell::run(conf, cmd).await,
+    }
+}
+
+fn run_config(cmd: ConfigCommand) -> dfs::Result<()> {
+    match cmd {
+        ConfigCommand::Local {
             namenodes,
             hosts,
             dir,
-        }) => {
+        } => {
             dfs::durable::create_dir_durable(&dir)?;
             let config = config::local_config(namenodes, hosts, &dir);
             let path = dir.join("cluster.toml");
@@ -125,12 +153,28 @@ async fn run(cli: Cli) -> dfs::Result<()> {
             println!("{}", path.display());
             Ok(())
         }
-        Command::Cluster(cmd) => shell::run_cluster(cmd).await,
-        Command::Shell(cmd) => shell::run(conf, cmd).await,
+        ConfigCommand::Hosts {
+            namenodes,
+            hosts,
+            jobtracker,
+            state_dir,
+            out,
+        } => {
+            let spec = config::HostsSpec::parse(&namenodes, &hosts, &jobtracker, &state_dir)?;
+            let text = config::hosts_config(&spec)?.to_toml()?;
+            match out {
+                // Durable and atomic, so a daemon starting meanwhile never reads half a file.
+                Some(path) => dfs::durable::write_durable(&path, text.as_bytes()),
+                None => {
+                    print!("{text}");
+                    Ok(())
+                }
+            }
+        }
     }
 }
 
-fn load(conf: Option<&std::path::Path>) -> dfs::Result<config::ClusterConfig> {
+fn load(conf: Option<&Path>) -> dfs::Result<config::ClusterConfig> {
     config::ClusterConfig::discover(conf)?.ok_or_else(|| {
         Error::Config(format!(
             "no cluster configured: pass --conf FILE or set {}",

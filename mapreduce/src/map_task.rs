@@ -198,11 +198,7 @@ fn merge_spills(
         let segments: Vec<SegmentRef> = spills
             .iter()
             .filter(|s| s.segments[p].records > 0)
-            .map(|s| SegmentRef {
-                path: s.path.clone(),
-                segment: s.segments[p],
-                temporary: false,
-            })
+            .map(|s| SegmentRef::file(s.path.clone(), s.segments[p], false))
             .collect();
         let (mut merger, segments) = open_merge(
             segments,

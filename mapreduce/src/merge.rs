@@ -152,12 +152,32 @@ pub struct SegmentRef {
     pub segment: Segment,
     /// Whether the run file is an intermediate merge result to delete once merged again.
     pub temporary: bool,
+    /// The segment's bytes when it is held in memory (a fetched map output); `path` then
+    /// only names it, and `segment.offset` is 0.
+    pub memory: Option<bytes::Bytes>,
 }
 
 impl SegmentRef {
+    /// A segment of a run file.
+    pub fn file(path: PathBuf, segment: Segment, temporary: bool) -> SegmentRef {
+        SegmentRef {
+            path,
+            segment,
+            temporary,
+            memory: None,
+        }
+    }
+
     /// Opens a reader of this segment.
     pub fn open(&self) -> Result<SegmentReader> {
-        SegmentReader::open(&self.path, self.segment)
+        match &self.memory {
+            Some(data) => Ok(SegmentReader::from_memory(
+                &self.path,
+                data.clone(),
+                self.segment,
+            )),
+            None => SegmentReader::open(&self.path, self.segment),
+        }
     }
 }
 
@@ -189,11 +209,7 @@ pub fn reduce_to_factor(
         counters.spilled_records += write_sorted(&mut merger, &mut writer, 0, combiner, counters)?;
         let run: RunFile = writer.finish()?;
         remove_temporaries(&batch);
-        segments.push(SegmentRef {
-            path: run.path,
-            segment: run.segments[0],
-            temporary: true,
-        });
+        segments.push(SegmentRef::file(run.path, run.segments[0], true));
     }
     Ok(segments)
 }
@@ -295,11 +311,7 @@ mod tests {
                 w.append(0, k.as_bytes(), b"v").unwrap();
             }
             let run = w.finish().unwrap();
-            segs.push(SegmentRef {
-                path: run.path,
-                segment: run.segments[0],
-                temporary: false,
-            });
+            segs.push(SegmentRef::file(run.path, run.segments[0], false));
         }
         let mut c = TaskCounters::default();
         let segs = reduce_to_factor(segs, 4, dir.path(), "t", None, &mut c).unwrap();

@@ -183,7 +183,7 @@ pub trait SortedSource {
 
 /// Streams the records of one segment, verifying its length, record count and CRC.
 pub struct SegmentReader {
-    file: File,
+    file: Box<dyn Read + Send>,
     path: PathBuf,
     segment: Segment,
     unread: u64,
@@ -202,8 +202,17 @@ impl SegmentReader {
         let mut file = File::open(path).ctx("opening", path)?;
         file.seek(SeekFrom::Start(segment.offset))
             .ctx("seeking in", path)?;
+        Ok(SegmentReader::from_reader(Box::new(file), path, segment))
+    }
+
+    /// A reader of a segment held in memory (a fetched map output); `name` is for errors.
+    pub fn from_memory(name: &Path, data: bytes::Bytes, segment: Segment) -> SegmentReader {
+        SegmentReader::from_reader(Box::new(std::io::Cursor::new(data)), name, segment)
+    }
+
+    fn from_reader(file: Box<dyn Read + Send>, path: &Path, segment: Segment) -> SegmentReader {
         let cap = (segment.len as usize).clamp(64, IO_BUFFER_BYTES);
-        Ok(SegmentReader {
+        SegmentReader {
             file,
             path: path.to_owned(),
             segment,
@@ -215,7 +224,7 @@ impl SegmentReader {
             value: (0, 0),
             records: 0,
             hasher: crc32fast::Hasher::new(),
-        })
+        }
     }
 
     fn corrupt(&self, reason: impl Into<String>) -> Error {

@@ -136,11 +136,7 @@ fn execute(
         let segments = runs
             .iter()
             .filter(|run| run.segments[r].records > 0)
-            .map(|run| SegmentRef {
-                path: run.path.clone(),
-                segment: run.segments[r],
-                temporary: false,
-            })
+            .map(|run| SegmentRef::file(run.path.clone(), run.segments[r], false))
             .collect();
         let dir = committer.attempt_dir(&format!("attempt_{task}_0"))?;
         let c = OutputWriter::create(&LocalFs, &dir.join(format!("part-r-{r:05}")), job.output)

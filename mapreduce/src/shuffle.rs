@@ -176,15 +176,60 @@ fn net_err(e: std::io::Error) -> Error {
     Error::Cluster(format!("shuffle connection: {e}"))
 }
 
-/// Fetches partition `partition` of the map output at `loc` into the file `dest`, checking
-/// its length and CRC32. Returns the segment as stored in `dest` (offset 0), or `None` when
-/// the partition is empty (no file is written).
+/// Memory a reduce attempt may hold fetched segments in; bigger segments, and any once the
+/// budget is spent, go to disk.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    left_bytes: std::sync::atomic::AtomicU64,
+    max_segment_bytes: u64,
+}
+
+impl MemoryBudget {
+    /// A budget of `total_bytes`, with no single in-memory segment over a quarter of it.
+    pub fn new(total_bytes: u64) -> MemoryBudget {
+        MemoryBudget {
+            left_bytes: std::sync::atomic::AtomicU64::new(total_bytes),
+            max_segment_bytes: total_bytes / 4,
+        }
+    }
+
+    fn take(&self, n: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        n <= self.max_segment_bytes
+            && self
+                .left_bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                    left.checked_sub(n)
+                })
+                .is_ok()
+    }
+
+    fn give_back(&self, n: u64) {
+        self.left_bytes
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A fetched segment.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The partition is empty.
+    Empty,
+    /// Written to the destination file (offset 0).
+    File(Segment),
+    /// Held in memory (offset 0).
+    Memory(bytes::Bytes, Segment),
+}
+
+/// Fetches partition `partition` of the map output at `loc`, into memory when `budget`
+/// allows and otherwise into the file `dest`, checking its length and CRC32 either way.
 pub async fn fetch_segment(
     loc: &MapOutputLoc,
     partition: u32,
     dest: &Path,
     timeout: Duration,
-) -> Result<Option<Segment>> {
+    budget: &MemoryBudget,
+) -> Result<Fetched> {
     let addr = &loc.shuffle_addr;
     let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
@@ -217,7 +262,33 @@ pub async fn fetch_segment(
         }
     };
     if records == 0 {
-        return Ok(None);
+        return Ok(Fetched::Empty);
+    }
+    let segment = Segment {
+        offset: 0,
+        len,
+        records,
+        crc32,
+    };
+    if budget.take(len) {
+        let r = fetch_into_memory(&mut r, len, addr, timeout, limit).await;
+        return match r {
+            Ok(data) if crc32fast::hash(&data) == crc32 => Ok(Fetched::Memory(data, segment)),
+            Ok(_) => {
+                budget.give_back(len);
+                Err(Error::Corrupt {
+                    file: dest.to_owned(),
+                    reason: format!(
+                        "partition {partition} of {} from {addr} failed its CRC32",
+                        loc.attempt
+                    ),
+                })
+            }
+            Err(e) => {
+                budget.give_back(len);
+                Err(e)
+            }
+        };
     }
     let file = tokio::fs::File::create(dest)
         .await
@@ -251,10 +322,23 @@ pub async fn fetch_segment(
             ),
         });
     }
-    Ok(Some(Segment {
-        offset: 0,
-        len,
-        records,
-        crc32,
-    }))
+    Ok(Fetched::File(segment))
+}
+
+async fn fetch_into_memory<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+    len: u64,
+    addr: &str,
+    timeout: Duration,
+    limit: usize,
+) -> Result<bytes::Bytes> {
+    let mut data = bytes::BytesMut::with_capacity(len as usize);
+    while (data.len() as u64) < len {
+        let chunk = next_frame(r, limit, addr, timeout).await?;
+        if data.len() as u64 + chunk.len() as u64 > len {
+            return Err(Error::Cluster(format!("{addr} sent more than {len} bytes")));
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data.freeze())
 }

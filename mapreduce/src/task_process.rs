@@ -33,8 +33,7 @@ use crate::merge::SegmentRef;
 use crate::output::OutputWriter;
 use crate::protocol::{call, JtRequest, JtResponse, MapOutputLoc, TaskSpec, TaskWork};
 use crate::reduce_task::run_reduce_task;
-use crate::scheduler::AttemptId;
-use crate::shuffle::fetch_segment;
+use crate::shuffle::{fetch_segment, map_output_path, Fetched, MemoryBudget};
 
 /// The first argument that makes a job binary run one task attempt.
 pub const TASK_ARG: &str = "__mrjob-task";
@@ -44,6 +43,9 @@ const PARALLEL_FETCHES: usize = 5;
 const POLL_MS: u64 = 200;
 /// How long a reduce waits before fetching again from a map output that failed.
 const FETCH_RETRY_MS: u64 = 1000;
+/// Memory a reduce attempt may keep fetched map outputs in (the rest goes to local disk):
+/// each byte kept in memory is a byte neither written nor read back by the merge.
+const SHUFFLE_MEMORY_BYTES: u64 = 256 << 20;
 
 /// What the worker hands its child.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +58,8 @@ pub struct ChildSpec {
     pub host: String,
     /// The attempt's local directory (map output, fetched segments, merge passes).
     pub dir: PathBuf,
+    /// The worker's work directory (map outputs of this host, read directly by reduces).
+    pub work_dir: PathBuf,
 }
 
 /// Files the child leaves for the worker in its directory.
@@ -178,14 +182,9 @@ fn run_reduce(
     std::fs::create_dir_all(&fetch_dir)
         .map_err(|e| Error::io(format!("creating {}", fetch_dir.display()), e))?;
     let timeout = Duration::from_millis(spec.cluster.rpc_timeout_ms);
-    let segments = fs.inner.block_on(fetch_all(
-        &spec.cluster.jobtracker_addr,
-        attempt,
-        maps,
-        &fetch_dir,
-        timeout,
-        progress,
-    ))?;
+    let segments = fs
+        .inner
+        .block_on(fetch_all(spec, maps, &fetch_dir, timeout, progress))?;
     progress.set(1.0 / 3.0);
     let out = part_file(fs, job, spec, &format!("part-r-{:05}", attempt.task.index))?;
     let name = attempt.to_string();
@@ -194,18 +193,19 @@ fn run_reduce(
 
 /// Fetches this reduce's partition of every map output, as map outputs become available.
 async fn fetch_all(
-    jt: &str,
-    reduce: AttemptId,
+    spec: &ChildSpec,
     maps: u32,
     dir: &Path,
     timeout: Duration,
     progress: &Progress,
 ) -> Result<Vec<SegmentRef>> {
+    let jt = spec.cluster.jobtracker_addr.as_str();
+    let reduce = spec.task.attempt;
     let partition = reduce.task.index;
+    let budget = Arc::new(MemoryBudget::new(SHUFFLE_MEMORY_BYTES));
     let mut done: HashMap<u32, Option<SegmentRef>> = HashMap::new();
     let mut retry_after: HashMap<u32, Instant> = HashMap::new();
-    let mut in_flight: JoinSet<(u32, MapOutputLoc, Result<Option<crate::run::Segment>>)> =
-        JoinSet::new();
+    let mut in_flight: JoinSet<(u32, MapOutputLoc, Result<Fetched>)> = JoinSet::new();
     let mut busy: HashMap<u32, ()> = HashMap::new();
     while done.len() < maps as usize {
         let resp: JtResponse = call(jt, &JtRequest::MapOutputs { reduce }, timeout).await?;
@@ -224,13 +224,20 @@ async fn fetch_all(
             if done.contains_key(&i) || busy.contains_key(&i) || waiting {
                 continue;
             }
+            if loc.host == spec.host {
+                if let Some(seg) = local_segment(&spec.work_dir, &loc, partition) {
+                    done.insert(i, seg);
+                    continue;
+                }
+            }
             if in_flight.len() >= PARALLEL_FETCHES {
                 break;
             }
             busy.insert(i, ());
             let dest = dir.join(format!("map_{i:06}.seg"));
+            let budget = budget.clone();
             in_flight.spawn(async move {
-                let r = fetch_segment(&loc, partition, &dest, timeout).await;
+                let r = fetch_segment(&loc, partition, &dest, timeout, &budget).await;
                 (i, loc, r)
             });
         }
@@ -243,9 +250,19 @@ async fn fetch_all(
                     let (i, loc, r) = joined.map_err(|e| Error::Cluster(format!("fetch task: {e}")))?;
                     busy.remove(&i);
                     match r {
-                        Ok(seg) => {
+                        Ok(fetched) => {
                             let path = dir.join(format!("map_{i:06}.seg"));
-                            done.insert(i, seg.map(|segment| SegmentRef { path, segment, temporary: true }));
+                            let seg = match fetched {
+                                Fetched::Empty => None,
+                                Fetched::File(segment) => Some(SegmentRef::file(path, segment, true)),
+                                Fetched::Memory(data, segment) => Some(SegmentRef {
+                                    path,
+                                    segment,
+                                    temporary: false,
+                                    memory: Some(data),
+                                }),
+                            };
+                            done.insert(i, seg);
                             progress.set(done.len() as f32 / maps.max(1) as f32 / 3.0);
                         }
                         Err(e) => {
@@ -268,6 +285,19 @@ async fn fetch_all(
     // Map order, so merges are deterministic whatever order the fetches finished in.
     segments.sort_by_key(|(i, _)| *i);
     Ok(segments.into_iter().map(|(_, s)| s).collect())
+}
+
+/// A map output on this host, read in place instead of fetched (`None`: fetch it instead).
+/// Its CRC is still checked as the merge reads it.
+fn local_segment(
+    work_dir: &Path,
+    loc: &MapOutputLoc,
+    partition: u32,
+) -> Option<Option<SegmentRef>> {
+    let path = map_output_path(work_dir, loc.attempt);
+    let run = crate::run::RunFile::read_index(&path).ok()?;
+    let segment = *run.segments.get(partition as usize)?;
+    Some((segment.records > 0).then(|| SegmentRef::file(path, segment, false)))
 }
 
 /// The attempt's progress, written to a file every few hundred milliseconds.

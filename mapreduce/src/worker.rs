@@ -247,6 +247,7 @@ impl Worker {
                 cluster: self.config.clone(),
                 host: self.host.clone(),
                 dir: dir.to_owned(),
+                work_dir: self.work_dir.clone(),
             },
         )?;
         let log = |name: &str| {
