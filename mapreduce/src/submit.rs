@@ -24,7 +24,7 @@ use crate::worker::hex;
 /// Where staged job binaries live in dfs.
 pub const BINARY_DIR: &str = "/mrjob/bin";
 /// How often a waiting submitter polls its job.
-const POLL_MS: u64 = 200;
+const POLL_MS: u64 = 50;
 
 /// A connection to a cluster's jobtracker and dfs.
 #[derive(Clone, Debug)]

@@ -40,7 +40,7 @@ pub const TASK_ARG: &str = "__mrjob-task";
 /// Parallel fetches of one reduce attempt.
 const PARALLEL_FETCHES: usize = 5;
 /// How often a reduce asks the jobtracker for new map outputs.
-const POLL_MS: u64 = 200;
+const POLL_MS: u64 = 50;
 /// How long a reduce waits before fetching again from a map output that failed.
 const FETCH_RETRY_MS: u64 = 1000;
 /// Memory a reduce attempt may keep fetched map outputs in (the rest goes to local disk):
