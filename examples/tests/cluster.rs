@@ -478,6 +478,64 @@ fn paused_worker_cannot_commit_late() {
     assert!(String::from_utf8_lossy(&list.stdout).contains("FAILED"));
 }
 
+// Checks G6: a task process that stops making progress (SIGSTOP on the task process alone,
+// while its worker keeps heartbeating) is timed out after the task timeout, killed, and its
+// task re-run; the output equals local mode and the failure shows in the counters.
+#[test]
+fn stalled_task_times_out_and_is_retried() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let work = tempfile::tempdir().unwrap();
+    let input = corpus(work.path(), "stalled_task_times_out_and_is_retried");
+    // Reduce attempts 0 wait before starting, so there is a process to stop.
+    let cluster = Cluster::start(3, "sleep:r:*:0:2000", |c| {
+        c.task_timeout_ms = 3_000;
+        c.speculative = false;
+    });
+    cluster.put(&input, "/in");
+    let job = Command::new(mrjob_bin())
+        .arg("--conf")
+        .arg(&cluster.conf)
+        .args(["wordcount", "/in", "/out", "-r", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let stopped = loop {
+        assert!(Instant::now() < deadline, "no reduce task process found");
+        let ps = Command::new("pgrep")
+            .args(["-f", &format!("__mrjob-task {}", cluster.path().display())])
+            .output()
+            .unwrap();
+        let pids: Vec<String> = String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let reduce = pids.into_iter().find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("_r_"))
+        });
+        if let Some(pid) = reduce {
+            break pid;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(Command::new("kill")
+        .args(["-STOP", &stopped])
+        .status()
+        .unwrap()
+        .success());
+    let out = job.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(counter(&stderr, "Failed reduce attempts") >= 1, "{stderr}");
+    let local = local_run(&["wordcount", "-r", "2"], &[&input], work.path());
+    assert_same(
+        cluster.files("/out"),
+        &local,
+        "wordcount after a stalled task",
+    );
+}
+
 // Checks G6 and G7: a mapper that always panics fails the job after the attempt limit, with
 // an error naming the task; no part file and no `_SUCCESS` are left.
 #[test]

@@ -453,6 +453,9 @@ struct Job {
     maps_ever_accepted: u32,
     /// When the locality delay started: submit, or the last node-local launch.
     locality_wait_from_ms: u64,
+    /// Since when maps have been pending with every reachable slot taken (see
+    /// `preempt_reduces`); `None` while that is not the case.
+    maps_starved_since_ms: Option<u64>,
     map_durations: Durations,
     reduce_durations: Durations,
     /// State and counters; the running counts and locality counts are filled in on query.
@@ -470,6 +473,7 @@ impl Job {
             reduces: (0..reduces).map(|_| Task::default()).collect(),
             maps_ever_accepted: 0,
             locality_wait_from_ms: now_ms,
+            maps_starved_since_ms: None,
             map_durations: Durations::default(),
             reduce_durations: Durations::default(),
             status: JobStatus {
@@ -858,6 +862,53 @@ impl Scheduler {
         // Lost workers first: their attempts are killed, not failed by a timeout.
         self.lose_silent_workers(now_ms, actions);
         self.time_out_stalled_attempts(now_ms, actions);
+        self.preempt_reduces(now_ms, actions);
+    }
+
+    /// Reduces wait for every map's output while holding their slots. When a job's maps
+    /// (re-runs after a lost worker, or maps not yet started) have been pending with no
+    /// reachable slot free for a while, its most recently launched running reduce is killed
+    /// to make room; otherwise the reduces and the maps they wait for would deadlock. The
+    /// kill does not count as a failure; the reduce runs again later.
+    fn preempt_reduces(&mut self, now_ms: u64, actions: &mut Vec<Action>) {
+        let any_free = self
+            .workers
+            .values()
+            .any(|w| self.is_reachable(w, now_ms) && w.free_slots() > 0);
+        let grace_ms = (2 * self.config.locality_delay_ms).max(1_000);
+        let ids: Vec<JobId> = self.jobs.keys().copied().collect();
+        for id in ids {
+            let running_reduces: Vec<(u64, AttemptId)> = self
+                .live_attempts(id, Some(TaskKind::Reduce))
+                .into_iter()
+                .filter_map(|a| {
+                    let l = self.live.get(&a)?;
+                    (l.phase == Phase::Running).then_some((l.launched_ms, a))
+                })
+                .collect();
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            let starved = job.is_running()
+                && !job.pending_maps.is_empty()
+                && !any_free
+                && !running_reduces.is_empty();
+            if !starved {
+                job.maps_starved_since_ms = None;
+                continue;
+            }
+            let since = *job.maps_starved_since_ms.get_or_insert(now_ms);
+            if now_ms.saturating_sub(since) < grace_ms {
+                continue;
+            }
+            // Wait a full grace period again before the next preemption.
+            job.maps_starved_since_ms = Some(now_ms);
+            let victim = running_reduces.iter().max().map(|(_, a)| *a);
+            if let Some(victim) = victim {
+                self.kill_attempt(victim, true, actions);
+            }
+            return;
+        }
     }
 
     fn on_kill_job(&mut self, job: JobId, actions: &mut Vec<Action>) {
@@ -2219,6 +2270,61 @@ mod tests {
         let actions = fetch_failure(&mut s, 30, at(r(J, 0), 0), at(m(J, 0), 0));
         assert_eq!(launches(&actions).len(), 1);
         assert_eq!(must_status(&s, J).rerun_maps, 1);
+    }
+
+    // Checks G6 (liveness): when a lost worker's map output must be re-run while reduces hold
+    // every slot, a reduce is preempted (killed, not failed) so the map can run.
+    #[test]
+    fn reduces_holding_every_slot_are_preempted_for_starved_maps() {
+        let config = SchedulerConfig {
+            reduce_slowstart: 0.5,
+            speculative: false,
+            worker_timeout_ms: 1_000,
+            ..SchedulerConfig::default()
+        };
+        let mut s = Scheduler::new(config);
+        heartbeat(&mut s, 0, "a", "/r", 1, &[]);
+        heartbeat(&mut s, 0, "b", "/r", 1, &[]);
+        let acts = submit(&mut s, 0, 1, hosts(&[&["a"], &["b"]]), 2);
+        assert_eq!(launches(&acts).len(), 2);
+        let m0 = at(m(1, 0), 0);
+        let m1 = at(m(1, 1), 0);
+        let acts = succeed(&mut s, 10, m0);
+        assert_eq!(
+            launches(&acts),
+            vec![launch("a", at(r(1, 0), 0), Locality::Other)]
+        );
+        let acts = succeed(&mut s, 20, m1);
+        assert_eq!(
+            launches(&acts),
+            vec![launch("b", at(r(1, 1), 0), Locality::Other)]
+        );
+        // "b" keeps heartbeating with its reduce; "a" falls silent and is lost, so m0's output
+        // must be re-run, and "b"'s only slot is held by a reduce that waits for it.
+        let mut now = 20;
+        let mut killed = Vec::new();
+        let mut map_rerun = None;
+        while now < 10_000 && map_rerun.is_none() {
+            now += 100;
+            let running: Vec<(AttemptId, f32)> = if killed.is_empty() {
+                vec![(at(r(1, 1), 0), 0.2)]
+            } else {
+                Vec::new()
+            };
+            let mut acts = heartbeat(&mut s, now, "b", "/r", 1, &running);
+            acts.extend(tick(&mut s, now));
+            killed.extend(kills(&acts));
+            map_rerun = launches(&acts)
+                .into_iter()
+                .find(|(_, a, _)| a.task == m(1, 0));
+        }
+        assert_eq!(killed, vec![("b".to_string(), at(r(1, 1), 0))]);
+        let (worker, attempt, _) = map_rerun.expect("the lost map output was re-run");
+        assert_eq!((worker.as_str(), attempt), ("b", at(m(1, 0), 1)));
+        let st = must_status(&s, 1);
+        assert_eq!(st.failed_reduces, 0, "a preempted reduce is not a failure");
+        assert!(st.killed_attempts >= 1);
+        assert_eq!(st.rerun_maps, 1);
     }
 
     #[test]

@@ -137,6 +137,9 @@ fn run_child(registry: &Registry, spec_path: &Path) -> Result<Counters> {
     let fs = TaskFs {
         inner: fs,
         abort_output,
+        // A reduce's progress after its shuffle follows the bytes it writes.
+        output_progress: matches!(spec.task.work, TaskWork::Reduce { .. })
+            .then(|| progress.clone()),
     };
     let attempt = spec.task.attempt;
     let name = attempt.to_string();
@@ -207,6 +210,7 @@ async fn fetch_all(
     let mut retry_after: HashMap<u32, Instant> = HashMap::new();
     let mut in_flight: JoinSet<(u32, MapOutputLoc, Result<Fetched>)> = JoinSet::new();
     let mut busy: HashMap<u32, ()> = HashMap::new();
+    let mut polls = 0u32;
     while done.len() < maps as usize {
         let resp: JtResponse = call(jt, &JtRequest::MapOutputs { reduce }, timeout).await?;
         let JtResponse::MapOutputs { outputs, live } = resp else {
@@ -217,6 +221,11 @@ async fn fetch_all(
                 "{reduce} is no longer live (killed, timed out or superseded)"
             )));
         }
+        // Waiting for maps is this attempt's work: each answered poll moves its progress a
+        // little, so the task timeout catches a stuck attempt but not one waiting for maps.
+        polls += 1;
+        let fetched = done.len() as f32 / maps.max(1) as f32 / 3.0;
+        progress.set(fetched + (polls.min(100_000) as f32) * 1e-7);
         for (i, loc) in outputs.into_iter().enumerate() {
             let i = i as u32;
             let Some(loc) = loc else { continue };
@@ -263,7 +272,6 @@ async fn fetch_all(
                                 }),
                             };
                             done.insert(i, seg);
-                            progress.set(done.len() as f32 / maps.max(1) as f32 / 3.0);
                         }
                         Err(e) => {
                             tracing::warn!("{reduce}: fetching {} from {}: {e}", loc.attempt, loc.host);
@@ -346,6 +354,7 @@ pub fn read_progress(dir: &Path) -> f32 {
 struct TaskFs {
     inner: DfsFs,
     abort_output: bool,
+    output_progress: Option<Progress>,
 }
 
 impl FileSystem for TaskFs {
@@ -358,11 +367,46 @@ impl FileSystem for TaskFs {
     }
 
     fn create(&self, path: &Path) -> Result<Box<dyn OutputSink>> {
-        let sink = self.inner.create(path)?;
+        let mut sink = self.inner.create(path)?;
+        if let Some(progress) = &self.output_progress {
+            sink = Box::new(ProgressSink {
+                inner: sink,
+                progress: progress.clone(),
+                written: 0,
+            });
+        }
         if !self.abort_output {
             return Ok(sink);
         }
         Ok(Box::new(AbortingSink(sink)))
+    }
+}
+
+/// Moves a reduce's progress from 1/3 towards 1 as it writes output (it cannot know its total).
+struct ProgressSink {
+    inner: Box<dyn OutputSink>,
+    progress: Progress,
+    written: u64,
+}
+
+impl std::io::Write for ProgressSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.written += n as u64;
+        let half_life = (64u64 << 20) as f32;
+        let f = self.written as f32 / (self.written as f32 + half_life);
+        self.progress.set(1.0 / 3.0 + 2.0 / 3.0 * f);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl OutputSink for ProgressSink {
+    fn finish(self: Box<Self>, sync: bool) -> std::io::Result<()> {
+        self.inner.finish(sync)
     }
 }
 
