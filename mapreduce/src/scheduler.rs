@@ -453,8 +453,8 @@ struct Job {
     maps_ever_accepted: u32,
     /// When the locality delay started: submit, or the last node-local launch.
     locality_wait_from_ms: u64,
-    /// Since when maps have been pending with every reachable slot taken (see
-    /// `preempt_reduces`); `None` while that is not the case.
+    /// Since when maps have been pending with every reachable slot taken and no map launched
+    /// (see `preempt_reduces`); `None` while that is not the case.
     maps_starved_since_ms: Option<u64>,
     map_durations: Durations,
     reduce_durations: Durations,
@@ -866,10 +866,12 @@ impl Scheduler {
     }
 
     /// Reduces wait for every map's output while holding their slots. When a job's maps
-    /// (re-runs after a lost worker, or maps not yet started) have been pending with no
-    /// reachable slot free for a while, its most recently launched running reduce is killed
-    /// to make room; otherwise the reduces and the maps they wait for would deadlock. The
-    /// kill does not count as a failure; the reduce runs again later.
+    /// (re-runs after a lost worker, or maps not yet started) have been pending for a while
+    /// with no reachable slot free and no map of the job launched meanwhile, its most
+    /// recently launched running reduce is killed to make room; otherwise the reduces and the
+    /// maps they wait for would deadlock. Maps that keep getting slots as others finish are
+    /// not starved, so a busy map phase does not preempt. The kill does not count as a
+    /// failure; the reduce runs again later.
     fn preempt_reduces(&mut self, now_ms: u64, actions: &mut Vec<Action>) {
         let any_free = self
             .workers
@@ -1480,6 +1482,10 @@ impl Scheduler {
         task.running.insert(attempt);
         task.last_failed_on = None;
         job.sync_pending(pick.task);
+        if pick.task.kind == TaskKind::Map {
+            // Maps are getting slots: they are not starved (see `preempt_reduces`).
+            job.maps_starved_since_ms = None;
+        }
         count_launch(job, pick, now_ms);
         if let Some(worker) = self.workers.get_mut(name) {
             worker.running.insert(attempt);
@@ -2325,6 +2331,53 @@ mod tests {
         assert_eq!(st.failed_reduces, 0, "a preempted reduce is not a failure");
         assert!(st.killed_attempts >= 1);
         assert_eq!(st.rerun_maps, 1);
+    }
+
+    // A map phase that keeps getting slots is not starved: a reduce started early is left alone.
+    #[test]
+    fn busy_map_phase_does_not_preempt_reduces() {
+        let config = SchedulerConfig {
+            reduce_slowstart: 0.1,
+            speculative: false,
+            ..SchedulerConfig::default()
+        };
+        let mut s = Scheduler::new(config);
+        heartbeat(&mut s, 0, "a", "/r1", 1, &[]);
+        heartbeat(&mut s, 0, "b", "/r2", 1, &[]);
+        let maps = 12;
+        let acts = submit(&mut s, 0, 1, vec![vec!["a".to_string()]; maps], 1);
+        assert_eq!(
+            launches(&acts),
+            vec![launch("a", at(m(1, 0), 0), Locality::DataLocal)]
+        );
+        let mut now = 0;
+        let mut running_map = at(m(1, 0), 0);
+        let mut reduce = None;
+        let mut all = Vec::new();
+        for _ in 1..maps {
+            now += 250;
+            let mut acts = succeed(&mut s, now, running_map);
+            acts.extend(tick(&mut s, now));
+            for (w, a, _) in launches(&acts) {
+                match a.task.kind {
+                    TaskKind::Map => running_map = a,
+                    TaskKind::Reduce => reduce = Some((w, a)),
+                }
+            }
+            all.extend(acts);
+            let mut hb_a = vec![(running_map, 0.5)];
+            hb_a.retain(|(a, _)| a.task.kind == TaskKind::Map);
+            all.extend(heartbeat(&mut s, now, "a", "/r1", 1, &hb_a));
+            let on_b: Vec<(AttemptId, f32)> = reduce.iter().map(|(_, a)| (*a, 0.1)).collect();
+            all.extend(heartbeat(&mut s, now, "b", "/r2", 1, &on_b));
+            all.extend(tick(&mut s, now));
+        }
+        assert!(reduce.is_some(), "a reduce should have started early on b");
+        assert!(
+            kills(&all).is_empty(),
+            "no preemption while maps progress: {:?}",
+            kills(&all)
+        );
     }
 
     #[test]
