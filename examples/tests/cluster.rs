@@ -488,7 +488,7 @@ fn stalled_task_times_out_and_is_retried() {
     let input = corpus(work.path(), "stalled_task_times_out_and_is_retried");
     // Reduce attempts 0 wait before starting, so there is a process to stop.
     let cluster = Cluster::start(3, "sleep:r:*:0:2000", |c| {
-        c.task_timeout_ms = 3_000;
+        c.task_timeout_ms = 5_000;
         c.speculative = false;
     });
     cluster.put(&input, "/in");

@@ -392,10 +392,14 @@ struct ProgressSink {
 impl std::io::Write for ProgressSink {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(data)?;
+        let before = self.written;
         self.written += n as u64;
-        let half_life = (64u64 << 20) as f32;
-        let f = self.written as f32 / (self.written as f32 + half_life);
-        self.progress.set(1.0 / 3.0 + 2.0 / 3.0 * f);
+        // Records are written a few bytes at a time: update once per MiB.
+        if before >> 20 != self.written >> 20 {
+            let half_life = (64u64 << 20) as f32;
+            let f = self.written as f32 / (self.written as f32 + half_life);
+            self.progress.set(1.0 / 3.0 + 2.0 / 3.0 * f);
+        }
         Ok(n)
     }
 

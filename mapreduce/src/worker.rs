@@ -194,18 +194,24 @@ impl Worker {
 
     /// Runs the child; `None` when it was killed (the jobtracker already knows).
     async fn execute(
-        &self,
+        self: &Arc<Self>,
         spec: TaskSpec,
         dir: &Path,
         mut kill: oneshot::Receiver<()>,
     ) -> Option<AttemptOutcome> {
         let failed = |reason: String| Some(AttemptOutcome::Failed { reason });
+        // The download runs on its own: a kill stops the attempt, not the download, so the
+        // next attempt finds the binary cached instead of starting over.
+        let me = self.clone();
+        let bin = spec.job.binary.clone();
+        let download = tokio::spawn(async move { me.binary(&bin).await });
         let binary = tokio::select! {
-            b = self.binary(&spec.job.binary) => b,
+            b = download => b,
             _ = &mut kill => return None,
         };
         let binary = match binary {
-            Ok(b) => b,
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return failed(format!("getting the job binary: {e}")),
             Err(e) => return failed(format!("getting the job binary: {e}")),
         };
         let attempt = spec.attempt;
