@@ -28,7 +28,9 @@ static PORT_SLOT: AtomicU16 = AtomicU16::new(0);
 fn port_base() -> u16 {
     let slot = PORT_SLOT.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id() as u16;
-    20_000 + (pid.wrapping_mul(89).wrapping_add(slot.wrapping_mul(10))) % 40_000
+    // Below Linux's ephemeral range (32768-60999): a listener there can collide with the
+    // local port of some outgoing loopback connection (seen once: the jobtracker could not bind).
+    20_000 + (pid.wrapping_mul(89).wrapping_add(slot.wrapping_mul(10))) % 12_000
 }
 
 fn mrjob_bin() -> &'static str {
@@ -94,6 +96,18 @@ impl Cluster {
             .arg(&self.conf)
             .args(args)
             .output()
+            .unwrap()
+    }
+
+    /// Starts `mrjob --conf C ARGS` in the background, its output captured.
+    fn spawn_job(&self, args: &[&str]) -> std::process::Child {
+        Command::new(mrjob_bin())
+            .arg("--conf")
+            .arg(&self.conf)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap()
     }
 
@@ -367,14 +381,7 @@ fn worker_killed_after_its_maps_is_recovered() {
         c.speculative = false;
     });
     cluster.put(&input, "/in");
-    let job = Command::new(mrjob_bin())
-        .arg("--conf")
-        .arg(&cluster.conf)
-        .args(["wordcount", "/in", "/out", "-r", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let job = cluster.spawn_job(&["wordcount", "/in", "/out", "-r", "2"]);
     let deadline = Instant::now() + Duration::from_secs(120);
     let victim = loop {
         assert!(Instant::now() < deadline, "maps never finished");
@@ -420,14 +427,7 @@ fn paused_worker_cannot_commit_late() {
     let input = corpus(work.path(), "paused_worker_cannot_commit_late");
     let cluster = Cluster::start(3, "sleep:r:*:0:4000", |c| c.speculative = false);
     cluster.put(&input, "/in");
-    let job = Command::new(mrjob_bin())
-        .arg("--conf")
-        .arg(&cluster.conf)
-        .args(["wordcount", "/in", "/out", "-r", "3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let job = cluster.spawn_job(&["wordcount", "/in", "/out", "-r", "3"]);
     let deadline = Instant::now() + Duration::from_secs(120);
     let victim = loop {
         assert!(Instant::now() < deadline, "no reduce started");
@@ -452,14 +452,7 @@ fn paused_worker_cannot_commit_late() {
     );
 
     // `mrjob kill`: the job fails as killed and its output directory is removed.
-    let job = Command::new(mrjob_bin())
-        .arg("--conf")
-        .arg(&cluster.conf)
-        .args(["wordcount", "/in", "/out2", "-r", "3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let job = cluster.spawn_job(&["wordcount", "/in", "/out2", "-r", "3"]);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !cluster.exists("/out2") {
         assert!(Instant::now() < deadline, "job 2 never started");
@@ -492,14 +485,7 @@ fn stalled_task_times_out_and_is_retried() {
         c.speculative = false;
     });
     cluster.put(&input, "/in");
-    let job = Command::new(mrjob_bin())
-        .arg("--conf")
-        .arg(&cluster.conf)
-        .args(["wordcount", "/in", "/out", "-r", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let job = cluster.spawn_job(&["wordcount", "/in", "/out", "-r", "2"]);
     let deadline = Instant::now() + Duration::from_secs(120);
     let stopped = loop {
         assert!(Instant::now() < deadline, "no reduce task process found");

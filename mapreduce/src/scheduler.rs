@@ -812,20 +812,7 @@ impl Scheduler {
         if self.phase(attempt) != Some(Phase::Committing) {
             return;
         }
-        let Some(live) = self.end_attempt(attempt) else {
-            return;
-        };
-        let Some(job) = self.jobs.get_mut(&attempt.task.job) else {
-            return;
-        };
-        let accepted = Accepted {
-            attempt,
-            worker: live.worker,
-            locality: live.locality,
-        };
-        job.accept(attempt.task, accepted);
-        actions.push(Action::Accept { attempt });
-        self.finish_job_if_complete(attempt.task.job, actions);
+        self.accept(attempt, actions);
     }
 
     fn on_commit_failed(&mut self, attempt: AttemptId, reason: &str, actions: &mut Vec<Action>) {
@@ -1231,6 +1218,12 @@ impl Scheduler {
     /// the reduces fetch.
     fn accept_map_output(&mut self, attempt: AttemptId, actions: &mut Vec<Action>) {
         self.kill_siblings(attempt, actions);
+        self.accept(attempt, actions);
+    }
+
+    /// Ends `attempt` as its task's accepted one (its counters count) and finishes the job
+    /// when that was its last task.
+    fn accept(&mut self, attempt: AttemptId, actions: &mut Vec<Action>) {
         let Some(live) = self.end_attempt(attempt) else {
             return;
         };
