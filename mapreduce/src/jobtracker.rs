@@ -27,8 +27,8 @@ use crate::error::{Error, Result};
 use crate::fs::{InputFile, LocalFs};
 use crate::input::{compute_splits, InputFormat, Split};
 use crate::protocol::{
-    AttemptOutcome, ErrorKind, JobInfo, JobPhase, JobSpec, JtRequest, JtResponse, MapOutputLoc,
-    TaskSpec, TaskWork, WorkerCommand, WorkerInfo, CONTROL_FRAME_LIMIT_BYTES,
+    unix_ms, AttemptOutcome, ErrorKind, JobInfo, JobPhase, JobSpec, JtRequest, JtResponse,
+    MapOutputLoc, TaskSpec, TaskWork, WorkerCommand, WorkerInfo, CONTROL_FRAME_LIMIT_BYTES,
 };
 use crate::scheduler::{
     Action, AttemptId, Event, JobId, JobStatus, Locality, Scheduler, SchedulerConfig, TaskId,
@@ -370,9 +370,7 @@ impl Jobtracker {
     }
 
     async fn submit(self: &Arc<Self>, spec: JobSpec) -> Result<JobId, (ErrorKind, String)> {
-        let received_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let received_unix_ms = unix_ms();
         let received = Instant::now();
         let dfs_err = |e: Error| (ErrorKind::Dfs, e.to_string());
         let output = spec.output.trim_end_matches('/').to_owned();

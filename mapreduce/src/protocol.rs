@@ -329,6 +329,13 @@ pub enum FetchHeader {
     },
 }
 
+/// Milliseconds since the Unix epoch: the clock of the `*_unix_ms` fields.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Sends one request to `addr` and waits for its response, all within `timeout`.
 pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
     addr: &str,

@@ -15,7 +15,8 @@ use crate::dfs_fs::{dfs_error, DfsFs};
 use crate::error::{Error, Result};
 use crate::job_conf::{JobConf, Registry};
 use crate::protocol::{
-    call, BinaryRef, ErrorKind, JobInfo, JobPhase, JobSpec, JtRequest, JtResponse, WorkerInfo,
+    call, unix_ms, BinaryRef, ErrorKind, JobInfo, JobPhase, JobSpec, JtRequest, JtResponse,
+    WorkerInfo,
 };
 use crate::runner::{JobReport, RunOptions};
 use crate::scheduler::JobId;
@@ -235,12 +236,6 @@ pub fn progress_line(info: &JobInfo) -> (u64, String) {
         s.data_local_maps,
     );
     (pct, msg)
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn file_sha256(path: &Path) -> Result<String> {

@@ -20,7 +20,8 @@ use dfs::config::ClusterConfig;
 use crate::dfs_fs::dfs_error;
 use crate::error::{Error, Result};
 use crate::protocol::{
-    call, AttemptOutcome, BinaryRef, JtRequest, JtResponse, TaskSpec, TaskWork, WorkerCommand,
+    call, unix_ms, AttemptOutcome, BinaryRef, JtRequest, JtResponse, TaskSpec, TaskWork,
+    WorkerCommand,
 };
 use crate::scheduler::{AttemptId, TaskKind};
 use crate::shuffle::attempt_local_dir;
@@ -275,10 +276,10 @@ impl Worker {
 
     /// Tells the jobtracker (without waiting) that an attempt's process is running.
     fn started(&self, attempt: AttemptId) {
-        let unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let req = JtRequest::AttemptStarted { attempt, unix_ms };
+        let req = JtRequest::AttemptStarted {
+            attempt,
+            unix_ms: unix_ms(),
+        };
         let addr = self.config.jobtracker_addr.clone();
         let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
         tokio::spawn(async move {
