@@ -506,6 +506,9 @@ impl HostSpec {
     }
 }
 
+/// Replaced by each daemon's name in [`HostsSpec::state_dir`] (see [`HostsSpec::state_dir_of`]).
+pub const NODE_PLACEHOLDER: &str = "{node}";
+
 /// A cluster of separate machines, the input of [`hosts_config`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostsSpec {
@@ -538,6 +541,18 @@ impl HostsSpec {
             jobtracker: parse_ip("--jobtracker", jobtracker.trim())?,
             state_dir: state_dir.to_path_buf(),
         })
+    }
+
+    /// The state directory of the daemon named `node` (`namenode-N` or a host's name):
+    /// [`NODE_PLACEHOLDER`] in `state_dir` is replaced by the name, so daemons that share one
+    /// machine's disk (the cluster tests' network-namespace hosts) keep apart; without it every
+    /// daemon gets `state_dir` itself, as on separate machines.
+    pub fn state_dir_of(&self, node: &str) -> PathBuf {
+        PathBuf::from(
+            self.state_dir
+                .to_string_lossy()
+                .replace(NODE_PLACEHOLDER, node),
+        )
     }
 
     /// Rejects what would make a cluster that cannot start or that confuses its operator:
@@ -637,7 +652,6 @@ fn parse_ip(flag: &str, text: &str) -> Result<IpAddr> {
 /// [`HostsSpec::parse`] for the syntax); the result has passed [`ClusterConfig::validate`].
 pub fn hosts_config(spec: &HostsSpec) -> Result<ClusterConfig> {
     spec.check()?;
-    let state = &spec.state_dir;
     let namenodes = spec
         .namenodes
         .iter()
@@ -646,22 +660,27 @@ pub fn hosts_config(spec: &HostsSpec) -> Result<ClusterConfig> {
             id,
             addr: SocketAddr::new(*ip, NAMENODE_RPC_PORT).to_string(),
             raft_addr: SocketAddr::new(*ip, NAMENODE_RAFT_PORT).to_string(),
-            meta_dir: state.join("namenode"),
+            meta_dir: spec
+                .state_dir_of(&format!("namenode-{id}"))
+                .join("namenode"),
         })
         .collect();
     let hosts = spec
         .hosts
         .iter()
-        .map(|h| HostConfig {
-            name: h.name.clone(),
-            addr: SocketAddr::new(h.ip, DATANODE_PORT).to_string(),
-            rack: h.rack.clone(),
-            data_dirs: vec![state.join("data")],
-            worker_addr: SocketAddr::new(h.ip, WORKER_PORT).to_string(),
-            // Each host is a machine of its own, so its worker takes every core.
-            worker_slots: 0,
-            capacity_bytes: 0,
-            work_dir: state.join("work"),
+        .map(|h| {
+            let state = spec.state_dir_of(&h.name);
+            HostConfig {
+                name: h.name.clone(),
+                addr: SocketAddr::new(h.ip, DATANODE_PORT).to_string(),
+                rack: h.rack.clone(),
+                data_dirs: vec![state.join("data")],
+                worker_addr: SocketAddr::new(h.ip, WORKER_PORT).to_string(),
+                // Each host is a machine of its own, so its worker takes every core.
+                worker_slots: 0,
+                capacity_bytes: 0,
+                work_dir: state.join("work"),
+            }
         })
         .collect();
     let config = ClusterConfig {
@@ -754,6 +773,29 @@ mod tests {
         assert_eq!(config.replication, ClusterConfig::default().replication);
         let text = config.to_toml().unwrap();
         assert_eq!(ClusterConfig::parse(&text).unwrap(), config);
+    }
+
+    #[test]
+    fn node_placeholder_gives_each_daemon_its_own_state_dir() {
+        let spec = HostsSpec::parse(
+            "10.0.0.1,10.0.0.2",
+            "h1=10.0.1.1,h2=10.0.1.2",
+            "10.0.0.1",
+            Path::new("/srv/{node}/state"),
+        )
+        .unwrap();
+        let config = hosts_config(&spec).unwrap();
+        assert_eq!(
+            config.namenode(2).unwrap().meta_dir,
+            Path::new("/srv/namenode-2/state/namenode")
+        );
+        let h1 = config.host("h1").unwrap();
+        assert_eq!(h1.data_dirs, vec![PathBuf::from("/srv/h1/state/data")]);
+        assert_eq!(h1.work_dir, Path::new("/srv/h1/state/work"));
+        assert_eq!(
+            config.host("h2").unwrap().work_dir,
+            Path::new("/srv/h2/state/work")
+        );
     }
 
     #[test]

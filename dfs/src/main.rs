@@ -71,7 +71,9 @@ enum ConfigCommand {
         /// The jobtracker's address.
         #[arg(long, value_name = "IP")]
         jobtracker: String,
-        /// State directory on every machine (namenode/, data/ and work/ go under it).
+        /// State directory on every machine (namenode/, data/ and work/ go under it). `{node}`
+        /// in it becomes each daemon's name (namenode-N or the host's name), for daemons that
+        /// share one disk.
         #[arg(long, value_name = "DIR")]
         state_dir: PathBuf,
         /// Write the config to FILE instead of standard output.

@@ -6,7 +6,10 @@
 //! - `fail`: the attempt fails at once with an error;
 //! - `panic-record`: the mapper panics on its first record;
 //! - `abort-output`: the process aborts after writing output, before closing its part file;
-//! - `sleep`: the attempt sleeps MS milliseconds before it starts.
+//! - `sleep`: the attempt sleeps MS milliseconds before it starts;
+//! - `sleep-end`: a successful attempt sleeps MS milliseconds after its output is complete,
+//!   before its process exits and the worker reports it (a window to cut the worker off
+//!   between finishing and committing).
 
 use std::time::Duration;
 
@@ -38,6 +41,8 @@ pub enum FaultAction {
     AbortOutput,
     /// Sleep this long first.
     Sleep(u64),
+    /// Sleep this long after the output is complete, before exiting.
+    SleepEnd(u64),
 }
 
 /// Parses a fault list; a malformed entry is an error naming it.
@@ -68,6 +73,7 @@ fn parse_one(entry: &str) -> Option<Fault> {
         (&"panic-record", 4) => FaultAction::PanicRecord,
         (&"abort-output", 4) => FaultAction::AbortOutput,
         (&"sleep", 5) => FaultAction::Sleep(parts[4].parse().ok()?),
+        (&"sleep-end", 5) => FaultAction::SleepEnd(parts[4].parse().ok()?),
         _ => return None,
     };
     let kind = match parts[1] {
@@ -117,7 +123,7 @@ pub fn arm(faults: &[FaultAction], attempt: AttemptId, job: &mut Job) -> Result<
                     Box::new(PanicMapper { _inner: inner() }) as Box<dyn Mapper>
                 });
             }
-            FaultAction::AbortOutput => {}
+            FaultAction::AbortOutput | FaultAction::SleepEnd(_) => {}
         }
     }
     Ok(())
@@ -162,6 +168,9 @@ mod tests {
         assert_eq!(f[1].action, FaultAction::Sleep(250));
         assert!(f[1].applies(attempt(TaskKind::Reduce, 7, 1)));
         assert!(f[2].applies(attempt(TaskKind::Map, 9, 3)));
+        let end = parse("sleep-end:r:0:1:4000").unwrap();
+        assert_eq!(end[0].action, FaultAction::SleepEnd(4000));
+        assert!(end[0].applies(attempt(TaskKind::Reduce, 0, 1)));
     }
 
     // Checks G7: a malformed fault list is a clear error.
@@ -171,6 +180,7 @@ mod tests {
             "fail",
             "fail:x:1:0",
             "sleep:m:1:0",
+            "sleep-end:r:1:0",
             "explode:m:1:0",
             "fail:m:a:0",
         ] {

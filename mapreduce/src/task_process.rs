@@ -165,6 +165,13 @@ fn run_child(registry: &Registry, spec_path: &Path) -> Result<Counters> {
         TaskWork::Reduce { maps } => run_reduce(&fs, &job, &spec, *maps, &progress),
     };
     progress.stop();
+    if result.is_ok() {
+        for f in &faults {
+            if let FaultAction::SleepEnd(ms) = f {
+                std::thread::sleep(std::time::Duration::from_millis(*ms));
+            }
+        }
+    }
     result
 }
 
