@@ -264,6 +264,15 @@ impl Cluster {
         self.rt.block_on(f)
     }
 
+    /// Spawns a task on the cluster's client runtime.
+    pub fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.rt.spawn(f)
+    }
+
     /// A dfs client of the whole cluster, from the edge machine.
     pub fn client(&self) -> DfsClient {
         DfsClient::new(self.config.clone())

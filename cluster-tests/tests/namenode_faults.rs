@@ -42,27 +42,25 @@ fn create_stream(
         .map(|k| {
             let client = c.client();
             let stop = stop.clone();
-            c.block_on(async {
-                tokio::spawn(async move {
-                    let (mut acked, mut tried) = (Vec::new(), Vec::new());
-                    let mut i = 0;
-                    while !stop.load(Ordering::Relaxed) {
-                        let path = format!("/c/k{k}-{i}");
-                        i += 1;
-                        tried.push(path.clone());
-                        let done = match client.create(&path, CreateOptions::default()).await {
-                            Ok(w) => w.close().await,
-                            Err(e) => Err(e),
-                        };
-                        match done {
-                            Ok(()) => acked.push(path),
-                            // Unknown outcome (a timeout while the leader died): it may or
-                            // may not exist, and both are fine.
-                            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                        }
+            c.spawn(async move {
+                let (mut acked, mut tried) = (Vec::new(), Vec::new());
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let path = format!("/c/k{k}-{i}");
+                    i += 1;
+                    tried.push(path.clone());
+                    let done = match client.create(&path, CreateOptions::default()).await {
+                        Ok(w) => w.close().await,
+                        Err(e) => Err(e),
+                    };
+                    match done {
+                        Ok(()) => acked.push(path),
+                        // Unknown outcome (a timeout while the leader died): it may or
+                        // may not exist, and both are fine.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                     }
-                    (acked, tried)
-                })
+                }
+                (acked, tried)
             })
         })
         .collect()

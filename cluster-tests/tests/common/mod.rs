@@ -150,14 +150,15 @@ pub fn must_be_fully_replicated(c: &Cluster, dir: &str, want: usize, within: Dur
             Ok(files) => files
                 .iter()
                 .flat_map(|f| {
-                    f.blocks.iter().filter_map(move |b| {
-                        (b.live.len() < want || !b.corrupt.is_empty()).then(|| {
+                    f.blocks
+                        .iter()
+                        .filter(|b| b.live.len() < want || !b.corrupt.is_empty())
+                        .map(move |b| {
                             format!(
                                 "{} block {}: live {:?}, corrupt {:?}",
                                 f.path, b.block.id, b.live, b.corrupt
                             )
                         })
-                    })
                 })
                 .collect(),
             Err(e) => vec![format!("fsck: {e}")],
