@@ -12,12 +12,16 @@
 //! 4. The directory is fsynced after the rename, because the rename is a change to the
 //!    directory's entries; until the directory is on disk, a crash may forget the new name (or
 //!    resurrect the old one) even though the file's data is safe.
+//!
+//! Every fsync here also reports to the test-only [`crate::power_loss`] model when it is on, so
+//! tests can simulate a power loss that keeps exactly what was synced.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::power_loss;
 
 /// Suffix of temporary files created by [`write_durable`]; startup code may delete leftovers.
 pub const TMP_SUFFIX: &str = ".tmp";
@@ -71,16 +75,30 @@ pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
 /// Flushes a file's data and metadata to stable storage.
 pub fn fsync_file(file: &File, path: &Path) -> Result<()> {
     file.sync_all()
-        .map_err(|e| Error::io(format!("fsync {}", path.display()), e))
+        .map_err(|e| Error::io(format!("fsync {}", path.display()), e))?;
+    match power_loss::global() {
+        Some(model) => model.file_synced(file, path),
+        None => Ok(()),
+    }
 }
 
 /// Flushes a directory's entries (creations, renames, deletions) to stable storage.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
+    // The model lists the entries before the fsync: an entry made while it runs is not
+    // credited to it.
+    let listing = match power_loss::global() {
+        Some(model) => model.dir_listing(dir)?,
+        None => None,
+    };
     let handle =
         File::open(dir).map_err(|e| Error::io(format!("opening dir {}", dir.display()), e))?;
     handle
         .sync_all()
-        .map_err(|e| Error::io(format!("fsync dir {}", dir.display()), e))
+        .map_err(|e| Error::io(format!("fsync dir {}", dir.display()), e))?;
+    match (power_loss::global(), listing) {
+        (Some(model), Some(listing)) => model.dir_synced(listing),
+        _ => Ok(()),
+    }
 }
 
 /// Creates `dir` and its parents, then fsyncs it and its parent so the new entries are durable.

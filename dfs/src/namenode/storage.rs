@@ -307,7 +307,7 @@ impl Persister {
 
     /// Hands everything appended so far to the OS and returns a handle whose `sync_data` makes
     /// it durable, for an fsync on another thread (see [`crate::wal::Wal::flush_for_sync`]).
-    pub fn flush_for_sync(&mut self) -> Result<Arc<std::fs::File>> {
+    pub fn flush_for_sync(&mut self) -> Result<crate::wal::SegmentSync> {
         self.wal.flush_for_sync()
     }
 
