@@ -101,11 +101,32 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
     }
 }
 
-/// Creates `dir` and its parents, then fsyncs it and its parent so the new entries are durable.
+/// Creates `dir` and its parents, then fsyncs it, its parent, and the parent of every directory
+/// this call created, so the new entries are durable.
+///
+/// Each new directory's name is an entry of its parent: fsyncing only `dir` and its parent would
+/// leave a newly created grandparent to be forgotten by a power loss, taking `dir` with it.
 pub fn create_dir_durable(dir: &Path) -> Result<()> {
+    let mut to_sync = vec![parent_dir(dir)];
+    let mut missing = dir.to_path_buf();
+    while !missing.exists() {
+        let parent = parent_dir(&missing);
+        if parent == missing {
+            break;
+        }
+        if !to_sync.contains(&parent) {
+            to_sync.push(parent.clone());
+        }
+        missing = parent;
+    }
     fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating dir {}", dir.display()), e))?;
     fsync_dir(dir)?;
-    fsync_dir(&parent_dir(dir))
+    // Deepest first: a parent's entry for its child is only useful once the child's own
+    // entries are durable.
+    for parent in to_sync {
+        fsync_dir(&parent)?;
+    }
+    Ok(())
 }
 
 /// The temporary sibling used while writing `path`.

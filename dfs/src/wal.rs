@@ -21,7 +21,7 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::durable::{fsync_dir, fsync_file};
+use crate::durable::{create_dir_durable, fsync_dir, fsync_file};
 use crate::error::{Error, Result};
 use crate::power_loss;
 
@@ -115,7 +115,8 @@ impl Wal {
     /// Opens (creating if needed) the log in `dir` and returns it with every valid record, in
     /// order. A torn tail of the last segment is cut off; damage in an older segment is an error.
     pub fn open(dir: &Path, max_segment_bytes: u64) -> Result<(Wal, Vec<Vec<u8>>)> {
-        fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        // Durably: a log whose directory entry a power loss forgets is a log lost whole.
+        create_dir_durable(dir)?;
         let seqs = list_segments(dir)?;
         let mut records = Vec::new();
         let mut last_len = 0;
@@ -147,6 +148,11 @@ impl Wal {
         }
         let seq = seqs.last().copied().unwrap_or(1);
         let file = open_segment(dir, seq)?;
+        if seqs.is_empty() {
+            // The first segment's name must be durable before records in it are relied upon,
+            // as in `start_segment`.
+            fsync_dir(dir)?;
+        }
         let sync_handle = Arc::new(clone_handle(&file, dir)?);
         let wal = Wal {
             dir: dir.to_path_buf(),

@@ -60,6 +60,8 @@ async fn acknowledged_creates_survive_power_loss_of_every_namenode() {
         let mut cluster = Cluster::start_with_power_loss(dir, config).await;
         let mut all_acked = Vec::new();
         for round in 0..ROUNDS {
+            // A leader must be serving before the clock starts, so every round streams creates.
+            must_put(&cluster.client(), &format!("/r{round}/ready"), b"").await;
             let acked = Arc::new(Mutex::new(Vec::new()));
             let tasks: Vec<_> = (0..4)
                 .map(|id| tokio::spawn(create_stream(cluster.client(), round, id, acked.clone())))
