@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
+use dfs::block_store::replica_paths;
 use dfs::client::{CreateOptions, DfsClient};
+use dfs::protocol::Block;
 use rand::{Rng, SeedableRng};
 
 const LIMIT: Duration = Duration::from_secs(240);
@@ -101,14 +103,21 @@ async fn acknowledged_creates_survive_power_loss_of_every_namenode() {
     .await;
 }
 
+/// A file whose close returned Ok: its contents and, when the namenode could still be asked,
+/// its blocks as (block, offset in the file).
+struct Closed {
+    data: Vec<u8>,
+    blocks: Option<Vec<(Block, u64)>>,
+}
+
 /// Writes files `/r{round}/w{id}/f{n}` of seeded sizes until aborted; every file whose close
-/// returned Ok is recorded with its contents.
+/// returned Ok is recorded with its contents and blocks.
 async fn write_stream(
     client: DfsClient,
     seed: u64,
     round: usize,
     id: usize,
-    closed: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    closed: Arc<Mutex<BTreeMap<String, Closed>>>,
 ) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ ((round as u64) << 32) ^ id as u64);
     for n in 0.. {
@@ -121,8 +130,19 @@ async fn write_stream(
             _ => rng.gen_range(BLOCK..3 * BLOCK + 777),
         };
         let data = seeded_bytes(rng.gen(), len);
-        if client.write_file(&path, &data, false).await.is_ok() {
-            closed.lock().unwrap().insert(path, data);
+        if client.write_file(&path, &data, false).await.is_err() {
+            continue;
+        }
+        // Recorded before asking for the blocks: the power may go during that call.
+        closed
+            .lock()
+            .unwrap()
+            .insert(path.clone(), Closed { data, blocks: None });
+        if let Ok(located) = client.block_locations(&path).await {
+            let blocks = located.blocks.iter().map(|b| (b.block, b.offset_bytes));
+            if let Some(c) = closed.lock().unwrap().get_mut(&path) {
+                c.blocks = Some(blocks.collect());
+            }
         }
     }
 }
@@ -166,7 +186,10 @@ async fn closed_files_survive_power_loss_of_every_node() {
                 !closed.is_empty(),
                 "round {round}: no file was closed in {run_ms} ms"
             );
-            all_closed.extend(closed);
+            let checked = must_have_replicas_on_disk(&cluster, &closed, seed);
+            eprintln!("round {round}: {checked} blocks found on every datanode's disk");
+            assert!(checked > 0, "round {round}: no block to check on disk");
+            all_closed.extend(closed.into_iter().map(|(path, c)| (path, c.data)));
             restart_all(&mut cluster).await;
             let client = cluster.client();
             for (path, want) in &all_closed {
@@ -180,4 +203,41 @@ async fn closed_files_survive_power_loss_of_every_node() {
         }
     })
     .await;
+}
+
+/// Checks on disk, after the power loss and before any restart, that every block of every
+/// closed file is on min(replication, datanodes) datanodes with exactly the file's bytes (G2's
+/// "each fsynced": the disks now hold only what was synced).
+/// Returns how many blocks it checked.
+fn must_have_replicas_on_disk(
+    cluster: &Cluster,
+    closed: &BTreeMap<String, Closed>,
+    seed: u64,
+) -> usize {
+    let hosts = cluster.host_names();
+    let want = (cluster.config.replication as usize).min(hosts.len());
+    let mut checked = 0;
+    for (path, c) in closed {
+        let Some(blocks) = &c.blocks else { continue };
+        for (block, offset) in blocks {
+            let start = *offset as usize;
+            let expected = &c.data[start..start + block.len_bytes as usize];
+            let holders: Vec<&String> = hosts
+                .iter()
+                .filter(|h| {
+                    let (data, meta) =
+                        replica_paths(&cluster.data_dir(h), block.id, block.gen_stamp);
+                    meta.exists() && std::fs::read(data).is_ok_and(|bytes| bytes == expected)
+                })
+                .collect();
+            assert!(
+                holders.len() >= want,
+                "{path} block {} gen {}: on {holders:?} after power loss, want {want} (seed {seed})",
+                block.id,
+                block.gen_stamp
+            );
+            checked += 1;
+        }
+    }
+    checked
 }
