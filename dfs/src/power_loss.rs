@@ -8,8 +8,10 @@
 //! an already initialized `OnceLock`. When it is on, a process calls [`register_root`] for each
 //! tree it keeps state under (the namenode's `meta_dir`, the datanode's data dirs), and only
 //! files and directories under those roots are modelled. Every sync in dfs goes through
-//! [`crate::durable`] or the WAL's [`crate::wal::SegmentSync`], which report to the model after
-//! the real sync succeeded. Each process needs its own shadow directory.
+//! [`crate::durable`] or the WAL ([`crate::wal::Wal::sync`], [`crate::wal::SegmentSync`]),
+//! which report to the model after the real sync succeeded and before their caller can act on
+//! it; a SIGKILL in between counts as a power loss just before that sync. Each process needs
+//! its own shadow directory.
 //!
 //! After the test SIGKILLs the process, [`materialize`] rewrites every registered root so that
 //! it holds exactly what the model says survived, and resets the shadow to describe that state,
