@@ -152,70 +152,93 @@ async fn write_stream(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_files_survive_power_loss_of_every_node() {
     let seed = test_seed();
-    bounded(LIMIT, async {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let dir = tempfile::tempdir().unwrap();
-        let config = test_config(dir.path(), 3, 3);
-        let mut cluster = Cluster::start_with_power_loss(dir, config).await;
-        let mut all_closed = BTreeMap::new();
-        for round in 0..ROUNDS {
-            let closed = Arc::new(Mutex::new(BTreeMap::new()));
-            let tasks: Vec<_> = (0..2)
-                .map(|id| {
-                    tokio::spawn(write_stream(
-                        cluster.client(),
-                        seed,
-                        round,
-                        id,
-                        closed.clone(),
-                    ))
-                })
-                .collect();
-            let run_ms = rng.gen_range(1_500..4_000);
-            tokio::time::sleep(Duration::from_millis(run_ms)).await;
-            cluster.power_loss();
-            for t in &tasks {
-                t.abort();
-            }
-            let closed = std::mem::take(&mut *closed.lock().unwrap());
-            eprintln!(
-                "round {round}: power lost after {run_ms} ms, {} files closed",
-                closed.len()
-            );
-            assert!(
-                !closed.is_empty(),
-                "round {round}: no file was closed in {run_ms} ms"
-            );
-            let checked = must_have_replicas_on_disk(&cluster, &closed, seed);
-            eprintln!("round {round}: {checked} blocks found on every datanode's disk");
-            assert!(checked > 0, "round {round}: no block to check on disk");
-            all_closed.extend(closed.into_iter().map(|(path, c)| (path, c.data)));
-            restart_all(&mut cluster).await;
-            let client = cluster.client();
-            for (path, want) in &all_closed {
-                let got = must_read(&client, path).await;
-                must_equal(
-                    &got,
-                    want,
-                    &format!("{path} after power loss (seed {seed})"),
-                );
-            }
+    bounded(LIMIT, write_and_lose_power(seed, false)).await;
+}
+
+// Checks G2 through pipeline recovery: one datanode loses power mid-write and comes back
+// (writers rebuild their pipelines around it), then every node loses power at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_files_survive_a_datanode_power_loss_then_power_loss_of_every_node() {
+    let seed = test_seed();
+    bounded(LIMIT, write_and_lose_power(seed, true)).await;
+}
+
+/// Rounds of: two writers stream files, (when `one_outage`, one datanode loses power for a
+/// while,) every process loses power at once; then every block of every file closed in the
+/// round must be on disk on enough datanodes, and every file closed so far must read back.
+async fn write_and_lose_power(seed: u64, one_outage: bool) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path(), 3, 3);
+    let mut cluster = Cluster::start_with_power_loss(dir, config).await;
+    let hosts = cluster.host_names();
+    // While one datanode is down, a file may close on the other two (G2: min(replication, live)).
+    let live_min = hosts.len() - usize::from(one_outage);
+    let replicas_min = (cluster.config.replication as usize).min(live_min);
+    let mut all_closed = BTreeMap::new();
+    for round in 0..ROUNDS {
+        let closed = Arc::new(Mutex::new(BTreeMap::new()));
+        let tasks: Vec<_> = (0..2)
+            .map(|id| {
+                tokio::spawn(write_stream(
+                    cluster.client(),
+                    seed,
+                    round,
+                    id,
+                    closed.clone(),
+                ))
+            })
+            .collect();
+        if one_outage {
+            let host = &hosts[rng.gen_range(0..hosts.len())];
+            let before_ms = rng.gen_range(300..1_500);
+            let down_ms = rng.gen_range(500..3_000);
+            tokio::time::sleep(Duration::from_millis(before_ms)).await;
+            cluster.power_loss_datanode(host);
+            tokio::time::sleep(Duration::from_millis(down_ms)).await;
+            cluster.start_datanode(host);
+            eprintln!("round {round}: {host} lost power after {before_ms} ms for {down_ms} ms");
         }
-    })
-    .await;
+        let run_ms = rng.gen_range(1_500..4_000);
+        tokio::time::sleep(Duration::from_millis(run_ms)).await;
+        cluster.power_loss();
+        for t in &tasks {
+            t.abort();
+        }
+        let closed = std::mem::take(&mut *closed.lock().unwrap());
+        eprintln!(
+            "round {round}: power lost {run_ms} ms later, {} files closed",
+            closed.len()
+        );
+        assert!(!closed.is_empty(), "round {round}: no file was closed");
+        let checked = must_have_replicas_on_disk(&cluster, &closed, replicas_min, seed);
+        eprintln!("round {round}: {checked} blocks found on >= {replicas_min} datanodes' disks");
+        assert!(checked > 0, "round {round}: no block to check on disk");
+        all_closed.extend(closed.into_iter().map(|(path, c)| (path, c.data)));
+        restart_all(&mut cluster).await;
+        let client = cluster.client();
+        for (path, want) in &all_closed {
+            let got = must_read(&client, path).await;
+            must_equal(
+                &got,
+                want,
+                &format!("{path} after power loss (seed {seed})"),
+            );
+        }
+    }
 }
 
 /// Checks on disk, after the power loss and before any restart, that every block of every
-/// closed file is on min(replication, datanodes) datanodes with exactly the file's bytes (G2's
+/// closed file is on at least `replicas_min` datanodes with exactly the file's bytes (G2's
 /// "each fsynced": the disks now hold only what was synced).
 /// Returns how many blocks it checked.
 fn must_have_replicas_on_disk(
     cluster: &Cluster,
     closed: &BTreeMap<String, Closed>,
+    replicas_min: usize,
     seed: u64,
 ) -> usize {
     let hosts = cluster.host_names();
-    let want = (cluster.config.replication as usize).min(hosts.len());
     let mut checked = 0;
     for (path, c) in closed {
         let Some(blocks) = &c.blocks else { continue };
@@ -231,8 +254,8 @@ fn must_have_replicas_on_disk(
                 })
                 .collect();
             assert!(
-                holders.len() >= want,
-                "{path} block {} gen {}: on {holders:?} after power loss, want {want} (seed {seed})",
+                holders.len() >= replicas_min,
+                "{path} block {} gen {}: on {holders:?} after power loss, want {replicas_min} (seed {seed})",
                 block.id,
                 block.gen_stamp
             );

@@ -177,6 +177,19 @@ impl Cluster {
         self.dir.path().join("power-loss").join(log)
     }
 
+    /// Simulated power loss of one datanode: SIGKILL, then its state rewritten to what its
+    /// power-loss model says survived. Restart it with [`Cluster::start_datanode`].
+    pub fn power_loss_datanode(&mut self, host: &str) {
+        assert!(
+            self.power_loss,
+            "the cluster was not started with the power-loss model"
+        );
+        self.kill_datanode(host);
+        let shadow = self.shadow_dir(host);
+        dfs::power_loss::materialize(&shadow)
+            .unwrap_or_else(|e| panic!("materializing {}: {e}", shadow.display()));
+    }
+
     /// Simulated power loss of every process at once: SIGKILL all of them, then rewrite each
     /// one's state to what its power-loss model says survived. Restart them afterwards.
     pub fn power_loss(&mut self) {
