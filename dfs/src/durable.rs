@@ -86,7 +86,8 @@ pub fn fsync_file(file: &File, path: &Path) -> Result<()> {
 pub fn fsync_dir(dir: &Path) -> Result<()> {
     // The model lists the entries before the fsync: an entry made while it runs is not
     // credited to it.
-    let listing = match power_loss::global() {
+    let model = power_loss::global();
+    let listing = match model {
         Some(model) => model.dir_listing(dir)?,
         None => None,
     };
@@ -95,7 +96,7 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
     handle
         .sync_all()
         .map_err(|e| Error::io(format!("fsync dir {}", dir.display()), e))?;
-    match (power_loss::global(), listing) {
+    match (model, listing) {
         (Some(model), Some(listing)) => model.dir_synced(listing),
         _ => Ok(()),
     }

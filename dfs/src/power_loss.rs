@@ -131,7 +131,7 @@ struct Entry {
 
 /// A directory listing taken before its fsync, committed to the shadow after the fsync.
 #[derive(Debug)]
-pub struct DirListing {
+pub(crate) struct DirListing {
     id: String,
     seq: u64,
     entries: Vec<Entry>,
@@ -141,7 +141,7 @@ pub struct DirListing {
 /// their identities), `files/<id>` (each file's durable contents) and `dirs/<id>` (each
 /// directory's durable listing).
 #[derive(Debug)]
-pub struct Model {
+pub(crate) struct Model {
     shadow: PathBuf,
     state: Mutex<State>,
 }
@@ -157,7 +157,7 @@ struct State {
 
 impl Model {
     /// A model recording into `shadow` (created on [`Model::register_root`]).
-    pub fn new(shadow: PathBuf) -> Model {
+    pub(crate) fn new(shadow: PathBuf) -> Model {
         Model {
             shadow,
             state: Mutex::new(State::default()),
@@ -171,7 +171,7 @@ impl Model {
 
     /// Models the tree under `root` (created if missing). If the shadow does not know this root
     /// yet, or knows another directory under its name, its current contents are taken as durable.
-    pub fn register_root(&self, root: &Path) -> Result<()> {
+    pub(crate) fn register_root(&self, root: &Path) -> Result<()> {
         fs::create_dir_all(root)
             .map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
         let root = canonical(root)?;
@@ -204,7 +204,7 @@ impl Model {
 
     /// Records `file`'s whole contents as durable; call after its fsync succeeded. `path` must
     /// name the same file (checked).
-    pub fn file_synced(&self, file: &File, path: &Path) -> Result<()> {
+    pub(crate) fn file_synced(&self, file: &File, path: &Path) -> Result<()> {
         let Some(path) = self.covered(path)? else {
             return Ok(());
         };
@@ -229,7 +229,7 @@ impl Model {
     /// durable; call after an fsync that covered them succeeded. Earlier bytes must not have
     /// changed since they were recorded (a file cut shorter is recorded with
     /// [`Model::file_synced`]).
-    pub fn appended_synced(&self, file: &File, path: &Path, durable_len: u64) -> Result<()> {
+    pub(crate) fn appended_synced(&self, file: &File, path: &Path, durable_len: u64) -> Result<()> {
         let Some(path) = self.covered(path)? else {
             return Ok(());
         };
@@ -258,7 +258,7 @@ impl Model {
 
     /// Lists `dir` just before its fsync; `None` when `dir` is not modelled. Pass the listing to
     /// [`Model::dir_synced`] once the fsync succeeded.
-    pub fn dir_listing(&self, dir: &Path) -> Result<Option<DirListing>> {
+    pub(crate) fn dir_listing(&self, dir: &Path) -> Result<Option<DirListing>> {
         let Some(dir) = self.covered(dir)? else {
             return Ok(None);
         };
@@ -272,7 +272,7 @@ impl Model {
 
     /// Records a listing taken by [`Model::dir_listing`] as the directory's durable entries,
     /// unless a later listing of the same directory was recorded already.
-    pub fn dir_synced(&self, listing: DirListing) -> Result<()> {
+    pub(crate) fn dir_synced(&self, listing: DirListing) -> Result<()> {
         let mut state = self.lock();
         let newest = state.committed_seq.get(&listing.id).copied().unwrap_or(0);
         if listing.seq <= newest {

@@ -269,12 +269,13 @@ impl SegmentSync {
     /// fdatasyncs the segment, covering at least everything flushed before this was made.
     pub fn sync_data(&self) -> std::io::Result<()> {
         self.file.sync_data()?;
-        match (power_loss::global(), &self.path) {
-            (Some(model), Some(path)) => model
-                .appended_synced(&self.file, path, self.flushed_bytes)
-                .map_err(std::io::Error::other),
-            _ => Ok(()),
-        }
+        // `path` is only set when the power-loss model is on.
+        let (Some(path), Some(model)) = (&self.path, power_loss::global()) else {
+            return Ok(());
+        };
+        model
+            .appended_synced(&self.file, path, self.flushed_bytes)
+            .map_err(std::io::Error::other)
     }
 }
 
