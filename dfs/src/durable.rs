@@ -159,6 +159,17 @@ mod tests {
     }
 
     #[test]
+    fn create_dir_durable_creates_every_missing_ancestor() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a").join("b").join("c");
+        create_dir_durable(&deep).unwrap();
+        assert!(deep.is_dir());
+        // Existing directories are fine too.
+        create_dir_durable(&deep).unwrap();
+        create_dir_durable(dir.path()).unwrap();
+    }
+
+    #[test]
     fn failure_keeps_old_contents() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing-dir").join("state");

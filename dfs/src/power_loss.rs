@@ -494,7 +494,7 @@ mod tests {
     /// A modelled root in a tempdir with its own shadow, and the sync calls dfs makes, each
     /// reporting to this model rather than the process's.
     struct Disk {
-        _tmp: tempfile::TempDir,
+        tmp: tempfile::TempDir,
         root: PathBuf,
         shadow: PathBuf,
         model: Model,
@@ -508,7 +508,7 @@ mod tests {
             let model = Model::new(shadow.clone());
             model.register_root(&root).unwrap();
             Disk {
-                _tmp: tmp,
+                tmp,
                 root,
                 shadow,
                 model,
@@ -730,11 +730,11 @@ mod tests {
     #[test]
     fn files_outside_the_roots_are_not_recorded() {
         let d = Disk::new();
-        let outside = d._tmp.path().join("outside");
+        let outside = d.tmp.path().join("outside");
         let mut f = File::create(&outside).unwrap();
         f.write_all(b"x").unwrap();
         d.model.file_synced(&f, &outside).unwrap();
-        assert!(d.model.dir_listing(d._tmp.path()).unwrap().is_none());
+        assert!(d.model.dir_listing(d.tmp.path()).unwrap().is_none());
         let recorded = fs::read_dir(d.shadow.join(FILES_DIR)).unwrap().count();
         assert_eq!(recorded, 0);
     }
