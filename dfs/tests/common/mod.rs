@@ -190,6 +190,19 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("materializing {}: {e}", shadow.display()));
     }
 
+    /// Simulated power loss of one namenode: SIGKILL, then its state rewritten to what its
+    /// power-loss model says survived. Restart it with [`Cluster::start_namenode`].
+    pub fn power_loss_namenode(&mut self, id: u64) {
+        assert!(
+            self.power_loss,
+            "the cluster was not started with the power-loss model"
+        );
+        self.kill_namenode(id);
+        let shadow = self.shadow_dir(&format!("nn{id}"));
+        dfs::power_loss::materialize(&shadow)
+            .unwrap_or_else(|e| panic!("materializing {}: {e}", shadow.display()));
+    }
+
     /// Simulated power loss of every process at once: SIGKILL all of them, then rewrite each
     /// one's state to what its power-loss model says survived. Restart them afterwards.
     pub fn power_loss(&mut self) {
