@@ -48,6 +48,9 @@ struct Datanode {
 pub async fn run(config: ClusterConfig, host: &str) -> Result<()> {
     let host_cfg = config.host(host)?.clone();
     let dirs = host_cfg.data_dirs.clone();
+    for dir in &dirs {
+        crate::power_loss::register_root(dir)?;
+    }
     let label = host.to_string();
     let store = tokio::task::spawn_blocking(move || BlockStore::open(&dirs, &label))
         .await

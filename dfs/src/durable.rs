@@ -12,12 +12,16 @@
 //! 4. The directory is fsynced after the rename, because the rename is a change to the
 //!    directory's entries; until the directory is on disk, a crash may forget the new name (or
 //!    resurrect the old one) even though the file's data is safe.
+//!
+//! Every fsync here also reports to the test-only [`crate::power_loss`] model when it is on, so
+//! tests can simulate a power loss that keeps exactly what was synced.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::power_loss;
 
 /// Suffix of temporary files created by [`write_durable`]; startup code may delete leftovers.
 pub const TMP_SUFFIX: &str = ".tmp";
@@ -71,23 +75,59 @@ pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
 /// Flushes a file's data and metadata to stable storage.
 pub fn fsync_file(file: &File, path: &Path) -> Result<()> {
     file.sync_all()
-        .map_err(|e| Error::io(format!("fsync {}", path.display()), e))
+        .map_err(|e| Error::io(format!("fsync {}", path.display()), e))?;
+    match power_loss::global() {
+        Some(model) => model.file_synced(file, path),
+        None => Ok(()),
+    }
 }
 
 /// Flushes a directory's entries (creations, renames, deletions) to stable storage.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
+    // The model lists the entries before the fsync: an entry made while it runs is not
+    // credited to it.
+    let model = power_loss::global();
+    let listing = match model {
+        Some(model) => model.dir_listing(dir)?,
+        None => None,
+    };
     let handle =
         File::open(dir).map_err(|e| Error::io(format!("opening dir {}", dir.display()), e))?;
     handle
         .sync_all()
-        .map_err(|e| Error::io(format!("fsync dir {}", dir.display()), e))
+        .map_err(|e| Error::io(format!("fsync dir {}", dir.display()), e))?;
+    match (model, listing) {
+        (Some(model), Some(listing)) => model.dir_synced(listing),
+        _ => Ok(()),
+    }
 }
 
-/// Creates `dir` and its parents, then fsyncs it and its parent so the new entries are durable.
+/// Creates `dir` and its parents, then fsyncs it, its parent, and the parent of every directory
+/// this call created, so the new entries are durable.
+///
+/// Each new directory's name is an entry of its parent: fsyncing only `dir` and its parent would
+/// leave a newly created grandparent to be forgotten by a power loss, taking `dir` with it.
 pub fn create_dir_durable(dir: &Path) -> Result<()> {
+    let mut to_sync = vec![parent_dir(dir)];
+    let mut missing = dir.to_path_buf();
+    while !missing.exists() {
+        let parent = parent_dir(&missing);
+        if parent == missing {
+            break;
+        }
+        if !to_sync.contains(&parent) {
+            to_sync.push(parent.clone());
+        }
+        missing = parent;
+    }
     fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating dir {}", dir.display()), e))?;
     fsync_dir(dir)?;
-    fsync_dir(&parent_dir(dir))
+    // Deepest first: a parent's entry for its child is only useful once the child's own
+    // entries are durable.
+    for parent in to_sync {
+        fsync_dir(&parent)?;
+    }
+    Ok(())
 }
 
 /// The temporary sibling used while writing `path`.
@@ -116,6 +156,17 @@ mod tests {
         write_durable(&path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert!(!tmp_path(&path).exists());
+    }
+
+    #[test]
+    fn create_dir_durable_creates_every_missing_ancestor() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a").join("b").join("c");
+        create_dir_durable(&deep).unwrap();
+        assert!(deep.is_dir());
+        // Existing directories are fine too.
+        create_dir_durable(&deep).unwrap();
+        create_dir_durable(dir.path()).unwrap();
     }
 
     #[test]

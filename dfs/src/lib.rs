@@ -14,6 +14,7 @@
 //! - [`placement`]: pure replica placement, re-replication and deletion decisions.
 //! - [`namespace`]: the namenode's pure state machine (directories, files, blocks, leases).
 //! - [`durable`]: the one audited durable write (tmp → fsync → rename → fsync dir).
+//! - [`power_loss`]: test-only model of what survives a power loss (what was fsynced), and `materialize`.
 //! - [`checksum`]: CRC32 per 512-byte chunk and the block checksum sidecar format.
 //! - [`block_store`]: the datanode's on-disk replicas (finalize, restart cleanup, verified reads, scan).
 //! - [`transfer`]: the datanode data-transfer protocol: verified reads, pipeline writes, replication.
@@ -35,6 +36,7 @@ pub mod namenode;
 pub mod namespace;
 pub mod path;
 pub mod placement;
+pub mod power_loss;
 pub mod protocol;
 pub mod rpc;
 pub mod shell;

@@ -21,8 +21,9 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::durable::{fsync_dir, fsync_file};
+use crate::durable::{create_dir_durable, fsync_dir, fsync_file};
 use crate::error::{Error, Result};
+use crate::power_loss;
 
 /// Largest record accepted (and believed when read back).
 pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
@@ -114,7 +115,8 @@ impl Wal {
     /// Opens (creating if needed) the log in `dir` and returns it with every valid record, in
     /// order. A torn tail of the last segment is cut off; damage in an older segment is an error.
     pub fn open(dir: &Path, max_segment_bytes: u64) -> Result<(Wal, Vec<Vec<u8>>)> {
-        fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        // Durably: a log whose directory entry a power loss forgets is a log lost whole.
+        create_dir_durable(dir)?;
         let seqs = list_segments(dir)?;
         let mut records = Vec::new();
         let mut last_len = 0;
@@ -146,6 +148,11 @@ impl Wal {
         }
         let seq = seqs.last().copied().unwrap_or(1);
         let file = open_segment(dir, seq)?;
+        if seqs.is_empty() {
+            // The first segment's name must be durable before records in it are relied upon,
+            // as in `start_segment`.
+            fsync_dir(dir)?;
+        }
         let sync_handle = Arc::new(clone_handle(&file, dir)?);
         let wal = Wal {
             dir: dir.to_path_buf(),
@@ -187,10 +194,16 @@ impl Wal {
             .flush()
             .map_err(|e| Error::io(format!("flushing {}", self.dir.display()), e))?;
         // fdatasync is enough: the file's size is data for this purpose and is included.
-        self.writer
-            .get_ref()
-            .sync_data()
-            .map_err(|e| Error::io(format!("fsyncing {}", self.dir.display()), e))
+        let file = self.writer.get_ref();
+        file.sync_data()
+            .map_err(|e| Error::io(format!("fsyncing {}", self.dir.display()), e))?;
+        match power_loss::global() {
+            Some(model) => {
+                let path = segment_path(&self.dir, self.seq);
+                model.appended_synced(file, &path, self.segment_bytes)
+            }
+            None => Ok(()),
+        }
     }
 
     /// Hands everything appended so far to the OS (not yet durable) and returns a handle whose
@@ -198,11 +211,16 @@ impl Wal {
     /// on appending: records appended later are not covered by that fsync, and a segment switch
     /// ([`Wal::rewrite`], a roll in [`Wal::append`]) fsyncs the old segment itself, so a handle
     /// on a segment that is no longer current is still a correct (if redundant) one.
-    pub fn flush_for_sync(&mut self) -> Result<Arc<File>> {
+    pub fn flush_for_sync(&mut self) -> Result<SegmentSync> {
         self.writer
             .flush()
             .map_err(|e| Error::io(format!("flushing {}", self.dir.display()), e))?;
-        Ok(self.sync_handle.clone())
+        Ok(SegmentSync {
+            file: self.sync_handle.clone(),
+            flushed_bytes: self.segment_bytes,
+            // Only the power-loss model needs the path; nothing is allocated without it.
+            path: power_loss::global().map(|_| segment_path(&self.dir, self.seq)),
+        })
     }
 
     /// Replaces the whole log with `payloads`: a new segment is written and fsynced first, then
@@ -233,6 +251,31 @@ impl Wal {
         self.seq = seq;
         self.segment_bytes = 0;
         Ok(())
+    }
+}
+
+/// What one [`Wal::flush_for_sync`] handed to the OS: [`SegmentSync::sync_data`] makes it
+/// durable, possibly on another thread.
+#[derive(Debug)]
+pub struct SegmentSync {
+    file: Arc<File>,
+    /// Length of the segment when it was flushed: what this sync covers, whatever is appended
+    /// while it runs.
+    flushed_bytes: u64,
+    path: Option<PathBuf>,
+}
+
+impl SegmentSync {
+    /// fdatasyncs the segment, covering at least everything flushed before this was made.
+    pub fn sync_data(&self) -> std::io::Result<()> {
+        self.file.sync_data()?;
+        // `path` is only set when the power-loss model is on.
+        let (Some(path), Some(model)) = (&self.path, power_loss::global()) else {
+            return Ok(());
+        };
+        model
+            .appended_synced(&self.file, path, self.flushed_bytes)
+            .map_err(std::io::Error::other)
     }
 }
 

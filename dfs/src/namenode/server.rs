@@ -639,6 +639,7 @@ pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
     config.validate()?;
     let me = config.namenode(id)?.clone();
     let voters = config.namenodes.iter().map(|n| n.id).collect();
+    crate::power_loss::register_root(&me.meta_dir)?;
     let (persister, snapshot) = Persister::open(&me.meta_dir, voters)?;
     let peers = config
         .namenodes

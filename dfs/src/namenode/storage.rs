@@ -234,8 +234,7 @@ impl Persister {
     /// Opens (or creates) the storage in `dir` for a cluster of `voters`. Returns the persister
     /// and the snapshot data to restore the namespace from (empty when there is none).
     pub fn open(dir: &Path, voters: Vec<u64>) -> Result<(Persister, Snapshot)> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        crate::durable::create_dir_durable(dir)?;
         let snapshot = load_snapshot(&dir.join(SNAPSHOT_FILE))?;
         let (wal, records) = Wal::open(&dir.join("wal"), DEFAULT_SEGMENT_BYTES)?;
         let mut core = Core {
@@ -307,7 +306,7 @@ impl Persister {
 
     /// Hands everything appended so far to the OS and returns a handle whose `sync_data` makes
     /// it durable, for an fsync on another thread (see [`crate::wal::Wal::flush_for_sync`]).
-    pub fn flush_for_sync(&mut self) -> Result<Arc<std::fs::File>> {
+    pub fn flush_for_sync(&mut self) -> Result<crate::wal::SegmentSync> {
         self.wal.flush_for_sync()
     }
 

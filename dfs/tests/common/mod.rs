@@ -40,6 +40,8 @@ pub struct Cluster {
     pub conf_path: PathBuf,
     pub harness: Harness,
     pub fake: Option<Arc<fake_namenode::FakeNamenode>>,
+    /// Whether each process runs with the power-loss model on (see [`Cluster::power_loss`]).
+    pub power_loss: bool,
     namenodes: BTreeMap<u64, Child>,
     datanodes: BTreeMap<String, Child>,
 }
@@ -88,6 +90,21 @@ impl Cluster {
         dir: tempfile::TempDir,
         config: ClusterConfig,
     ) -> Cluster {
+        Self::start_inner(harness, dir, config, false).await
+    }
+
+    /// Starts real namenodes and datanodes, each with the power-loss model on and its own
+    /// shadow dir ([`Cluster::shadow_dir`]), so [`Cluster::power_loss`] can be simulated.
+    pub async fn start_with_power_loss(dir: tempfile::TempDir, config: ClusterConfig) -> Cluster {
+        Self::start_inner(Harness::Real, dir, config, true).await
+    }
+
+    async fn start_inner(
+        harness: Harness,
+        dir: tempfile::TempDir,
+        config: ClusterConfig,
+        power_loss: bool,
+    ) -> Cluster {
         let conf_path = dir.path().join("cluster.toml");
         std::fs::write(&conf_path, config.to_toml().unwrap()).unwrap();
         let mut cluster = Cluster {
@@ -96,6 +113,7 @@ impl Cluster {
             conf_path,
             harness,
             fake: None,
+            power_loss,
             namenodes: BTreeMap::new(),
             datanodes: BTreeMap::new(),
         };
@@ -136,7 +154,13 @@ impl Cluster {
             .open(&log_path)
             .unwrap();
         let err = out.try_clone().unwrap();
-        Command::new(env!("CARGO_BIN_EXE_dfs"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dfs"));
+        if self.power_loss {
+            let shadow = self.shadow_dir(log);
+            std::fs::create_dir_all(&shadow).unwrap();
+            command.env(dfs::power_loss::ENV_VAR, shadow);
+        }
+        command
             .arg("--conf")
             .arg(&self.conf_path)
             .args(args)
@@ -146,6 +170,65 @@ impl Cluster {
             .stderr(err)
             .spawn()
             .expect("spawn dfs")
+    }
+
+    /// The power-loss shadow dir of the process logging to `log` (`nn1`, a host name).
+    pub fn shadow_dir(&self, log: &str) -> PathBuf {
+        self.dir.path().join("power-loss").join(log)
+    }
+
+    /// Simulated power loss of one datanode: SIGKILL, then its state rewritten to what its
+    /// power-loss model says survived. Restart it with [`Cluster::start_datanode`].
+    pub fn power_loss_datanode(&mut self, host: &str) {
+        assert!(
+            self.power_loss,
+            "the cluster was not started with the power-loss model"
+        );
+        self.kill_datanode(host);
+        let shadow = self.shadow_dir(host);
+        dfs::power_loss::materialize(&shadow)
+            .unwrap_or_else(|e| panic!("materializing {}: {e}", shadow.display()));
+    }
+
+    /// Simulated power loss of one namenode: SIGKILL, then its state rewritten to what its
+    /// power-loss model says survived. Restart it with [`Cluster::start_namenode`].
+    pub fn power_loss_namenode(&mut self, id: u64) {
+        assert!(
+            self.power_loss,
+            "the cluster was not started with the power-loss model"
+        );
+        self.kill_namenode(id);
+        let shadow = self.shadow_dir(&format!("nn{id}"));
+        dfs::power_loss::materialize(&shadow)
+            .unwrap_or_else(|e| panic!("materializing {}: {e}", shadow.display()));
+    }
+
+    /// Simulated power loss of every process at once: SIGKILL all of them, then rewrite each
+    /// one's state to what its power-loss model says survived. Restart them afterwards.
+    pub fn power_loss(&mut self) {
+        assert!(
+            self.power_loss,
+            "the cluster was not started with the power-loss model"
+        );
+        let mut children: Vec<Child> = std::mem::take(&mut self.namenodes).into_values().collect();
+        children.extend(std::mem::take(&mut self.datanodes).into_values());
+        // Every signal first, then the waits: no process outlives another by a wait.
+        for c in &mut children {
+            let _ = c.kill();
+        }
+        for c in &mut children {
+            let _ = c.wait();
+        }
+        let logs = self
+            .namenode_ids()
+            .into_iter()
+            .map(|id| format!("nn{id}"))
+            .chain(self.host_names());
+        for log in logs {
+            let shadow = self.shadow_dir(&log);
+            dfs::power_loss::materialize(&shadow)
+                .unwrap_or_else(|e| panic!("materializing {}: {e}", shadow.display()));
+        }
     }
 
     pub fn start_namenode(&mut self, id: u64) {
