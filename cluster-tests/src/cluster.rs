@@ -76,6 +76,9 @@ pub struct Options {
     pub faults: String,
     /// Start the MapReduce daemons (jobtracker, workers) too.
     pub mapreduce: bool,
+    /// Run namenodes and datanodes under dfs's power-loss model (`dfs::power_loss`), so
+    /// [`Cluster::lose_power`] can drop what they had not fsynced.
+    pub power_loss: bool,
     /// Config changes after the test timings.
     pub tweak: Box<dyn FnOnce(&mut ClusterConfig)>,
 }
@@ -86,6 +89,7 @@ impl Default for Options {
             hosts: 4,
             faults: String::new(),
             mapreduce: true,
+            power_loss: false,
             tweak: Box::new(|_| {}),
         }
     }
@@ -102,6 +106,7 @@ pub struct Cluster {
     pub config: ClusterConfig,
     procs: BTreeMap<Daemon, Child>,
     faults: String,
+    power_loss: bool,
     rt: tokio::runtime::Runtime,
 }
 
@@ -169,6 +174,7 @@ impl Cluster {
             config,
             procs: BTreeMap::new(),
             faults: opts.faults,
+            power_loss: opts.power_loss,
             rt,
         };
         for id in 1..=3 {
@@ -214,6 +220,9 @@ impl Cluster {
         if matches!(d, Daemon::Worker(_)) && !self.faults.is_empty() {
             cmd.env("MRJOB_FAULTS", &self.faults);
         }
+        if let Some(shadow) = self.shadow_dir(&d) {
+            cmd.env("DFS_TEST_POWER_LOSS_DIR", shadow);
+        }
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", d.name()));
@@ -237,6 +246,24 @@ impl Cluster {
             .unwrap_or_else(|| panic!("{} is not running", d.name()));
         signal_group(child.id(), "KILL");
         let _ = child.wait();
+    }
+
+    /// The power-loss model's record of what `d` fsynced (namenodes and datanodes, when the
+    /// cluster runs under the model).
+    fn shadow_dir(&self, d: &Daemon) -> Option<PathBuf> {
+        let storage = matches!(d, Daemon::Namenode(_) | Daemon::Datanode(_));
+        (self.power_loss && storage).then(|| self.dir().join("shadow").join(d.name()))
+    }
+
+    /// A power loss of `d`'s storage: SIGKILL, then everything it had not fsynced is gone
+    /// (see `dfs::power_loss`). The caller restarts it.
+    pub fn lose_power(&mut self, d: &Daemon) {
+        self.kill(d);
+        let shadow = self
+            .shadow_dir(d)
+            .unwrap_or_else(|| panic!("{} does not run under the power-loss model", d.name()));
+        dfs::power_loss::materialize(&shadow)
+            .unwrap_or_else(|e| panic!("power loss of {}: {e}", d.name()));
     }
 
     /// SIGKILLs and starts a daemon again.
