@@ -447,7 +447,12 @@ fn randomized_mix() {
     let stop = Arc::new(AtomicBool::new(false));
     let injector = {
         let (c, stop, steps) = (c.clone(), stop.clone(), steps.clone());
-        std::thread::spawn(move || inject(&c, &steps, &proxies, &stop))
+        // The proxies come back with the thread's result: every host's connections to a
+        // datanode go through them, so they must live until the cluster stops.
+        std::thread::spawn(move || {
+            inject(&c, &steps, &proxies, &stop);
+            proxies
+        })
     };
     let start = Instant::now();
     let mut jobs = 0;
@@ -466,8 +471,7 @@ fn randomized_mix() {
             let mut cmd = cmd;
             cmd.spawn().unwrap()
         };
-        let stderr = finish(child, &format!("{job} #{jobs} (SEED={seed})"));
-        let _ = stderr;
+        finish(child, &format!("{job} #{jobs} (SEED={seed})"));
         must_equal_output(&c.lock().unwrap(), &out, want);
         eprintln!(
             "[{:>6} ms] {job} #{jobs} matches local mode",
@@ -476,6 +480,8 @@ fn randomized_mix() {
         jobs += 1;
     }
     stop.store(true, Ordering::Relaxed);
-    injector.join().expect("fault injector");
+    let proxies = injector.join().expect("fault injector");
     assert!(jobs >= 2);
+    drop(c);
+    drop(proxies);
 }
