@@ -276,3 +276,54 @@ fn leader_paused_past_election_timeout() {
         },
     );
 }
+
+// Checks G5 with an asymmetric partition: the followers' packets to the leader are dropped,
+// while the leader's still reach them (its heartbeats arrive, their answers do not). The
+// leader must step down rather than go on acknowledging, the majority must elect a leader and
+// serve writes within seconds, and after healing one leader remains with every write.
+#[test]
+fn one_way_cut_to_the_leader() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let _seed = seed("one_way_cut_to_the_leader");
+    let c = dfs_only("one-way-cut");
+    if !c.net.has_namespaces() {
+        eprintln!("one_way_cut_to_the_leader: skipped, cuts need network namespaces");
+        return;
+    }
+    let old = c.must_leader(Duration::from_secs(20));
+    let client = c.client();
+    c.block_on(client.mkdirs("/before")).unwrap();
+    let old_host = format!("nn{old}");
+    for i in (1..=3).filter(|i| *i != old) {
+        c.net.cut(&format!("nn{i}"), &old_host).unwrap();
+    }
+    let cut_at = Instant::now();
+    // A write must be acknowledged within seconds, by whichever leader has a majority.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match c.block_on(client.mkdirs("/during")) {
+            Ok(()) => break,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no write acknowledged during the cut: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    eprintln!("write acknowledged {:?} after the cut", cut_at.elapsed());
+    // The old leader hears nobody: it must not acknowledge anything on its own.
+    let alone = c.client_of_namenode(old);
+    assert!(
+        c.block_on(alone.mkdirs("/from-cut-leader")).is_err(),
+        "G5 violated: a leader that hears no follower acknowledged a write"
+    );
+    c.net.heal().unwrap();
+    let leader = c.must_leader(Duration::from_secs(20));
+    eprintln!("leader {leader} after healing (was {old})");
+    for p in ["/before", "/during"] {
+        assert!(c.block_on(client.exists(p)).unwrap(), "{p} lost");
+    }
+    assert!(!c.block_on(client.exists("/from-cut-leader")).unwrap());
+}
