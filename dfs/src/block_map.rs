@@ -42,7 +42,24 @@ pub struct BlockMap {
     commands: HashMap<String, Vec<DatanodeCommand>>,
     /// Replications handed out and not yet confirmed: block id → retry after this time.
     in_flight_until_ms: HashMap<u64, u64>,
+    /// Datanodes a writer reported failed, with the time of the report; cleared by the
+    /// datanode's next heartbeat or registration (see [`Self::suspect`]).
+    suspects: HashMap<String, u64>,
+    /// Blocks being written: the hosts of the current pipeline, and every host any pipeline of
+    /// the block went through (lease recovery asks them all).
+    pipelines: HashMap<u64, Pipeline>,
 }
+
+/// The pipelines of one block under construction, as the writer told the leader.
+#[derive(Debug, Clone, Default)]
+struct Pipeline {
+    current: Vec<String>,
+    ever: Vec<String>,
+}
+
+/// Most blocks whose pipelines are remembered; beyond it the record is cleared. Losing it only
+/// costs precision (see [`crate::completion`]): `Complete` then copies instead of waiting.
+pub const MAX_RECORDED_PIPELINES: usize = 100_000;
 
 impl BlockMap {
     /// An empty map.
@@ -53,6 +70,7 @@ impl BlockMap {
     /// A datanode (re)starts.
     pub fn register(&mut self, node: DatanodeRef, usage: DatanodeUsage, now_ms: u64) {
         let host = node.host.clone();
+        self.suspects.remove(&host);
         self.nodes.insert(
             host,
             NodeEntry {
@@ -69,10 +87,126 @@ impl BlockMap {
             Some(n) => {
                 n.usage = usage;
                 n.last_heartbeat_ms = now_ms;
+                if self.suspects.get(host).is_some_and(|&t| now_ms > t) {
+                    self.suspects.remove(host);
+                }
                 true
             }
             None => false,
         }
+    }
+
+    /// A writer reported `host` failed in its pipeline. Until the datanode heartbeats again it
+    /// is not counted as live by [`Self::is_usable`] nor chosen by placement: a SIGKILLed
+    /// datanode keeps "live" status for `datanode_dead_after_ms`, and counting it would make
+    /// `Complete` wait for a replica that cannot come, or let placement pick it again.
+    pub fn suspect(&mut self, host: &str, now_ms: u64) {
+        if self.nodes.contains_key(host) {
+            self.suspects.insert(host.to_string(), now_ms);
+        }
+    }
+
+    /// Live and not suspected: counts toward min(replication, live datanodes) for `Complete`.
+    pub fn is_usable(&self, host: &str, now_ms: u64, dead_after_ms: u64) -> bool {
+        self.is_live(host, now_ms, dead_after_ms) && !self.suspects.contains_key(host)
+    }
+
+    /// How many datanodes are usable (see [`Self::is_usable`]).
+    pub fn usable_count(&self, now_ms: u64, dead_after_ms: u64) -> usize {
+        self.nodes
+            .keys()
+            .filter(|h| self.is_usable(h, now_ms, dead_after_ms))
+            .count()
+    }
+
+    /// Records the pipeline a writer uses for a block under construction.
+    pub fn record_pipeline(&mut self, block_id: u64, hosts: &[String]) {
+        if self.pipelines.len() >= MAX_RECORDED_PIPELINES && !self.pipelines.contains_key(&block_id)
+        {
+            self.pipelines.clear();
+        }
+        let p = self.pipelines.entry(block_id).or_default();
+        p.current = hosts.to_vec();
+        for h in hosts {
+            if !p.ever.contains(h) {
+                p.ever.push(h.clone());
+            }
+        }
+    }
+
+    /// The current pipeline recorded for a block (empty when unknown).
+    pub fn pipeline(&self, block_id: u64) -> Vec<String> {
+        self.pipelines
+            .get(&block_id)
+            .map(|p| p.current.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every host any recorded pipeline of the block went through; `None` when unknown.
+    pub fn pipeline_hosts_ever(&self, block_id: u64) -> Option<Vec<String>> {
+        self.pipelines.get(&block_id).map(|p| p.ever.clone())
+    }
+
+    /// Forgets the pipelines of blocks whose file was closed.
+    pub fn forget_pipelines(&mut self, block_ids: impl IntoIterator<Item = u64>) {
+        for id in block_ids {
+            self.pipelines.remove(&id);
+        }
+    }
+
+    /// Every reported replica of `block_id`, for the completion rule.
+    pub fn replica_views(
+        &self,
+        block_id: u64,
+        now_ms: u64,
+        dead_after_ms: u64,
+    ) -> Vec<crate::completion::ReplicaView> {
+        let Some(holders) = self.replicas.get(&block_id) else {
+            return Vec::new();
+        };
+        holders
+            .iter()
+            .map(|(host, r)| crate::completion::ReplicaView {
+                host: host.clone(),
+                block: r.block,
+                state: r.state,
+                corrupt: r.corrupt,
+                usable: self.is_usable(host, now_ms, dead_after_ms),
+            })
+            .collect()
+    }
+
+    /// Queues a copy of `block` from `source` to `targets` unless one is already under way;
+    /// returns whether it was queued. Used by `Complete` for files under construction, which
+    /// the periodic replication check leaves alone.
+    pub fn request_copy(
+        &mut self,
+        block: Block,
+        source: &str,
+        targets: &[String],
+        now_ms: u64,
+        retry_after_ms: u64,
+    ) -> bool {
+        let busy = self
+            .in_flight_until_ms
+            .get(&block.id)
+            .is_some_and(|&t| t > now_ms);
+        if busy || targets.is_empty() {
+            return false;
+        }
+        self.in_flight_until_ms
+            .insert(block.id, now_ms + retry_after_ms);
+        let targets = self.refs(targets);
+        self.push_command(source, DatanodeCommand::Replicate { block, targets });
+        true
+    }
+
+    /// Hosts holding any reported replica of `block_id`.
+    pub fn holders(&self, block_id: u64) -> Vec<String> {
+        self.replicas
+            .get(&block_id)
+            .map(|h| h.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// A full block report replaces everything known about the host's replicas.
@@ -135,11 +269,12 @@ impl BlockMap {
         self.nodes.get(host).map(|n| &n.node)
     }
 
-    /// Live datanodes for placement.
+    /// Live, unsuspected datanodes for placement.
     pub fn live_views(&self, now_ms: u64, dead_after_ms: u64) -> Vec<NodeView> {
         self.nodes
             .values()
             .filter(|n| now_ms.saturating_sub(n.last_heartbeat_ms) < dead_after_ms)
+            .filter(|n| !self.suspects.contains_key(&n.node.host))
             .map(|n| NodeView {
                 host: n.node.host.clone(),
                 rack: n.node.rack.clone(),

@@ -141,6 +141,38 @@ impl FakeNamenode {
                     corrupt: vec![],
                 }))
             }
+            Request::AddDatanode {
+                path,
+                block_id,
+                existing,
+                failed,
+                excluded,
+                ..
+            } => {
+                let live = self.live(st);
+                let f = st.files.get(&path).ok_or(Error::NotFound(path.clone()))?;
+                let block = *f
+                    .blocks
+                    .iter()
+                    .find(|b| b.id == block_id)
+                    .ok_or(Error::NotFound(format!("block {block_id}")))?;
+                let wanted = (f.replication as usize).saturating_sub(existing.len());
+                let locations: Vec<_> = live
+                    .into_iter()
+                    .filter(|n| {
+                        !existing.contains(&n.host)
+                            && !failed.contains(&n.host)
+                            && !excluded.contains(&n.host)
+                    })
+                    .take(wanted)
+                    .collect();
+                Ok(Response::Block(LocatedBlock {
+                    block,
+                    offset_bytes: 0,
+                    locations,
+                    corrupt: vec![],
+                }))
+            }
             Request::Complete { path, last, .. } => {
                 let live = self.live(st).len() as u32;
                 let f = st
