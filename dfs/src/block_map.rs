@@ -555,6 +555,52 @@ mod tests {
             .collect()
     }
 
+    // Checks G2: a datanode a writer reported failed stops counting as usable at once (no
+    // dead-node timeout), is not placed on, and counts again after its next heartbeat.
+    #[test]
+    fn suspects_stop_counting_until_they_heartbeat() {
+        let mut map = BlockMap::new();
+        for i in 0..3 {
+            map.register(node(i), usage(), 0);
+        }
+        assert_eq!(map.usable_count(10, DEAD_MS), 3);
+        map.suspect("h1", 10);
+        assert_eq!(map.usable_count(10, DEAD_MS), 2);
+        assert!(map.is_live("h1", 10, DEAD_MS), "still live for readers");
+        assert!(!map.is_usable("h1", 10, DEAD_MS));
+        assert!(map.live_views(10, DEAD_MS).iter().all(|n| n.host != "h1"));
+        map.suspect("nobody", 10); // Unknown hosts are ignored.
+        assert!(map.heartbeat("h1", usage(), 20));
+        assert!(map.is_usable("h1", 20, DEAD_MS));
+        assert_eq!(map.usable_count(20, DEAD_MS), 3);
+    }
+
+    #[test]
+    fn copies_at_close_are_not_doubled_while_one_is_under_way() {
+        let mut map = BlockMap::new();
+        for i in 0..3 {
+            map.register(node(i), usage(), 0);
+        }
+        let b = Block {
+            id: 5,
+            gen_stamp: 1,
+            len_bytes: 10,
+        };
+        map.record_pipeline(5, &["h0".into(), "h1".into()]);
+        map.record_pipeline(5, &["h0".into(), "h2".into()]);
+        assert_eq!(map.pipeline(5), vec!["h0", "h2"]);
+        assert_eq!(map.pipeline_hosts_ever(5).unwrap(), vec!["h0", "h1", "h2"]);
+        assert!(map.request_copy(b, "h0", &["h1".into()], 0, 100));
+        assert!(!map.request_copy(b, "h0", &["h1".into()], 50, 100));
+        assert_eq!(replicate_targets(&mut map, "h0"), vec!["h1"]);
+        assert!(
+            map.request_copy(b, "h0", &["h1".into()], 150, 100),
+            "retried later"
+        );
+        map.forget_pipelines([5]);
+        assert!(map.pipeline_hosts_ever(5).is_none());
+    }
+
     // Checks G4: replicas on a dead datanode stop counting and the block is copied elsewhere.
     #[test]
     fn dead_datanode_triggers_re_replication() {

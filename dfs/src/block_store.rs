@@ -893,6 +893,28 @@ mod tests {
     }
 
     #[test]
+    fn a_finalized_replica_is_recovered_by_restamping_at_its_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::open(&[dir.path().to_path_buf()], "dn").unwrap();
+        write_block(&store, 6, 2, &bytes(3000));
+        let reported = store.recovery_replicas(6).unwrap();
+        assert_eq!(reported.len(), 1);
+        assert_eq!(reported[0].state, ReplicaState::Finalized);
+        let at = |len_bytes| Block {
+            id: 6,
+            gen_stamp: 2,
+            len_bytes,
+        };
+        assert!(
+            store.recover(at(1000), 9).is_err(),
+            "no cutting of finalized replicas"
+        );
+        let r = store.recover(at(3000), 9).unwrap();
+        assert_eq!((r.gen_stamp, r.len_bytes), (9, 3000));
+        store.verify_replica(6).unwrap();
+    }
+
+    #[test]
     fn parked_replicas_go_when_superseded() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlockStore::open(&[dir.path().to_path_buf()], "dn").unwrap();

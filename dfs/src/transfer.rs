@@ -12,7 +12,13 @@
 //!   `P` packets of at most [`MAX_PACKET_DATA_BYTES`] flow downstream; each datanode verifies a
 //!   packet, forwards it, stores it, and acks it upstream only after the downstream ack for the
 //!   same packet. The last packet is acked after the replica is finalized (fsynced and renamed),
-//!   so the last ack means the block is durable on every node of the pipeline (G2).
+//!   so the last ack means the block is durable on every node of the pipeline (G2). A node
+//!   waits for its downstream ack one peer timeout per node below it, so a hung node is named
+//!   by its upstream neighbour. A replica whose pipeline ends before the last packet is parked
+//!   in the store for lease recovery (see [`crate::block_store`]).
+//! - **recovery** (from the namenode leader, see [`crate::block_recovery`]): `M RecoveryInfo`
+//!   → `M Replicas` (every replica of the block here, with fsynced lengths); `M
+//!   FinishRecovery` → `M Ready{len}` once the chosen replica is cut, restamped and finalized.
 //!
 //! Servers bound their connections and time out idle reads; a malformed frame gets a
 //! `Failed` reply where one can be sent and the connection is closed (G7).

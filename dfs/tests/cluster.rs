@@ -403,6 +403,56 @@ async fn close_with_fewer_live_datanodes_than_replication() {
     .await;
 }
 
+/// A cluster whose leases expire fast: soft limit 1 s, hard limit 3 s.
+async fn short_lease_cluster(hosts: usize) -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path(), 3, hosts);
+    config.lease_soft_limit_ms = 1_000;
+    config.lease_hard_limit_ms = 3_000;
+    Cluster::start_with(Harness::Real, dir, config).await
+}
+
+/// Waits until the namenode recovered the lease of `path` (closed it), then checks that it
+/// kept at least `acked` bytes, at most `written`, and reads exactly `data`'s prefix of that
+/// length; finally that the recovered blocks return to three replicas.
+async fn must_recover_at_acked_length(
+    cluster: &Cluster,
+    path: &str,
+    data: &[u8],
+    acked: usize,
+    written: usize,
+) {
+    let client = cluster.client();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        let s = client.stat(path).await.unwrap();
+        if !s.under_construction {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} still under construction after the lease limit"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let len = status.len_bytes as usize;
+    assert!(
+        len >= acked && len <= written,
+        "recovered length {len}, acknowledged {acked}, written {written}"
+    );
+    must_equal(
+        &must_read(&client, path).await,
+        &data[..len],
+        "recovered file",
+    );
+    must_wait_replicated(&client, path, 3, None, Duration::from_secs(30)).await;
+    must_equal(
+        &must_read(&client, path).await,
+        &data[..len],
+        "recovered file after re-replication",
+    );
+}
+
 // Checks G2: a writer that hflushed N bytes and then crashed (its writer dropped without
 // close: connections cut, no more lease renewals). After the hard lease limit the namenode
 // recovers the file: closed, with at least the N acknowledged bytes, exactly the written
@@ -411,15 +461,11 @@ async fn close_with_fewer_live_datanodes_than_replication() {
 async fn crashed_writer_is_closed_at_its_acknowledged_length() {
     let seed = test_seed();
     bounded(LIMIT, async {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = test_config(dir.path(), 3, 3);
-        config.lease_soft_limit_ms = 1_000;
-        config.lease_hard_limit_ms = 3_000;
-        let cluster = Cluster::start_with(Harness::Real, dir, config).await;
+        let cluster = short_lease_cluster(3).await;
         let data = seeded_bytes(seed, BLOCK * 4);
         // Two and a half blocks, chunk-aligned so hflush sends all of it.
         let acked_target = BLOCK * 2 + BLOCK / 2;
-        let extra = BLOCK; // written after the hflush: may or may not survive
+        let written = acked_target + BLOCK; // the rest may or may not survive
         let path = "/crashed-writer";
         {
             let writer_client = cluster.client();
@@ -430,41 +476,45 @@ async fn crashed_writer_is_closed_at_its_acknowledged_length() {
             w.write(&data[..acked_target]).await.unwrap();
             let acked = w.hflush().await.unwrap();
             assert_eq!(acked, acked_target as u64);
-            w.write(&data[acked_target..acked_target + extra])
-                .await
-                .unwrap();
+            w.write(&data[acked_target..written]).await.unwrap();
             drop(w); // The crash: no close.
         }
-        let client = cluster.client();
-        let deadline = Instant::now() + Duration::from_secs(40);
-        let status = loop {
-            let s = client.stat(path).await.unwrap();
-            if !s.under_construction {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{path} still under construction after the lease limit"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        let len = status.len_bytes as usize;
-        assert!(
-            len >= acked_target && len <= acked_target + extra,
-            "recovered length {len}, acknowledged {acked_target}, written {}",
-            acked_target + extra
-        );
-        must_equal(
-            &must_read(&client, path).await,
-            &data[..len],
-            "recovered file",
-        );
-        must_wait_replicated(&client, path, 3, None, Duration::from_secs(30)).await;
-        must_equal(
-            &must_read(&client, path).await,
-            &data[..len],
-            "recovered file after re-replication",
-        );
+        must_recover_at_acked_length(&cluster, path, &data, acked_target, written).await;
+    })
+    .await;
+}
+
+// Checks G2: the writer crashes after a pipeline rebuild, so the last block exists under two
+// generation stamps (the old pipeline's survivors, parked, and the resend to the new
+// pipeline). Recovery keeps a length of at least what was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_writer_after_pipeline_rebuild_keeps_acknowledged_bytes() {
+    let seed = test_seed();
+    bounded(LIMIT, async {
+        let mut cluster = short_lease_cluster(4).await;
+        let block_size = 16 * BLOCK;
+        let data = seeded_bytes(seed, block_size * 3);
+        let path = "/crashed-after-rebuild";
+        let cut = block_size + block_size / 2;
+        let acked_target = cut + block_size / 4;
+        let written = acked_target + 3 * BLOCK;
+        {
+            let writer_client = cluster.client();
+            let opts = dfs::client::CreateOptions {
+                block_size_bytes: Some(block_size as u64),
+                ..Default::default()
+            };
+            let mut w = writer_client.create(path, opts).await.unwrap();
+            w.write(&data[..cut]).await.unwrap();
+            let pipeline = w.pipeline_hosts();
+            cluster.kill_datanode(&pipeline[1]);
+            w.write(&data[cut..acked_target]).await.unwrap();
+            let acked = w.hflush().await.unwrap();
+            assert_eq!(acked, acked_target as u64);
+            w.write(&data[acked_target..written]).await.unwrap();
+            drop(w);
+        }
+        must_recover_at_acked_length(&cluster, path, &data, acked_target, written).await;
     })
     .await;
 }

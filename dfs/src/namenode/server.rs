@@ -42,9 +42,19 @@ pub struct NamenodeService {
     recovering: Recovering,
 }
 
-/// Paths whose lease recovery is under way on this leader, so two recoveries of one file (the
-/// periodic check and a soft-limit takeover) never interleave their generation stamps.
-type Recovering = Arc<Mutex<HashSet<String>>>;
+/// Lease recoveries on this leader (soft state).
+type Recovering = Arc<Mutex<RecoveryState>>;
+
+/// Which recoveries are running and which wait before their next attempt.
+#[derive(Debug, Default)]
+struct RecoveryState {
+    /// Paths being recovered now, so two recoveries of one file (the periodic check and a
+    /// soft-limit takeover) never interleave their generation stamps.
+    busy: HashSet<String>,
+    /// Paths whose last attempt failed: no new attempt before this time, so a file whose
+    /// datanodes are unreachable does not cost a log entry per check.
+    retry_at_ms: std::collections::HashMap<String, u64>,
+}
 
 impl std::fmt::Debug for NamenodeService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -738,6 +748,7 @@ impl Drop for RecoveryGuard<'_> {
         self.recovering
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .busy
             .remove(&self.path);
     }
 }
@@ -747,6 +758,11 @@ impl Duty<'_> {
     async fn recover_expired_leases(&self) {
         let now = self.shared.now_ms();
         let open = self.shared.ns().open_files();
+        {
+            let paths: HashSet<&str> = open.iter().map(|f| f.path.as_str()).collect();
+            let mut state = self.recovering.lock().unwrap_or_else(|e| e.into_inner());
+            state.retry_at_ms.retain(|p, _| paths.contains(p.as_str()));
+        }
         let expired: Vec<_> = {
             let mut leases = self.shared.leases.lock().unwrap_or_else(|e| e.into_inner());
             let holders: HashSet<&str> = open.iter().map(|f| f.holder.as_str()).collect();
@@ -778,12 +794,14 @@ impl Duty<'_> {
 
     /// Lease recovery of one file: closes it at the length of its last block that the rule in
     /// [`crate::block_recovery`] chooses. An attempt that cannot finish (no replica answered,
-    /// no replica could be finalized, no quorum) changes nothing visible and is retried at the
-    /// next check.
+    /// no replica could be finalized, no quorum) closes nothing and is retried after
+    /// `datanode_dead_after_ms` (by then an unreachable datanode is either back or known dead).
     async fn recover_file(&self, file: &OpenFile) {
+        let now = self.shared.now_ms();
         {
-            let mut busy = self.recovering.lock().unwrap_or_else(|e| e.into_inner());
-            if !busy.insert(file.path.clone()) {
+            let mut state = self.recovering.lock().unwrap_or_else(|e| e.into_inner());
+            let waiting = state.retry_at_ms.get(&file.path).is_some_and(|&t| t > now);
+            if waiting || !state.busy.insert(file.path.clone()) {
                 return;
             }
         }
@@ -795,6 +813,9 @@ impl Duty<'_> {
             Ok(last) => last,
             Err(e) => {
                 tracing::warn!("lease recovery of {} not done yet: {e}", file.path);
+                let retry_at = now + self.config.datanode_dead_after_ms;
+                let mut state = self.recovering.lock().unwrap_or_else(|e| e.into_inner());
+                state.retry_at_ms.insert(file.path.clone(), retry_at);
                 return;
             }
         };
