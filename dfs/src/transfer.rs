@@ -1433,6 +1433,71 @@ mod tests {
         assert_eq!(got, data);
     }
 
+    // Checks G2 (lease recovery): a writer that dies after its packets were acked leaves
+    // parked replicas on every node; they report their length, and a recovered replica
+    // (cut inside a chunk, restamped, finalized) reads back verified.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abandoned_pipeline_is_parked_and_recoverable() {
+        let nodes = [start_node("a").await, start_node("b").await];
+        let targets: Vec<DatanodeRef> = nodes.iter().map(|n| n.node.clone()).collect();
+        let data = payload(3 * MAX_PACKET_DATA_BYTES, 5);
+        let block = Block {
+            id: 21,
+            gen_stamp: 4,
+            len_bytes: 0,
+        };
+        let timeout = Duration::from_secs(2);
+        let mut pipe = PipelineWriter::open(block, &targets, timeout)
+            .await
+            .unwrap();
+        for p in packets_of(&data) {
+            pipe.send(p.data, p.crcs, false).await.unwrap();
+        }
+        pipe.wait_acked().await.unwrap();
+        drop(pipe); // The writer dies: no final packet.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while nodes.iter().any(|n| n.store.parked_count() == 0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "replicas never parked"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for n in &nodes {
+            let reported = recovery_info(&n.node, 21, timeout).await.unwrap();
+            assert_eq!(reported.len(), 1, "{reported:?}");
+            assert_eq!(reported[0].block.len_bytes, data.len() as u64);
+            assert_eq!(reported[0].state, crate::protocol::ReplicaState::InProgress);
+        }
+        let keep = data.len() as u64 - 700;
+        let from = Block {
+            len_bytes: keep,
+            ..block
+        };
+        for n in &nodes {
+            assert_eq!(
+                finish_recovery(&n.node, from, 9, timeout).await.unwrap(),
+                keep
+            );
+            let recovered = Block {
+                id: 21,
+                gen_stamp: 9,
+                len_bytes: keep,
+            };
+            let got = read_range(&n.node, recovered, 0, u64::MAX, timeout)
+                .await
+                .unwrap();
+            assert_eq!(got, &data[..keep as usize]);
+        }
+        let after = recovery_info(&nodes[0].node, 21, timeout).await.unwrap();
+        assert_eq!(
+            after.len(),
+            1,
+            "the parked copy went with the finalize: {after:?}"
+        );
+        assert_eq!(after[0].state, crate::protocol::ReplicaState::Finalized);
+    }
+
     // Checks G2: a dead node is named by its position so the writer can rebuild the pipeline.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn dead_downstream_is_named() {
