@@ -119,6 +119,27 @@ impl BlockMap {
             .count()
     }
 
+    /// How many usable datanodes could hold a replica of `block_id`: those that already hold
+    /// one, and those with at least `room_bytes` free. A full datanode cannot take a copy, so
+    /// counting it would make `Complete` wait for a replica that can never be made.
+    pub fn usable_count_for(
+        &self,
+        block_id: u64,
+        room_bytes: u64,
+        now_ms: u64,
+        dead_after_ms: u64,
+    ) -> usize {
+        let holders = self.replicas.get(&block_id);
+        self.nodes
+            .iter()
+            .filter(|(h, n)| {
+                self.is_usable(h, now_ms, dead_after_ms)
+                    && (n.usage.remaining_bytes >= room_bytes
+                        || holders.is_some_and(|r| r.contains_key(*h)))
+            })
+            .count()
+    }
+
     /// Records the pipeline a writer uses for a block under construction.
     pub fn record_pipeline(&mut self, block_id: u64, hosts: &[String]) {
         if self.pipelines.len() >= MAX_RECORDED_PIPELINES && !self.pipelines.contains_key(&block_id)
@@ -573,6 +594,20 @@ mod tests {
         assert!(map.heartbeat("h1", usage(), 20));
         assert!(map.is_usable("h1", 20, DEAD_MS));
         assert_eq!(map.usable_count(20, DEAD_MS), 3);
+        // A full datanode counts for a block only if it already holds a replica of it.
+        let full = DatanodeUsage {
+            remaining_bytes: 10,
+            ..Default::default()
+        };
+        assert!(map.heartbeat("h2", full, 30));
+        assert_eq!(map.usable_count_for(8, 1024, 30, DEAD_MS), 2);
+        let b = Block {
+            id: 8,
+            gen_stamp: 1,
+            len_bytes: 5,
+        };
+        map.incremental("h2", &[fin(b)], &[]);
+        assert_eq!(map.usable_count_for(8, 1024, 30, DEAD_MS), 3);
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! datanodes a writer reported as failed and that have not heartbeated since (suspects, see
 //! [`crate::block_map::BlockMap::suspect`]): a datanode killed mid-write stops counting at once
 //! instead of after the dead-node timeout, while one that was only slow for the writer is back
-//! in the count at its next heartbeat.
+//! in the count at its next heartbeat. A datanode without room for a block (less free space
+//! than the block size) counts for that block only if it already holds a replica of it: a
+//! full datanode cannot take a copy, so waiting for one would only end in a timeout.
 //!
 //! When a block has fewer good replicas than needed, the pipeline hosts recorded for it that
 //! have not reported yet are waited for (their reports are on the way); any remaining shortfall

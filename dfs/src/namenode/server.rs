@@ -560,9 +560,10 @@ impl NamenodeService {
             .datanode_dead_after_ms
             .max(self.config.heartbeat_interval_ms * 10);
         let mut map = self.shared.block_map();
-        let need = completion::required_replicas(replication, map.usable_count(now, dead));
         let mut ready = true;
         for block in blocks {
+            let could_hold = map.usable_count_for(block.id, block_size_bytes, now, dead);
+            let need = completion::required_replicas(replication, could_hold);
             let pipeline: Vec<String> = map
                 .pipeline(block.id)
                 .into_iter()
