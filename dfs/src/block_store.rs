@@ -603,13 +603,14 @@ impl BlockWriter {
         self.len_bytes
     }
 
+    /// Makes the bytes written so far durable (lease recovery reports only durable lengths).
+    /// Through [`durable::fsync_file`], the one audited fsync, like every other in the store.
     fn sync_data(&self) -> Result<()> {
         let file = self
             .file
             .as_ref()
             .ok_or_else(|| Error::Malformed("replica writer is closed".into()))?;
-        file.sync_data()
-            .map_err(|e| Error::io(format!("fsync {}", self.tmp_data.display()), e))
+        durable::fsync_file(file, &self.tmp_data)
     }
 
     /// Cuts the replica to `len_bytes` (lease recovery). The CRC of a chunk that the cut makes

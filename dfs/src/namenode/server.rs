@@ -832,9 +832,11 @@ impl Duty<'_> {
                     file.path,
                     file.holder
                 );
-                if let Some(b) = file.last_block {
-                    self.shared.block_map().forget_pipelines([b.id]);
-                }
+                let blocks = self.shared.ns().file_blocks(&file.path, 0, u64::MAX);
+                let ids: Vec<u64> = blocks
+                    .map(|l| l.blocks.iter().map(|(b, _)| b.id).collect())
+                    .unwrap_or_default();
+                self.shared.block_map().forget_pipelines(ids);
             }
             Err(e) => tracing::warn!("lease recovery of {}: {e}", file.path),
         }
