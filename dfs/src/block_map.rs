@@ -42,7 +42,24 @@ pub struct BlockMap {
     commands: HashMap<String, Vec<DatanodeCommand>>,
     /// Replications handed out and not yet confirmed: block id → retry after this time.
     in_flight_until_ms: HashMap<u64, u64>,
+    /// Datanodes a writer reported failed, with the time of the report; cleared by the
+    /// datanode's next heartbeat or registration (see [`Self::suspect`]).
+    suspects: HashMap<String, u64>,
+    /// Blocks being written: the hosts of the current pipeline, and every host any pipeline of
+    /// the block went through (lease recovery asks them all).
+    pipelines: HashMap<u64, Pipeline>,
 }
+
+/// The pipelines of one block under construction, as the writer told the leader.
+#[derive(Debug, Clone, Default)]
+struct Pipeline {
+    current: Vec<String>,
+    ever: Vec<String>,
+}
+
+/// Most blocks whose pipelines are remembered; beyond it the record is cleared. Losing it only
+/// costs precision (see [`crate::completion`]): `Complete` then copies instead of waiting.
+pub const MAX_RECORDED_PIPELINES: usize = 100_000;
 
 impl BlockMap {
     /// An empty map.
@@ -53,6 +70,7 @@ impl BlockMap {
     /// A datanode (re)starts.
     pub fn register(&mut self, node: DatanodeRef, usage: DatanodeUsage, now_ms: u64) {
         let host = node.host.clone();
+        self.suspects.remove(&host);
         self.nodes.insert(
             host,
             NodeEntry {
@@ -69,10 +87,147 @@ impl BlockMap {
             Some(n) => {
                 n.usage = usage;
                 n.last_heartbeat_ms = now_ms;
+                if self.suspects.get(host).is_some_and(|&t| now_ms > t) {
+                    self.suspects.remove(host);
+                }
                 true
             }
             None => false,
         }
+    }
+
+    /// A writer reported `host` failed in its pipeline. Until the datanode heartbeats again it
+    /// is not counted as live by [`Self::is_usable`] nor chosen by placement: a SIGKILLed
+    /// datanode keeps "live" status for `datanode_dead_after_ms`, and counting it would make
+    /// `Complete` wait for a replica that cannot come, or let placement pick it again.
+    pub fn suspect(&mut self, host: &str, now_ms: u64) {
+        if self.nodes.contains_key(host) {
+            self.suspects.insert(host.to_string(), now_ms);
+        }
+    }
+
+    /// Live and not suspected: counts toward min(replication, live datanodes) for `Complete`.
+    pub fn is_usable(&self, host: &str, now_ms: u64, dead_after_ms: u64) -> bool {
+        self.is_live(host, now_ms, dead_after_ms) && !self.suspects.contains_key(host)
+    }
+
+    /// How many datanodes are usable (see [`Self::is_usable`]).
+    pub fn usable_count(&self, now_ms: u64, dead_after_ms: u64) -> usize {
+        self.nodes
+            .keys()
+            .filter(|h| self.is_usable(h, now_ms, dead_after_ms))
+            .count()
+    }
+
+    /// How many usable datanodes could hold a replica of `block_id`: those that already hold
+    /// one, and those with at least `room_bytes` free. A full datanode cannot take a copy, so
+    /// counting it would make `Complete` wait for a replica that can never be made.
+    pub fn usable_count_for(
+        &self,
+        block_id: u64,
+        room_bytes: u64,
+        now_ms: u64,
+        dead_after_ms: u64,
+    ) -> usize {
+        let holders = self.replicas.get(&block_id);
+        self.nodes
+            .iter()
+            .filter(|(h, n)| {
+                self.is_usable(h, now_ms, dead_after_ms)
+                    && (n.usage.remaining_bytes >= room_bytes
+                        || holders.is_some_and(|r| r.contains_key(*h)))
+            })
+            .count()
+    }
+
+    /// Records the pipeline a writer uses for a block under construction.
+    pub fn record_pipeline(&mut self, block_id: u64, hosts: &[String]) {
+        if self.pipelines.len() >= MAX_RECORDED_PIPELINES && !self.pipelines.contains_key(&block_id)
+        {
+            self.pipelines.clear();
+        }
+        let p = self.pipelines.entry(block_id).or_default();
+        p.current = hosts.to_vec();
+        for h in hosts {
+            if !p.ever.contains(h) {
+                p.ever.push(h.clone());
+            }
+        }
+    }
+
+    /// The current pipeline recorded for a block (empty when unknown).
+    pub fn pipeline(&self, block_id: u64) -> Vec<String> {
+        self.pipelines
+            .get(&block_id)
+            .map(|p| p.current.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every host any recorded pipeline of the block went through; `None` when unknown.
+    pub fn pipeline_hosts_ever(&self, block_id: u64) -> Option<Vec<String>> {
+        self.pipelines.get(&block_id).map(|p| p.ever.clone())
+    }
+
+    /// Forgets the pipelines of blocks whose file was closed.
+    pub fn forget_pipelines(&mut self, block_ids: impl IntoIterator<Item = u64>) {
+        for id in block_ids {
+            self.pipelines.remove(&id);
+        }
+    }
+
+    /// Every reported replica of `block_id`, for the completion rule.
+    pub fn replica_views(
+        &self,
+        block_id: u64,
+        now_ms: u64,
+        dead_after_ms: u64,
+    ) -> Vec<crate::completion::ReplicaView> {
+        let Some(holders) = self.replicas.get(&block_id) else {
+            return Vec::new();
+        };
+        holders
+            .iter()
+            .map(|(host, r)| crate::completion::ReplicaView {
+                host: host.clone(),
+                block: r.block,
+                state: r.state,
+                corrupt: r.corrupt,
+                usable: self.is_usable(host, now_ms, dead_after_ms),
+            })
+            .collect()
+    }
+
+    /// Queues a copy of `block` from `source` to `targets` unless one is already under way;
+    /// returns whether it was queued. Used by `Complete` for files under construction, which
+    /// the periodic replication check leaves alone.
+    pub fn request_copy(
+        &mut self,
+        block: Block,
+        source: &str,
+        targets: &[String],
+        now_ms: u64,
+        retry_after_ms: u64,
+    ) -> bool {
+        let busy = self
+            .in_flight_until_ms
+            .get(&block.id)
+            .is_some_and(|&t| t > now_ms);
+        if busy || targets.is_empty() {
+            return false;
+        }
+        self.in_flight_until_ms
+            .insert(block.id, now_ms + retry_after_ms);
+        let targets = self.refs(targets);
+        self.push_command(source, DatanodeCommand::Replicate { block, targets });
+        true
+    }
+
+    /// Hosts holding any reported replica of `block_id`.
+    pub fn holders(&self, block_id: u64) -> Vec<String> {
+        self.replicas
+            .get(&block_id)
+            .map(|h| h.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// A full block report replaces everything known about the host's replicas.
@@ -135,11 +290,12 @@ impl BlockMap {
         self.nodes.get(host).map(|n| &n.node)
     }
 
-    /// Live datanodes for placement.
+    /// Live, unsuspected datanodes for placement.
     pub fn live_views(&self, now_ms: u64, dead_after_ms: u64) -> Vec<NodeView> {
         self.nodes
             .values()
             .filter(|n| now_ms.saturating_sub(n.last_heartbeat_ms) < dead_after_ms)
+            .filter(|n| !self.suspects.contains_key(&n.node.host))
             .map(|n| NodeView {
                 host: n.node.host.clone(),
                 rack: n.node.rack.clone(),
@@ -418,6 +574,66 @@ mod tests {
                 _ => vec![],
             })
             .collect()
+    }
+
+    // Checks G2: a datanode a writer reported failed stops counting as usable at once (no
+    // dead-node timeout), is not placed on, and counts again after its next heartbeat.
+    #[test]
+    fn suspects_stop_counting_until_they_heartbeat() {
+        let mut map = BlockMap::new();
+        for i in 0..3 {
+            map.register(node(i), usage(), 0);
+        }
+        assert_eq!(map.usable_count(10, DEAD_MS), 3);
+        map.suspect("h1", 10);
+        assert_eq!(map.usable_count(10, DEAD_MS), 2);
+        assert!(map.is_live("h1", 10, DEAD_MS), "still live for readers");
+        assert!(!map.is_usable("h1", 10, DEAD_MS));
+        assert!(map.live_views(10, DEAD_MS).iter().all(|n| n.host != "h1"));
+        map.suspect("nobody", 10); // Unknown hosts are ignored.
+        assert!(map.heartbeat("h1", usage(), 20));
+        assert!(map.is_usable("h1", 20, DEAD_MS));
+        assert_eq!(map.usable_count(20, DEAD_MS), 3);
+        // A full datanode counts for a block only if it already holds a replica of it.
+        let full = DatanodeUsage {
+            remaining_bytes: 10,
+            ..Default::default()
+        };
+        assert!(map.heartbeat("h2", full, 30));
+        assert_eq!(map.usable_count_for(8, 1024, 30, DEAD_MS), 2);
+        let b = Block {
+            id: 8,
+            gen_stamp: 1,
+            len_bytes: 5,
+        };
+        map.incremental("h2", &[fin(b)], &[]);
+        assert_eq!(map.usable_count_for(8, 1024, 30, DEAD_MS), 3);
+    }
+
+    #[test]
+    fn copies_at_close_are_not_doubled_while_one_is_under_way() {
+        let mut map = BlockMap::new();
+        for i in 0..3 {
+            map.register(node(i), usage(), 0);
+        }
+        let b = Block {
+            id: 5,
+            gen_stamp: 1,
+            len_bytes: 10,
+        };
+        map.record_pipeline(5, &["h0".into(), "h1".into()]);
+        map.record_pipeline(5, &["h0".into(), "h2".into()]);
+        assert_eq!(map.pipeline(5), vec!["h0", "h2"]);
+        assert_eq!(map.pipeline_hosts_ever(5).unwrap(), vec!["h0", "h1", "h2"]);
+        assert!(map.request_copy(b, "h0", &["h1".into()], 0, 100));
+        assert!(!map.request_copy(b, "h0", &["h1".into()], 50, 100));
+        assert_eq!(replicate_targets(&mut map, "h0"), vec!["h1"]);
+        assert!(
+            map.request_copy(b, "h0", &["h1".into()], 150, 100),
+            "retried later"
+        );
+        map.forget_pipelines([5]);
+        assert!(map.pipeline_hosts_ever(5).is_none());
     }
 
     // Checks G4: replicas on a dead datanode stop counting and the block is copied elsewhere.

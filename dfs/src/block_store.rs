@@ -6,6 +6,14 @@
 //! - `current/blk_<id>_<gen>.meta`: its checksum sidecar (see [`crate::checksum`]);
 //! - `tmp/`: replicas being written. Nothing in `tmp/` is ever reported or served.
 //!
+//! A replica whose pipeline ended before its last packet (the writer or a neighbour died) is
+//! *parked*: kept open in `tmp/`, in memory, for lease recovery, which asks for its durable
+//! length, cuts it and finalizes it under a new generation stamp
+//! ([`BlockStore::recovery_replicas`], [`BlockStore::recover`]). Parked replicas are dropped when
+//! a newer generation of the block is finalized, when they are older than the datanode's
+//! retention, beyond [`MAX_PARKED_REPLICAS`], and at restart (`tmp/` is cleared, so a datanode
+//! restarted before lease recovery contributes nothing to it).
+//!
 //! A replica is finalized by fsyncing both files in `tmp/`, renaming the data file and then the
 //! sidecar into `current/`, and fsyncing `current/`. Because the sidecar is renamed last, a
 //! `.data` without its `.meta` is an interrupted finalize and is deleted on restart, together with
@@ -21,10 +29,15 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::checksum::{self, BYTES_PER_CHECKSUM, CHECKSUM_BYTES, HEADER_BYTES};
 use crate::durable;
 use crate::error::{Error, Result};
+use crate::protocol::{Block, ReplicaState, ReportedReplica};
+
+/// Most parked replicas kept; the oldest goes first beyond it (each holds an open file).
+pub const MAX_PARKED_REPLICAS: usize = 256;
 
 /// One finalized replica as the store knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +72,8 @@ pub struct BlockStore {
     next_volume: AtomicUsize,
     next_tmp_id: AtomicUsize,
     label: String,
+    /// Replicas whose pipeline ended early, oldest first (see the module docs).
+    parked: Mutex<Vec<(Instant, BlockWriter)>>,
 }
 
 /// File name stem of a replica.
@@ -97,6 +112,7 @@ impl BlockStore {
             next_volume: AtomicUsize::new(0),
             next_tmp_id: AtomicUsize::new(0),
             label: label.to_string(),
+            parked: Mutex::new(Vec::new()),
         };
         for (i, vol) in data_dirs.iter().enumerate() {
             store.load_volume(i, vol)?;
@@ -185,14 +201,134 @@ impl BlockStore {
         self.replicas.lock().unwrap().get(&block_id).copied()
     }
 
-    /// Bytes used by finalized replicas (data only).
+    /// Bytes used by finalized replicas: each data file plus its checksum sidecar, as computed
+    /// from the in-memory index (the sidecar's size follows from the data length), so a
+    /// heartbeat costs no disk access. Replicas being written and parked ones are not counted.
     pub fn used_bytes(&self) -> u64 {
         self.replicas
             .lock()
             .unwrap()
             .values()
-            .map(|r| r.len_bytes)
+            .map(|r| {
+                r.len_bytes
+                    + HEADER_BYTES as u64
+                    + checksum::chunk_count(r.len_bytes) * CHECKSUM_BYTES as u64
+            })
             .sum()
+    }
+
+    /// Keeps a replica whose pipeline ended before its last packet, for lease recovery. A
+    /// replica already superseded by a finalized one of the same or a newer stamp is dropped.
+    pub fn park(&self, writer: BlockWriter) {
+        let superseded = self
+            .get(writer.block_id)
+            .is_some_and(|r| r.gen_stamp >= writer.gen_stamp);
+        if superseded || writer.file.is_none() {
+            return; // Dropping the writer deletes its files.
+        }
+        let evicted = {
+            let mut parked = self.parked.lock().unwrap();
+            let evicted = (parked.len() >= MAX_PARKED_REPLICAS).then(|| parked.remove(0));
+            parked.push((Instant::now(), writer));
+            evicted
+        };
+        drop(evicted);
+    }
+
+    /// Drops parked replicas older than `age` (their writer's lease must have been recovered
+    /// long since, so nobody will ask for them).
+    pub fn drop_parked_older_than(&self, age: Duration) {
+        let old: Vec<_> = {
+            let mut parked = self.parked.lock().unwrap();
+            let (old, keep) = std::mem::take(&mut *parked)
+                .into_iter()
+                .partition(|(at, _)| at.elapsed() > age);
+            *parked = keep;
+            old
+        };
+        drop(old);
+    }
+
+    /// Number of parked replicas (for tests and logs).
+    pub fn parked_count(&self) -> usize {
+        self.parked.lock().unwrap().len()
+    }
+
+    fn drop_parked_below(&self, block_id: u64, gen_stamp: u64) {
+        let stale: Vec<_> = {
+            let mut parked = self.parked.lock().unwrap();
+            let (stale, keep) = std::mem::take(&mut *parked)
+                .into_iter()
+                .partition(|(_, w)| w.block_id == block_id && w.gen_stamp <= gen_stamp);
+            *parked = keep;
+            stale
+        };
+        drop(stale);
+    }
+
+    /// Lease recovery, step 1: every replica of `block_id` held here, the finalized one and the
+    /// parked ones, with lengths made durable first (parked data is fsynced before it is
+    /// reported, so the length the namenode plans with survives a crash of this machine).
+    pub fn recovery_replicas(&self, block_id: u64) -> Result<Vec<ReportedReplica>> {
+        let mut out = Vec::new();
+        {
+            let parked = self.parked.lock().unwrap();
+            for (_, w) in parked.iter().filter(|(_, w)| w.block_id == block_id) {
+                w.sync_data()?;
+                out.push(ReportedReplica {
+                    block: Block {
+                        id: block_id,
+                        gen_stamp: w.gen_stamp,
+                        len_bytes: w.len_bytes,
+                    },
+                    state: ReplicaState::InProgress,
+                });
+            }
+        }
+        if let Some(r) = self.get(block_id) {
+            out.push(ReportedReplica {
+                block: Block {
+                    id: block_id,
+                    gen_stamp: r.gen_stamp,
+                    len_bytes: r.len_bytes,
+                },
+                state: ReplicaState::Finalized,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Lease recovery, step 2: cuts the replica `from` (id and stamp) to `from.len_bytes`,
+    /// gives it `gen_stamp` and finalizes it. Idempotent: a replica already recovered to that
+    /// stamp and length is returned as it is. A finalized replica can only be restamped at its
+    /// own length.
+    pub fn recover(&self, from: Block, gen_stamp: u64) -> Result<Replica> {
+        if let Some(r) = self.get(from.id) {
+            if r.gen_stamp == gen_stamp && r.len_bytes == from.len_bytes {
+                return Ok(r);
+            }
+            if r.gen_stamp == from.gen_stamp {
+                let done = self.restamp(from.id, gen_stamp, from.len_bytes)?;
+                self.drop_parked_below(from.id, gen_stamp);
+                return Ok(done);
+            }
+        }
+        let found = {
+            let mut parked = self.parked.lock().unwrap();
+            parked
+                .iter()
+                .position(|(_, w)| w.block_id == from.id && w.gen_stamp == from.gen_stamp)
+                .map(|i| parked.remove(i).1)
+        };
+        let mut writer = found.ok_or_else(|| {
+            Error::NotFound(format!(
+                "no replica of block {} gen {} on {}",
+                from.id, from.gen_stamp, self.label
+            ))
+        })?;
+        writer.cut(from.len_bytes)?;
+        writer.restamp(gen_stamp);
+        self.finalize(writer)
     }
 
     /// The data directories.
@@ -212,7 +348,9 @@ impl BlockStore {
         let s = format!("{}.{nonce}", stem(block_id, gen_stamp));
         let tmp_data = tmp_dir.join(format!("{s}.data"));
         // `create_new` so two writers of the same replica never interleave in one file.
+        // Readable too: lease recovery re-reads the last chunk when it cuts a parked replica.
         let file = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .open(&tmp_data)
@@ -298,6 +436,7 @@ impl BlockStore {
         if let Some(old) = old.filter(|o| o.gen_stamp != w.gen_stamp || o.volume != w.volume) {
             self.remove_files(&old);
         }
+        self.drop_parked_below(w.block_id, w.gen_stamp);
         Ok(replica)
     }
 
@@ -462,6 +601,73 @@ impl BlockWriter {
     /// Bytes written so far.
     pub fn len_bytes(&self) -> u64 {
         self.len_bytes
+    }
+
+    /// Makes the bytes written so far durable (lease recovery reports only durable lengths).
+    /// Through [`durable::fsync_file`], the one audited fsync, like every other in the store.
+    fn sync_data(&self) -> Result<()> {
+        let file = self
+            .file
+            .as_ref()
+            .ok_or_else(|| Error::Malformed("replica writer is closed".into()))?;
+        durable::fsync_file(file, &self.tmp_data)
+    }
+
+    /// Cuts the replica to `len_bytes` (lease recovery). The CRC of a chunk that the cut makes
+    /// partial is recomputed from the bytes on disk, after those bytes were checked against the
+    /// chunk's old CRC (pair assertion: nothing unverified gets a fresh checksum).
+    fn cut(&mut self, len_bytes: u64) -> Result<()> {
+        if len_bytes > self.len_bytes {
+            return Err(Error::Unavailable(format!(
+                "replica of block {} has {} bytes, recovery asks for {len_bytes}",
+                self.block_id, self.len_bytes
+            )));
+        }
+        let old_len = self.len_bytes;
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| Error::Malformed("replica writer is closed".into()))?;
+        let chunk = BYTES_PER_CHECKSUM as u64;
+        let partial = len_bytes % chunk;
+        let new_crc = if partial != 0 && len_bytes < old_len {
+            let start = len_bytes - partial;
+            let mut buf = vec![0u8; ((start + chunk).min(old_len) - start) as usize];
+            file.read_exact_at(&mut buf, start)
+                .map_err(|e| Error::io(format!("reading {}", self.tmp_data.display()), e))?;
+            let at = HEADER_BYTES + (start / chunk) as usize * CHECKSUM_BYTES;
+            let old_crc = self
+                .sidecar
+                .get(at..at + CHECKSUM_BYTES)
+                .ok_or_else(|| Error::Malformed("sidecar shorter than the data".into()))?;
+            checksum::verify(&buf, old_crc, self.block_id, &self.label)?;
+            let mut crc = Vec::new();
+            checksum::append_crc_bytes(&buf[..partial as usize], &mut crc);
+            Some(crc)
+        } else {
+            None
+        };
+        file.set_len(len_bytes)
+            .map_err(|e| Error::io(format!("truncating {}", self.tmp_data.display()), e))?;
+        let keep = HEADER_BYTES + checksum::chunk_count(len_bytes) as usize * CHECKSUM_BYTES;
+        self.sidecar.truncate(keep);
+        if let Some(crc) = new_crc {
+            self.sidecar[keep - CHECKSUM_BYTES..].copy_from_slice(&crc);
+        }
+        self.len_bytes = len_bytes;
+        Ok(())
+    }
+
+    /// Gives the replica a new generation stamp before it is finalized (lease recovery).
+    fn restamp(&mut self, gen_stamp: u64) {
+        self.gen_stamp = gen_stamp;
+        self.sidecar[..HEADER_BYTES].copy_from_slice(
+            &checksum::SidecarHeader {
+                block_id: self.block_id,
+                gen_stamp,
+            }
+            .encode(),
+        );
     }
 
     /// Block id being written.
@@ -632,6 +838,101 @@ mod tests {
             w.append(packet, &crcs).unwrap();
         }
         store.finalize(w).unwrap()
+    }
+
+    fn append_all(w: &mut BlockWriter, data: &[u8]) {
+        for packet in data.chunks(64 * 1024) {
+            let mut crcs = Vec::new();
+            checksum::append_crc_bytes(packet, &mut crcs);
+            w.append(packet, &crcs).unwrap();
+        }
+    }
+
+    // Checks G2 (lease recovery): a parked partial replica reports its durable length, is cut
+    // to a length inside a chunk, restamped and finalized, and reads back verified.
+    #[test]
+    fn parked_replica_is_cut_restamped_and_finalized() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::open(&[dir.path().to_path_buf()], "dn").unwrap();
+        let data = bytes(10_240);
+        let mut w = store.create(9, 3).unwrap();
+        append_all(&mut w, &data);
+        store.park(w);
+        assert_eq!(store.parked_count(), 1);
+        assert!(store.get(9).is_none(), "a parked replica is never served");
+        let reported = store.recovery_replicas(9).unwrap();
+        assert_eq!(reported.len(), 1);
+        assert_eq!(reported[0].state, ReplicaState::InProgress);
+        assert_eq!(reported[0].block.len_bytes, 10_240);
+        let from = Block {
+            id: 9,
+            gen_stamp: 3,
+            len_bytes: 5_000, // inside the tenth chunk
+        };
+        let r = store.recover(from, 7).unwrap();
+        assert_eq!((r.gen_stamp, r.len_bytes), (7, 5_000));
+        assert_eq!(store.parked_count(), 0);
+        store.verify_replica(9).unwrap();
+        let got = store
+            .open_replica(9)
+            .unwrap()
+            .read_verified(0, 5_000)
+            .unwrap();
+        assert_eq!(&got.data[..5_000], &data[..5_000]);
+        // Asking again (a retried recovery) is answered with the same replica.
+        assert_eq!(store.recover(from, 7).unwrap(), r);
+        // Asking for more than a replica holds fails instead of inventing bytes.
+        let mut w = store.create(10, 1).unwrap();
+        append_all(&mut w, &data[..1000]);
+        store.park(w);
+        let too_long = Block {
+            id: 10,
+            gen_stamp: 1,
+            len_bytes: 2000,
+        };
+        assert!(store.recover(too_long, 2).is_err());
+    }
+
+    #[test]
+    fn a_finalized_replica_is_recovered_by_restamping_at_its_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::open(&[dir.path().to_path_buf()], "dn").unwrap();
+        write_block(&store, 6, 2, &bytes(3000));
+        let reported = store.recovery_replicas(6).unwrap();
+        assert_eq!(reported.len(), 1);
+        assert_eq!(reported[0].state, ReplicaState::Finalized);
+        let at = |len_bytes| Block {
+            id: 6,
+            gen_stamp: 2,
+            len_bytes,
+        };
+        assert!(
+            store.recover(at(1000), 9).is_err(),
+            "no cutting of finalized replicas"
+        );
+        let r = store.recover(at(3000), 9).unwrap();
+        assert_eq!((r.gen_stamp, r.len_bytes), (9, 3000));
+        store.verify_replica(6).unwrap();
+    }
+
+    #[test]
+    fn parked_replicas_go_when_superseded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::open(&[dir.path().to_path_buf()], "dn").unwrap();
+        let mut w = store.create(4, 1).unwrap();
+        append_all(&mut w, &bytes(3000));
+        store.park(w);
+        write_block(&store, 4, 2, &bytes(4000));
+        assert_eq!(store.parked_count(), 0);
+        // A late old-stamp replica is not kept either.
+        let mut w = store.create(4, 1).unwrap();
+        append_all(&mut w, &bytes(100));
+        store.park(w);
+        assert_eq!(store.parked_count(), 0);
+        assert_eq!(
+            store.used_bytes(),
+            4000 + HEADER_BYTES as u64 + 8 * CHECKSUM_BYTES as u64
+        );
     }
 
     #[test]

@@ -4,11 +4,25 @@
 //!
 //! Writing: each block is sent as packets through a pipeline of datanodes. The writer keeps the
 //! packets of the block in flight until the pipeline's final ack (which means the block is
-//! finalized, fsynced, on every pipeline node). When a node fails, the writer drops it, adds a
-//! replacement live datanode when one exists, asks the namenode for a new generation stamp
-//! (`UpdatePipeline`), and resends the block's packets to the new pipeline; replicas with the
-//! old stamp are then stale and get deleted. `close` asks `Complete` until the namenode has seen
-//! enough replicas, so when it returns, G2 holds.
+//! finalized, fsynced, on every pipeline node). When a node fails, the writer drops it, asks the
+//! namenode for replacements (`AddDatanode`: placement-aware, excluding failed nodes, and it
+//! marks the failed node as a suspect so the namenode stops counting it at once), asks for a new
+//! generation stamp (`UpdatePipeline`), and resends the block's packets to the new pipeline;
+//! replicas with the old stamp are then stale and get deleted.
+//!
+//! Why resend from the client's buffer rather than copy the partial replica from a surviving
+//! datanode to the replacement (HDFS's choice): the writer already keeps every packet of the
+//! block it is writing (at most two blocks of memory), so a resend needs no second transfer
+//! protocol and no coordination between datanodes, and every replica of the new stamp is
+//! written by one stream from its first byte, so replicas of one stamp are always prefixes of
+//! each other (what lease recovery relies on, see [`crate::block_recovery`]). The cost, a
+//! block's worth of bytes per failure, is paid only when a datanode fails.
+//!
+//! `close` asks `Complete` until the namenode has seen min(replication, live datanodes) good
+//! replicas of every block ([`crate::completion`]; the namenode copies what a narrowed pipeline
+//! could not write), for a bounded time, so when it returns Ok, G2 holds.
+//! [`FileWriter::hflush`] waits until the bytes written so far are acknowledged by every node
+//! of their pipeline; those bytes survive the writer's crash (lease recovery keeps them).
 //!
 //! Reading: bytes come in windows of at most [`READ_WINDOW_BYTES`] from one replica, verified
 //! against their chunk CRCs before they are returned (G3). A replica that fails (down, corrupt,
@@ -311,18 +325,6 @@ impl DfsClient {
             );
         }
     }
-
-    /// Live datanodes, from the namenode's report (empty when it cannot be had).
-    async fn live_datanodes(&self) -> Vec<DatanodeRef> {
-        match self.datanode_report().await {
-            Ok(nodes) => nodes
-                .into_iter()
-                .filter(|d| d.live)
-                .map(|d| d.node)
-                .collect(),
-            Err(_) => Vec::new(),
-        }
-    }
 }
 
 /// The block a writer is filling.
@@ -432,6 +434,46 @@ impl FileWriter {
         Ok(())
     }
 
+    /// Sends every buffered whole checksum chunk and waits until every byte sent so far is
+    /// acknowledged by every datanode of its pipeline (stored there; not yet fsynced). Returns
+    /// how many bytes from the start of the file are acknowledged: after the writer crashes,
+    /// lease recovery closes the file with at least these bytes (see
+    /// [`crate::block_recovery`]). A tail shorter than one chunk (512 bytes) stays buffered,
+    /// because a packet may end inside a chunk only at the end of a block.
+    pub async fn hflush(&mut self) -> Result<u64> {
+        let whole = self.buf.len() / checksum::BYTES_PER_CHECKSUM * checksum::BYTES_PER_CHECKSUM;
+        if whole > 0 {
+            let tail = self.buf.split_off(whole);
+            let sent = self.flush_packet().await;
+            self.buf.unsplit(tail);
+            sent?;
+            let full = self
+                .block
+                .as_ref()
+                .is_some_and(|b| b.len_bytes == self.block_size_bytes);
+            if full {
+                self.finish_block().await?;
+            }
+        }
+        self.await_finishing().await?;
+        for _ in 0..=MAX_PIPELINE_RECOVERIES {
+            let Some(pipe) = self.block.as_mut().and_then(|b| b.pipe.as_mut()) else {
+                break;
+            };
+            match pipe.wait_acked().await {
+                Ok(()) => return Ok(self.written_bytes - self.buf.len() as u64),
+                Err(f) => self.recover(f).await?,
+            }
+        }
+        if self.block.as_ref().is_some_and(|b| b.pipe.is_some()) {
+            return Err(Error::Unavailable(format!(
+                "{}: hflush gave up after repeated pipeline failures",
+                self.path
+            )));
+        }
+        Ok(self.written_bytes - self.buf.len() as u64)
+    }
+
     /// Flushes buffered data, finalizes the last block on its pipeline, and completes the file
     /// with the namenode. Returns only when every block is durable on enough replicas (G2).
     pub async fn close(mut self) -> Result<()> {
@@ -465,14 +507,30 @@ impl FileWriter {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(Error::Timeout(format!(
-                    "{}: the namenode did not see enough replicas to close the file",
-                    self.path
-                )));
+                return Err(self.not_durable_error(patience).await);
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_millis(200));
         }
+    }
+
+    /// The error of a `close` that timed out, naming each block's replica count as the
+    /// namenode sees it (G2's bar is min(replication, live datanodes)).
+    async fn not_durable_error(&self, patience: Duration) -> Error {
+        let counts = match self.client.block_locations(&self.path).await {
+            Ok(b) => b
+                .blocks
+                .iter()
+                .map(|lb| format!("block {}: {}", lb.block.id, lb.locations.len()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Err(e) => format!("locations unavailable: {e}"),
+        };
+        Error::Timeout(format!(
+            "{}: not closed: within {patience:?} the namenode did not see min(replication {}, live \
+             datanodes) finalized replicas of every block (live replicas per block: {counts})",
+            self.path, self.replication
+        ))
     }
 
     async fn add_block(&mut self) -> Result<()> {
@@ -549,8 +607,13 @@ impl FileWriter {
             len_bytes: ob.len_bytes,
             ..ob.located.block
         });
+        // The final packet goes out before the next block is allocated, so once the namespace
+        // knows this block's length its datanodes finalize it even if this writer then dies.
         let task = match ob.pipe.take() {
-            Some(pipe) => tokio::spawn(pipe.finish()),
+            Some(mut pipe) => match pipe.send_end().await {
+                Ok(()) => tokio::spawn(pipe.finish_sent()),
+                Err(f) => tokio::spawn(async { Err(f) }),
+            },
             None => tokio::spawn(async {
                 Err(PipelineFailure {
                     bad_index: 0,
@@ -581,10 +644,15 @@ impl FileWriter {
     }
 
     /// A fully sent block whose pipeline failed before every node acked the end: send it
-    /// again, whole, under the same generation stamp, to the surviving nodes plus replacements.
-    /// The same stamp is safe because a datanode finalizes a replica only after its last packet,
-    /// so every replica with this stamp has exactly these bytes. (The block may no longer be the
-    /// file's last, so `UpdatePipeline` is not an option here.)
+    /// again, whole, to the surviving nodes plus replacements.
+    ///
+    /// While the block is the file's last (no next block allocated: `close` is waiting for
+    /// it), it gets a new generation stamp first, as any rebuilt pipeline of a last block does,
+    /// so lease recovery never sees one stamp on replicas of different pipelines. An earlier
+    /// block keeps its stamp (`UpdatePipeline` only applies to the last block); that is safe
+    /// because its length is already fixed in the namespace and a datanode finalizes a replica
+    /// only after its last packet, so every finalized replica with this stamp has exactly
+    /// these bytes.
     async fn repair_sent_block(
         &mut self,
         mut ob: OpenBlock,
@@ -602,6 +670,14 @@ impl FileWriter {
                 .await;
             if pipeline.is_empty() {
                 break;
+            }
+            if self.block.is_none() {
+                let located = self.update_pipeline(ob.located.block.id, &pipeline).await?;
+                ob.located.block = located.block;
+                self.previous = Some(Block {
+                    len_bytes: ob.len_bytes,
+                    ..located.block
+                });
             }
             ob.located.locations = pipeline;
             let block = Block {
@@ -634,7 +710,7 @@ impl FileWriter {
                     self.path, failure.error
                 )));
             }
-            let located = self.update_pipeline(&pipeline).await?;
+            let located = self.update_pipeline(block_id, &pipeline).await?;
             match self.resend(located).await {
                 Ok(()) => return Ok(()),
                 Err(f) => failure = f,
@@ -663,23 +739,44 @@ impl FileWriter {
             "{what}: {}",
             failure.error
         );
+        let mut failed = Vec::new();
         if bad < nodes.len() {
             let gone = nodes.remove(bad);
+            failed.push(gone.host.clone());
             self.excluded.push(gone.host);
         }
-        self.with_replacements(nodes).await
+        self.with_replacements(block_id, nodes, failed).await
     }
 
-    /// Adds live datanodes not already used or excluded until the pipeline has `replication`
-    /// nodes or no candidate is left.
-    async fn with_replacements(&self, mut pipeline: Vec<DatanodeRef>) -> Vec<DatanodeRef> {
-        if pipeline.len() >= self.replication as usize {
-            return pipeline;
-        }
-        for node in self.client.live_datanodes().await {
-            if pipeline.len() >= self.replication as usize {
-                break;
+    /// Asks the namenode for datanodes to bring the pipeline back to `replication` nodes
+    /// (reporting `failed` ones); without an answer the pipeline goes on narrower, and
+    /// `Complete` has the namenode make the missing copies.
+    async fn with_replacements(
+        &self,
+        block_id: u64,
+        mut pipeline: Vec<DatanodeRef>,
+        failed: Vec<String>,
+    ) -> Vec<DatanodeRef> {
+        let req = Request::AddDatanode {
+            path: self.path.clone(),
+            client_name: self.client.inner.client_name.clone(),
+            block_id,
+            existing: pipeline.iter().map(|n| n.host.clone()).collect(),
+            failed,
+            excluded: self.excluded.clone(),
+        };
+        let added = match self.client.call(req).await {
+            Ok(Response::Block(b)) => b.locations,
+            Ok(other) => {
+                tracing::warn!(path = %self.path, "unexpected AddDatanode reply {other:?}");
+                Vec::new()
             }
+            Err(e) => {
+                tracing::warn!(path = %self.path, "no replacement datanode: {e}");
+                Vec::new()
+            }
+        };
+        for node in added {
             let used = pipeline.iter().any(|p| p.host == node.host);
             if !used && !self.excluded.contains(&node.host) {
                 pipeline.push(node);
@@ -688,14 +785,17 @@ impl FileWriter {
         pipeline
     }
 
-    async fn update_pipeline(&self, pipeline: &[DatanodeRef]) -> Result<LocatedBlock> {
-        let ob = self.block.as_ref().expect("update_pipeline needs a block");
+    async fn update_pipeline(
+        &self,
+        block_id: u64,
+        pipeline: &[DatanodeRef],
+    ) -> Result<LocatedBlock> {
         let resp = self
             .client
             .call(Request::UpdatePipeline {
                 path: self.path.clone(),
                 client_name: self.client.inner.client_name.clone(),
-                block_id: ob.located.block.id,
+                block_id,
                 hosts: pipeline.iter().map(|n| n.host.clone()).collect(),
             })
             .await?;

@@ -90,6 +90,7 @@ pub async fn run(config: ClusterConfig, host: &str) -> Result<()> {
         tokio::spawn(dn.clone().report_to(id, rx));
     }
     tokio::spawn(dn.clone().scan_forever());
+    tokio::spawn(dn.clone().expire_parked_forever());
     fan_out(events_rx, queues).await;
     Ok(())
 }
@@ -302,8 +303,8 @@ impl Datanode {
         }
     }
 
-    /// Lease recovery. Replicas are finalized only when a pipeline completes, so the one case to
-    /// handle is a finalized replica of the right length that needs the new generation stamp.
+    /// Restamps a finalized replica of the right length (the older lease-recovery command;
+    /// today's leader recovers through the transfer port, see [`crate::block_recovery`]).
     async fn recover(&self, block: Block) {
         let store = self.store.clone();
         let result = tokio::task::spawn_blocking(move || {
@@ -344,6 +345,18 @@ impl Datanode {
             used_bytes,
             remaining_bytes,
             active_transfers: self.server.active_transfers(),
+        }
+    }
+
+    /// Drops parked partial replicas (see [`crate::block_store`]) once lease recovery has had
+    /// ample time to use them: twice the hard lease limit plus a minute.
+    async fn expire_parked_forever(self: Arc<Self>) {
+        let keep = Duration::from_millis(self.config.lease_hard_limit_ms.saturating_mul(2))
+            + Duration::from_secs(60);
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let store = self.store.clone();
+            let _ = tokio::task::spawn_blocking(move || store.drop_parked_older_than(keep)).await;
         }
     }
 

@@ -12,6 +12,8 @@
 //! - [`namenode`]: the Raft-replicated namenode daemon (storage, driver, server).
 //! - [`block_map`]: the namenode's soft state of datanodes and replicas, and its commands.
 //! - [`placement`]: pure replica placement, re-replication and deletion decisions.
+//! - [`completion`]: the pure rule for when a file may be closed (G2: enough good replicas).
+//! - [`block_recovery`]: the pure rule for the length a dead writer's last block is closed at.
 //! - [`namespace`]: the namenode's pure state machine (directories, files, blocks, leases).
 //! - [`durable`]: the one audited durable write (tmp → fsync → rename → fsync dir).
 //! - [`power_loss`]: test-only model of what survives a power loss (what was fsynced), and `materialize`.
@@ -24,9 +26,11 @@
 #![deny(missing_docs)]
 
 pub mod block_map;
+pub mod block_recovery;
 pub mod block_store;
 pub mod checksum;
 pub mod client;
+pub mod completion;
 pub mod config;
 pub mod datanode;
 pub mod durable;

@@ -581,8 +581,12 @@ impl Namespace {
     ) -> Result<Outcome> {
         let id = self.lookup(p)?;
         let file = self.file_mut(id, p)?;
-        if file.lease_holder.is_none() && last.map(|b| b.id) == file.blocks.last().map(|b| b.id) {
-            // Already closed by an earlier attempt of this same call: say so again.
+        let same_end =
+            last.map(|b| (b.id, b.len_bytes)) == file.blocks.last().map(|b| (b.id, b.len_bytes));
+        if file.lease_holder.is_none() && same_end {
+            // Already closed by an earlier attempt of this same call: say so again. A file that
+            // lease recovery closed at another length is not "the same close": the writer
+            // gets the lease error, not a success for bytes the file does not hold.
             return Ok(Outcome::Completed(true));
         }
         let (inode, file) = self.leased_file_mut(p, client)?;
@@ -1214,6 +1218,16 @@ mod tests {
         let st = ns.stat("/f").unwrap();
         assert_eq!((st.len_bytes, st.under_construction), (1101, false));
         assert!(ns.next_gen_stamp() > recovered.gen_stamp);
+        // The expired writer, back too late, must not be told its longer file was closed.
+        let late = ns.apply(&e(Op::Complete {
+            path: "/f".into(),
+            client_name: "c".into(),
+            last: Some(Block {
+                len_bytes: 500,
+                ..b2
+            }),
+        }));
+        assert!(late.is_err(), "{late:?}");
         // A file whose last block never reached a datanode loses that block.
         create(&mut ns, "/g", "c").unwrap();
         let b = add_block(&mut ns, "/g", None);

@@ -21,10 +21,11 @@
 //! - A **writing client**: [`Request::Create`], then per block [`Request::AddBlock`] (passing the
 //!   previous block with its final length), write the pipeline to the returned locations, and
 //!   finally [`Request::Complete`] until it answers `Completed(true)`: the leader says `false`
-//!   until every block has at least one finalized replica of the right length and generation
-//!   stamp reported to it (so send the incremental report before acking the client). Renew the lease every
-//!   `lease_soft_limit_ms / 2` with [`Request::RenewLease`]. When a datanode dies mid-write,
-//!   [`Request::UpdatePipeline`] gives the block a new generation stamp for the surviving nodes.
+//!   until every block has min(replication, live datanodes) good replicas reported to it (see
+//!   [`crate::completion`]; so send the incremental report before acking the client). Renew the
+//!   lease every `lease_soft_limit_ms / 2` with [`Request::RenewLease`]. When a datanode dies
+//!   mid-write, [`Request::AddDatanode`] names replacements and [`Request::UpdatePipeline`]
+//!   gives the block a new generation stamp for the rebuilt pipeline.
 //! - A **reading client**: [`Request::GetBlockLocations`], then read from the datanodes; report a
 //!   bad replica with [`Request::ReportCorrupt`].
 //!
@@ -436,6 +437,25 @@ pub enum Request {
         block: Block,
         /// The host holding the corrupt replica.
         host: String,
+    },
+    /// After a pipeline failure: datanodes to bring the pipeline of `block_id` back to the
+    /// file's replication (HDFS's `getAdditionalDatanode`) → `Block` whose `locations` are the
+    /// replacements only (possibly none). The leader marks `failed` as suspects (not counted as
+    /// live for `Complete` until they heartbeat again) and records `existing` plus the
+    /// replacements as the block's pipeline. Idempotent: asking again just chooses again.
+    AddDatanode {
+        /// File path.
+        path: String,
+        /// The lease holder.
+        client_name: String,
+        /// The block whose pipeline is rebuilt.
+        block_id: u64,
+        /// The surviving pipeline, in order.
+        existing: Vec<String>,
+        /// Hosts that just failed in this writer's pipeline.
+        failed: Vec<String>,
+        /// Hosts the writer will not use (every host that failed it so far).
+        excluded: Vec<String>,
     },
 }
 

@@ -12,7 +12,13 @@
 //!   `P` packets of at most [`MAX_PACKET_DATA_BYTES`] flow downstream; each datanode verifies a
 //!   packet, forwards it, stores it, and acks it upstream only after the downstream ack for the
 //!   same packet. The last packet is acked after the replica is finalized (fsynced and renamed),
-//!   so the last ack means the block is durable on every node of the pipeline (G2).
+//!   so the last ack means the block is durable on every node of the pipeline (G2). A node
+//!   waits for its downstream ack one peer timeout per node below it, so a hung node is named
+//!   by its upstream neighbour. A replica whose pipeline ends before the last packet is parked
+//!   in the store for lease recovery (see [`crate::block_store`]).
+//! - **recovery** (from the namenode leader, see [`crate::block_recovery`]): `M RecoveryInfo`
+//!   → `M Replicas` (every replica of the block here, with fsynced lengths); `M
+//!   FinishRecovery` → `M Ready{len}` once the chosen replica is cut, restamped and finalized.
 //!
 //! Servers bound their connections and time out idle reads; a malformed frame gets a
 //! `Failed` reply where one can be sent and the connection is closed (G7).
@@ -32,7 +38,7 @@ use crate::block_store::{BlockStore, BlockWriter, Replica};
 use crate::checksum::{self, BYTES_PER_CHECKSUM, CHECKSUM_BYTES};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{decode_msg, encode_msg, write_frame};
-use crate::protocol::{Block, DatanodeRef, WireError};
+use crate::protocol::{Block, DatanodeRef, ReportedReplica, WireError};
 
 /// Most data bytes in one packet (a multiple of the checksum chunk).
 pub const MAX_PACKET_DATA_BYTES: usize = 64 * 1024;
@@ -71,6 +77,21 @@ pub enum TransferRequest {
         /// The datanodes after this one.
         downstream: Vec<DatanodeRef>,
     },
+    /// Lease recovery, step 1 (sent by the namenode leader): report every replica of
+    /// `block_id` held here, finalized or left behind by a pipeline that ended early, each
+    /// fsynced first so the reported length is durable. Answered by `Replicas`.
+    RecoveryInfo {
+        /// The block being recovered.
+        block_id: u64,
+    },
+    /// Lease recovery, step 2: cut the replica `from` (id and stamp) to `from.len_bytes`,
+    /// give it `gen_stamp`, and finalize it. Answered by `Ready { len_bytes }`.
+    FinishRecovery {
+        /// The replica to keep and the length to keep of it.
+        from: Block,
+        /// The new generation stamp.
+        gen_stamp: u64,
+    },
 }
 
 /// Messages a datanode sends back.
@@ -92,6 +113,11 @@ pub enum TransferReply {
         bad_index: u32,
         /// What went wrong.
         error: WireError,
+    },
+    /// The replicas of a block under recovery held by this datanode (durable lengths).
+    Replicas {
+        /// Each replica with its stamp, length and state.
+        replicas: Vec<ReportedReplica>,
     },
 }
 
@@ -405,6 +431,45 @@ impl TransferServer {
             TransferRequest::Write { block, downstream } => {
                 self.serve_write(r, w, block, downstream).await
             }
+            TransferRequest::RecoveryInfo { block_id } => {
+                let store = self.store.clone();
+                let reply = blocking(move || store.recovery_replicas(block_id))
+                    .await
+                    .map(|replicas| TransferReply::Replicas { replicas });
+                self.reply(w, reply).await
+            }
+            TransferRequest::FinishRecovery { from, gen_stamp } => {
+                let store = self.store.clone();
+                let done = blocking(move || store.recover(from, gen_stamp)).await;
+                if let Ok(replica) = &done {
+                    tracing::info!(
+                        block = from.id,
+                        gen_stamp,
+                        len_bytes = replica.len_bytes,
+                        "replica recovered"
+                    );
+                    let _ = self.events.send(ReplicaEvent::Received(*replica)).await;
+                }
+                let reply = done.map(|r| TransferReply::Ready {
+                    len_bytes: r.len_bytes,
+                });
+                self.reply(w, reply).await
+            }
+        }
+    }
+
+    /// Sends a one-message answer (or the error as `Failed`).
+    async fn reply(
+        &self,
+        mut w: BufWriter<OwnedWriteHalf>,
+        reply: Result<TransferReply>,
+    ) -> Result<()> {
+        match reply {
+            Ok(msg) => send_message(&mut w, &msg).await,
+            Err(e) => {
+                send_message(&mut w, &failed(0, &e)).await?;
+                Err(e)
+            }
         }
     }
 
@@ -522,7 +587,11 @@ impl TransferServer {
         };
         let (tx, rx) = mpsc::channel(PIPELINE_WINDOW_PACKETS);
         let receive = self.receive_packets(&mut r, down_w, writer, tx);
-        let ack = self.relay_acks(&mut w, down_r, rx);
+        // A node waits for its downstream ack longer the more nodes are below it, so when a
+        // node hangs, the node just above it times out first and names it; the nodes further
+        // up then relay that verdict instead of blaming their healthy neighbour.
+        let ack_timeout = self.limits.peer_timeout * downstream.len().max(1) as u32;
+        let ack = self.relay_acks(&mut w, down_r, rx, ack_timeout);
         tokio::pin!(receive);
         tokio::pin!(ack);
         let mut receiving = true;
@@ -543,11 +612,16 @@ impl TransferServer {
         writer: BlockWriter,
         tx: mpsc::Sender<Stored>,
     ) {
-        let mut writer = Some(writer);
+        // Whichever way this ends before the last packet (an error, or the connection task
+        // dropping this future), the partial replica is parked for lease recovery.
+        let mut slot = WriterSlot {
+            store: self.store.clone(),
+            writer: Some(writer),
+        };
         let mut expected_seqno = 0;
         loop {
             let step = self
-                .receive_one(r, down.as_mut(), &mut writer, expected_seqno)
+                .receive_one(r, down.as_mut(), &mut slot.writer, expected_seqno)
                 .await;
             let done = matches!(
                 step,
@@ -579,7 +653,7 @@ impl TransferServer {
             Ok(p) => p,
             Err(e) => return local(e),
         };
-        let Some(mut w) = writer.take() else {
+        let Some(w) = writer.as_mut() else {
             return local(Error::Malformed("packet after the last one".into()));
         };
         if packet.seqno != expected_seqno || packet.offset_bytes != w.len_bytes() {
@@ -615,12 +689,14 @@ impl TransferServer {
             tokio::task::spawn_blocking(move || file.sync_data());
         }
         if !packet.last {
-            *writer = Some(w);
             return Stored::Packet {
                 seqno: packet.seqno,
                 last: false,
             };
         }
+        let Some(w) = writer.take() else {
+            return local(Error::Malformed("replica writer vanished".into()));
+        };
         let store = self.store.clone();
         match blocking(move || store.finalize(w)).await {
             Ok(replica) => {
@@ -640,6 +716,7 @@ impl TransferServer {
         w: &mut BufWriter<OwnedWriteHalf>,
         mut down: Option<BufReader<OwnedReadHalf>>,
         mut rx: mpsc::Receiver<Stored>,
+        ack_timeout: Duration,
     ) -> Result<()> {
         // Acks are cumulative: one ack covers every packet up to its seqno. Under load many
         // packets are stored between two acks, and one message replaces many.
@@ -666,7 +743,7 @@ impl TransferServer {
             let Some(upto) = upto else { continue };
             if let Some(d) = down.as_mut() {
                 while down_acked.is_none_or(|a| a < upto) {
-                    match await_ack(d, self.limits.peer_timeout).await {
+                    match await_ack(d, ack_timeout).await {
                         Ok(acked) => down_acked = Some(acked),
                         Err(f) => {
                             let _ =
@@ -684,6 +761,22 @@ impl TransferServer {
         Err(Error::Malformed(
             "pipeline ended before its last packet".into(),
         ))
+    }
+}
+
+/// The replica one pipeline connection is writing. Dropped before the last packet (the writer
+/// or a neighbour went away), it parks the partial replica in the store instead of deleting it,
+/// so lease recovery can close the file at the length that reached this node.
+struct WriterSlot {
+    store: Arc<BlockStore>,
+    writer: Option<BlockWriter>,
+}
+
+impl Drop for WriterSlot {
+    fn drop(&mut self) {
+        if let Some(w) = self.writer.take() {
+            self.store.park(w);
+        }
     }
 }
 
@@ -921,11 +1014,29 @@ impl PipelineWriter {
     /// Sends the final (empty) packet and waits until every packet is acked, that is until the
     /// replica is finalized on every node of the pipeline.
     pub async fn finish(mut self) -> std::result::Result<u64, PipelineFailure> {
-        self.send(Bytes::new(), Bytes::new(), true).await?;
+        self.send_end().await?;
+        self.finish_sent().await
+    }
+
+    /// Sends the final (empty) packet without waiting for acks. Once it is sent, every node
+    /// of the pipeline finalizes the replica even if the sender then dies.
+    pub async fn send_end(&mut self) -> std::result::Result<(), PipelineFailure> {
+        self.send(Bytes::new(), Bytes::new(), true).await
+    }
+
+    /// After [`Self::send_end`]: waits until the replica is finalized on every node.
+    pub async fn finish_sent(mut self) -> std::result::Result<u64, PipelineFailure> {
+        self.wait_acked().await?;
+        Ok(self.next_offset)
+    }
+
+    /// Waits until every packet sent so far is acknowledged by every node of the pipeline
+    /// (stored on each of them; finalized too if the final packet was among them).
+    pub async fn wait_acked(&mut self) -> std::result::Result<(), PipelineFailure> {
         while !self.in_flight.is_empty() {
             self.await_one_ack().await?;
         }
-        Ok(self.next_offset)
+        Ok(())
     }
 
     async fn await_one_ack(&mut self) -> std::result::Result<(), PipelineFailure> {
@@ -1019,6 +1130,55 @@ pub async fn replicate(
     }
     pipe.finish().await.map_err(|f| f.error)?;
     Ok(())
+}
+
+/// Sends one request and returns the one reply (a `Failed` reply becomes its error).
+async fn one_shot(
+    node: &DatanodeRef,
+    req: &TransferRequest,
+    timeout: Duration,
+) -> Result<TransferReply> {
+    let stream = connect(&node.addr, timeout).await?;
+    let (r, mut w) = stream.into_split();
+    let mut reader = BufReader::new(r);
+    send_message(&mut w, req).await?;
+    let frame = recv_frame(&mut reader, timeout, "a recovery reply").await?;
+    match decode_message::<TransferReply>(&frame)? {
+        TransferReply::Failed { error, .. } => Err(error.into()),
+        other => Ok(other),
+    }
+}
+
+/// Lease recovery step 1: the replicas of `block_id` on `node`, with durable lengths.
+pub async fn recovery_info(
+    node: &DatanodeRef,
+    block_id: u64,
+    timeout: Duration,
+) -> Result<Vec<ReportedReplica>> {
+    match one_shot(node, &TransferRequest::RecoveryInfo { block_id }, timeout).await? {
+        TransferReply::Replicas { replicas } => Ok(replicas),
+        other => Err(Error::Malformed(format!(
+            "unexpected recovery reply {other:?}"
+        ))),
+    }
+}
+
+/// Lease recovery step 2: `node` cuts replica `from` to `from.len_bytes`, restamps it
+/// `gen_stamp` and finalizes it; returns the finalized length.
+pub async fn finish_recovery(
+    node: &DatanodeRef,
+    from: Block,
+    gen_stamp: u64,
+    timeout: Duration,
+) -> Result<u64> {
+    // Finalizing fsyncs twice and renames: allow it more than one round trip.
+    let req = TransferRequest::FinishRecovery { from, gen_stamp };
+    match one_shot(node, &req, timeout * 2).await? {
+        TransferReply::Ready { len_bytes } => Ok(len_bytes),
+        other => Err(Error::Malformed(format!(
+            "unexpected recovery reply {other:?}"
+        ))),
+    }
 }
 
 /// A streaming read of one replica's byte range from a datanode.
@@ -1271,6 +1431,71 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(got, data);
+    }
+
+    // Checks G2 (lease recovery): a writer that dies after its packets were acked leaves
+    // parked replicas on every node; they report their length, and a recovered replica
+    // (cut inside a chunk, restamped, finalized) reads back verified.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abandoned_pipeline_is_parked_and_recoverable() {
+        let nodes = [start_node("a").await, start_node("b").await];
+        let targets: Vec<DatanodeRef> = nodes.iter().map(|n| n.node.clone()).collect();
+        let data = payload(3 * MAX_PACKET_DATA_BYTES, 5);
+        let block = Block {
+            id: 21,
+            gen_stamp: 4,
+            len_bytes: 0,
+        };
+        let timeout = Duration::from_secs(2);
+        let mut pipe = PipelineWriter::open(block, &targets, timeout)
+            .await
+            .unwrap();
+        for p in packets_of(&data) {
+            pipe.send(p.data, p.crcs, false).await.unwrap();
+        }
+        pipe.wait_acked().await.unwrap();
+        drop(pipe); // The writer dies: no final packet.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while nodes.iter().any(|n| n.store.parked_count() == 0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "replicas never parked"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for n in &nodes {
+            let reported = recovery_info(&n.node, 21, timeout).await.unwrap();
+            assert_eq!(reported.len(), 1, "{reported:?}");
+            assert_eq!(reported[0].block.len_bytes, data.len() as u64);
+            assert_eq!(reported[0].state, crate::protocol::ReplicaState::InProgress);
+        }
+        let keep = data.len() as u64 - 700;
+        let from = Block {
+            len_bytes: keep,
+            ..block
+        };
+        for n in &nodes {
+            assert_eq!(
+                finish_recovery(&n.node, from, 9, timeout).await.unwrap(),
+                keep
+            );
+            let recovered = Block {
+                id: 21,
+                gen_stamp: 9,
+                len_bytes: keep,
+            };
+            let got = read_range(&n.node, recovered, 0, u64::MAX, timeout)
+                .await
+                .unwrap();
+            assert_eq!(got, &data[..keep as usize]);
+        }
+        let after = recovery_info(&nodes[0].node, 21, timeout).await.unwrap();
+        assert_eq!(
+            after.len(),
+            1,
+            "the parked copy went with the finalize: {after:?}"
+        );
+        assert_eq!(after[0].state, crate::protocol::ReplicaState::Finalized);
     }
 
     // Checks G2: a dead node is named by its position so the writer can rebuild the pipeline.

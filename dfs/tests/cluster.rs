@@ -303,3 +303,251 @@ async fn scanner_reports_unread_corruption() {
     })
     .await;
 }
+
+/// Asserts that right now every block of `path` has at least `n` good replicas (finalized,
+/// current stamp, exact length, as the namenode's fsck sees them) on hosts other than `not_on`,
+/// and that each of those replica files on disk has the block's length.
+async fn must_have_replicas_now(
+    cluster: &Cluster,
+    client: &DfsClient,
+    path: &str,
+    n: usize,
+    not_on: &str,
+) {
+    let files = client.fsck(path).await.unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    for b in &files[0].blocks {
+        let good: Vec<&String> = b.live.iter().filter(|h| h.as_str() != not_on).collect();
+        assert!(
+            good.len() >= n,
+            "block {} has {} good replicas besides {not_on} right after close, want >= {n}: {b:?}",
+            b.block.id,
+            good.len()
+        );
+        for host in good {
+            let file = cluster
+                .replica_file(host, b.block.id)
+                .unwrap_or_else(|| panic!("block {} not on {host}'s disk", b.block.id));
+            let len = std::fs::metadata(&file).unwrap().len();
+            assert_eq!(len, b.block.len_bytes, "replica length on {host}");
+        }
+    }
+}
+
+/// Writes `data` as a file of 16-packet blocks and SIGKILLs the middle node of the pipeline
+/// in the middle of the second block; returns the victim and how long `close` took.
+async fn write_killing_mid_pipeline(
+    cluster: &mut Cluster,
+    client: &DfsClient,
+    path: &str,
+    data: &[u8],
+    block_size: usize,
+) -> (String, Duration) {
+    let opts = dfs::client::CreateOptions {
+        block_size_bytes: Some(block_size as u64),
+        ..Default::default()
+    };
+    let mut w = client.create(path, opts).await.unwrap();
+    let cut = block_size + block_size / 2;
+    w.write(&data[..cut]).await.unwrap();
+    let pipeline = w.pipeline_hosts();
+    assert_eq!(pipeline.len(), 3, "pipeline {pipeline:?}");
+    let victim = pipeline[1].clone();
+    cluster.kill_datanode(&victim);
+    w.write(&data[cut..]).await.unwrap();
+    let started = Instant::now();
+    w.close()
+        .await
+        .unwrap_or_else(|e| panic!("close after killing {victim}: {e}"));
+    (victim, started.elapsed())
+}
+
+// Checks G2: with 4 datanodes and replication 3, a datanode SIGKILLed mid-pipeline. `close`
+// returns Ok and, right after it (no waiting for background re-replication), every block has
+// three good replicas on the surviving datanodes, including the blocks the victim held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_after_pipeline_failure_has_full_replication() {
+    let seed = test_seed();
+    bounded(LIMIT, async {
+        let mut cluster = Cluster::start(Harness::Real, 4).await;
+        let client = cluster.client();
+        let block_size = 16 * BLOCK;
+        let data = seeded_bytes(seed, block_size * 3 + 1000);
+        let path = "/g2-full-width";
+        let (victim, _) =
+            write_killing_mid_pipeline(&mut cluster, &client, path, &data, block_size).await;
+        must_have_replicas_now(&cluster, &client, path, 3, &victim).await;
+        must_equal(&must_read(&client, path).await, &data, "after close");
+    })
+    .await;
+}
+
+// Checks G2: with only 3 datanodes and one SIGKILLed mid-write, min(replication, live) is 2:
+// `close` returns Ok promptly (it does not wait for the dead-node timeout or hang) with every
+// block on both survivors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_with_fewer_live_datanodes_than_replication() {
+    let seed = test_seed();
+    bounded(LIMIT, async {
+        let mut cluster = Cluster::start(Harness::Real, 3).await;
+        let client = cluster.client();
+        let block_size = 16 * BLOCK;
+        let data = seeded_bytes(seed, block_size * 2 + 3000);
+        let path = "/g2-narrow";
+        let (victim, took) =
+            write_killing_mid_pipeline(&mut cluster, &client, path, &data, block_size).await;
+        assert!(took < Duration::from_secs(15), "close took {took:?}");
+        must_have_replicas_now(&cluster, &client, path, 2, &victim).await;
+        must_equal(&must_read(&client, path).await, &data, "after close");
+    })
+    .await;
+}
+
+/// A cluster whose leases expire fast: soft limit 1 s, hard limit 3 s.
+async fn short_lease_cluster(hosts: usize) -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path(), 3, hosts);
+    config.lease_soft_limit_ms = 1_000;
+    config.lease_hard_limit_ms = 3_000;
+    Cluster::start_with(Harness::Real, dir, config).await
+}
+
+/// Waits until the namenode recovered the lease of `path` (closed it), then checks that it
+/// kept at least `acked` bytes, at most `written`, and reads exactly `data`'s prefix of that
+/// length; finally that the recovered blocks return to three replicas.
+async fn must_recover_at_acked_length(
+    cluster: &Cluster,
+    path: &str,
+    data: &[u8],
+    acked: usize,
+    written: usize,
+) {
+    let client = cluster.client();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        let s = client.stat(path).await.unwrap();
+        if !s.under_construction {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} still under construction after the lease limit"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let len = status.len_bytes as usize;
+    assert!(
+        len >= acked && len <= written,
+        "recovered length {len}, acknowledged {acked}, written {written}"
+    );
+    must_equal(
+        &must_read(&client, path).await,
+        &data[..len],
+        "recovered file",
+    );
+    must_wait_replicated(&client, path, 3, None, Duration::from_secs(30)).await;
+    must_equal(
+        &must_read(&client, path).await,
+        &data[..len],
+        "recovered file after re-replication",
+    );
+}
+
+// Checks G2: a writer that hflushed N bytes and then crashed (its writer dropped without
+// close: connections cut, no more lease renewals). After the hard lease limit the namenode
+// recovers the file: closed, with at least the N acknowledged bytes, exactly the written
+// prefix readable, and the last block brought back to full replication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_writer_is_closed_at_its_acknowledged_length() {
+    let seed = test_seed();
+    bounded(LIMIT, async {
+        let cluster = short_lease_cluster(3).await;
+        let data = seeded_bytes(seed, BLOCK * 4);
+        // Two and a half blocks, chunk-aligned so hflush sends all of it.
+        let acked_target = BLOCK * 2 + BLOCK / 2;
+        let written = acked_target + BLOCK; // the rest may or may not survive
+        let path = "/crashed-writer";
+        {
+            let writer_client = cluster.client();
+            let mut w = writer_client
+                .create(path, Default::default())
+                .await
+                .unwrap();
+            w.write(&data[..acked_target]).await.unwrap();
+            let acked = w.hflush().await.unwrap();
+            assert_eq!(acked, acked_target as u64);
+            w.write(&data[acked_target..written]).await.unwrap();
+            drop(w); // The crash: no close.
+        }
+        must_recover_at_acked_length(&cluster, path, &data, acked_target, written).await;
+    })
+    .await;
+}
+
+// Checks G2: the writer crashes after a pipeline rebuild, so the last block exists under two
+// generation stamps (the old pipeline's survivors, parked, and the resend to the new
+// pipeline). Recovery keeps a length of at least what was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_writer_after_pipeline_rebuild_keeps_acknowledged_bytes() {
+    let seed = test_seed();
+    bounded(LIMIT, async {
+        let mut cluster = short_lease_cluster(4).await;
+        let block_size = 16 * BLOCK;
+        let data = seeded_bytes(seed, block_size * 3);
+        let path = "/crashed-after-rebuild";
+        let cut = block_size + block_size / 2;
+        let acked_target = cut + block_size / 4;
+        let written = acked_target + 3 * BLOCK;
+        {
+            let writer_client = cluster.client();
+            let opts = dfs::client::CreateOptions {
+                block_size_bytes: Some(block_size as u64),
+                ..Default::default()
+            };
+            let mut w = writer_client.create(path, opts).await.unwrap();
+            w.write(&data[..cut]).await.unwrap();
+            let pipeline = w.pipeline_hosts();
+            cluster.kill_datanode(&pipeline[1]);
+            w.write(&data[cut..acked_target]).await.unwrap();
+            let acked = w.hflush().await.unwrap();
+            assert_eq!(acked, acked_target as u64);
+            w.write(&data[acked_target..written]).await.unwrap();
+            drop(w);
+        }
+        must_recover_at_acked_length(&cluster, path, &data, acked_target, written).await;
+    })
+    .await;
+}
+
+// `dfs report` counts block bytes: after a put, every datanode reports non-zero used bytes
+// (replica data plus checksum sidecars).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_shows_used_bytes() {
+    let seed = test_seed();
+    bounded(LIMIT, async {
+        let cluster = Cluster::start(Harness::Real, 3).await;
+        let client = cluster.client();
+        must_put(&client, "/used", &seeded_bytes(seed, BLOCK + 777)).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = cluster.dfs(&["report"]);
+            assert!(out.status.success());
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let used: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.split(" used ").nth(1))
+                .filter_map(|rest| rest.split_whitespace().next())
+                .collect();
+            assert_eq!(used.len(), 3, "{text}");
+            if used.iter().all(|u| *u != "0.0B") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "datanodes still report nothing used: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+}

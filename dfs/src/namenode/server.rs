@@ -4,14 +4,21 @@
 //! and then read the local namespace; both are answered only by the leader (others say
 //! `NotLeader { hint }`). Datanode reports and the status call are answered by every namenode.
 //! The leader also runs a periodic check that queues re-replication and deletion commands and
-//! recovers files whose writer's lease expired.
+//! recovers files whose writer's lease expired (see [`crate::block_recovery`]).
+//!
+//! `Complete` is answered "yes" only when every block has min(replication, usable datanodes)
+//! good replicas ([`crate::completion`]); copies a block lacks beyond what its recorded
+//! pipeline will report are ordered from here, so a writer's `close` converges (G2).
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
 
+use crate::block_recovery::{self, ReplicaReport};
+use crate::completion::{self, Verdict};
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
 use crate::namenode::raft_driver::{build, DriverSettings, RaftHandle, Shared};
@@ -19,8 +26,8 @@ use crate::namenode::storage::Persister;
 use crate::namenode::transport::{serve_raft, Transport};
 use crate::namespace::{Entry, Namespace, Op, OpenFile, Outcome};
 use crate::protocol::{
-    Block, CallId, DatanodeCommand, FileBlocks, FsckBlock, FsckFile, HeartbeatReply, LocatedBlock,
-    ReplicaState, Request, RequestFrame, Response, ResponseFrame, WireError,
+    Block, CallId, DatanodeCommand, DatanodeRef, FileBlocks, FsckBlock, FsckFile, HeartbeatReply,
+    LocatedBlock, Request, RequestFrame, Response, ResponseFrame, WireError,
 };
 use crate::rpc::{malformed_reply, serve, ServerLimits, Service};
 
@@ -32,6 +39,21 @@ pub struct NamenodeService {
     shared: Arc<Shared>,
     raft: RaftHandle,
     config: Arc<ClusterConfig>,
+    recovering: Recovering,
+}
+
+/// Lease recoveries on this leader (soft state).
+type Recovering = Arc<Mutex<RecoveryState>>;
+
+/// Which recoveries are running and which wait before their next attempt.
+#[derive(Debug, Default)]
+struct RecoveryState {
+    /// Paths being recovered now, so two recoveries of one file (the periodic check and a
+    /// soft-limit takeover) never interleave their generation stamps.
+    busy: HashSet<String>,
+    /// Paths whose last attempt failed: no new attempt before this time, so a file whose
+    /// datanodes are unreachable does not cost a log entry per check.
+    retry_at_ms: std::collections::HashMap<String, u64>,
 }
 
 impl std::fmt::Debug for NamenodeService {
@@ -257,7 +279,86 @@ impl NamenodeService {
                 self.shared.block_map().mark_corrupt(&host, &block);
                 Ok(Response::Done)
             }
+            Request::AddDatanode {
+                path,
+                client_name,
+                block_id,
+                existing,
+                failed,
+                excluded,
+            } => {
+                let pipeline = PipelineChange {
+                    existing,
+                    failed,
+                    excluded,
+                };
+                self.add_datanode(path, client_name, block_id, pipeline)
+                    .await
+            }
         }
+    }
+
+    /// Marks the failed hosts as suspects, chooses replacements to bring the pipeline back to
+    /// the file's replication, and records the new pipeline for `Complete` and lease recovery.
+    async fn add_datanode(
+        &self,
+        path: String,
+        client_name: String,
+        block_id: u64,
+        change: PipelineChange,
+    ) -> Result<Response> {
+        self.shared.check_leader()?;
+        self.renew(&client_name);
+        let status = self.shared.ns().stat(&path)?;
+        let holder = self.shared.ns().open_file(&path).map(|f| f.holder);
+        if holder.as_deref() != Some(client_name.as_str()) {
+            return Err(Error::Lease(format!(
+                "{path} is not open for {client_name}"
+            )));
+        }
+        let layout = self.shared.ns().file_blocks(&path, 0, u64::MAX)?;
+        let Some((block, offset_bytes)) = layout.blocks.into_iter().find(|(b, _)| b.id == block_id)
+        else {
+            return Err(Error::NotFound(format!("block {block_id} of {path}")));
+        };
+        let now = self.shared.now_ms();
+        let mut map = self.shared.block_map();
+        for h in &change.failed {
+            map.suspect(h, now);
+        }
+        let wanted = (status.replication as usize).saturating_sub(change.existing.len());
+        let nodes = map.live_views(now, self.dead_after_ms());
+        let avoid: Vec<String> = change
+            .excluded
+            .iter()
+            .chain(&change.failed)
+            .cloned()
+            .collect();
+        let chosen = crate::placement::choose_targets(
+            &nodes,
+            wanted,
+            None,
+            &change.existing,
+            &avoid,
+            status.block_size_bytes,
+            rand::random(),
+        );
+        let mut pipeline = change.existing;
+        pipeline.extend(chosen.iter().cloned());
+        map.record_pipeline(block_id, &pipeline);
+        tracing::info!(
+            path,
+            block = block_id,
+            failed = ?change.failed,
+            replacements = ?chosen,
+            "pipeline rebuilt"
+        );
+        Ok(Response::Block(LocatedBlock {
+            block,
+            offset_bytes,
+            locations: map.refs(&chosen),
+            corrupt: Vec::new(),
+        }))
     }
 
     /// When another writer holds `path` and has not renewed within the soft limit, recover the
@@ -280,7 +381,13 @@ impl NamenodeService {
         // Unknown to this leader's clock (it just took over): give the holder the soft limit.
         let Some(renewed) = renewed else { return };
         if now.saturating_sub(renewed) > self.config.lease_soft_limit_ms {
-            recover_file(&self.shared, &self.raft, &self.config, &file).await;
+            let duty = Duty {
+                shared: &self.shared,
+                raft: &self.raft,
+                config: &self.config,
+                recovering: &self.recovering,
+            };
+            duty.recover_file(&file).await;
         }
     }
 
@@ -341,6 +448,8 @@ impl NamenodeService {
         let Outcome::Block(block) = self.write(call, op).await? else {
             return Err(Error::Raft("AddBlock returned no block".into()));
         };
+        let hosts: Vec<String> = targets.iter().map(|t| t.host.clone()).collect();
+        self.shared.block_map().record_pipeline(block.id, &hosts);
         Ok(Response::Block(LocatedBlock {
             block,
             offset_bytes: self.offset_of(&path, block.id),
@@ -380,7 +489,11 @@ impl NamenodeService {
         let Outcome::Block(block) = self.write(call, op).await? else {
             return Err(Error::Raft("UpdatePipeline returned no block".into()));
         };
-        let locations = self.shared.block_map().refs(&hosts);
+        let locations = {
+            let mut map = self.shared.block_map();
+            map.record_pipeline(block_id, &hosts);
+            map.refs(&hosts)
+        };
         Ok(Response::Block(LocatedBlock {
             block,
             offset_bytes: self.offset_of(&path, block_id),
@@ -389,8 +502,10 @@ impl NamenodeService {
         }))
     }
 
-    /// Closes a file once every block has a finalized replica of the right length (HDFS's
-    /// minimum replication of 1; the writer's pipeline acks are what make G2 hold for the rest).
+    /// Closes a file once every block has min(replication, usable datanodes) good replicas
+    /// (G2; the rule is [`crate::completion`]). Until then it answers `Completed(false)` and
+    /// orders the copies that the block's recorded pipeline will not produce; the writer polls
+    /// for a bounded time.
     async fn complete(
         &self,
         call: Option<CallId>,
@@ -400,27 +515,16 @@ impl NamenodeService {
     ) -> Result<Response> {
         self.shared.check_leader()?;
         self.renew(&client_name);
+        let status = self.shared.ns().stat(&path)?;
         let layout = self.shared.ns().file_blocks(&path, 0, u64::MAX)?;
-        let (under_construction, mut blocks) = (layout.under_construction, layout.blocks);
-        if under_construction {
-            if let (Some(l), Some((b, _))) = (last, blocks.last_mut()) {
+        let mut blocks: Vec<Block> = layout.blocks.into_iter().map(|(b, _)| b).collect();
+        if layout.under_construction {
+            if let (Some(l), Some(b)) = (last, blocks.last_mut()) {
                 if l.id == b.id {
                     b.len_bytes = l.len_bytes;
                 }
             }
-            // Why one finalized replica and not min(replication, live datanodes): the client
-            // (client.rs `FileWriter::complete`) already polls `Complete` until it says true, so
-            // waiting for more is protocol-compatible, but the namenode does not know the
-            // pipeline a block was written through. After pipeline recovery without a
-            // replacement node (or while a dead node still counts as live, for up to
-            // `datanode_dead_after_ms`), min(replication, live) can exceed the replicas the
-            // writer produced, and re-replication does not touch files under construction, so
-            // `close` would spin until its deadline and fail. Raising the bar needs the pipeline
-            // hosts to be recorded (e.g. from `UpdatePipeline`/`AddBlock`, in the block map) and
-            // the bar to be min(replication, live, pipeline length); until then G2's
-            // "on enough replicas" rests on the writer's pipeline acks, as HDFS does.
-            let map = self.shared.block_map();
-            if blocks.iter().any(|(b, _)| map.finalized_count(b) == 0) {
+            if !self.durable_enough(&path, status.replication, status.block_size_bytes, &blocks) {
                 return Ok(Response::Completed(false));
             }
         }
@@ -430,9 +534,78 @@ impl NamenodeService {
             last,
         };
         match self.write(call, op).await? {
-            Outcome::Completed(c) => Ok(Response::Completed(c)),
+            Outcome::Completed(c) => {
+                if c {
+                    let mut map = self.shared.block_map();
+                    map.forget_pipelines(blocks.iter().map(|b| b.id));
+                }
+                Ok(Response::Completed(c))
+            }
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Whether every block meets G2's bar; queues copies for blocks short of it.
+    fn durable_enough(
+        &self,
+        path: &str,
+        replication: u32,
+        block_size_bytes: u64,
+        blocks: &[Block],
+    ) -> bool {
+        let now = self.shared.now_ms();
+        let dead = self.dead_after_ms();
+        let retry_after_ms = self
+            .config
+            .datanode_dead_after_ms
+            .max(self.config.heartbeat_interval_ms * 10);
+        let mut map = self.shared.block_map();
+        let mut ready = true;
+        for block in blocks {
+            let could_hold = map.usable_count_for(block.id, block_size_bytes, now, dead);
+            let need = completion::required_replicas(replication, could_hold);
+            let pipeline: Vec<String> = map
+                .pipeline(block.id)
+                .into_iter()
+                .filter(|h| map.is_usable(h, now, dead))
+                .collect();
+            let views = map.replica_views(block.id, now, dead);
+            let (missing, sources) = match completion::judge(block, &views, &pipeline, need) {
+                Verdict::Durable => continue,
+                Verdict::Waiting { .. } => {
+                    ready = false;
+                    continue;
+                }
+                Verdict::Short {
+                    missing, sources, ..
+                } => (missing, sources),
+            };
+            ready = false;
+            let Some(source) = sources.first() else {
+                continue;
+            };
+            let mut taken = map.holders(block.id);
+            taken.extend(pipeline);
+            let targets = crate::placement::choose_targets(
+                &map.live_views(now, dead),
+                missing,
+                None,
+                &taken,
+                &[],
+                block_size_bytes,
+                rand::random(),
+            );
+            if map.request_copy(*block, source, &targets, now, retry_after_ms) {
+                tracing::info!(
+                    path,
+                    block = block.id,
+                    source,
+                    ?targets,
+                    "block short of replicas at close: copying"
+                );
+            }
+        }
+        ready
     }
 
     async fn locations(
@@ -500,8 +673,20 @@ impl NamenodeService {
     }
 }
 
+/// How the surviving pipeline changed, as a writer reports it in `AddDatanode`.
+struct PipelineChange {
+    existing: Vec<String>,
+    failed: Vec<String>,
+    excluded: Vec<String>,
+}
+
 /// The leader's periodic duties: replication check and lease recovery.
-async fn leader_duties(shared: Arc<Shared>, raft: RaftHandle, config: Arc<ClusterConfig>) {
+async fn leader_duties(
+    shared: Arc<Shared>,
+    raft: RaftHandle,
+    config: Arc<ClusterConfig>,
+    recovering: Recovering,
+) {
     let period = Duration::from_millis(config.replication_check_interval_ms.max(10));
     // Until every datanode had a chance to report, missing replicas are not missing.
     let grace_ms = config.heartbeat_interval_ms * 2;
@@ -535,92 +720,265 @@ async fn leader_duties(shared: Arc<Shared>, raft: RaftHandle, config: Arc<Cluste
                 rand::random(),
             );
         }
-        recover_expired_leases(&shared, &raft, &config).await;
+        let duty = Duty {
+            shared: &shared,
+            raft: &raft,
+            config: &config,
+            recovering: &recovering,
+        };
+        duty.recover_expired_leases().await;
     }
 }
 
-/// Closes files whose writer stopped renewing, at the shortest length any replica of the last
-/// block holds (durable on every replica that reported it).
-async fn recover_expired_leases(shared: &Shared, raft: &RaftHandle, config: &ClusterConfig) {
-    let now = shared.now_ms();
-    let open = shared.ns().open_files();
-    let expired: Vec<_> = {
-        let mut leases = shared.leases.lock().unwrap_or_else(|e| e.into_inner());
-        let holders: std::collections::HashSet<&str> =
-            open.iter().map(|f| f.holder.as_str()).collect();
-        leases.retain(|h, _| holders.contains(h.as_str()));
-        open.iter()
-            .filter(|f| {
-                now.saturating_sub(*leases.entry(f.holder.clone()).or_insert(now))
-                    > config.lease_hard_limit_ms
-            })
-            .cloned()
-            .collect()
-    };
-    for file in expired {
-        recover_file(shared, raft, config, &file).await;
+/// What lease recovery needs from the leader.
+struct Duty<'a> {
+    shared: &'a Shared,
+    raft: &'a RaftHandle,
+    config: &'a ClusterConfig,
+    recovering: &'a Recovering,
+}
+
+/// Releases a path from [`Recovering`] when its recovery attempt ends, however it ends.
+struct RecoveryGuard<'a> {
+    recovering: &'a Recovering,
+    path: String,
+}
+
+impl Drop for RecoveryGuard<'_> {
+    fn drop(&mut self) {
+        self.recovering
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .busy
+            .remove(&self.path);
     }
 }
 
-/// Proposes closing `file` at its recovered length and tells the replicas' holders to match.
-async fn recover_file(shared: &Shared, raft: &RaftHandle, config: &ClusterConfig, file: &OpenFile) {
-    let now = shared.now_ms();
-    let (last, holders) =
-        recovered_last_block(shared, file.last_block, now, config.datanode_dead_after_ms);
-    let op = Op::RecoverLease {
-        path: file.path.clone(),
-        holder: file.holder.clone(),
-        last,
-    };
-    let entry = Entry {
-        now_ms: wall_ms(),
-        call: None,
-        op,
-    };
-    match raft.propose(entry).await {
-        Ok(_) => {
-            tracing::info!(
-                "recovered {} from expired writer {} at {last:?}",
-                file.path,
-                file.holder
-            );
-            if let Some(block) = last {
-                let mut map = shared.block_map();
-                for h in holders {
-                    map.push_command(&h, DatanodeCommand::Recover { block });
-                }
+impl Duty<'_> {
+    /// Recovers files whose writer stopped renewing for longer than the hard limit.
+    async fn recover_expired_leases(&self) {
+        let now = self.shared.now_ms();
+        let open = self.shared.ns().open_files();
+        {
+            let paths: HashSet<&str> = open.iter().map(|f| f.path.as_str()).collect();
+            let mut state = self.recovering.lock().unwrap_or_else(|e| e.into_inner());
+            state.retry_at_ms.retain(|p, _| paths.contains(p.as_str()));
+        }
+        let expired: Vec<_> = {
+            let mut leases = self.shared.leases.lock().unwrap_or_else(|e| e.into_inner());
+            let holders: HashSet<&str> = open.iter().map(|f| f.holder.as_str()).collect();
+            leases.retain(|h, _| holders.contains(h.as_str()));
+            open.iter()
+                .filter(|f| {
+                    now.saturating_sub(*leases.entry(f.holder.clone()).or_insert(now))
+                        > self.config.lease_hard_limit_ms
+                })
+                .cloned()
+                .collect()
+        };
+        for file in expired {
+            self.recover_file(&file).await;
+        }
+    }
+
+    async fn propose(&self, op: Op) -> Result<Outcome> {
+        let entry = Entry {
+            now_ms: wall_ms(),
+            call: None,
+            op,
+        };
+        let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
+        tokio::time::timeout(timeout, self.raft.propose(entry))
+            .await
+            .map_err(|_| Error::Unavailable("recovery proposal not committed in time".into()))?
+    }
+
+    /// Lease recovery of one file: closes it at the length of its last block that the rule in
+    /// [`crate::block_recovery`] chooses. An attempt that cannot finish (no replica answered,
+    /// no replica could be finalized, no quorum) closes nothing and is retried after
+    /// `datanode_dead_after_ms` (by then an unreachable datanode is either back or known dead).
+    async fn recover_file(&self, file: &OpenFile) {
+        let now = self.shared.now_ms();
+        {
+            let mut state = self.recovering.lock().unwrap_or_else(|e| e.into_inner());
+            let waiting = state.retry_at_ms.get(&file.path).is_some_and(|&t| t > now);
+            if waiting || !state.busy.insert(file.path.clone()) {
+                return;
             }
         }
-        Err(e) => tracing::warn!("lease recovery of {}: {e}", file.path),
+        let _guard = RecoveryGuard {
+            recovering: self.recovering,
+            path: file.path.clone(),
+        };
+        let last = match self.recover_last_block(file).await {
+            Ok(last) => last,
+            Err(e) => {
+                tracing::warn!("lease recovery of {} not done yet: {e}", file.path);
+                let retry_at = now + self.config.datanode_dead_after_ms;
+                let mut state = self.recovering.lock().unwrap_or_else(|e| e.into_inner());
+                state.retry_at_ms.insert(file.path.clone(), retry_at);
+                return;
+            }
+        };
+        let op = Op::RecoverLease {
+            path: file.path.clone(),
+            holder: file.holder.clone(),
+            last,
+        };
+        match self.propose(op).await {
+            Ok(_) => {
+                tracing::info!(
+                    "recovered {} from expired writer {} at {last:?}",
+                    file.path,
+                    file.holder
+                );
+                let blocks = self.shared.ns().file_blocks(&file.path, 0, u64::MAX);
+                let ids: Vec<u64> = blocks
+                    .map(|l| l.blocks.iter().map(|(b, _)| b.id).collect())
+                    .unwrap_or_default();
+                self.shared.block_map().forget_pipelines(ids);
+            }
+            Err(e) => tracing::warn!("lease recovery of {}: {e}", file.path),
+        }
     }
-}
 
-fn recovered_last_block(
-    shared: &Shared,
-    last: Option<Block>,
-    now: u64,
-    dead_after_ms: u64,
-) -> (Option<Block>, Vec<String>) {
-    let Some(b) = last else {
-        return (None, Vec::new());
-    };
-    let map = shared.block_map();
-    let replicas: Vec<(String, Block, ReplicaState)> = map
-        .reported(b.id)
-        .into_iter()
-        .filter(|(h, r, _)| r.gen_stamp >= b.gen_stamp && map.is_live(h, now, dead_after_ms))
-        .collect();
-    let Some(len) = replicas.iter().map(|(_, r, _)| r.len_bytes).min() else {
-        return (None, Vec::new());
-    };
-    let hosts = replicas.into_iter().map(|(h, _, _)| h).collect();
-    (
-        Some(Block {
-            len_bytes: len,
-            ..b
-        }),
-        hosts,
-    )
+    /// Steps 1-3 of recovering the last block: a fresh generation stamp, the replicas' durable
+    /// lengths, and the chosen replicas cut and finalized. `Ok(None)`: no datanode holds any
+    /// byte of the block (or the kept length is 0), so the block is dropped.
+    async fn recover_last_block(&self, file: &OpenFile) -> Result<Option<Block>> {
+        let Some(last) = file.last_block else {
+            return Ok(None);
+        };
+        // A fresh stamp first, through the log: the dead writer's pipelines hold older stamps,
+        // so whatever they might still finalize is stale, and the stamp cannot be handed out
+        // twice.
+        let op = Op::UpdatePipeline {
+            path: file.path.clone(),
+            client_name: file.holder.clone(),
+            block_id: last.id,
+        };
+        let Outcome::Block(stamped) = self.propose(op).await? else {
+            return Err(Error::Raft("UpdatePipeline returned no block".into()));
+        };
+        let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
+        let nodes = self.recovery_candidates(last.id);
+        let mut asks = tokio::task::JoinSet::new();
+        for node in nodes {
+            asks.spawn(async move {
+                let answer = crate::transfer::recovery_info(&node, last.id, timeout).await;
+                (node.host, answer)
+            });
+        }
+        let (mut reports, mut silent) = (Vec::new(), Vec::new());
+        while let Some(joined) = asks.join_next().await {
+            match joined {
+                Ok((host, Ok(replicas))) => {
+                    reports.extend(replicas.into_iter().map(|r| ReplicaReport {
+                        host: host.clone(),
+                        block: r.block,
+                        state: r.state,
+                    }))
+                }
+                Ok((host, Err(e))) => silent.push(format!("{host}: {e}")),
+                Err(e) => silent.push(format!("task: {e}")),
+            }
+        }
+        let Some(plan) = block_recovery::plan(last.id, stamped.gen_stamp, &reports) else {
+            if silent.is_empty() {
+                return Ok(None); // Every datanode asked answered: nobody holds a byte of it.
+            }
+            return Err(Error::Unavailable(format!(
+                "no replica of block {} reported; unreachable: {}",
+                last.id,
+                silent.join("; ")
+            )));
+        };
+        if plan.len_bytes == 0 {
+            return Ok(None);
+        }
+        let kept = self
+            .finish_replicas(&plan, stamped.gen_stamp, last.id)
+            .await;
+        if kept.is_empty() {
+            return Err(Error::Unavailable(format!(
+                "no replica of block {} could be finalized at {} bytes",
+                last.id, plan.len_bytes
+            )));
+        }
+        tracing::info!(
+            path = %file.path,
+            block = last.id,
+            len_bytes = plan.len_bytes,
+            from_gen = plan.from_gen_stamp,
+            gen = stamped.gen_stamp,
+            ?kept,
+            "last block recovered"
+        );
+        Ok(Some(Block {
+            id: last.id,
+            gen_stamp: stamped.gen_stamp,
+            len_bytes: plan.len_bytes,
+        }))
+    }
+
+    /// Datanodes that may hold a replica of the block: every host a recorded pipeline of it
+    /// went through and every host that reported it; every live datanode when this leader has
+    /// no pipeline record (it was elected after the block was allocated).
+    fn recovery_candidates(&self, block_id: u64) -> Vec<DatanodeRef> {
+        let now = self.shared.now_ms();
+        let dead = self.config.datanode_dead_after_ms;
+        let map = self.shared.block_map();
+        let mut hosts = match map.pipeline_hosts_ever(block_id) {
+            Some(hosts) => hosts,
+            None => map
+                .live_views(now, dead)
+                .into_iter()
+                .map(|n| n.host)
+                .collect(),
+        };
+        for h in map.holders(block_id) {
+            if !hosts.contains(&h) {
+                hosts.push(h);
+            }
+        }
+        hosts.retain(|h| map.is_live(h, now, dead));
+        map.refs(&hosts)
+    }
+
+    /// Has every chosen replica cut, restamped and finalized; returns the hosts that did.
+    async fn finish_replicas(
+        &self,
+        plan: &block_recovery::RecoveryPlan,
+        gen_stamp: u64,
+        block_id: u64,
+    ) -> Vec<String> {
+        let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
+        let from = Block {
+            id: block_id,
+            gen_stamp: plan.from_gen_stamp,
+            len_bytes: plan.len_bytes,
+        };
+        let nodes = self.shared.block_map().refs(&plan.hosts);
+        let mut finishes = tokio::task::JoinSet::new();
+        for node in nodes {
+            finishes.spawn(async move {
+                let done = crate::transfer::finish_recovery(&node, from, gen_stamp, timeout).await;
+                (node.host, done)
+            });
+        }
+        let mut kept = Vec::new();
+        while let Some(joined) = finishes.join_next().await {
+            match joined {
+                Ok((host, Ok(len))) if len == plan.len_bytes => kept.push(host),
+                Ok((host, Ok(len))) => {
+                    tracing::warn!(block = block_id, host, len, "recovered to a wrong length")
+                }
+                Ok((host, Err(e))) => tracing::warn!(block = block_id, host, "recovery: {e}"),
+                Err(e) => tracing::warn!(block = block_id, "recovery task: {e}"),
+            }
+        }
+        kept
+    }
 }
 
 fn parse(what: &str, addr: &str) -> Result<SocketAddr> {
@@ -666,13 +1024,15 @@ pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
         handle.clone(),
         limits.idle_timeout,
     ));
+    let recovering: Recovering = Arc::default();
     let service = Arc::new(NamenodeService {
         shared: shared.clone(),
         raft: handle.clone(),
         config: config.clone(),
+        recovering: recovering.clone(),
     });
     tokio::spawn(serve(rpc_listener, limits, service));
-    tokio::spawn(leader_duties(shared, handle, config));
+    tokio::spawn(leader_duties(shared, handle, config, recovering));
     tracing::info!(
         "namenode {id}: clients on {}, raft on {}, state in {}",
         me.addr,

@@ -1,7 +1,9 @@
 //! A single in-process namenode stand-in for testing datanodes and the client on their own:
 //! files as lists of blocks, datanodes from register/heartbeat/reports, naive placement, and
-//! `Complete` that waits for min(replication, live datanodes) reported replicas. No Raft, no
-//! persistence, no re-replication: the real namenode does those.
+//! `Complete` that waits for min(replication, live datanodes) reported replicas and, like the
+//! real namenode (`dfs::completion`), has a holder copy a block that is short (a datanode that
+//! died before reporting its replica leaves a block short for good otherwise). No Raft, no
+//! persistence, no background re-replication: the real namenode does those.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -28,6 +30,10 @@ struct State {
     replicas: HashMap<u64, HashMap<String, u64>>,
     corrupt: HashMap<u64, HashSet<String>>,
     next_id: u64,
+    /// Commands for the next heartbeat reply of each host.
+    commands: HashMap<String, Vec<DatanodeCommand>>,
+    /// When `Complete` last ordered a copy of a block (one at a time, retried after 2 s).
+    copied_at: HashMap<u64, Instant>,
 }
 
 /// The fake namenode service.
@@ -141,8 +147,41 @@ impl FakeNamenode {
                     corrupt: vec![],
                 }))
             }
+            Request::AddDatanode {
+                path,
+                block_id,
+                existing,
+                failed,
+                excluded,
+                ..
+            } => {
+                let live = self.live(st);
+                let f = st.files.get(&path).ok_or(Error::NotFound(path.clone()))?;
+                let block = *f
+                    .blocks
+                    .iter()
+                    .find(|b| b.id == block_id)
+                    .ok_or(Error::NotFound(format!("block {block_id}")))?;
+                let wanted = (f.replication as usize).saturating_sub(existing.len());
+                let locations: Vec<_> = live
+                    .into_iter()
+                    .filter(|n| {
+                        !existing.contains(&n.host)
+                            && !failed.contains(&n.host)
+                            && !excluded.contains(&n.host)
+                    })
+                    .take(wanted)
+                    .collect();
+                Ok(Response::Block(LocatedBlock {
+                    block,
+                    offset_bytes: 0,
+                    locations,
+                    corrupt: vec![],
+                }))
+            }
             Request::Complete { path, last, .. } => {
-                let live = self.live(st).len() as u32;
+                let live_nodes = self.live(st);
+                let live = live_nodes.len() as u32;
                 let f = st
                     .files
                     .get_mut(&path)
@@ -151,13 +190,46 @@ impl FakeNamenode {
                     *b = p;
                 }
                 let need = f.replication.min(live).max(1) as usize;
-                let ok = f.blocks.iter().all(|b| {
-                    st.replicas
+                let mut ok = true;
+                let mut copies = Vec::new();
+                for b in &f.blocks {
+                    let holders: Vec<String> = st
+                        .replicas
                         .get(&b.id)
-                        .map_or(0, |m| m.values().filter(|g| **g == b.gen_stamp).count())
-                        >= need
-                });
+                        .map(|m| {
+                            m.iter()
+                                .filter(|(_, g)| **g == b.gen_stamp)
+                                .map(|(h, _)| h.clone())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if holders.len() >= need {
+                        continue;
+                    }
+                    ok = false;
+                    let source = live_nodes.iter().find(|n| holders.contains(&n.host));
+                    let due = st
+                        .copied_at
+                        .get(&b.id)
+                        .is_none_or(|t| t.elapsed() > Duration::from_secs(2));
+                    if let (Some(source), true) = (source, due) {
+                        let targets: Vec<DatanodeRef> = live_nodes
+                            .iter()
+                            .filter(|n| !holders.contains(&n.host))
+                            .take(need - holders.len())
+                            .cloned()
+                            .collect();
+                        copies.push((source.host.clone(), *b, targets));
+                    }
+                }
                 f.complete |= ok;
+                for (source, block, targets) in copies {
+                    st.copied_at.insert(block.id, Instant::now());
+                    st.commands
+                        .entry(source)
+                        .or_default()
+                        .push(DatanodeCommand::Replicate { block, targets });
+                }
                 Ok(Response::Completed(ok))
             }
             Request::RenewLease { .. } => Ok(Response::Done),
@@ -225,7 +297,8 @@ impl FakeNamenode {
             Request::Heartbeat { host, .. } => match st.nodes.get_mut(&host) {
                 Some(n) => {
                     n.1 = Instant::now();
-                    Ok(Response::Heartbeat(HeartbeatReply::default()))
+                    let commands = st.commands.remove(&host).unwrap_or_default();
+                    Ok(Response::Heartbeat(HeartbeatReply { commands }))
                 }
                 None => Ok(Response::Heartbeat(HeartbeatReply {
                     commands: vec![DatanodeCommand::Reregister],
