@@ -21,6 +21,14 @@
 //! number of Readies, on the leader and on followers alike) is made durable by ONE next fsync.
 //! The loop also drains up to [`MAX_BATCH`] queued requests before handling one Ready, so a
 //! burst of proposals becomes one log append.
+//!
+//! Batching (see [`crate::namenode::batch`]): the proposals found in one drain are stepped into
+//! raft-rs as one `MsgPropose`, so they travel to each follower in one `MsgAppend` and come back
+//! in one append response instead of a message pair per write; the reads found in one drain
+//! share one ReadIndex (one heartbeat round instead of one per read). And the leader does not
+//! broadcast an empty append whenever its commit index moves (`skip_bcast_commit`): followers
+//! learn it with the next append or heartbeat, which only delays their applying, never a
+//! client's answer (only the leader answers, after its own apply).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +43,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::block_map::BlockMap;
 use crate::error::{Error, Result};
 use crate::frame::{decode_msg, encode_msg};
+use crate::namenode::batch::{ProposalBatch, ReadBatch};
 use crate::namenode::storage::{Persister, RaftStore};
 use crate::namespace::{Entry, Namespace, OpResult, Outcome};
 use crate::protocol::{NamenodeStatus, RaftRole};
@@ -202,9 +211,15 @@ pub trait MessageSink: Send + 'static {
     fn send(&self, msgs: Vec<Message>);
 }
 
+/// Where the result of one proposal goes.
+type ProposalReply = oneshot::Sender<Result<OpResult>>;
+/// Where the commit index of one read barrier goes.
+type ReadReply = oneshot::Sender<Result<u64>>;
+
 struct Pending {
-    proposals: HashMap<u64, oneshot::Sender<Result<OpResult>>>,
-    reads: HashMap<u64, oneshot::Sender<Result<u64>>>,
+    proposals: HashMap<u64, ProposalReply>,
+    /// Reads per issued ReadIndex (one ReadIndex serves every read of a drain).
+    reads: HashMap<u64, Vec<ReadReply>>,
     /// Reads waiting for this leader's first commit in its term (raft-rs drops a ReadIndex
     /// before that, which would leave the caller waiting for nothing).
     deferred_reads: Vec<u64>,
@@ -222,6 +237,10 @@ pub struct Driver<S: MessageSink> {
     /// Distinguishes this process's proposals from a previous incarnation's with equal seqs.
     incarnation: u64,
     pending: Pending,
+    /// Proposals collected in the current drain, stepped together by [`Driver::flush_batches`].
+    proposal_batch: ProposalBatch<(u64, ProposalReply)>,
+    /// Reads collected in the current drain, served by one ReadIndex.
+    read_batch: ReadBatch<ReadReply>,
     role: StateRole,
     /// (term, vote) last written, to tell whether a new hard state needs an fsync.
     last_hard_state: (u64, u64),
@@ -279,6 +298,9 @@ pub fn build<S: MessageSink>(
         read_only_option: ReadOnlyOption::Safe,
         max_size_per_msg: 1 << 20,
         max_inflight_msgs: 256,
+        // Followers learn a new commit index with the next append or heartbeat instead of an
+        // extra empty append per commit (see the module docs).
+        skip_bcast_commit: true,
         ..Default::default()
     };
     cfg.validate().map_err(|e| Error::Raft(e.to_string()))?;
@@ -325,6 +347,8 @@ pub fn build<S: MessageSink>(
             deferred_reads: Vec::new(),
             next_seq: 1,
         },
+        proposal_batch: ProposalBatch::default(),
+        read_batch: ReadBatch::default(),
         role: StateRole::Follower,
         last_hard_state: (hard_state.term, hard_state.vote),
         durability: Durability::default(),
@@ -363,6 +387,7 @@ impl<S: MessageSink> Driver<S> {
                     }
                 }
             }
+            self.flush_batches();
             self.on_ready()?;
             self.issue_deferred_reads();
             self.on_ready()?;
@@ -449,7 +474,8 @@ impl<S: MessageSink> Driver<S> {
         seq
     }
 
-    fn propose(&mut self, entry: Entry, reply: oneshot::Sender<Result<OpResult>>) {
+    /// Queues a proposal for the batch stepped at the end of this drain.
+    fn propose(&mut self, entry: Entry, reply: ProposalReply) {
         if self.node.raft.state != StateRole::Leader {
             let _ = reply.send(Err(self.not_leader()));
             return;
@@ -463,23 +489,62 @@ impl<S: MessageSink> Driver<S> {
         };
         let seq = self.next_seq();
         let ctx = encode_msg(&(self.incarnation, seq)).unwrap_or_default();
-        match self.node.propose(ctx, data) {
-            Ok(()) => {
-                self.pending.proposals.insert(seq, reply);
-            }
-            Err(e) => {
-                let _ = reply.send(Err(Error::Unavailable(format!("proposal dropped: {e}"))));
-            }
+        if self.proposal_batch.push(data, ctx, (seq, reply)) {
+            self.flush_proposals();
         }
     }
 
-    fn read_index(&mut self, reply: oneshot::Sender<Result<u64>>) {
+    /// Queues a read for the ReadIndex issued at the end of this drain.
+    fn read_index(&mut self, reply: ReadReply) {
         if self.node.raft.state != StateRole::Leader {
             let _ = reply.send(Err(self.not_leader()));
             return;
         }
+        self.read_batch.push(reply);
+    }
+
+    /// Steps the proposals and issues the ReadIndex collected during this drain.
+    fn flush_batches(&mut self) {
+        self.flush_proposals();
+        self.flush_reads();
+    }
+
+    /// Steps every collected proposal as one `MsgPropose` (one append per follower).
+    fn flush_proposals(&mut self) {
+        let Some((msg, waiting)) = self.proposal_batch.take(self.shared.id) else {
+            return;
+        };
+        // A Raft message stepped in the same drain may have ended this node's leadership.
+        if self.node.raft.state != StateRole::Leader {
+            for (_, reply) in waiting {
+                let _ = reply.send(Err(self.not_leader()));
+            }
+            return;
+        }
+        match self.node.step(msg) {
+            Ok(()) => self.pending.proposals.extend(waiting),
+            Err(e) => {
+                for (_, reply) in waiting {
+                    let _ = reply.send(Err(Error::Unavailable(format!("proposal dropped: {e}"))));
+                }
+            }
+        }
+    }
+
+    /// Issues one ReadIndex for every read collected during this drain.
+    fn flush_reads(&mut self) {
+        if self.read_batch.is_empty() {
+            return;
+        }
+        let waiting = self.read_batch.take();
+        if self.node.raft.state != StateRole::Leader {
+            for reply in waiting {
+                let _ = reply.send(Err(self.not_leader()));
+            }
+            return;
+        }
         let seq = self.next_seq();
-        self.pending.reads.insert(seq, reply);
+        self.pending.reads.insert(seq, waiting);
         if !self.node.raft.commit_to_current_term() {
             self.pending.deferred_reads.push(seq);
             return;
@@ -600,7 +665,7 @@ impl<S: MessageSink> Driver<S> {
             if inc != self.incarnation {
                 continue;
             }
-            if let Some(reply) = self.pending.reads.remove(&seq) {
+            for reply in self.pending.reads.remove(&seq).unwrap_or_default() {
                 let _ = reply.send(Ok(rs.index));
             }
         }
@@ -668,7 +733,7 @@ impl<S: MessageSink> Driver<S> {
             for (_, reply) in self.pending.proposals.drain() {
                 let _ = reply.send(Err(err()));
             }
-            for (_, reply) in self.pending.reads.drain() {
+            for reply in self.pending.reads.drain().flat_map(|(_, r)| r) {
                 let _ = reply.send(Err(err()));
             }
             self.pending.deferred_reads.clear();
