@@ -172,8 +172,10 @@ mod tests {
     fn full_by_bytes_and_reset_after_take() {
         let mut b = ProposalBatch::default();
         let half = MAX_BATCH_BYTES / 2;
-        assert!(!b.push(vec![0; half - 10], vec![0; 5], ()));
-        assert!(b.push(vec![0; half], Vec::new(), ()));
+        assert!(!b.push(vec![0; half], Vec::new(), ()));
+        // Data and context both count: one byte short of the limit is not full yet.
+        assert!(!b.push(vec![0; half - 2], vec![0; 1], ()));
+        assert!(b.push(vec![0; 1], Vec::new(), ()));
         b.take(1).unwrap();
         assert!(!b.push(vec![0; 10], Vec::new(), ()), "bytes were not reset");
     }

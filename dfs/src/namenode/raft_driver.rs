@@ -17,8 +17,15 @@
 //! 5. The log is compacted into a namespace snapshot every `snapshot_every_entries`.
 //!
 //! Group commit: the fsync runs on a blocking thread while the loop keeps stepping messages and
-//! taking proposals. At most one fsync is in flight; everything written while it runs (any
-//! number of Readies, on the leader and on followers alike) is made durable by ONE next fsync.
+//! taking proposals. Up to [`MAX_SYNCS_IN_FLIGHT`] fsyncs run at once, each covering everything
+//! written before it started (any number of Readies, on the leader and on followers alike).
+//! Why more than one: with a single fsync in flight, a write arriving just after it started
+//! waits for it to end and then for a whole fsync of its own, one and a half fsyncs on average;
+//! a second fsync started at once cuts that to about one, and the filesystem serves overlapping
+//! fdatasyncs of one file together (measured here: two threads syncing one file reach over twice
+//! the syncs per second of one thread at the same latency). An fsync that ends covers every
+//! Ready up to the number it was started for, whatever order fsyncs end in: POSIX promises that
+//! everything written before the call is durable when it returns.
 //! The loop also drains up to [`MAX_BATCH`] queued requests before handling one Ready, so a
 //! burst of proposals becomes one log append.
 //!
@@ -52,6 +59,8 @@ use crate::protocol::{NamenodeStatus, RaftRole};
 pub const MAX_BATCH: usize = 512;
 /// Capacity of the driver's request queue (callers wait when it is full).
 pub const QUEUE_CAPACITY: usize = 4096;
+/// Most WAL fsyncs running at once (see the module docs).
+pub const MAX_SYNCS_IN_FLIGHT: usize = 2;
 
 /// State shared by the driver (writer) and the RPC handlers (readers).
 pub struct Shared {
@@ -266,8 +275,10 @@ struct Durability {
     synced: u64,
     /// Highest Ready number whose writes wait for an fsync.
     wanted: u64,
-    /// The running fsync: resolves to the Ready number it covers.
-    in_flight: Option<tokio::task::JoinHandle<std::io::Result<u64>>>,
+    /// Highest Ready number a started fsync covers.
+    started: u64,
+    /// The running fsyncs: each resolves to the Ready number it covers.
+    in_flight: tokio::task::JoinSet<std::io::Result<u64>>,
 }
 
 /// Builds the shared state, the handle and the driver for namenode `id`.
@@ -369,10 +380,9 @@ impl<S: MessageSink> Driver<S> {
                 _ = ticker.tick() => {
                     self.node.tick();
                 }
-                synced = wait_sync(&mut self.durability.in_flight),
-                    if self.durability.in_flight.is_some() =>
+                synced = next_sync(&mut self.durability.in_flight),
+                    if !self.durability.in_flight.is_empty() =>
                 {
-                    self.durability.in_flight = None;
                     let number = synced.map_err(|e| Error::io("fsyncing the raft log", e))?;
                     self.on_synced(number)?;
                 }
@@ -617,19 +627,20 @@ impl<S: MessageSink> Driver<S> {
         self.maybe_compact()
     }
 
-    /// Starts an fsync of everything written so far unless one is already running (then the
-    /// next one starts when it ends, and covers everything written meanwhile).
+    /// Starts an fsync of everything written so far unless a running one already covers it or
+    /// [`MAX_SYNCS_IN_FLIGHT`] are running (then the next one starts when one ends, and covers
+    /// everything written meanwhile).
     fn start_sync(&mut self) -> Result<()> {
         let d = &mut self.durability;
-        if d.in_flight.is_some() || d.wanted <= d.synced {
+        if d.in_flight.len() >= MAX_SYNCS_IN_FLIGHT || d.wanted <= d.started.max(d.synced) {
             return Ok(());
         }
         let file = self.persister.flush_for_sync()?;
         let upto = d.wanted;
+        d.started = upto;
         self.shared.wal_syncs.fetch_add(1, Ordering::Relaxed);
-        d.in_flight = Some(tokio::task::spawn_blocking(move || {
-            file.sync_data().map(|()| upto)
-        }));
+        d.in_flight
+            .spawn_blocking(move || file.sync_data().map(|()| upto));
         Ok(())
     }
 
@@ -765,14 +776,13 @@ impl<S: MessageSink> Driver<S> {
     }
 }
 
-/// Waits for the running fsync (the caller only polls this while one is running).
-async fn wait_sync(
-    in_flight: &mut Option<tokio::task::JoinHandle<std::io::Result<u64>>>,
+/// Waits for the first of the running fsyncs to end (the caller only polls this while one is
+/// running).
+async fn next_sync(
+    in_flight: &mut tokio::task::JoinSet<std::io::Result<u64>>,
 ) -> std::io::Result<u64> {
-    match in_flight.as_mut() {
-        Some(handle) => handle
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e))),
+    match in_flight.join_next().await {
+        Some(done) => done.unwrap_or_else(|e| Err(std::io::Error::other(e))),
         None => std::future::pending().await,
     }
 }
@@ -931,6 +941,49 @@ mod tests {
         for w in 0..proposers {
             let listed = shared.ns().list(&format!("/w{w}"), None, 100).unwrap();
             assert_eq!(listed.len() as u64, each, "/w{w} lost entries");
+        }
+        drop(handle);
+        task.await.unwrap().unwrap();
+    }
+
+    // Batched ReadIndex: many concurrent read barriers share ReadIndex batches interleaved with
+    // batched proposals, every one of them is answered, and each sees the write its caller had
+    // acknowledged before (a lost or misrouted batch member would hang or fail here).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batched_reads_see_every_acknowledged_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, snap) = Persister::open(dir.path(), vec![1]).unwrap();
+        let (shared, handle, driver) = build(1, p, snap, settings(), Bus::default()).unwrap();
+        let task = tokio::spawn(driver.run());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while shared.check_leader().is_err() {
+            assert!(Instant::now() < deadline, "no leader");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let workers: Vec<_> = (0..32u64)
+            .map(|w| {
+                let (handle, shared) = (handle.clone(), shared.clone());
+                tokio::spawn(async move {
+                    for i in 0..10u64 {
+                        let path = format!("/w{w}/d{i}");
+                        let op = Op::Mkdirs { path: path.clone() };
+                        let entry = Entry {
+                            now_ms: 0,
+                            call: None,
+                            op,
+                        };
+                        handle.propose(entry).await.unwrap();
+                        handle.read_barrier(&shared).await.unwrap();
+                        assert!(
+                            shared.ns().stat(&path).is_ok(),
+                            "{path} acknowledged but not visible after a read barrier"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await.unwrap();
         }
         drop(handle);
         task.await.unwrap().unwrap();
