@@ -89,10 +89,14 @@ fn main() -> ExitCode {
         Command::Namenode { .. } | Command::Datanode { .. }
     );
     init_logging(daemon);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = if matches!(cli.command, Command::Namenode { .. }) {
+        dfs::namenode::runtime()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("dfs: cannot start the runtime: {e}");

@@ -90,7 +90,11 @@ impl Cluster {
             .append(true)
             .open(self.dir.path().join(format!("nn{id}.log")))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_dfs"))
+        // DFS_NAMENODE_BIN runs another build of the namenode (to compare two versions with
+        // the same benchmark).
+        let bin =
+            std::env::var("DFS_NAMENODE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_dfs").into());
+        let child = Command::new(bin)
             .args([
                 "--conf",
                 self.conf_path.to_str().unwrap(),
@@ -616,9 +620,51 @@ async fn second_writer_takes_over_after_the_soft_limit() {
     }
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat` (Linux; 0 where
+/// it cannot be read, which only makes the benchmark's CPU column meaningless).
+fn cpu_time(pid: &str) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the whole line, in clock ticks (100 per second
+    // on Linux).
+    let ticks: u64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum())
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// CPU used so far by the namenodes and by this (client) process.
+fn cluster_cpu(cluster: &Cluster) -> (Duration, Duration) {
+    let namenodes = cluster
+        .procs
+        .values()
+        .map(|c| cpu_time(&c.id().to_string()))
+        .sum();
+    (namenodes, cpu_time("self"))
+}
+
+/// Prints the CPU each operation cost since `before` (namenodes together, and the client).
+fn print_cpu_per_op(cluster: &Cluster, before: (Duration, Duration), ops: usize) {
+    let (nn, client) = cluster_cpu(cluster);
+    let per_op = |d: Duration| d.as_secs_f64() * 1e6 / ops as f64;
+    println!(
+        "  CPU per op: {:.0} µs in the 3 namenodes, {:.0} µs in the client",
+        per_op(nn.saturating_sub(before.0)),
+        per_op(client.saturating_sub(before.1))
+    );
+}
+
 /// Namespace throughput and latency (not a pass/fail test; run with `--ignored --nocapture`):
 /// creates of empty files (create + complete) by 16 concurrent clients through 3 fsyncing
-/// namenodes, single-client create latency, and `stat` throughput.
+/// namenodes (`BENCH_CLIENTS` changes the number), single-client create latency, and `stat`
+/// throughput; each with the CPU it cost per operation.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore]
 async fn bench_namespace_ops() {
@@ -632,13 +678,19 @@ async fn bench_namespace_ops() {
         .await
         .unwrap();
     let per_client = 1_000;
-    let clients = 16;
+    let clients: usize = std::env::var("BENCH_CLIENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16);
+    let cpu = cluster_cpu(&cluster);
     let start = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
             let client = std::sync::Arc::new(cluster.client());
             tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(per_client);
                 for i in 0..per_client {
+                    let t = Instant::now();
                     let path = format!("/bench/c{c}-{i}");
                     create(&client, &path).await.unwrap();
                     let name = format!("test-{}", client.client_id());
@@ -648,20 +700,29 @@ async fn bench_namespace_ops() {
                         last: None,
                     };
                     client.call(done).await.unwrap();
+                    lat.push(t.elapsed());
                 }
+                lat
             })
         })
         .collect();
+    let mut lat = Vec::new();
     for t in tasks {
-        t.await.unwrap();
+        lat.extend(t.await.unwrap());
     }
     let secs = start.elapsed().as_secs_f64();
-    let n = (clients * per_client) as f64;
+    let n = clients * per_client;
+    lat.sort();
     println!(
-        "creates (create+complete) with {clients} clients: {:.0} files/s ({:.0} RPCs/s)",
-        n / secs,
-        2.0 * n / secs
+        "creates (create+complete) with {clients} clients: {:.0} files/s ({:.0} RPCs/s); \
+         create+complete latency p50 {:?}, p99 {:?}",
+        n as f64 / secs,
+        2.0 * n as f64 / secs,
+        lat[lat.len() / 2],
+        lat[lat.len() * 99 / 100]
     );
+    print_cpu_per_op(&cluster, cpu, n);
+    let cpu = cluster_cpu(&cluster);
     let mut lat = Vec::new();
     for i in 0..500 {
         let t = Instant::now();
@@ -676,6 +737,8 @@ async fn bench_namespace_ops() {
         lat[lat.len() / 2],
         lat[lat.len() * 99 / 100]
     );
+    print_cpu_per_op(&cluster, cpu, lat.len());
+    let cpu = cluster_cpu(&cluster);
     let start = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
@@ -697,6 +760,7 @@ async fn bench_namespace_ops() {
     }
     println!(
         "stat with {clients} clients: {:.0} ops/s",
-        n / start.elapsed().as_secs_f64()
+        n as f64 / start.elapsed().as_secs_f64()
     );
+    print_cpu_per_op(&cluster, cpu, n);
 }

@@ -241,7 +241,9 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
         AdminCommand::Namenode { id } => {
             init_logging_at("info");
             let config = load_config(conf)?;
-            daemon_runtime()?
+            // The namenode's own runtime (see `dfs::namenode::runtime` for why one thread).
+            dfs::namenode::runtime()
+                .map_err(|e| Error::io("starting the runtime".to_owned(), e))?
                 .block_on(dfs::namenode::run(config, id))
                 .map_err(|e| Error::Cluster(format!("namenode {id}: {e}")))?;
         }

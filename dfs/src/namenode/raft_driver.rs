@@ -17,10 +17,25 @@
 //! 5. The log is compacted into a namespace snapshot every `snapshot_every_entries`.
 //!
 //! Group commit: the fsync runs on a blocking thread while the loop keeps stepping messages and
-//! taking proposals. At most one fsync is in flight; everything written while it runs (any
-//! number of Readies, on the leader and on followers alike) is made durable by ONE next fsync.
+//! taking proposals. Up to [`MAX_SYNCS_IN_FLIGHT`] fsyncs run at once, each covering everything
+//! written before it started (any number of Readies, on the leader and on followers alike).
+//! Why more than one: with a single fsync in flight, a write arriving just after it started
+//! waits for it to end and then for a whole fsync of its own, one and a half fsyncs on average;
+//! a second fsync started at once cuts that to about one, and the filesystem serves overlapping
+//! fdatasyncs of one file together (measured here: two threads syncing one file reach over twice
+//! the syncs per second of one thread at the same latency). An fsync that ends covers every
+//! Ready up to the number it was started for, whatever order fsyncs end in: POSIX promises that
+//! everything written before the call is durable when it returns.
 //! The loop also drains up to [`MAX_BATCH`] queued requests before handling one Ready, so a
 //! burst of proposals becomes one log append.
+//!
+//! Batching (see [`crate::namenode::batch`]): the proposals found in one drain are stepped into
+//! raft-rs as one `MsgPropose`, so they travel to each follower in one `MsgAppend` and come back
+//! in one append response instead of a message pair per write; the reads found in one drain
+//! share one ReadIndex (one heartbeat round instead of one per read). And the leader does not
+//! broadcast an empty append whenever its commit index moves (`skip_bcast_commit`): followers
+//! learn it with the next append or heartbeat, which only delays their applying, never a
+//! client's answer (only the leader answers, after its own apply).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +50,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::block_map::BlockMap;
 use crate::error::{Error, Result};
 use crate::frame::{decode_msg, encode_msg};
+use crate::namenode::batch::{ProposalBatch, ReadBatch};
 use crate::namenode::storage::{Persister, RaftStore};
 use crate::namespace::{Entry, Namespace, OpResult, Outcome};
 use crate::protocol::{NamenodeStatus, RaftRole};
@@ -43,6 +59,8 @@ use crate::protocol::{NamenodeStatus, RaftRole};
 pub const MAX_BATCH: usize = 512;
 /// Capacity of the driver's request queue (callers wait when it is full).
 pub const QUEUE_CAPACITY: usize = 4096;
+/// Most WAL fsyncs running at once (see the module docs).
+pub const MAX_SYNCS_IN_FLIGHT: usize = 2;
 
 /// State shared by the driver (writer) and the RPC handlers (readers).
 pub struct Shared {
@@ -202,9 +220,15 @@ pub trait MessageSink: Send + 'static {
     fn send(&self, msgs: Vec<Message>);
 }
 
+/// Where the result of one proposal goes.
+type ProposalReply = oneshot::Sender<Result<OpResult>>;
+/// Where the commit index of one read barrier goes.
+type ReadReply = oneshot::Sender<Result<u64>>;
+
 struct Pending {
-    proposals: HashMap<u64, oneshot::Sender<Result<OpResult>>>,
-    reads: HashMap<u64, oneshot::Sender<Result<u64>>>,
+    proposals: HashMap<u64, ProposalReply>,
+    /// Reads per issued ReadIndex (one ReadIndex serves every read of a drain).
+    reads: HashMap<u64, Vec<ReadReply>>,
     /// Reads waiting for this leader's first commit in its term (raft-rs drops a ReadIndex
     /// before that, which would leave the caller waiting for nothing).
     deferred_reads: Vec<u64>,
@@ -222,6 +246,10 @@ pub struct Driver<S: MessageSink> {
     /// Distinguishes this process's proposals from a previous incarnation's with equal seqs.
     incarnation: u64,
     pending: Pending,
+    /// Proposals collected in the current drain, stepped together by [`Driver::flush_batches`].
+    proposal_batch: ProposalBatch<(u64, ProposalReply)>,
+    /// Reads collected in the current drain, served by one ReadIndex.
+    read_batch: ReadBatch<ReadReply>,
     role: StateRole,
     /// (term, vote) last written, to tell whether a new hard state needs an fsync.
     last_hard_state: (u64, u64),
@@ -247,8 +275,10 @@ struct Durability {
     synced: u64,
     /// Highest Ready number whose writes wait for an fsync.
     wanted: u64,
-    /// The running fsync: resolves to the Ready number it covers.
-    in_flight: Option<tokio::task::JoinHandle<std::io::Result<u64>>>,
+    /// Highest Ready number a started fsync covers.
+    started: u64,
+    /// The running fsyncs: each resolves to the Ready number it covers.
+    in_flight: tokio::task::JoinSet<std::io::Result<u64>>,
 }
 
 /// Builds the shared state, the handle and the driver for namenode `id`.
@@ -279,6 +309,9 @@ pub fn build<S: MessageSink>(
         read_only_option: ReadOnlyOption::Safe,
         max_size_per_msg: 1 << 20,
         max_inflight_msgs: 256,
+        // Followers learn a new commit index with the next append or heartbeat instead of an
+        // extra empty append per commit (see the module docs).
+        skip_bcast_commit: true,
         ..Default::default()
     };
     cfg.validate().map_err(|e| Error::Raft(e.to_string()))?;
@@ -325,6 +358,8 @@ pub fn build<S: MessageSink>(
             deferred_reads: Vec::new(),
             next_seq: 1,
         },
+        proposal_batch: ProposalBatch::default(),
+        read_batch: ReadBatch::default(),
         role: StateRole::Follower,
         last_hard_state: (hard_state.term, hard_state.vote),
         durability: Durability::default(),
@@ -345,10 +380,9 @@ impl<S: MessageSink> Driver<S> {
                 _ = ticker.tick() => {
                     self.node.tick();
                 }
-                synced = wait_sync(&mut self.durability.in_flight),
-                    if self.durability.in_flight.is_some() =>
+                synced = next_sync(&mut self.durability.in_flight),
+                    if !self.durability.in_flight.is_empty() =>
                 {
-                    self.durability.in_flight = None;
                     let number = synced.map_err(|e| Error::io("fsyncing the raft log", e))?;
                     self.on_synced(number)?;
                 }
@@ -363,6 +397,7 @@ impl<S: MessageSink> Driver<S> {
                     }
                 }
             }
+            self.flush_batches();
             self.on_ready()?;
             self.issue_deferred_reads();
             self.on_ready()?;
@@ -449,7 +484,8 @@ impl<S: MessageSink> Driver<S> {
         seq
     }
 
-    fn propose(&mut self, entry: Entry, reply: oneshot::Sender<Result<OpResult>>) {
+    /// Queues a proposal for the batch stepped at the end of this drain.
+    fn propose(&mut self, entry: Entry, reply: ProposalReply) {
         if self.node.raft.state != StateRole::Leader {
             let _ = reply.send(Err(self.not_leader()));
             return;
@@ -463,23 +499,62 @@ impl<S: MessageSink> Driver<S> {
         };
         let seq = self.next_seq();
         let ctx = encode_msg(&(self.incarnation, seq)).unwrap_or_default();
-        match self.node.propose(ctx, data) {
-            Ok(()) => {
-                self.pending.proposals.insert(seq, reply);
-            }
-            Err(e) => {
-                let _ = reply.send(Err(Error::Unavailable(format!("proposal dropped: {e}"))));
-            }
+        if self.proposal_batch.push(data, ctx, (seq, reply)) {
+            self.flush_proposals();
         }
     }
 
-    fn read_index(&mut self, reply: oneshot::Sender<Result<u64>>) {
+    /// Queues a read for the ReadIndex issued at the end of this drain.
+    fn read_index(&mut self, reply: ReadReply) {
         if self.node.raft.state != StateRole::Leader {
             let _ = reply.send(Err(self.not_leader()));
             return;
         }
+        self.read_batch.push(reply);
+    }
+
+    /// Steps the proposals and issues the ReadIndex collected during this drain.
+    fn flush_batches(&mut self) {
+        self.flush_proposals();
+        self.flush_reads();
+    }
+
+    /// Steps every collected proposal as one `MsgPropose` (one append per follower).
+    fn flush_proposals(&mut self) {
+        let Some((msg, waiting)) = self.proposal_batch.take(self.shared.id) else {
+            return;
+        };
+        // A Raft message stepped in the same drain may have ended this node's leadership.
+        if self.node.raft.state != StateRole::Leader {
+            for (_, reply) in waiting {
+                let _ = reply.send(Err(self.not_leader()));
+            }
+            return;
+        }
+        match self.node.step(msg) {
+            Ok(()) => self.pending.proposals.extend(waiting),
+            Err(e) => {
+                for (_, reply) in waiting {
+                    let _ = reply.send(Err(Error::Unavailable(format!("proposal dropped: {e}"))));
+                }
+            }
+        }
+    }
+
+    /// Issues one ReadIndex for every read collected during this drain.
+    fn flush_reads(&mut self) {
+        if self.read_batch.is_empty() {
+            return;
+        }
+        let waiting = self.read_batch.take();
+        if self.node.raft.state != StateRole::Leader {
+            for reply in waiting {
+                let _ = reply.send(Err(self.not_leader()));
+            }
+            return;
+        }
         let seq = self.next_seq();
-        self.pending.reads.insert(seq, reply);
+        self.pending.reads.insert(seq, waiting);
         if !self.node.raft.commit_to_current_term() {
             self.pending.deferred_reads.push(seq);
             return;
@@ -552,19 +627,20 @@ impl<S: MessageSink> Driver<S> {
         self.maybe_compact()
     }
 
-    /// Starts an fsync of everything written so far unless one is already running (then the
-    /// next one starts when it ends, and covers everything written meanwhile).
+    /// Starts an fsync of everything written so far unless a running one already covers it or
+    /// [`MAX_SYNCS_IN_FLIGHT`] are running (then the next one starts when one ends, and covers
+    /// everything written meanwhile).
     fn start_sync(&mut self) -> Result<()> {
         let d = &mut self.durability;
-        if d.in_flight.is_some() || d.wanted <= d.synced {
+        if d.in_flight.len() >= MAX_SYNCS_IN_FLIGHT || d.wanted <= d.started.max(d.synced) {
             return Ok(());
         }
         let file = self.persister.flush_for_sync()?;
         let upto = d.wanted;
+        d.started = upto;
         self.shared.wal_syncs.fetch_add(1, Ordering::Relaxed);
-        d.in_flight = Some(tokio::task::spawn_blocking(move || {
-            file.sync_data().map(|()| upto)
-        }));
+        d.in_flight
+            .spawn_blocking(move || file.sync_data().map(|()| upto));
         Ok(())
     }
 
@@ -600,7 +676,7 @@ impl<S: MessageSink> Driver<S> {
             if inc != self.incarnation {
                 continue;
             }
-            if let Some(reply) = self.pending.reads.remove(&seq) {
+            for reply in self.pending.reads.remove(&seq).unwrap_or_default() {
                 let _ = reply.send(Ok(rs.index));
             }
         }
@@ -668,7 +744,7 @@ impl<S: MessageSink> Driver<S> {
             for (_, reply) in self.pending.proposals.drain() {
                 let _ = reply.send(Err(err()));
             }
-            for (_, reply) in self.pending.reads.drain() {
+            for reply in self.pending.reads.drain().flat_map(|(_, r)| r) {
                 let _ = reply.send(Err(err()));
             }
             self.pending.deferred_reads.clear();
@@ -700,14 +776,13 @@ impl<S: MessageSink> Driver<S> {
     }
 }
 
-/// Waits for the running fsync (the caller only polls this while one is running).
-async fn wait_sync(
-    in_flight: &mut Option<tokio::task::JoinHandle<std::io::Result<u64>>>,
+/// Waits for the first of the running fsyncs to end (the caller only polls this while one is
+/// running).
+async fn next_sync(
+    in_flight: &mut tokio::task::JoinSet<std::io::Result<u64>>,
 ) -> std::io::Result<u64> {
-    match in_flight.as_mut() {
-        Some(handle) => handle
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e))),
+    match in_flight.join_next().await {
+        Some(done) => done.unwrap_or_else(|e| Err(std::io::Error::other(e))),
         None => std::future::pending().await,
     }
 }
@@ -866,6 +941,49 @@ mod tests {
         for w in 0..proposers {
             let listed = shared.ns().list(&format!("/w{w}"), None, 100).unwrap();
             assert_eq!(listed.len() as u64, each, "/w{w} lost entries");
+        }
+        drop(handle);
+        task.await.unwrap().unwrap();
+    }
+
+    // Batched ReadIndex: many concurrent read barriers share ReadIndex batches interleaved with
+    // batched proposals, every one of them is answered, and each sees the write its caller had
+    // acknowledged before (a lost or misrouted batch member would hang or fail here).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batched_reads_see_every_acknowledged_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, snap) = Persister::open(dir.path(), vec![1]).unwrap();
+        let (shared, handle, driver) = build(1, p, snap, settings(), Bus::default()).unwrap();
+        let task = tokio::spawn(driver.run());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while shared.check_leader().is_err() {
+            assert!(Instant::now() < deadline, "no leader");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let workers: Vec<_> = (0..32u64)
+            .map(|w| {
+                let (handle, shared) = (handle.clone(), shared.clone());
+                tokio::spawn(async move {
+                    for i in 0..10u64 {
+                        let path = format!("/w{w}/d{i}");
+                        let op = Op::Mkdirs { path: path.clone() };
+                        let entry = Entry {
+                            now_ms: 0,
+                            call: None,
+                            op,
+                        };
+                        handle.propose(entry).await.unwrap();
+                        handle.read_barrier(&shared).await.unwrap();
+                        assert!(
+                            shared.ns().stat(&path).is_ok(),
+                            "{path} acknowledged but not visible after a read barrier"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await.unwrap();
         }
         drop(handle);
         task.await.unwrap().unwrap();
