@@ -396,3 +396,24 @@ pub fn kill_submitted_job() -> Option<JobId> {
     let _ = client.kill(id);
     Some(id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outage_pauses_grow_to_a_cap_and_the_wait_is_bounded() {
+        let mut o = Outage::new(false);
+        let pauses: Vec<u64> = (0..8).map(|_| o.next_pause().as_millis() as u64).collect();
+        assert_eq!(pauses, vec![100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+        let mut config = ClusterConfig {
+            worker_timeout_ms: 3_000,
+            ..ClusterConfig::default()
+        };
+        assert_eq!(unreachable_limit(&config), Duration::from_secs(30));
+        config.worker_timeout_ms = 10_000;
+        assert_eq!(unreachable_limit(&config), Duration::from_secs(50));
+        config.worker_timeout_ms = u64::MAX;
+        assert_eq!(unreachable_limit(&config), Duration::from_millis(u64::MAX));
+    }
+}
