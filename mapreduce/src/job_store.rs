@@ -226,7 +226,10 @@ impl JobStore {
         let tmp = format!("{path}{TMP_SUFFIX}");
         retry(&format!("writing dfs://{path}"), || async {
             self.dfs.mkdirs(JOBS_DIR).await?;
-            self.dfs.write_file(&tmp, &bytes, true).await?;
+            // Deleted rather than overwritten: a `.tmp` left by a jobtracker that died while
+            // writing it is still leased to that writer, and dfs refuses to overwrite it.
+            self.dfs.delete(&tmp, false).await?;
+            self.dfs.write_file(&tmp, &bytes, false).await?;
             self.dfs.delete(&path, false).await?;
             self.dfs.rename(&tmp, &path).await
         })

@@ -518,10 +518,6 @@ impl Jobtracker {
                 format!("a running job already writes dfs://{output}"),
             ));
         }
-        if let Err(e) = self.dfs.mkdirs(&format!("{output}/_temporary")).await {
-            self.lock().outputs.remove(&output);
-            return Err(dfs_err(dfs_error("creating the output directory", e)));
-        }
         let mut entry = JobEntry::new(
             JobSpec {
                 output: output.clone(),
@@ -539,12 +535,27 @@ impl Jobtracker {
             id
         };
         // The record is durable before the job is acknowledged, so a restarted jobtracker
-        // knows every job a submitter may be waiting for.
-        if let Err(e) = self
+        // knows every job a submitter may be waiting for. It goes before the output directory,
+        // so that the directory never exists without a job to answer for it: a restart between
+        // the two resumes the job, which creates the directory.
+        let saved = self
             .store
             .save(&entry.record(id, RecordState::Running))
-            .await
-        {
+            .await;
+        let made = match saved {
+            Ok(()) => self
+                .dfs
+                .mkdirs(&format!("{output}/_temporary"))
+                .await
+                .map_err(|e| dfs_error("creating the output directory", e)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = made {
+            // Part of the record may have landed: take it away, or a restart would resume a
+            // job its submitter was told had failed.
+            if let Err(e) = self.store.remove(id).await {
+                tracing::error!("removing the record of refused job {id}: {e}");
+            }
             self.remove_output(&output).await;
             self.lock().outputs.remove(&output);
             return Err(dfs_err(e));
@@ -750,11 +761,8 @@ impl Jobtracker {
 
     /// Removes the output directory and creates `OUT/_temporary` afresh.
     async fn clear_output(&self, output: &str) -> Result<()> {
-        let mut last = None;
-        for i in 0..5u32 {
-            if i > 0 {
-                tokio::time::sleep(Duration::from_millis(200 << i)).await;
-            }
+        let mut tries = 0u32;
+        loop {
             let r = async {
                 self.dfs.delete(output, true).await?;
                 self.dfs.mkdirs(&format!("{output}/_temporary")).await
@@ -762,13 +770,14 @@ impl Jobtracker {
             .await;
             match r {
                 Ok(()) => return Ok(()),
-                Err(e) => last = Some(e),
+                Err(e) if tries >= 4 => {
+                    return Err(dfs_error(format_args!("clearing dfs://{output}"), e))
+                }
+                Err(e) => tracing::warn!("clearing dfs://{output} (try {tries}): {e}"),
             }
+            tries += 1;
+            tokio::time::sleep(Duration::from_millis(200 << tries)).await;
         }
-        Err(dfs_error(
-            format_args!("clearing dfs://{output}"),
-            last.expect("five attempts"),
-        ))
     }
 
     /// One split per dfs block, with the hosts holding it (record-aligned for fixed-length
