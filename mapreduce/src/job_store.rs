@@ -8,7 +8,8 @@
 //! [`FINISHED_RECORDS_KEPT`] finished jobs.
 //!
 //! A record is `MRJR`, a format version, the CRC32 of the payload, and the payload (bincode).
-//! dfs's rename does not replace an existing file, so an update writes `job_NNNN.tmp` in full
+//! A new job's first record is written in place. dfs's rename does not replace an existing
+//! file, so an update writes `job_NNNN.tmp` in full
 //! (durable when `close` returns, G2), deletes `job_NNNN`, and renames the new file into its
 //! place. A reader therefore prefers a `.tmp` that decodes (the update got past its write) and
 //! otherwise reads `job_NNNN` (the update died while writing; the old record is intact).
@@ -225,7 +226,7 @@ impl JobStore {
         let path = record_path(record.id);
         let tmp = format!("{path}{TMP_SUFFIX}");
         retry(&format!("writing dfs://{path}"), || async {
-            self.dfs.mkdirs(JOBS_DIR).await?;
+            // (`create` makes the missing parent directories.)
             // Deleted rather than overwritten: a `.tmp` left by a jobtracker that died while
             // writing it is still leased to that writer, and dfs refuses to overwrite it.
             self.dfs.delete(&tmp, false).await?;
@@ -234,6 +235,21 @@ impl JobStore {
             self.dfs.rename(&tmp, &path).await
         })
         .await
+    }
+
+    /// Writes the first record of a new job. A new job has no record to keep intact, so the
+    /// record is written in place: one dfs create instead of an update's four calls, which
+    /// every submission waits for. Should that fail, the full update follows.
+    pub async fn create(&self, record: &JobRecord) -> Result<()> {
+        let bytes = encode(record)?;
+        let path = record_path(record.id);
+        match self.dfs.write_file(&path, &bytes, false).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::warn!("writing dfs://{path} (retrying as an update): {e}");
+                self.save(record).await
+            }
+        }
     }
 
     /// Deletes job `id`'s record.

@@ -540,7 +540,7 @@ impl Jobtracker {
         // the two resumes the job, which creates the directory.
         let saved = self
             .store
-            .save(&entry.record(id, RecordState::Running))
+            .create(&entry.record(id, RecordState::Running))
             .await;
         let made = match saved {
             Ok(()) => self
