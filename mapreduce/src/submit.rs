@@ -168,38 +168,12 @@ impl ClusterClient {
         let limit = unreachable_limit(&self.config);
         let mut outage: Option<Outage> = None;
         loop {
-            let info = match self.jt_raw(&JtRequest::JobStatus { job: id }) {
-                Ok(resp) => match reply(resp, |r| match r {
-                    JtResponse::Job(info) => Some(*info),
-                    _ => None,
-                }) {
-                    Ok(info) => info,
-                    Err(e) if outage.is_some() => {
-                        return Err(Error::Cluster(format!(
-                            "the jobtracker came back without job {id}: {e}"
-                        )))
-                    }
-                    Err(e) => return Err(e),
-                },
+            let info = match self.poll(id, outage.is_some())? {
+                Ok(info) => info,
                 Err(e) => {
                     let o = outage.get_or_insert_with(|| Outage::new(show && bar.is_none()));
-                    let down = o.since.elapsed();
-                    if down > limit {
-                        return Err(Error::Cluster(format!(
-                            "jobtracker unreachable for {}s, stopped following job {id}: {e}",
-                            down.as_secs()
-                        )));
-                    }
-                    let line = format!(
-                        "jobtracker unreachable, retrying ({}s of {}s): {e}",
-                        down.as_secs(),
-                        limit.as_secs()
-                    );
-                    match &bar {
-                        Some(b) => b.set_message(line),
-                        None => o.print_once(&line),
-                    }
-                    std::thread::sleep(o.next_pause());
+                    let pause = o.note(id, &e, limit, bar.as_ref())?;
+                    std::thread::sleep(pause);
                     continue;
                 }
             };
@@ -218,6 +192,26 @@ impl ClusterClient {
                 return Ok(info);
             }
             std::thread::sleep(Duration::from_millis(POLL_MS));
+        }
+    }
+
+    /// One status call for `wait`: the job's status, or (inner `Err`) why the jobtracker
+    /// could not be reached. An error answer ends the wait; after an outage it says so.
+    fn poll(&self, id: JobId, after_outage: bool) -> Result<Result<JobInfo>> {
+        let resp = match self.jt_raw(&JtRequest::JobStatus { job: id }) {
+            Ok(resp) => resp,
+            Err(e) => return Ok(Err(e)),
+        };
+        let info = reply(resp, |r| match r {
+            JtResponse::Job(info) => Some(*info),
+            _ => None,
+        });
+        match info {
+            Ok(info) => Ok(Ok(info)),
+            Err(e) if after_outage => Err(Error::Cluster(format!(
+                "the jobtracker came back without job {id}: {e}"
+            ))),
+            Err(e) => Err(e),
         }
     }
 
@@ -302,6 +296,34 @@ impl Outage {
         let pause = self.pause;
         self.pause = (self.pause * 2).min(Self::MAX_PAUSE);
         pause
+    }
+
+    /// Notes a failed call: shows it, and returns the pause before the next try, or the
+    /// error that ends the wait once the outage has lasted `limit`.
+    fn note(
+        &mut self,
+        id: JobId,
+        e: &Error,
+        limit: Duration,
+        bar: Option<&indicatif::ProgressBar>,
+    ) -> Result<Duration> {
+        let down = self.since.elapsed();
+        if down > limit {
+            return Err(Error::Cluster(format!(
+                "jobtracker unreachable for {}s, stopped following job {id}: {e}",
+                down.as_secs()
+            )));
+        }
+        let line = format!(
+            "jobtracker unreachable, retrying ({}s of {}s): {e}",
+            down.as_secs(),
+            limit.as_secs()
+        );
+        match bar {
+            Some(b) => b.set_message(line),
+            None => self.print_once(&line),
+        }
+        Ok(self.next_pause())
     }
 
     fn print_once(&mut self, line: &str) {
@@ -415,5 +437,29 @@ mod tests {
         assert_eq!(unreachable_limit(&config), Duration::from_secs(50));
         config.worker_timeout_ms = u64::MAX;
         assert_eq!(unreachable_limit(&config), Duration::from_millis(u64::MAX));
+    }
+
+    #[test]
+    fn an_outage_longer_than_the_limit_ends_the_wait() {
+        let limit = Duration::from_secs(30);
+        let e = Error::Cluster("connection refused".into());
+        let mut fresh = Outage::new(false);
+        assert_eq!(
+            fresh.note(7, &e, limit, None).unwrap(),
+            Duration::from_millis(100)
+        );
+        let Some(long_ago) = Instant::now().checked_sub(Duration::from_secs(40)) else {
+            return; // A monotonic clock this young cannot go back 40 s; nothing to check.
+        };
+        let mut old = Outage {
+            since: long_ago,
+            ..Outage::new(false)
+        };
+        let err = old.note(7, &e, limit, None).unwrap_err().to_string();
+        assert!(err.contains("jobtracker unreachable for 40s"), "{err}");
+        assert!(
+            err.contains("job 7") && err.contains("connection refused"),
+            "{err}"
+        );
     }
 }
