@@ -548,6 +548,13 @@ impl Cluster {
     /// SIGKILLs the jobtracker and starts it again with the same config, as an operator (or a
     /// service manager) would: `mrjob --conf C jobtracker`, logging where the first one did.
     fn restart_jobtracker(&self) {
+        let pid = self.kill_jobtracker();
+        self.start_jobtracker();
+        assert_ne!(self.pid("jobtracker"), pid, "no new jobtracker started");
+    }
+
+    /// SIGKILLs the jobtracker and waits until it is gone; returns its pid.
+    fn kill_jobtracker(&self) -> u32 {
         let pid = self.pid("jobtracker");
         self.signal_group("jobtracker", "KILL");
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -558,6 +565,11 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        pid
+    }
+
+    /// Starts `mrjob --conf C jobtracker` in the background, as `cluster start` did.
+    fn start_jobtracker(&self) {
         dfs::shell::spawn_daemon(
             Path::new(mrjob_bin()),
             &self.conf,
@@ -567,7 +579,6 @@ impl Cluster {
             &self.path().join("pids"),
         )
         .unwrap();
-        assert_ne!(self.pid("jobtracker"), pid, "no new jobtracker started");
     }
 
     /// `mrjob status JOB`'s "maps D/T" as (D, T), if the jobtracker answers.
@@ -693,4 +704,42 @@ fn jobtracker_restart_during_maps_resumes_and_keeps_ids() {
     let list = cluster.mrjob(&["list"]);
     let text = String::from_utf8_lossy(&list.stdout);
     assert_eq!(text.matches("SUCCEEDED").count(), 2, "{text}");
+}
+
+// Checks G6 and G7: a job the restarted jobtracker cannot resume (its input was deleted while
+// the jobtracker was down) fails with a reason that says so, its output directory is removed,
+// and the submitter, which followed the job through the outage, exits non-zero with it.
+#[test]
+fn jobtracker_restart_that_cannot_resume_fails_the_job_cleanly() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let work = tempfile::tempdir().unwrap();
+    let test = "jobtracker_restart_that_cannot_resume_fails_the_job_cleanly";
+    let input = corpus(work.path(), test);
+    let cluster = Cluster::start(3, "sleep:m:*:0:3000", |_| {});
+    cluster.put(&input, "/in");
+    let job = cluster.spawn_job(&["wordcount", "/in", "/out", "-r", "2"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !cluster.exists("/out") || cluster.hosts_with_attempts('m').is_empty() {
+        assert!(Instant::now() < deadline, "the job never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster.kill_jobtracker();
+    let client = cluster.fs.client();
+    assert!(cluster.fs.block_on(client.delete("/in", true)).unwrap());
+    cluster.start_jobtracker();
+    let out = job.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("jobtracker restarted while the job ran; its input cannot be read again"),
+        "{stderr}"
+    );
+    assert!(
+        !cluster.exists("/out"),
+        "a failed job leaves no output directory"
+    );
+    let status = cluster.mrjob(&["status", "1"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("FAILED: jobtracker restarted"), "{text}");
 }
