@@ -543,3 +543,203 @@ fn always_panicking_mapper_fails_the_job_cleanly() {
         "a failed job leaves no output directory"
     );
 }
+
+impl Cluster {
+    /// SIGKILLs the jobtracker and starts it again with the same config, as an operator (or a
+    /// service manager) would: `mrjob --conf C jobtracker`, logging where the first one did.
+    fn restart_jobtracker(&self) {
+        let pid = self.kill_jobtracker();
+        self.start_jobtracker();
+        assert_ne!(self.pid("jobtracker"), pid, "no new jobtracker started");
+    }
+
+    /// SIGKILLs the jobtracker and waits until it is gone; returns its pid.
+    fn kill_jobtracker(&self) -> u32 {
+        let pid = self.pid("jobtracker");
+        self.signal_group("jobtracker", "KILL");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while dfs::shell::process_alive(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "jobtracker {pid} survived SIGKILL"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        pid
+    }
+
+    /// Starts `mrjob --conf C jobtracker` in the background, as `cluster start` did.
+    fn start_jobtracker(&self) {
+        dfs::shell::spawn_daemon(
+            Path::new(mrjob_bin()),
+            &self.conf,
+            &["jobtracker".to_owned()],
+            "jobtracker",
+            &self.path().join("logs"),
+            &self.path().join("pids"),
+        )
+        .unwrap();
+    }
+
+    /// `mrjob status JOB`'s "maps D/T" as (D, T), if the jobtracker answers.
+    fn maps_done(&self, job: &str) -> Option<(u32, u32)> {
+        let status = self.mrjob(&["status", job]);
+        let text = String::from_utf8_lossy(&status.stdout).into_owned();
+        let maps = text.split("maps ").nth(1)?;
+        let (done, rest) = maps.split_once('/')?;
+        let total: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        Some((done.parse().ok()?, total.parse().ok()?))
+    }
+}
+
+/// Runs a wordcount, restarts the jobtracker (SIGKILL) once `ready` says so, and checks that
+/// the submitter follows the job through the restart to success with output equal to local
+/// mode, and that the restarted jobtracker resumed it as its second run.
+fn wordcount_survives_jobtracker_restart(
+    test: &str,
+    faults: &str,
+    ready: impl Fn(&Cluster) -> bool,
+) -> Cluster {
+    let work = tempfile::tempdir().unwrap();
+    let input = corpus(work.path(), test);
+    let cluster = Cluster::start(3, faults, |c| {
+        c.reduce_slowstart_percent = 100;
+        c.speculative = false;
+    });
+    cluster.put(&input, "/in");
+    let job = cluster.spawn_job(&["wordcount", "/in", "dfs:///out", "-r", "3"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ready(&cluster) {
+        assert!(
+            Instant::now() < deadline,
+            "the job never reached the restart point"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster.restart_jobtracker();
+    let out = job.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("Submitted job 1 "), "{stderr}");
+    let local = local_run(&["wordcount", "-r", "3"], &[&input], work.path());
+    assert_same(
+        cluster.files("/out"),
+        &local,
+        "wordcount through a jobtracker restart",
+    );
+    assert!(cluster.exists("/out/_SUCCESS"));
+    let status = cluster.mrjob(&["status", "1"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("SUCCEEDED") && text.contains("run 2 of the job"),
+        "{text}"
+    );
+    cluster
+}
+
+// Checks G6: the jobtracker SIGKILLed while reduces run (every map done, first reduce
+// attempts slowed by a sleep) and restarted: it resumes job 1 from scratch under the same id,
+// the earlier run's attempts are killed and can commit nothing, and the submitter, which kept
+// following the job through the outage, exits 0 with output byte-identical to local mode.
+#[test]
+fn jobtracker_restart_while_reduces_run_resumes_the_job() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let test = "jobtracker_restart_while_reduces_run_resumes_the_job";
+    // Only the first run's reduce attempts (number 0) sleep; the resumed run's do not.
+    let cluster = wordcount_survives_jobtracker_restart(test, "sleep:r:*:0:5000", |c| {
+        let maps_done = c.maps_done("1").is_some_and(|(d, t)| t > 0 && d == t);
+        maps_done && !c.hosts_with_attempts('r').is_empty()
+    });
+    // The earlier run's reduces wake up after the job ended: still nothing of theirs lands.
+    std::thread::sleep(Duration::from_secs(3));
+    let names: Vec<String> = cluster.files("/out").into_keys().collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n == "_SUCCESS" || n.starts_with("part-r-"))
+            && names.len() == 4,
+        "{names:?}"
+    );
+}
+
+// Checks G6: the jobtracker SIGKILLed in the map phase and restarted resumes the job; after
+// a second restart with no job running, the finished job's status still answers from its
+// record, and the next job gets the next id (ids are never reused).
+#[test]
+fn jobtracker_restart_during_maps_resumes_and_keeps_ids() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let test = "jobtracker_restart_during_maps_resumes_and_keeps_ids";
+    // The first attempts of the first six maps sleep (of every job: job 2's too, so not all).
+    let faults: Vec<String> = (0..6).map(|i| format!("sleep:m:{i}:0:3000")).collect();
+    let cluster = wordcount_survives_jobtracker_restart(test, &faults.join(","), |c| {
+        c.maps_done("1").is_some_and(|(_, t)| t > 0) && !c.hosts_with_attempts('m').is_empty()
+    });
+    cluster.restart_jobtracker();
+    // The new jobtracker answers once it has read the job records.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let status = cluster.mrjob(&["status", "1"]);
+        if status.status.success() {
+            break String::from_utf8_lossy(&status.stdout).into_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted jobtracker never answered"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(text.contains("SUCCEEDED"), "{text}");
+    assert!(
+        text.contains("Launched map attempts"),
+        "counters kept: {text}"
+    );
+    let stderr = cluster.must_mrjob(&["wordcount", "/in", "/out2", "-r", "3"]);
+    assert!(stderr.contains("Submitted job 2 "), "{stderr}");
+    // Job 1's output already equals local mode.
+    assert_same(
+        cluster.files("/out2"),
+        &cluster.files("/out"),
+        "wordcount after a restart",
+    );
+    let list = cluster.mrjob(&["list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(text.matches("SUCCEEDED").count(), 2, "{text}");
+}
+
+// Checks G6 and G7: a job the restarted jobtracker cannot resume (its input was deleted while
+// the jobtracker was down) fails with a reason that says so, its output directory is removed,
+// and the submitter, which followed the job through the outage, exits non-zero with it.
+#[test]
+fn jobtracker_restart_that_cannot_resume_fails_the_job_cleanly() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let work = tempfile::tempdir().unwrap();
+    let test = "jobtracker_restart_that_cannot_resume_fails_the_job_cleanly";
+    let input = corpus(work.path(), test);
+    let cluster = Cluster::start(3, "sleep:m:*:0:3000", |_| {});
+    cluster.put(&input, "/in");
+    let job = cluster.spawn_job(&["wordcount", "/in", "/out", "-r", "2"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !cluster.exists("/out") || cluster.hosts_with_attempts('m').is_empty() {
+        assert!(Instant::now() < deadline, "the job never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster.kill_jobtracker();
+    let client = cluster.fs.client();
+    assert!(cluster.fs.block_on(client.delete("/in", true)).unwrap());
+    cluster.start_jobtracker();
+    let out = job.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("jobtracker restarted while the job ran; its input cannot be read again"),
+        "{stderr}"
+    );
+    assert!(
+        !cluster.exists("/out"),
+        "a failed job leaves no output directory"
+    );
+    let status = cluster.mrjob(&["status", "1"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("FAILED: jobtracker restarted"), "{text}");
+}

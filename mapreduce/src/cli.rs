@@ -328,6 +328,12 @@ fn print_job(info: &JobInfo) {
             t.saturating_sub(info.submitted_unix_ms)
         );
     }
+    if info.runs > 1 {
+        println!(
+            "  run {} of the job: the jobtracker restarted while it ran and resumed it from scratch",
+            info.runs
+        );
+    }
     print!("{}", info.counters);
 }
 

@@ -10,8 +10,17 @@
 //! fails it removes `OUT`. A stale attempt (timed out, on a lost worker, a lost speculative
 //! race) is never committed, and once its directory is gone it cannot even write a file there,
 //! because task output is created with `require_parent`.
+//!
+//! Restarts (G6): every job has a record in dfs ([`crate::job_store`]), written before its
+//! submission is acknowledged and rewritten when it ends. A jobtracker starts by reading the
+//! records (before it answers any call): finished jobs are remembered for status calls, and
+//! every job that was running is run again from scratch under the same id. Nothing a previous
+//! incarnation started can be committed by this one: the output directory is emptied (its
+//! committed part files and `_temporary` go), and the new run numbers its attempts above every
+//! number an earlier run used, so an attempt still running from before is unknown to the
+//! scheduler: workers listing it are told to kill it, and its late reports are refused.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -26,13 +35,17 @@ use crate::dfs_fs::{dfs_error, list_input_files};
 use crate::error::{Error, Result};
 use crate::fs::{InputFile, LocalFs};
 use crate::input::{compute_splits, InputFormat, Split};
+use crate::job_store::{
+    first_attempt, next_job_id, plan_recovery, records_to_prune, JobRecord, JobStore, RecordState,
+    Recovery, FINISHED_RECORDS_KEPT, RESTART_REASON,
+};
 use crate::protocol::{
     unix_ms, AttemptOutcome, ErrorKind, JobInfo, JobPhase, JobSpec, JtRequest, JtResponse,
     MapOutputLoc, TaskSpec, TaskWork, WorkerCommand, WorkerInfo, CONTROL_FRAME_LIMIT_BYTES,
 };
 use crate::scheduler::{
-    Action, AttemptId, Event, JobId, JobStatus, Locality, Scheduler, SchedulerConfig, TaskId,
-    TaskKind,
+    Action, AttemptId, Event, JobId, JobState, JobStatus, Locality, Scheduler, SchedulerConfig,
+    TaskId, TaskKind,
 };
 
 /// Period of the scheduler's clock tick.
@@ -74,6 +87,54 @@ struct JobEntry {
     /// When its first task process started (ms since the Unix epoch).
     first_started_unix_ms: Option<u64>,
     submitted_unix_ms: u64,
+    /// Runs started (1, plus one per resume after a restart); persisted in its record.
+    runs: u32,
+    /// Once ended: what status calls answer (also what its record holds).
+    ended: Option<Box<JobInfo>>,
+}
+
+impl JobEntry {
+    /// A job of `spec` starting run `runs`.
+    fn new(spec: JobSpec, splits: Vec<Split>, submitted_unix_ms: u64, runs: u32) -> JobEntry {
+        // A resumed job's clock keeps counting from its submission, as far as this
+        // process's monotonic clock can go back.
+        let age = Duration::from_millis(unix_ms().saturating_sub(submitted_unix_ms));
+        let now = Instant::now();
+        JobEntry {
+            input_bytes: splits.iter().map(Split::size).sum(),
+            spec: Arc::new(spec),
+            splits,
+            phase: JobPhase::Running,
+            submitted: now.checked_sub(age).unwrap_or(now),
+            finished: None,
+            pending: HashMap::new(),
+            accepted: BTreeMap::new(),
+            first_started_unix_ms: None,
+            submitted_unix_ms,
+            runs,
+            ended: None,
+        }
+    }
+
+    /// A job that ended in an earlier incarnation: known only by its final status.
+    fn ended(spec: JobSpec, info: JobInfo) -> JobEntry {
+        let mut entry = JobEntry::new(spec, Vec::new(), info.submitted_unix_ms, info.runs);
+        entry.phase = info.phase.clone();
+        entry.input_bytes = info.input_bytes;
+        entry.finished = Some(Instant::now());
+        entry.ended = Some(Box::new(info));
+        entry
+    }
+
+    fn record(&self, id: JobId, state: RecordState) -> JobRecord {
+        JobRecord {
+            id,
+            spec: (*self.spec).clone(),
+            submitted_unix_ms: self.submitted_unix_ms,
+            runs: self.runs,
+            state,
+        }
+    }
 }
 
 struct WorkerSeen {
@@ -94,12 +155,15 @@ struct State {
     /// heartbeats cannot list them yet, so they are added for the scheduler, which would
     /// otherwise take them for attempts the worker lost.
     launching: HashMap<String, HashSet<AttemptId>>,
+    /// Finished jobs that have a record in dfs, so the oldest records can be pruned.
+    finished_records: BTreeSet<JobId>,
 }
 
 /// The jobtracker service.
 pub struct Jobtracker {
     config: ClusterConfig,
     dfs: DfsClient,
+    store: JobStore,
     state: Mutex<State>,
     wake: Notify,
     started: Instant,
@@ -109,8 +173,10 @@ impl Jobtracker {
     /// A jobtracker for `config` (not yet serving).
     pub fn new(config: ClusterConfig) -> Arc<Jobtracker> {
         let sched = Scheduler::new(scheduler_config(&config));
+        let dfs = DfsClient::new(config.clone());
         Arc::new(Jobtracker {
-            dfs: DfsClient::new(config.clone()),
+            store: JobStore::new(dfs.clone()),
+            dfs,
             config,
             state: Mutex::new(State {
                 sched,
@@ -120,6 +186,7 @@ impl Jobtracker {
                 workers: BTreeMap::new(),
                 outputs: HashSet::new(),
                 launching: HashMap::new(),
+                finished_records: BTreeSet::new(),
             }),
             wake: Notify::new(),
             started: Instant::now(),
@@ -135,6 +202,9 @@ impl Jobtracker {
         let mut limits = ServerLimits::from_config(&config);
         limits.frame_limit_bytes = CONTROL_FRAME_LIMIT_BYTES;
         let jt = Jobtracker::new(config);
+        // Calls wait in the listen backlog meanwhile: a submitter or worker sees a jobtracker
+        // that does not answer yet, and retries.
+        jt.recover().await;
         let ticker = jt.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_millis(TICK_MS));
@@ -311,26 +381,68 @@ impl Jobtracker {
             let phase = match failure {
                 None => match jt.write_success(&output).await {
                     Ok(()) => JobPhase::Succeeded,
-                    Err(e) => {
-                        let reason = format!("job commit failed: {e}");
-                        jt.remove_output(&output).await;
-                        JobPhase::Failed(reason)
-                    }
+                    Err(e) => JobPhase::Failed(format!("job commit failed: {e}")),
                 },
-                Some(reason) => {
-                    jt.remove_output(&output).await;
-                    JobPhase::Failed(reason)
-                }
+                Some(reason) => JobPhase::Failed(reason),
             };
-            tracing::info!("job {job} ended: {phase:?}");
-            let mut st = jt.lock();
+            jt.finish_job(job, output, phase).await;
+        });
+    }
+
+    /// Records how a job ended, removes a failed job's output, and only then shows the end
+    /// to status calls, so that what a client saw survives a restart.
+    async fn finish_job(self: &Arc<Self>, job: JobId, output: String, phase: JobPhase) {
+        let record = {
+            let st = self.lock();
+            let Some(mut info) = self.job_info(&st, job) else {
+                return;
+            };
+            let Some(entry) = st.jobs.get(&job) else {
+                return;
+            };
+            info.phase = phase.clone();
+            info.status.state = match &phase {
+                JobPhase::Failed(reason) => JobState::Failed(reason.clone()),
+                _ => JobState::Succeeded,
+            };
+            entry.record(
+                job,
+                RecordState::Ended {
+                    info: Box::new(info),
+                    output_removed: false,
+                },
+            )
+        };
+        self.save_logged(&record).await;
+        let RecordState::Ended { info, .. } = record.state.clone() else {
+            return;
+        };
+        if let JobPhase::Failed(_) = phase {
+            // A failed job's output is removed after its record says so: a restart in between
+            // finishes the removal instead of resuming the job.
+            self.remove_output(&output).await;
+            let done = JobRecord {
+                state: RecordState::Ended {
+                    info: info.clone(),
+                    output_removed: true,
+                },
+                ..record
+            };
+            self.save_logged(&done).await;
+        }
+        tracing::info!("job {job} ended: {phase:?}");
+        {
+            let mut st = self.lock();
             st.outputs.remove(&output);
             if let Some(e) = st.jobs.get_mut(&job) {
                 e.phase = phase;
                 e.finished = Some(Instant::now());
+                e.ended = Some(info);
             }
+            st.finished_records.insert(job);
             forget_old_jobs(&mut st);
-        });
+        }
+        self.prune_records().await;
     }
 
     /// Removes `OUT/_temporary` and writes `OUT/_SUCCESS`, retrying through short outages.
@@ -406,43 +518,266 @@ impl Jobtracker {
                 format!("a running job already writes dfs://{output}"),
             ));
         }
-        if let Err(e) = self.dfs.mkdirs(&format!("{output}/_temporary")).await {
+        let mut entry = JobEntry::new(
+            JobSpec {
+                output: output.clone(),
+                ..spec
+            },
+            splits,
+            received_unix_ms,
+            1,
+        );
+        entry.submitted = received;
+        let id = {
+            let mut st = self.lock();
+            let id = st.next_job;
+            st.next_job += 1;
+            id
+        };
+        // The record is durable before the job is acknowledged, so a restarted jobtracker
+        // knows every job a submitter may be waiting for. It goes before the output directory,
+        // so that the directory never exists without a job to answer for it: a restart between
+        // the two resumes the job, which creates the directory.
+        let saved = self
+            .store
+            .create(&entry.record(id, RecordState::Running))
+            .await;
+        let made = match saved {
+            Ok(()) => self
+                .dfs
+                .mkdirs(&format!("{output}/_temporary"))
+                .await
+                .map_err(|e| dfs_error("creating the output directory", e)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = made {
+            // Part of the record may have landed: take it away, or a restart would resume a
+            // job its submitter was told had failed.
+            if let Err(e) = self.store.remove(id).await {
+                tracing::error!("removing the record of refused job {id}: {e}");
+            }
+            self.remove_output(&output).await;
             self.lock().outputs.remove(&output);
-            return Err(dfs_err(dfs_error("creating the output directory", e)));
+            return Err(dfs_err(e));
         }
-        let mut st = self.lock();
-        let id = st.next_job;
-        st.next_job += 1;
-        let reduces = spec.reduces;
+        let reduces = entry.spec.reduces;
         tracing::info!(
             "job {id} ({}) submitted: {} maps, {reduces} reduces, output dfs://{output}",
-            spec.conf.job,
-            splits.len()
+            entry.spec.conf.job,
+            entry.splits.len()
         );
-        st.jobs.insert(
-            id,
-            JobEntry {
-                input_bytes: splits.iter().map(Split::size).sum(),
-                spec: Arc::new(JobSpec { output, ..spec }),
-                splits,
-                phase: JobPhase::Running,
-                submitted: received,
-                finished: None,
-                pending: HashMap::new(),
-                accepted: BTreeMap::new(),
-                first_started_unix_ms: None,
-                submitted_unix_ms: received_unix_ms,
-            },
-        );
+        let mut st = self.lock();
+        st.jobs.insert(id, entry);
         self.step_locked(
             &mut st,
             Event::SubmitJob {
                 job: id,
                 map_hosts: hosts,
                 reduces,
+                first_attempt: first_attempt(1),
             },
         );
         Ok(id)
+    }
+
+    /// Reads the job records and settles every job they name (see the module docs). Reading
+    /// is retried until dfs answers: a jobtracker without its records must not accept jobs,
+    /// since it could hand out an id that is taken or leave a job nobody resumes.
+    async fn recover(self: &Arc<Self>) {
+        let loaded = loop {
+            match self.store.load().await {
+                Ok(loaded) => break loaded,
+                Err(e) => {
+                    tracing::warn!("reading the job records (retrying): {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        for line in &loaded.unreadable {
+            tracing::error!("unreadable job record (its id stays taken): {line}");
+        }
+        self.lock().next_job = next_job_id(&loaded.ids);
+        for record in loaded.records.into_values() {
+            self.recover_job(record).await;
+        }
+        self.prune_records().await;
+        let st = self.lock();
+        let running = st.jobs.values().filter(|e| e.phase == JobPhase::Running);
+        tracing::info!(
+            "recovered {} jobs ({} resumed); next job id {}",
+            st.jobs.len(),
+            running.count(),
+            st.next_job
+        );
+    }
+
+    async fn recover_job(self: &Arc<Self>, mut record: JobRecord) {
+        let success_exists = match record.state {
+            RecordState::Running => {
+                let success = format!("{}/_SUCCESS", record.spec.output);
+                self.exists_retrying(&success).await
+            }
+            RecordState::Ended { .. } => false,
+        };
+        match plan_recovery(&record, success_exists) {
+            Recovery::Keep => self.remember_ended(record),
+            Recovery::RemoveOutput => {
+                self.remove_output(&record.spec.output).await;
+                if let RecordState::Ended { output_removed, .. } = &mut record.state {
+                    *output_removed = true;
+                }
+                self.save_logged(&record).await;
+                self.remember_ended(record);
+            }
+            Recovery::Succeeded => {
+                tracing::info!(
+                    "job {} had written _SUCCESS before the restart: succeeded",
+                    record.id
+                );
+                let info = ended_info(&record, JobPhase::Succeeded);
+                record.state = RecordState::Ended {
+                    info,
+                    output_removed: false,
+                };
+                self.save_logged(&record).await;
+                self.remember_ended(record);
+            }
+            Recovery::Fail(reason) => self.fail_at_recovery(record, reason).await,
+            Recovery::Resume => self.resume(record).await,
+        }
+    }
+
+    /// Runs a job the previous incarnation was running again from scratch, under its id.
+    async fn resume(self: &Arc<Self>, mut record: JobRecord) {
+        let id = record.id;
+        record.runs += 1;
+        // The run's number is durable before any of its attempts exists, so a later restart
+        // numbers its attempts above every one of this run's.
+        if let Err(e) = self.store.save(&record).await {
+            record.runs -= 1;
+            let reason = format!("{RESTART_REASON}; recording its new run failed: {e}");
+            return self.fail_at_recovery(record, reason).await;
+        }
+        let spec = &record.spec;
+        let (splits, hosts) = match self.splits_of(&spec.input_format, &spec.inputs).await {
+            Ok(s) => s,
+            Err(e) => {
+                let reason = format!("{RESTART_REASON}; its input cannot be read again: {e}");
+                return self.fail_at_recovery(record, reason).await;
+            }
+        };
+        // Nothing an earlier run wrote may stay in the output or be committed by this run.
+        if let Err(e) = self.clear_output(&spec.output).await {
+            let reason = format!("{RESTART_REASON}; clearing its output failed: {e}");
+            return self.fail_at_recovery(record, reason).await;
+        }
+        tracing::info!(
+            "job {id} ({}) resumed from scratch as run {}: {} maps, {} reduces",
+            spec.conf.job,
+            record.runs,
+            splits.len(),
+            spec.reduces
+        );
+        let entry = JobEntry::new(
+            record.spec.clone(),
+            splits,
+            record.submitted_unix_ms,
+            record.runs,
+        );
+        let mut st = self.lock();
+        st.outputs.insert(record.spec.output.clone());
+        st.jobs.insert(id, entry);
+        self.step_locked(
+            &mut st,
+            Event::SubmitJob {
+                job: id,
+                map_hosts: hosts,
+                reduces: record.spec.reduces,
+                first_attempt: first_attempt(record.runs),
+            },
+        );
+    }
+
+    /// Fails a job found running at startup: record first, then the output goes.
+    async fn fail_at_recovery(self: &Arc<Self>, mut record: JobRecord, reason: String) {
+        tracing::warn!("job {} failed: {reason}", record.id);
+        let info = ended_info(&record, JobPhase::Failed(reason));
+        record.state = RecordState::Ended {
+            info,
+            output_removed: false,
+        };
+        self.save_logged(&record).await;
+        self.remove_output(&record.spec.output).await;
+        if let RecordState::Ended { output_removed, .. } = &mut record.state {
+            *output_removed = true;
+        }
+        self.save_logged(&record).await;
+        self.remember_ended(record);
+    }
+
+    /// Adds an ended job from its record to the jobs that status calls know.
+    fn remember_ended(&self, record: JobRecord) {
+        let RecordState::Ended { info, .. } = record.state else {
+            return;
+        };
+        let mut st = self.lock();
+        st.finished_records.insert(record.id);
+        st.jobs
+            .insert(record.id, JobEntry::ended(record.spec, *info));
+    }
+
+    /// Saves a record; a failure is logged, since the job's in-memory state goes on anyway
+    /// and the next save (or the next restart) repairs it.
+    async fn save_logged(&self, record: &JobRecord) {
+        if let Err(e) = self.store.save(record).await {
+            tracing::error!("saving the record of job {}: {e}", record.id);
+        }
+    }
+
+    /// Deletes the records of the oldest finished jobs beyond [`FINISHED_RECORDS_KEPT`].
+    async fn prune_records(&self) {
+        let prune = records_to_prune(&self.lock().finished_records, FINISHED_RECORDS_KEPT);
+        for id in prune {
+            match self.store.remove(id).await {
+                Ok(()) => {
+                    self.lock().finished_records.remove(&id);
+                }
+                Err(e) => tracing::warn!("pruning the record of job {id}: {e}"),
+            }
+        }
+    }
+
+    /// Whether `path` exists, asking dfs until it answers: a wrong "no" here would re-run a
+    /// job whose complete output is already published.
+    async fn exists_retrying(&self, path: &str) -> bool {
+        loop {
+            match self.dfs.exists(path).await {
+                Ok(exists) => return exists,
+                Err(e) => tracing::warn!("checking dfs://{path} (retrying): {e}"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Removes the output directory and creates `OUT/_temporary` afresh.
+    async fn clear_output(&self, output: &str) -> Result<()> {
+        let mut tries = 0u32;
+        loop {
+            let r = async {
+                self.dfs.delete(output, true).await?;
+                self.dfs.mkdirs(&format!("{output}/_temporary")).await
+            }
+            .await;
+            match r {
+                Ok(()) => return Ok(()),
+                Err(e) if tries >= 4 => {
+                    return Err(dfs_error(format_args!("clearing dfs://{output}"), e))
+                }
+                Err(e) => tracing::warn!("clearing dfs://{output} (try {tries}): {e}"),
+            }
+            tries += 1;
+            tokio::time::sleep(Duration::from_millis(200 << tries)).await;
+        }
     }
 
     /// One split per dfs block, with the hosts holding it (record-aligned for fixed-length
@@ -553,10 +888,11 @@ impl Jobtracker {
         let mut st = self.lock();
         let event = match outcome {
             AttemptOutcome::Succeeded { counters } => {
+                // A stale attempt (killed, superseded, or from before a restart: unknown to this
+                // scheduler) is refused there; its counters are not kept.
                 if !st.sched.is_live(attempt) {
                     tracing::info!("ignoring the late success of {attempt} on {worker}");
-                }
-                if let Some(job) = st.jobs.get_mut(&attempt.task.job) {
+                } else if let Some(job) = st.jobs.get_mut(&attempt.task.job) {
                     job.pending.insert(attempt, counters);
                 }
                 Event::AttemptSucceeded { attempt }
@@ -593,6 +929,9 @@ impl Jobtracker {
 
     fn job_info(&self, st: &State, id: JobId) -> Option<JobInfo> {
         let e = st.jobs.get(&id)?;
+        if let Some(info) = &e.ended {
+            return Some((**info).clone());
+        }
         let status = st.sched.job_status(id).unwrap_or_default();
         let mut counters = Counters::default();
         for c in e.accepted.values() {
@@ -616,6 +955,7 @@ impl Jobtracker {
             counters,
             elapsed_ms: end.duration_since(e.submitted).as_millis() as u64,
             input_bytes: e.input_bytes,
+            runs: e.runs,
         })
     }
 
@@ -691,7 +1031,8 @@ impl Jobtracker {
             }
             JtRequest::AttemptStarted { attempt, unix_ms } => {
                 let mut st = self.lock();
-                if let Some(e) = st.jobs.get_mut(&attempt.task.job) {
+                let live = st.sched.is_live(attempt);
+                if let Some(e) = st.jobs.get_mut(&attempt.task.job).filter(|_| live) {
                     let first = e.first_started_unix_ms.get_or_insert(unix_ms);
                     *first = (*first).min(unix_ms);
                 }
@@ -737,6 +1078,33 @@ pub fn block_splits(
             })
         })
         .collect()
+}
+
+/// The final status of a job that ended while a jobtracker recovered it: no counters (the
+/// attempts that made them belonged to the dead incarnation).
+fn ended_info(record: &JobRecord, phase: JobPhase) -> Box<JobInfo> {
+    let state = match &phase {
+        JobPhase::Failed(reason) => JobState::Failed(reason.clone()),
+        _ => JobState::Succeeded,
+    };
+    Box::new(JobInfo {
+        id: record.id,
+        name: record.spec.conf.job.clone(),
+        user: record.spec.user.clone(),
+        output: record.spec.output.clone(),
+        phase,
+        status: JobStatus {
+            state,
+            ..JobStatus::default()
+        },
+        counters: Counters::default(),
+        elapsed_ms: unix_ms().saturating_sub(record.submitted_unix_ms),
+        first_launch_ms: None,
+        first_started_unix_ms: None,
+        submitted_unix_ms: record.submitted_unix_ms,
+        input_bytes: 0,
+        runs: record.runs,
+    })
 }
 
 /// Adds the scheduler's statistics as counters, so they print with the job's others.

@@ -17,7 +17,8 @@
 //! - [`counters`]: built-in and user-defined counters; [`codec`]: byte encodings.
 //! - [`engine`]: where a job runs (this machine, or the configured cluster).
 //! - Cluster runtime: [`protocol`] (messages), [`scheduler`] (the pure scheduling state
-//!   machine), [`jobtracker`] (its daemon), [`worker`] (task slots, child processes),
+//!   machine), [`jobtracker`] (its daemon), [`job_store`] (job records in dfs that a
+//!   restarted jobtracker resumes from), [`worker`] (task slots, child processes),
 //!   [`task_process`] (one attempt in a child), [`shuffle`] (map output server and fetcher),
 //!   [`submit`] (staging, submitting, status), [`pseudo_cluster`] (a cluster on this machine),
 //!   [`fault`] (test fault hooks).
@@ -37,6 +38,7 @@ pub mod fs;
 pub mod input;
 pub mod job;
 pub mod job_conf;
+pub mod job_store;
 pub mod jobtracker;
 pub mod map_task;
 pub mod merge;

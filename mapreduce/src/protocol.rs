@@ -162,6 +162,8 @@ pub struct JobInfo {
     pub submitted_unix_ms: u64,
     /// Input bytes over all splits.
     pub input_bytes: u64,
+    /// Runs started: 1, plus one per resume by a restarted jobtracker.
+    pub runs: u32,
 }
 
 /// A worker as the jobtracker sees it.

@@ -179,6 +179,11 @@ pub enum Event {
         map_hosts: Vec<Vec<String>>,
         /// The number of reduce tasks.
         reduces: u32,
+        /// The number of every task's first attempt. A job resumed by a restarted jobtracker
+        /// starts above every number an earlier run may have used (see
+        /// [`crate::job_store::first_attempt`]), so that an attempt still running from before
+        /// the restart is never taken for one of the new run's.
+        first_attempt: u32,
     },
     /// A worker is alive. The first heartbeat (or the first after it was lost) registers it.
     Heartbeat {
@@ -406,9 +411,10 @@ struct Task {
 }
 
 impl Task {
-    fn new(hosts: Vec<String>) -> Task {
+    fn new(hosts: Vec<String>, first_attempt: u32) -> Task {
         Task {
             hosts,
+            next_attempt: first_attempt,
             ..Task::default()
         }
     }
@@ -442,6 +448,13 @@ impl Durations {
     }
 }
 
+/// What a `SubmitJob` event describes.
+struct JobShape {
+    map_hosts: Vec<Vec<String>>,
+    reduces: u32,
+    first_attempt: u32,
+}
+
 /// One job's tasks and statistics.
 #[derive(Debug)]
 struct Job {
@@ -463,14 +476,24 @@ struct Job {
 }
 
 impl Job {
-    fn new(map_hosts: Vec<Vec<String>>, reduces: u32, now_ms: u64) -> Job {
-        let maps: Vec<Task> = map_hosts.into_iter().map(Task::new).collect();
+    fn new(shape: JobShape, now_ms: u64) -> Job {
+        let JobShape {
+            map_hosts,
+            reduces,
+            first_attempt,
+        } = shape;
+        let maps: Vec<Task> = map_hosts
+            .into_iter()
+            .map(|hosts| Task::new(hosts, first_attempt))
+            .collect();
         let maps_total = u32::try_from(maps.len()).unwrap_or(u32::MAX);
         Job {
             pending_maps: (0..maps_total).collect(),
             pending_reduces: (0..reduces).collect(),
             maps,
-            reduces: (0..reduces).map(|_| Task::default()).collect(),
+            reduces: (0..reduces)
+                .map(|_| Task::new(Vec::new(), first_attempt))
+                .collect(),
             maps_ever_accepted: 0,
             locality_wait_from_ms: now_ms,
             maps_starved_since_ms: None,
@@ -486,7 +509,12 @@ impl Job {
 
     /// A job refused at submission: it exists only to report why.
     fn refused(reason: String) -> Job {
-        let mut job = Job::new(Vec::new(), 0, 0);
+        let empty = JobShape {
+            map_hosts: Vec::new(),
+            reduces: 0,
+            first_attempt: 0,
+        };
+        let mut job = Job::new(empty, 0);
         job.status.state = JobState::Failed(reason);
         job
     }
@@ -663,7 +691,15 @@ impl Scheduler {
                 job,
                 map_hosts,
                 reduces,
-            } => self.on_submit(now_ms, job, map_hosts, reduces, &mut actions),
+                first_attempt,
+            } => {
+                let shape = JobShape {
+                    map_hosts,
+                    reduces,
+                    first_attempt,
+                };
+                self.on_submit(now_ms, job, shape, &mut actions)
+            }
             Event::Heartbeat {
                 worker,
                 rack,
@@ -735,26 +771,19 @@ impl Scheduler {
 
 /// Event handlers.
 impl Scheduler {
-    fn on_submit(
-        &mut self,
-        now_ms: u64,
-        id: JobId,
-        map_hosts: Vec<Vec<String>>,
-        reduces: u32,
-        actions: &mut Vec<Action>,
-    ) {
+    fn on_submit(&mut self, now_ms: u64, id: JobId, shape: JobShape, actions: &mut Vec<Action>) {
         // A repeated id must not reset a job whose tasks may already have committed (G6).
         if self.jobs.contains_key(&id) {
             return;
         }
-        let tasks = (map_hosts.len() as u64).saturating_add(u64::from(reduces));
+        let tasks = (shape.map_hosts.len() as u64).saturating_add(u64::from(shape.reduces));
         if tasks > MAX_TASKS_PER_JOB {
             let reason = format!("too many tasks: {tasks} (at most {MAX_TASKS_PER_JOB})");
             self.jobs.insert(id, Job::refused(reason.clone()));
             actions.push(Action::JobFailed { job: id, reason });
             return;
         }
-        self.jobs.insert(id, Job::new(map_hosts, reduces, now_ms));
+        self.jobs.insert(id, Job::new(shape, now_ms));
         // A job without tasks is done at once.
         self.finish_job_if_complete(id, actions);
     }
@@ -1592,6 +1621,7 @@ mod tests {
             job,
             map_hosts,
             reduces,
+            first_attempt: 0,
         };
         s.step(now_ms, event)
     }
@@ -2464,6 +2494,50 @@ mod tests {
         assert!(matches!(must_status(&s, 5).state, JobState::Failed(_)));
     }
 
+    // Checks G6 across a jobtracker restart: a job resumed under the same id numbers its
+    // attempts from `first_attempt`, so an attempt of the earlier run that a worker still lists
+    // is killed, and its late success, failure or fetch complaint changes nothing.
+    #[test]
+    fn resumed_job_never_adopts_an_earlier_runs_attempts() {
+        let mut s = Scheduler::new(SchedulerConfig::default());
+        let first = 1_000_000;
+        let resume = Event::SubmitJob {
+            job: J,
+            map_hosts: hostless(1),
+            reduces: 1,
+            first_attempt: first,
+        };
+        s.step(0, resume);
+        // The worker comes back still running the earlier run's map attempt 0.
+        let old_map = at(m(J, 0), 0);
+        let actions = heartbeat(&mut s, 10, "a", "r1", 2, &[(old_map, 0.5)]);
+        assert_eq!(kills(&actions), vec![("a".to_string(), old_map)]);
+        let launched: Vec<AttemptId> = launches(&actions).into_iter().map(|l| l.1).collect();
+        assert_eq!(launched, vec![at(m(J, 0), first)]);
+        assert!(!s.is_live(old_map));
+        // Its late reports are refused.
+        assert!(succeed(&mut s, 20, old_map).is_empty());
+        assert!(fail(&mut s, 20, old_map, "late").is_empty());
+        assert_eq!(must_status(&s, J).maps_done, 0);
+        let old_reduce = at(r(J, 0), 0);
+        assert!(succeed(&mut s, 30, old_reduce).is_empty());
+        s.step(
+            30,
+            Event::FetchFailure {
+                reduce: old_reduce,
+                map: at(m(J, 0), first),
+            },
+        );
+        // The new run's own attempts go through to a commit under the new numbers.
+        let accepted = accepts(&succeed(&mut s, 40, at(m(J, 0), first)));
+        assert_eq!(accepted, vec![at(m(J, 0), first)]);
+        let reduce = at(r(J, 0), first);
+        assert!(s.is_live(reduce));
+        assert_eq!(commits(&succeed(&mut s, 50, reduce)), vec![reduce]);
+        let done = commit_done(&mut s, 60, reduce);
+        assert_eq!(succeeded_jobs(&done), vec![J]);
+    }
+
     #[test]
     fn remove_job_forgets_it() {
         let mut s = Scheduler::new(SchedulerConfig::default());
@@ -2709,6 +2783,7 @@ mod tests {
                 job,
                 map_hosts,
                 reduces,
+                first_attempt: 0,
             };
             self.step(event);
         }
@@ -2825,6 +2900,7 @@ mod tests {
                     job: 1,
                     map_hosts: Vec::new(),
                     reduces: 0,
+                    first_attempt: 0,
                 },
             };
             self.step(event);

@@ -52,23 +52,19 @@ impl ClusterClient {
     }
 
     fn jt<T>(&self, req: &JtRequest, f: impl FnOnce(JtResponse) -> Option<T>) -> Result<T> {
-        let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
-        let addr = &self.config.jobtracker_addr;
-        let resp: JtResponse = self.fs.block_on(call(addr, req, timeout)).map_err(|e| {
+        let resp = self.jt_raw(req).map_err(|e| {
             Error::Cluster(format!(
                 "cannot reach the jobtracker: {e} (is the cluster up?)"
             ))
         })?;
-        if let JtResponse::Error { kind, message } = resp {
-            return Err(match kind {
-                ErrorKind::OutputExists | ErrorKind::BadInput | ErrorKind::NotFound => {
-                    Error::Cluster(message)
-                }
-                _ => Error::Cluster(format!("jobtracker: {message}")),
-            });
-        }
-        let text = format!("{resp:?}");
-        f(resp).ok_or_else(|| Error::Cluster(format!("unexpected jobtracker reply: {text}")))
+        reply(resp, f)
+    }
+
+    /// One call; `Err` only when the jobtracker could not be reached or did not answer.
+    fn jt_raw(&self, req: &JtRequest) -> Result<JtResponse> {
+        let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
+        let addr = &self.config.jobtracker_addr;
+        self.fs.block_on(call(addr, req, timeout))
     }
 
     /// Copies this process's executable into dfs under its SHA-256, unless it is there.
@@ -154,7 +150,9 @@ impl ClusterClient {
         }
     }
 
-    /// Waits until job `id` ends, drawing a progress line on a terminal.
+    /// Waits until job `id` ends, drawing a progress line on a terminal. While the jobtracker
+    /// is unreachable (it restarts: a restarted one resumes the job under the same id) the
+    /// wait goes on, with a growing pause between tries, for up to [`unreachable_limit`].
     pub fn wait(&self, id: JobId, show: bool) -> Result<JobInfo> {
         let bar = if show && std::io::stderr().is_terminal() {
             let b = indicatif::ProgressBar::new(100);
@@ -167,8 +165,21 @@ impl ClusterClient {
         } else {
             None
         };
+        let limit = unreachable_limit(&self.config);
+        let mut outage: Option<Outage> = None;
         loop {
-            let info = self.status(id)?;
+            let info = match self.poll(id, outage.is_some())? {
+                Ok(info) => info,
+                Err(e) => {
+                    let o = outage.get_or_insert_with(|| Outage::new(show && bar.is_none()));
+                    let pause = o.note(id, &e, limit, bar.as_ref())?;
+                    std::thread::sleep(pause);
+                    continue;
+                }
+            };
+            if let Some(o) = outage.take() {
+                o.back(id, &info);
+            }
             if let Some(b) = &bar {
                 let (pct, msg) = progress_line(&info);
                 b.set_position(pct);
@@ -181,6 +192,26 @@ impl ClusterClient {
                 return Ok(info);
             }
             std::thread::sleep(Duration::from_millis(POLL_MS));
+        }
+    }
+
+    /// One status call for `wait`: the job's status, or (inner `Err`) why the jobtracker
+    /// could not be reached. An error answer ends the wait; after an outage it says so.
+    fn poll(&self, id: JobId, after_outage: bool) -> Result<Result<JobInfo>> {
+        let resp = match self.jt_raw(&JtRequest::JobStatus { job: id }) {
+            Ok(resp) => resp,
+            Err(e) => return Ok(Err(e)),
+        };
+        let info = reply(resp, |r| match r {
+            JtResponse::Job(info) => Some(*info),
+            _ => None,
+        });
+        match info {
+            Ok(info) => Ok(Ok(info)),
+            Err(e) if after_outage => Err(Error::Cluster(format!(
+                "the jobtracker came back without job {id}: {e}"
+            ))),
+            Err(e) => Err(e),
         }
     }
 
@@ -214,6 +245,108 @@ impl ClusterClient {
             JtResponse::Workers(v) => Some(v),
             _ => None,
         })
+    }
+}
+
+/// How long a waiting submitter keeps trying an unreachable jobtracker: five worker timeouts
+/// (the time a restarted jobtracker needs to find its workers again, with room for its own
+/// start), and at least 30 s.
+pub fn unreachable_limit(config: &ClusterConfig) -> Duration {
+    Duration::from_millis(config.worker_timeout_ms.saturating_mul(5).max(30_000))
+}
+
+/// The jobtracker's answer to one call: its error as an [`Error`], or `f`'s pick of it.
+fn reply<T>(resp: JtResponse, f: impl FnOnce(JtResponse) -> Option<T>) -> Result<T> {
+    if let JtResponse::Error { kind, message } = resp {
+        return Err(match kind {
+            ErrorKind::OutputExists | ErrorKind::BadInput | ErrorKind::NotFound => {
+                Error::Cluster(message)
+            }
+            _ => Error::Cluster(format!("jobtracker: {message}")),
+        });
+    }
+    let text = format!("{resp:?}");
+    f(resp).ok_or_else(|| Error::Cluster(format!("unexpected jobtracker reply: {text}")))
+}
+
+/// A spell of the jobtracker being unreachable, as a waiting submitter sees it.
+struct Outage {
+    since: Instant,
+    pause: Duration,
+    /// Whether to print lines (no progress bar, and progress wanted).
+    print: bool,
+    printed: bool,
+}
+
+impl Outage {
+    /// First and longest pause between tries.
+    const FIRST_PAUSE: Duration = Duration::from_millis(100);
+    const MAX_PAUSE: Duration = Duration::from_secs(2);
+
+    fn new(print: bool) -> Outage {
+        Outage {
+            since: Instant::now(),
+            pause: Self::FIRST_PAUSE,
+            print,
+            printed: false,
+        }
+    }
+
+    fn next_pause(&mut self) -> Duration {
+        let pause = self.pause;
+        self.pause = (self.pause * 2).min(Self::MAX_PAUSE);
+        pause
+    }
+
+    /// Notes a failed call: shows it, and returns the pause before the next try, or the
+    /// error that ends the wait once the outage has lasted `limit`.
+    fn note(
+        &mut self,
+        id: JobId,
+        e: &Error,
+        limit: Duration,
+        bar: Option<&indicatif::ProgressBar>,
+    ) -> Result<Duration> {
+        let down = self.since.elapsed();
+        if down > limit {
+            return Err(Error::Cluster(format!(
+                "jobtracker unreachable for {}s, stopped following job {id}: {e}",
+                down.as_secs()
+            )));
+        }
+        let line = format!(
+            "jobtracker unreachable, retrying ({}s of {}s): {e}",
+            down.as_secs(),
+            limit.as_secs()
+        );
+        match bar {
+            Some(b) => b.set_message(line),
+            None => self.print_once(&line),
+        }
+        Ok(self.next_pause())
+    }
+
+    fn print_once(&mut self, line: &str) {
+        if self.print && !self.printed {
+            eprintln!("{line}");
+            self.printed = true;
+        }
+    }
+
+    /// The jobtracker answers again.
+    fn back(self, id: JobId, info: &JobInfo) {
+        if !self.print {
+            return;
+        }
+        let resumed = if info.runs > 1 {
+            format!(", resumed from scratch (run {})", info.runs)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "jobtracker reachable again after {}s; following job {id}{resumed}",
+            self.since.elapsed().as_secs()
+        );
     }
 }
 
@@ -284,4 +417,49 @@ pub fn kill_submitted_job() -> Option<JobId> {
     let (client, id) = target?;
     let _ = client.kill(id);
     Some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outage_pauses_grow_to_a_cap_and_the_wait_is_bounded() {
+        let mut o = Outage::new(false);
+        let pauses: Vec<u64> = (0..8).map(|_| o.next_pause().as_millis() as u64).collect();
+        assert_eq!(pauses, vec![100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+        let mut config = ClusterConfig {
+            worker_timeout_ms: 3_000,
+            ..ClusterConfig::default()
+        };
+        assert_eq!(unreachable_limit(&config), Duration::from_secs(30));
+        config.worker_timeout_ms = 10_000;
+        assert_eq!(unreachable_limit(&config), Duration::from_secs(50));
+        config.worker_timeout_ms = u64::MAX;
+        assert_eq!(unreachable_limit(&config), Duration::from_millis(u64::MAX));
+    }
+
+    #[test]
+    fn an_outage_longer_than_the_limit_ends_the_wait() {
+        let limit = Duration::from_secs(30);
+        let e = Error::Cluster("connection refused".into());
+        let mut fresh = Outage::new(false);
+        assert_eq!(
+            fresh.note(7, &e, limit, None).unwrap(),
+            Duration::from_millis(100)
+        );
+        let Some(long_ago) = Instant::now().checked_sub(Duration::from_secs(40)) else {
+            return; // A monotonic clock this young cannot go back 40 s; nothing to check.
+        };
+        let mut old = Outage {
+            since: long_ago,
+            ..Outage::new(false)
+        };
+        let err = old.note(7, &e, limit, None).unwrap_err().to_string();
+        assert!(err.contains("jobtracker unreachable for 40s"), "{err}");
+        assert!(
+            err.contains("job 7") && err.contains("connection refused"),
+            "{err}"
+        );
+    }
 }
