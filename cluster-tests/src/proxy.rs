@@ -120,11 +120,11 @@ async fn relay(
     let (out_r, out_w) = outbound.into_split();
     let forward = pump(in_r, out_w, fault.clone(), Some(stats), seed);
     let backward = pump(out_r, in_w, fault, None, seed);
-    // Either side closing ends the connection: a half-open relay would hide a peer's death.
-    tokio::select! {
-        _ = forward => {}
-        _ = backward => {}
-    }
+    // Each direction ends on its own and passes its end on as a half-close, as TCP does: a
+    // peer that sends a last message and closes must have that message delivered, not turned
+    // into a reset by the proxy (a datanode's "failed" reply before it hangs up names the node
+    // to blame). A reader that stops reading ends its direction with an error.
+    tokio::join!(forward, backward);
 }
 
 /// Copies one direction; `stats` is set for the direction towards the target, the only one
@@ -142,7 +142,10 @@ async fn pump(
     let mut next_flip: Option<u64> = None;
     loop {
         let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => {
+                let _ = to.shutdown().await;
+                return;
+            }
             Ok(n) => n,
         };
         let f = *fault.lock().unwrap();
