@@ -98,6 +98,26 @@ fn join_all(
     (acked, tried)
 }
 
+/// Waits until namenode `id` has applied (almost) everything the current leader committed,
+/// and, with `follower`, follows it.
+fn must_catch_up(c: &Cluster, id: u64, follower: bool, what: &str) {
+    common::must_eventually(what, Duration::from_secs(20), || {
+        let st = c.block_on(c.client().namenode_statuses());
+        let get = |id| {
+            st.iter()
+                .find(|(i, _)| *i == id)
+                .and_then(|(_, s)| s.as_ref().ok())
+        };
+        match (get(id), c.leader().and_then(get)) {
+            (Some(o), Some(l)) => {
+                (!follower || o.role == RaftRole::Follower)
+                    && o.applied_index >= l.commit_index.saturating_sub(2)
+            }
+            _ => false,
+        }
+    });
+}
+
 // Checks G1 and G5: the leader is SIGKILLed in the middle of a stream of creates from four
 // clients; a new leader answers within seconds, and every acknowledged create survives (also
 // after the old leader is restarted and has caught up).
@@ -129,22 +149,7 @@ fn leader_killed_during_creates() {
     );
     must_hold_history(&c, &acked, &tried);
     // The restarted node catches up: its applied index reaches the leader's commit index.
-    common::must_eventually(
-        "restarted namenode catches up",
-        Duration::from_secs(20),
-        || {
-            let st = c.block_on(c.client().namenode_statuses());
-            let get = |id| {
-                st.iter()
-                    .find(|(i, _)| *i == id)
-                    .and_then(|(_, s)| s.as_ref().ok())
-            };
-            match (get(leader), c.leader().and_then(get)) {
-                (Some(old), Some(l)) => old.applied_index >= l.commit_index.saturating_sub(2),
-                _ => false,
-            }
-        },
-    );
+    must_catch_up(&c, leader, false, "restarted namenode catches up");
 }
 
 // Checks G5: the leader is cut off from the other two namenodes (clients can still reach it).
@@ -203,24 +208,11 @@ fn leader_isolated_in_minority() {
         "G5 violated: the isolated old leader answered a read: {exists:?}"
     );
     c.net.heal().unwrap();
-    common::must_eventually(
+    must_catch_up(
+        &c,
+        old,
+        true,
         "old leader rejoins as a follower and catches up",
-        Duration::from_secs(20),
-        || {
-            let st = c.block_on(c.client().namenode_statuses());
-            let get = |id| {
-                st.iter()
-                    .find(|(i, _)| *i == id)
-                    .and_then(|(_, s)| s.as_ref().ok())
-            };
-            match (get(old), c.leader().and_then(get)) {
-                (Some(o), Some(l)) => {
-                    o.role == RaftRole::Follower
-                        && o.applied_index >= l.commit_index.saturating_sub(2)
-                }
-                _ => false,
-            }
-        },
     );
     assert!(c.block_on(client.exists("/after")).unwrap());
     assert!(
@@ -259,22 +251,7 @@ fn leader_paused_past_election_timeout() {
         acked.len()
     );
     must_hold_history(&c, &acked, &tried);
-    common::must_eventually(
-        "resumed node follows and catches up",
-        Duration::from_secs(20),
-        || {
-            let st = c.block_on(c.client().namenode_statuses());
-            let get = |id| {
-                st.iter()
-                    .find(|(i, _)| *i == id)
-                    .and_then(|(_, s)| s.as_ref().ok())
-            };
-            match (get(old), c.leader().and_then(get)) {
-                (Some(o), Some(l)) => o.applied_index >= l.commit_index.saturating_sub(2),
-                _ => false,
-            }
-        },
-    );
+    must_catch_up(&c, old, false, "resumed node follows and catches up");
 }
 
 // Checks G5 with an asymmetric partition: the followers' packets to the leader are dropped,
