@@ -89,6 +89,13 @@ fn finish(job: Child, what: &str) -> String {
     stderr
 }
 
+/// Starts `mrjob wordcount /in /out -r 2` on the cluster in the background.
+fn spawn_wordcount(c: &Cluster) -> Child {
+    c.mrjob_command(&["wordcount", "/in", "/out", "-r", "2"])
+        .spawn()
+        .unwrap()
+}
+
 /// Input of about 1.8 MB (28 blocks of 64 KiB) in dfs `/in`, and local mode's wordcount.
 fn wordcount_input(
     c: &Cluster,
@@ -123,10 +130,7 @@ fn worker_killed_mid_map() {
         },
     );
     let want = wordcount_input(&c, work.path(), seed, "2");
-    let job = c
-        .mrjob_command(&["wordcount", "/in", "/out", "-r", "2"])
-        .spawn()
-        .unwrap();
+    let job = spawn_wordcount(&c);
     let victim = wait_for("a map attempt running", Duration::from_secs(60), || {
         let p = progress(&c, 1)?;
         (p.maps_done >= 1 && p.maps_done < p.maps_total)
@@ -180,10 +184,7 @@ fn worker_killed_mid_shuffle() {
     } else {
         None
     };
-    let job = c
-        .mrjob_command(&["wordcount", "/in", "/out", "-r", "2"])
-        .spawn()
-        .unwrap();
+    let job = spawn_wordcount(&c);
     wait_for(
         "the shuffle from the victim",
         Duration::from_secs(90),
@@ -223,10 +224,7 @@ fn worker_killed_mid_reduce() {
         },
     );
     let want = wordcount_input(&c, work.path(), seed, "2");
-    let job = c
-        .mrjob_command(&["wordcount", "/in", "/out", "-r", "2"])
-        .spawn()
-        .unwrap();
+    let job = spawn_wordcount(&c);
     let client = c.client();
     let victim = wait_for(
         "a reduce's part file written, not committed",
@@ -282,10 +280,7 @@ fn worker_partitioned_during_commit() {
         return;
     }
     let want = wordcount_input(&c, work.path(), seed, "2");
-    let job = c
-        .mrjob_command(&["wordcount", "/in", "/out", "-r", "2"])
-        .spawn()
-        .unwrap();
+    let job = spawn_wordcount(&c);
     let client = c.client();
     let attempt = "attempt_0001_r_000000_0";
     let victim = wait_for(
@@ -336,10 +331,7 @@ fn jobtracker_restarted_mid_job() {
         },
     );
     let want = wordcount_input(&c, work.path(), seed, "2");
-    let job = c
-        .mrjob_command(&["wordcount", "/in", "/out", "-r", "2"])
-        .spawn()
-        .unwrap();
+    let job = spawn_wordcount(&c);
     let in_reduce = rng.gen_bool(0.5);
     wait_for("the chosen phase", Duration::from_secs(90), || {
         let p = progress(&c, 1)?;
@@ -504,14 +496,12 @@ fn randomized_mix() {
             ("terasort", format!("/out/ts{jobs}"), &want_ts)
         };
         let input = if job == "wordcount" { "/in" } else { "/gen" };
-        let cmd = c
+        let child = c
             .lock()
             .unwrap()
-            .mrjob_command(&[job, input, &out, "-r", "3"]);
-        let child = {
-            let mut cmd = cmd;
-            cmd.spawn().unwrap()
-        };
+            .mrjob_command(&[job, input, &out, "-r", "3"])
+            .spawn()
+            .unwrap();
         finish(child, &format!("{job} #{jobs} (SEED={seed})"));
         must_equal_output(&c.lock().unwrap(), &out, want);
         eprintln!(
