@@ -743,3 +743,104 @@ fn jobtracker_restart_that_cannot_resume_fails_the_job_cleanly() {
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("FAILED: jobtracker restarted"), "{text}");
 }
+
+/// Sends one raw submit for `spec` to the cluster's jobtracker; its answer, printed.
+fn raw_submit(cluster: &Cluster, spec: &mapreduce::protocol::JobSpec) -> String {
+    use mapreduce::protocol::{call, JtRequest, JtResponse};
+    let req = JtRequest::Submit(Box::new(spec.clone()));
+    let addr = &cluster.config.jobtracker_addr;
+    let resp: JtResponse = cluster
+        .fs
+        .block_on(call(addr, &req, Duration::from_secs(60)))
+        .unwrap();
+    format!("{resp:?}")
+}
+
+// Checks G6: a submission sent again (its answer lost, or slower than the caller's timeout)
+// is one job, not two, also when the repeats race the first and after a jobtracker restart;
+// a different submission for the same output is refused. The job's output equals local mode.
+#[test]
+fn repeated_submission_is_one_job() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let work = tempfile::tempdir().unwrap();
+    let input = corpus(work.path(), "repeated_submission_is_one_job");
+    // Maps sleep, so the job is still running at the restart below.
+    let cluster = Cluster::start(3, "sleep:m:*:0:1500", |_| {});
+    cluster.put(&input, "/in");
+    // A first job stages the mrjob binary, which the raw submissions below reuse.
+    cluster.must_mrjob(&["wordcount", "/in", "/out0", "-r", "2"]);
+    let client = cluster.fs.client();
+    let staged = cluster.fs.block_on(client.list("/mrjob/bin")).unwrap();
+    let binary = staged
+        .iter()
+        .map(|s| s.path.clone())
+        .find(|p| !p.rsplit('/').next().unwrap().starts_with('.'))
+        .expect("a staged binary");
+    let sha256 = binary.rsplit('/').next().unwrap().to_owned();
+    let settings = mapreduce::job::Settings {
+        reducers: 2,
+        ..mapreduce::job::Settings::default()
+    };
+    let spec = mapreduce::protocol::JobSpec {
+        conf: mapreduce::job_conf::JobConf::new("wordcount", settings),
+        binary: mapreduce::protocol::BinaryRef {
+            dfs_path: binary,
+            sha256,
+        },
+        inputs: vec![PathBuf::from("/in")],
+        output: "/out".into(),
+        input_format: mapreduce::input::InputFormat::Lines,
+        reduces: 2,
+        user: "test".into(),
+        submission: "0123456789abcdef0123456789abcdef".into(),
+    };
+    let answers: Vec<String> = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| raw_submit(&cluster, &spec)))
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert!(
+        answers.iter().all(|a| a == "Submitted { job: 2 }"),
+        "{answers:?}"
+    );
+    let other = mapreduce::protocol::JobSpec {
+        submission: "another".into(),
+        ..spec.clone()
+    };
+    let refused = raw_submit(&cluster, &other);
+    assert!(refused.contains("OutputExists"), "{refused}");
+    cluster.restart_jobtracker();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if cluster.mrjob(&["status", "2"]).status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted jobtracker never answered"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(raw_submit(&cluster, &spec), "Submitted { job: 2 }");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        let out = cluster.mrjob(&["status", "2"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("SUCCEEDED") {
+            break text;
+        }
+        assert!(!text.contains("FAILED"), "{text}");
+        assert!(Instant::now() < deadline, "job 2 never finished: {text}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let list = cluster.mrjob(&["list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.contains("wordcount")).count(),
+        2,
+        "{text}\n{status}"
+    );
+    let local = local_run(&["wordcount", "-r", "2"], &[&input], work.path());
+    assert_same(cluster.files("/out"), &local, "a repeated submission");
+}

@@ -45,7 +45,8 @@ pub const MAX_RUNS: u32 = 4;
 pub const RESTART_REASON: &str = "jobtracker restarted while the job ran";
 
 const MAGIC: &[u8; 4] = b"MRJR";
-const FORMAT_VERSION: u32 = 1;
+// Version 2 added the submission token to the spec.
+const FORMAT_VERSION: u32 = 2;
 const HEADER_BYTES: usize = 12;
 const TMP_SUFFIX: &str = ".tmp";
 
@@ -359,6 +360,7 @@ mod tests {
                 input_format: InputFormat::Lines,
                 reduces: 3,
                 user: "ann".into(),
+                submission: "token".into(),
             },
             submitted_unix_ms: 1_700_000_000_000,
             runs,

@@ -157,7 +157,12 @@ struct State {
     launching: HashMap<String, HashSet<AttemptId>>,
     /// Finished jobs that have a record in dfs, so the oldest records can be pruned.
     finished_records: BTreeSet<JobId>,
+    /// Submissions being accepted, by token, with where their outcome will appear.
+    submissions: HashMap<String, tokio::sync::watch::Receiver<Option<Submitted>>>,
 }
+
+/// What a submission comes to: the job's id, or why it was refused.
+type Submitted = Result<JobId, (ErrorKind, String)>;
 
 /// The jobtracker service.
 pub struct Jobtracker {
@@ -187,6 +192,7 @@ impl Jobtracker {
                 outputs: HashSet::new(),
                 launching: HashMap::new(),
                 finished_records: BTreeSet::new(),
+                submissions: HashMap::new(),
             }),
             wake: Notify::new(),
             started: Instant::now(),
@@ -481,7 +487,52 @@ impl Jobtracker {
         }
     }
 
-    async fn submit(self: &Arc<Self>, spec: JobSpec) -> Result<JobId, (ErrorKind, String)> {
+    /// Accepts a submission once per token: a submit sent again (its answer was lost, or
+    /// outlived the caller's timeout) gets the job the first one created, waiting for it if
+    /// the first is still being accepted. Acceptance runs in its own task, so a caller that
+    /// goes away cannot cut it off halfway.
+    async fn submit(self: &Arc<Self>, spec: JobSpec) -> Submitted {
+        let token = spec.submission.clone();
+        if token.is_empty() {
+            return self.accept(spec).await;
+        }
+        let mut rx = {
+            let mut st = self.lock();
+            let known = st.jobs.iter().find(|(_, e)| e.spec.submission == token);
+            if let Some((&id, _)) = known {
+                tracing::info!("submission {token} repeated: it is job {id}");
+                return Ok(id);
+            }
+            match st.submissions.get(&token) {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = tokio::sync::watch::channel(None);
+                    st.submissions.insert(token.clone(), rx.clone());
+                    let jt = self.clone();
+                    tokio::spawn(async move {
+                        let result = jt.accept(spec).await;
+                        // An accepted job is in `jobs` by now, where a later repeat finds it.
+                        jt.lock().submissions.remove(&token);
+                        let _ = tx.send(Some(result));
+                    });
+                    rx
+                }
+            }
+        };
+        let outcome = match rx.wait_for(Option::is_some).await {
+            Ok(result) => result
+                .clone()
+                .unwrap_or_else(|| unreachable!("waited for Some")),
+            Err(_) => Err((
+                ErrorKind::BadRequest,
+                "the jobtracker dropped the submission while accepting it".into(),
+            )),
+        };
+        outcome
+    }
+
+    /// Checks and records a new job, and starts scheduling it.
+    async fn accept(self: &Arc<Self>, spec: JobSpec) -> Submitted {
         let received_unix_ms = unix_ms();
         let received = Instant::now();
         let dfs_err = |e: Error| (ErrorKind::Dfs, e.to_string());

@@ -50,6 +50,9 @@ pub struct JobSpec {
     pub reduces: u32,
     /// Who submitted it (shown by `mrjob list`).
     pub user: String,
+    /// A random token the submitter picks for this submission. A submit sent again after
+    /// its answer was lost carries the same token and gets the job the first one created.
+    pub submission: String,
 }
 
 /// What one task attempt does.

@@ -120,11 +120,13 @@ impl ClusterClient {
             input_format: job.input.clone(),
             reduces: job.settings.reducers,
             user: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            submission: format!(
+                "{:016x}{:016x}",
+                rand::random::<u64>(),
+                rand::random::<u64>()
+            ),
         };
-        let id = self.jt(&JtRequest::Submit(Box::new(spec)), |r| match r {
-            JtResponse::Submitted { job } => Some(job),
-            _ => None,
-        })?;
+        let id = self.submit(spec, opts.progress)?;
         let _guard = KillOnInterrupt::install(self.clone(), id);
         if opts.progress {
             eprintln!(
@@ -150,6 +152,32 @@ impl ClusterClient {
         }
     }
 
+    /// Submits `spec` and returns the job's id. Accepting a job takes the jobtracker a few dfs
+    /// writes, which can stall (a datanode of the pipeline vanishes, the namenode fails over)
+    /// past one call's timeout; and the jobtracker may restart. So an unanswered submit is sent
+    /// again, with the same submission token, for up to [`unreachable_limit`]: the jobtracker
+    /// answers a repeated token with the job the first call created, never a second job.
+    fn submit(&self, spec: JobSpec, show: bool) -> Result<JobId> {
+        let limit = unreachable_limit(&self.config);
+        let req = JtRequest::Submit(Box::new(spec));
+        let mut outage: Option<Outage> = None;
+        loop {
+            match self.jt_raw(&req) {
+                Ok(resp) => {
+                    return reply(resp, |r| match r {
+                        JtResponse::Submitted { job } => Some(job),
+                        _ => None,
+                    })
+                }
+                Err(e) => {
+                    let o = outage.get_or_insert_with(|| Outage::new(show));
+                    let pause = o.note("submitting the job", &e, limit, None)?;
+                    std::thread::sleep(pause);
+                }
+            }
+        }
+    }
+
     /// Waits until job `id` ends, drawing a progress line on a terminal. While the jobtracker
     /// is unreachable (it restarts: a restarted one resumes the job under the same id) the
     /// wait goes on, with a growing pause between tries, for up to [`unreachable_limit`].
@@ -172,7 +200,7 @@ impl ClusterClient {
                 Ok(info) => info,
                 Err(e) => {
                     let o = outage.get_or_insert_with(|| Outage::new(show && bar.is_none()));
-                    let pause = o.note(id, &e, limit, bar.as_ref())?;
+                    let pause = o.note(&format!("following job {id}"), &e, limit, bar.as_ref())?;
                     std::thread::sleep(pause);
                     continue;
                 }
@@ -302,7 +330,7 @@ impl Outage {
     /// error that ends the wait once the outage has lasted `limit`.
     fn note(
         &mut self,
-        id: JobId,
+        doing: &str,
         e: &Error,
         limit: Duration,
         bar: Option<&indicatif::ProgressBar>,
@@ -310,7 +338,7 @@ impl Outage {
         let down = self.since.elapsed();
         if down > limit {
             return Err(Error::Cluster(format!(
-                "jobtracker unreachable for {}s, stopped following job {id}: {e}",
+                "jobtracker unreachable for {}s, stopped {doing}: {e}",
                 down.as_secs()
             )));
         }
