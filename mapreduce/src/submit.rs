@@ -473,7 +473,7 @@ mod tests {
         let e = Error::Cluster("connection refused".into());
         let mut fresh = Outage::new(false);
         assert_eq!(
-            fresh.note(7, &e, limit, None).unwrap(),
+            fresh.note("following job 7", &e, limit, None).unwrap(),
             Duration::from_millis(100)
         );
         let Some(long_ago) = Instant::now().checked_sub(Duration::from_secs(40)) else {
@@ -483,7 +483,10 @@ mod tests {
             since: long_ago,
             ..Outage::new(false)
         };
-        let err = old.note(7, &e, limit, None).unwrap_err().to_string();
+        let err = old
+            .note("following job 7", &e, limit, None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("jobtracker unreachable for 40s"), "{err}");
         assert!(
             err.contains("job 7") && err.contains("connection refused"),
