@@ -420,9 +420,9 @@ mod tests {
             assert!(decode(&flipped).is_err(), "flip at byte {i} decoded");
         }
         let mut other_version = bytes.clone();
-        other_version[7] = 2;
+        other_version[7] = 1;
         let err = decode(&other_version).unwrap_err().to_string();
-        assert!(err.contains("format version 2"), "{err}");
+        assert!(err.contains("format version 1 is not 2"), "{err}");
     }
 
     #[test]
