@@ -412,6 +412,28 @@ fn inject(
     }
 }
 
+/// The fault-injecting thread of `randomized_mix`. Dropping it (also when a failed check
+/// unwinds) stops and joins the thread, so its share of the cluster is released and the
+/// cluster's daemons are stopped rather than left running after the test binary exits.
+struct Injector {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<BTreeMap<String, Proxy>>>,
+}
+
+impl Injector {
+    /// Stops the schedule and returns the proxies (`None` if the thread panicked).
+    fn finish(&mut self) -> Option<BTreeMap<String, Proxy>> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take()?.join().ok()
+    }
+}
+
+impl Drop for Injector {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 // Checks G1-G6 together: a seeded schedule of faults (power loss of a worker host's datanode
 // with its worker, paused workers, power loss of the namenode leader, isolated hosts, links
 // that corrupt what a datanode receives) runs while wordcount and terasort jobs run one after
@@ -478,14 +500,17 @@ fn randomized_mix() {
     );
     let c = Arc::new(Mutex::new(c));
     let stop = Arc::new(AtomicBool::new(false));
-    let injector = {
-        let (c, stop, steps) = (c.clone(), stop.clone(), steps.clone());
-        // The proxies come back with the thread's result: every host's connections to a
-        // datanode go through them, so they must live until the cluster stops.
-        std::thread::spawn(move || {
-            inject(&c, &steps, &proxies, &stop);
-            proxies
-        })
+    let mut injector = Injector {
+        stop: stop.clone(),
+        thread: Some({
+            let (c, stop, steps) = (c.clone(), stop.clone(), steps.clone());
+            // The proxies come back with the thread's result: every host's connections to a
+            // datanode go through them, so they must live until the cluster stops.
+            std::thread::spawn(move || {
+                inject(&c, &steps, &proxies, &stop);
+                proxies
+            })
+        }),
     };
     let start = Instant::now();
     let mut jobs = 0;
@@ -510,8 +535,7 @@ fn randomized_mix() {
         );
         jobs += 1;
     }
-    stop.store(true, Ordering::Relaxed);
-    let proxies = injector.join().expect("fault injector");
+    let proxies = injector.finish().expect("fault injector");
     assert!(jobs >= 2);
     drop(c);
     drop(proxies);
