@@ -553,6 +553,23 @@ impl Cluster {
         assert_ne!(self.pid("jobtracker"), pid, "no new jobtracker started");
     }
 
+    /// `mrjob status JOB`'s output once the jobtracker answers it: a restarted one answers
+    /// after it has read the job records.
+    fn status_once_answered(&self, job: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = self.mrjob(&["status", job]);
+            if status.status.success() {
+                return String::from_utf8_lossy(&status.stdout).into_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the restarted jobtracker never answered"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// SIGKILLs the jobtracker and waits until it is gone; returns its pid.
     fn kill_jobtracker(&self) -> u32 {
         let pid = self.pid("jobtracker");
@@ -675,19 +692,7 @@ fn jobtracker_restart_during_maps_resumes_and_keeps_ids() {
         c.maps_done("1").is_some_and(|(_, t)| t > 0) && !c.hosts_with_attempts('m').is_empty()
     });
     cluster.restart_jobtracker();
-    // The new jobtracker answers once it has read the job records.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let text = loop {
-        let status = cluster.mrjob(&["status", "1"]);
-        if status.status.success() {
-            break String::from_utf8_lossy(&status.stdout).into_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the restarted jobtracker never answered"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let text = cluster.status_once_answered("1");
     assert!(text.contains("SUCCEEDED"), "{text}");
     assert!(
         text.contains("Launched map attempts"),
@@ -811,17 +816,7 @@ fn repeated_submission_is_one_job() {
     let refused = raw_submit(&cluster, &other);
     assert!(refused.contains("OutputExists"), "{refused}");
     cluster.restart_jobtracker();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if cluster.mrjob(&["status", "2"]).status.success() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the restarted jobtracker never answered"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    cluster.status_once_answered("2");
     assert_eq!(raw_submit(&cluster, &spec), "Submitted { job: 2 }");
     let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {
