@@ -157,6 +157,11 @@ pub struct ClusterConfig {
     pub reduce_slowstart_percent: u32,
     /// Launch backup attempts of stragglers near the end of a phase.
     pub speculative: bool,
+    /// Datanodes drop the replica bytes they write from the page cache once synced, as HDFS's
+    /// `dfs.datanode.drop.cache.behind.writes` does: blocks are written once and seldom read
+    /// back at once, and replication would put every byte in several hosts' caches. Turn it
+    /// off when jobs read what was just written and it fits in memory.
+    pub drop_cache_behind_writes: bool,
 }
 
 impl Default for ClusterConfig {
@@ -188,6 +193,7 @@ impl Default for ClusterConfig {
             locality_delay_ms: 300,
             reduce_slowstart_percent: 80,
             speculative: true,
+            drop_cache_behind_writes: true,
         }
     }
 }

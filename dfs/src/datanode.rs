@@ -52,9 +52,11 @@ pub async fn run(config: ClusterConfig, host: &str) -> Result<()> {
         crate::power_loss::register_root(dir)?;
     }
     let label = host.to_string();
+    let drop_behind = config.drop_cache_behind_writes;
     let store = tokio::task::spawn_blocking(move || BlockStore::open(&dirs, &label))
         .await
-        .map_err(|e| Error::Malformed(format!("opening the store failed: {e}")))??;
+        .map_err(|e| Error::Malformed(format!("opening the store failed: {e}")))??
+        .drop_cache_behind_writes(drop_behind);
     let store = Arc::new(store);
     tracing::info!(
         host,

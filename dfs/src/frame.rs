@@ -127,14 +127,13 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, payload: &[u8]) 
         len: payload.len() as u64,
         limit: u32::MAX as u64,
     })?;
+    // One vectored write: through a `BufWriter`, a payload larger than its buffer would
+    // otherwise go out as two syscalls (and, with TCP_NODELAY, two segments).
+    let len = len.to_be_bytes();
     writer
-        .write_all(&len.to_be_bytes())
+        .write_all_buf(&mut Buf::chain(&len[..], payload))
         .await
-        .map_err(|e| Error::io("writing frame header", e))?;
-    writer
-        .write_all(payload)
-        .await
-        .map_err(|e| Error::io("writing frame payload", e))
+        .map_err(|e| Error::io("writing frame", e))
 }
 
 /// Encodes a message with the workspace's binary format (bincode).

@@ -19,13 +19,13 @@
 //! process groups, with logs in `DIR/logs/` and pid files in `DIR/pids/`, and returns once a
 //! leader answers and every datanode is live.
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use clap::Subcommand;
-use tokio::io::AsyncReadExt;
 
 use crate::client::{CreateOptions, DfsClient};
 use crate::config::{self, ClusterConfig};
@@ -353,19 +353,21 @@ impl Shell {
 
     async fn put_file(&self, src: &Path, dst: &str, opts: &CreateOptions) -> Result<()> {
         let io = |e| Error::io(format!("{}", src.display()), e);
-        let mut file = tokio::fs::File::open(src).await.map_err(io)?;
-        let len = file.metadata().await.map_err(io)?.len();
+        let file = std::fs::File::open(src).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
         let bar = progress(len, &format!("put {dst}"));
         let mut w = self.client.create(dst, opts.clone()).await?;
-        let mut buf = vec![0u8; PUT_BUFFER_BYTES];
-        loop {
-            let n = file.read(&mut buf).await.map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            w.write(&buf[..n]).await?;
+        // A blocking thread reads the file in large chunks, each into a buffer of its own that
+        // then travels as packets without another copy (`write_bytes`); the channel lets the
+        // next chunk be read while this one is sent.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+        tokio::task::spawn_blocking(move || read_chunks(file, &tx));
+        while let Some(chunk) = rx.recv().await {
+            let chunk: Bytes = chunk.map_err(io)?;
+            let n = chunk.len() as u64;
+            w.write_bytes(chunk).await?;
             if let Some(b) = &bar {
-                b.inc(n as u64);
+                b.inc(n);
             }
         }
         w.close().await?;
@@ -763,6 +765,27 @@ fn human(bytes: u64) -> String {
         u += 1;
     }
     format!("{v:.1}{}", UNITS[u])
+}
+
+/// Sends `file`'s bytes into `tx` in chunks of [`PUT_BUFFER_BYTES`] (the last one shorter), then
+/// an error if reading failed; stops early once the receiver is gone.
+fn read_chunks(mut file: std::fs::File, tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>) {
+    loop {
+        // `take` + `read_to_end` fills the fresh buffer without zeroing it first.
+        let mut chunk = Vec::with_capacity(PUT_BUFFER_BYTES);
+        let read = (&mut file)
+            .take(PUT_BUFFER_BYTES as u64)
+            .read_to_end(&mut chunk);
+        let item = match read {
+            Ok(0) => return,
+            Ok(_) => Ok(Bytes::from(chunk)),
+            Err(e) => Err(e),
+        };
+        let failed = item.is_err();
+        if tx.blocking_send(item).is_err() || failed {
+            return;
+        }
+    }
 }
 
 fn progress(len: u64, what: &str) -> Option<indicatif::ProgressBar> {

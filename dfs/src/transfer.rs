@@ -181,12 +181,11 @@ impl Packet {
 
     /// Writes the packet as one frame (not flushed) without copying its data.
     pub async fn write_to<W: AsyncWrite + Unpin>(&self, w: &mut W) -> Result<()> {
-        w.write_all(&self.frame_head())
+        // One vectored write for head and data (see `frame::write_frame`).
+        let head = self.frame_head();
+        w.write_all_buf(&mut bytes::Buf::chain(&head[..], &self.data[..]))
             .await
-            .map_err(|e| Error::io("writing packet header", e))?;
-        w.write_all(&self.data)
-            .await
-            .map_err(|e| Error::io("writing packet data", e))
+            .map_err(|e| Error::io("writing packet", e))
     }
 
     /// Decodes a frame payload without copying the data. Checks every length: the data must
@@ -685,8 +684,8 @@ impl TransferServer {
         if let Err(e) = w.append(&packet.data, &packet.crcs) {
             return local(e);
         }
-        if let Some(file) = w.background_sync_handle(BACKGROUND_SYNC_BYTES) {
-            tokio::task::spawn_blocking(move || file.sync_data());
+        if let Some(behind) = w.write_behind(BACKGROUND_SYNC_BYTES) {
+            tokio::task::spawn_blocking(move || behind.run());
         }
         if !packet.last {
             return Stored::Packet {

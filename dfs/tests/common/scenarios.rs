@@ -34,6 +34,27 @@ pub async fn round_trip(cluster: &Cluster, seed: u64) {
             must_equal(&got, &data[at as usize..end], "positional read");
         }
     }
+    // `write_bytes` (the zero-copy path of `dfs put`) mixed with `write`, in pieces that start
+    // and end anywhere relative to chunks, packets and blocks.
+    let data = seeded_bytes(seed ^ 0x5eed, BLOCK * 3 + 1234);
+    let pieces = [1, 511, 70_000, BLOCK - 3, 64 * 1024, 200_000, 5, 4096];
+    let mut w = client
+        .create("/rt/mixed", CreateOptions::default())
+        .await
+        .unwrap();
+    let (mut at, mut i) = (0, seed as usize);
+    while at < data.len() {
+        let end = (at + pieces[i % pieces.len()]).min(data.len());
+        if i % 2 == 0 {
+            let piece = bytes::Bytes::copy_from_slice(&data[at..end]);
+            w.write_bytes(piece).await.unwrap();
+        } else {
+            w.write(&data[at..end]).await.unwrap();
+        }
+        (at, i) = (end, i + 1);
+    }
+    w.close().await.unwrap();
+    must_equal(&must_read(&client, "/rt/mixed").await, &data, "/rt/mixed");
     // The shell: put a local file, get it back, cat it.
     let local = cluster.dir.path().join("local.bin");
     let data = seeded_bytes(seed ^ 0xabc, BLOCK * 2 + 17);
