@@ -331,6 +331,7 @@ fn open_segment(dir: &Path, seq: u64) -> Result<File> {
     // Not in append mode: records go at the logical end, before the zeroed tail.
     let mut file = OpenOptions::new()
         .create(true)
+        .truncate(false)
         .write(true)
         .read(true)
         .open(&path)
