@@ -284,16 +284,25 @@ fn replica_corrupted_on_the_wire() {
     }
     let client = c.client();
     let mut files = BTreeMap::new();
-    for i in 0..8 {
+    let flipped = || {
+        proxy
+            .stats()
+            .corruptions
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // At least 8 files, and more until one crossed the link: placement is the namenode's
+    // (random, not seeded here), and a file whose pipelines never forward into the victim
+    // crosses no corrupting link.
+    for i in 0..64 {
+        if i >= 8 && flipped() > 0 {
+            break;
+        }
         let data = seeded_bytes(seed + i, rng.gen_range(100_000..400_000));
         let path = format!("/w/f{i}");
         must_put(&c, &client, &path, &data);
         files.insert(path, data);
     }
-    let flips = proxy
-        .stats()
-        .corruptions
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let flips = flipped();
     eprintln!("{flips} bits flipped on the way into {victim}");
     assert!(
         flips > 0,
