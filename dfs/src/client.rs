@@ -478,13 +478,7 @@ impl FileWriter {
             let sent = self.flush_packet().await;
             self.buf.unsplit(tail);
             sent?;
-            let full = self
-                .block
-                .as_ref()
-                .is_some_and(|b| b.len_bytes == self.block_size_bytes);
-            if full {
-                self.finish_block().await?;
-            }
+            self.finish_block_if_full().await?;
         }
         self.await_finishing().await?;
         for _ in 0..=MAX_PIPELINE_RECOVERIES {
