@@ -15,11 +15,11 @@
 //! block it is writing (at most two blocks of memory), so a resend needs no second transfer
 //! protocol and no coordination between datanodes, and every replica of the new stamp is
 //! written by one stream from its first byte, so replicas of one stamp are always prefixes of
-//! each other (what lease recovery relies on, see [`crate::block_recovery`]). The cost, a
+//! each other (what lease recovery relies on, see [`crate::namenode::block_recovery`]). The cost, a
 //! block's worth of bytes per failure, is paid only when a datanode fails.
 //!
 //! `close` asks `Complete` until the namenode has seen min(replication, live datanodes) good
-//! replicas of every block ([`crate::completion`]; the namenode copies what a narrowed pipeline
+//! replicas of every block ([`crate::namenode::completion`]; the namenode copies what a narrowed pipeline
 //! could not write), for a bounded time, so when it returns Ok, G2 holds.
 //! [`FileWriter::hflush`] waits until the bytes written so far are acknowledged by every node
 //! of their pipeline; those bytes survive the writer's crash (lease recovery keeps them).
@@ -469,7 +469,7 @@ impl FileWriter {
     /// acknowledged by every datanode of its pipeline (stored there; not yet fsynced). Returns
     /// how many bytes from the start of the file are acknowledged: after the writer crashes,
     /// lease recovery closes the file with at least these bytes (see
-    /// [`crate::block_recovery`]). A tail shorter than one chunk (512 bytes) stays buffered,
+    /// [`crate::namenode::block_recovery`]). A tail shorter than one chunk (512 bytes) stays buffered,
     /// because a packet may end inside a chunk only at the end of a block.
     pub async fn hflush(&mut self) -> Result<u64> {
         let whole = self.buf.len() / checksum::BYTES_PER_CHECKSUM * checksum::BYTES_PER_CHECKSUM;

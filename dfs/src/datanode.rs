@@ -306,7 +306,7 @@ impl Datanode {
     }
 
     /// Restamps a finalized replica of the right length (the older lease-recovery command;
-    /// today's leader recovers through the transfer port, see [`crate::block_recovery`]).
+    /// today's leader recovers through the transfer port, see [`crate::namenode::block_recovery`]).
     async fn recover(&self, block: Block) {
         let store = self.store.clone();
         let result = tokio::task::spawn_blocking(move || {

@@ -9,12 +9,13 @@
 //! - [`rpc`]: request/response server helper and the leader-following namenode client.
 //! - [`path`]: filesystem path validation.
 //! - [`wal`]: write-ahead log segments with a CRC per record and torn-tail cutting.
-//! - [`namenode`]: the Raft-replicated namenode daemon (storage, driver, server).
-//! - [`block_map`]: the namenode's soft state of datanodes and replicas, and its commands.
-//! - [`placement`]: pure replica placement, re-replication and deletion decisions.
-//! - [`completion`]: the pure rule for when a file may be closed (G2: enough good replicas).
-//! - [`block_recovery`]: the pure rule for the length a dead writer's last block is closed at.
-//! - [`namespace`]: the namenode's pure state machine (directories, files, blocks, leases).
+//! - [`namenode`]: the Raft-replicated namenode daemon. Its pure core (no I/O, no clock):
+//!   [`namenode::namespace`] (the replicated state machine: directories, files, blocks, leases),
+//!   [`namenode::block_map`] (soft state of datanodes and replicas), [`namenode::placement`]
+//!   (replica placement, re-replication, deletion), [`namenode::completion`] (when a file may
+//!   be closed, G2) and [`namenode::block_recovery`] (the length a dead writer's last block is
+//!   closed at); around it the I/O shell: storage, Raft driver, transport, RPC service, lease
+//!   recovery.
 //! - [`durable`]: the one audited durable write (tmp → fsync → rename → fsync dir).
 //! - [`power_loss`]: test-only model of what survives a power loss (what was fsynced), and `materialize`.
 //! - [`checksum`]: CRC32 per 512-byte chunk and the block checksum sidecar format.
@@ -25,21 +26,16 @@
 //! - [`shell`]: the `dfs` shell commands and `dfs cluster start|stop`.
 #![deny(missing_docs)]
 
-pub mod block_map;
-pub mod block_recovery;
 pub mod block_store;
 pub mod checksum;
 pub mod client;
-pub mod completion;
 pub mod config;
 pub mod datanode;
 pub mod durable;
 pub mod error;
 pub mod frame;
 pub mod namenode;
-pub mod namespace;
 pub mod path;
-pub mod placement;
 pub mod power_loss;
 pub mod protocol;
 pub mod rpc;

@@ -22,7 +22,7 @@
 //!   previous block with its final length), write the pipeline to the returned locations, and
 //!   finally [`Request::Complete`] until it answers `Completed(true)`: the leader says `false`
 //!   until every block has min(replication, live datanodes) good replicas reported to it (see
-//!   [`crate::completion`]; so send the incremental report before acking the client). Renew the
+//!   [`crate::namenode::completion`]; so send the incremental report before acking the client). Renew the
 //!   lease every `lease_soft_limit_ms / 2` with [`Request::RenewLease`]. When a datanode dies
 //!   mid-write, [`Request::AddDatanode`] names replacements and [`Request::UpdatePipeline`]
 //!   gives the block a new generation stamp for the rebuilt pipeline.

@@ -16,7 +16,7 @@
 //!   waits for its downstream ack one peer timeout per node below it, so a hung node is named
 //!   by its upstream neighbour. A replica whose pipeline ends before the last packet is parked
 //!   in the store for lease recovery (see [`crate::block_store`]).
-//! - **recovery** (from the namenode leader, see [`crate::block_recovery`]): `M RecoveryInfo`
+//! - **recovery** (from the namenode leader, see [`crate::namenode::block_recovery`]): `M RecoveryInfo`
 //!   → `M Replicas` (every replica of the block here, with fsynced lengths); `M
 //!   FinishRecovery` → `M Ready{len}` once the chosen replica is cut, restamped and finalized.
 //!

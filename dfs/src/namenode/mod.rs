@@ -1,5 +1,15 @@
 //! The namenode daemon: the namespace replicated with Raft, the block map, and the RPC server.
 //!
+//! The pure core (plain structs and functions, no sockets, threads or clocks; tested alone):
+//!
+//! - [`namespace`]: the replicated state machine: directories, files, their blocks and leases.
+//! - [`block_map`]: the soft state of datanodes and replicas, and the commands queued for them.
+//! - [`placement`]: replica placement, re-replication and deletion decisions.
+//! - [`completion`]: the rule for when a file may be closed (G2: enough good replicas).
+//! - [`block_recovery`]: the rule for the length a dead writer's last block is closed at.
+//!
+//! The I/O shell around it:
+//!
 //! - [`storage`]: durable Raft log, hard state and snapshots (WAL + snapshot file).
 //! - [`raft_driver`]: the raft-rs Ready loop: persist, send, apply, compact.
 //! - [`batch`]: proposals and reads collected in one drain of the driver's queue, handed to
@@ -8,6 +18,11 @@
 //! - [`server`]: the RPC service, the leader's duties, and [`run`] to start a namenode.
 
 pub mod batch;
+pub mod block_map;
+pub mod block_recovery;
+pub mod completion;
+pub mod namespace;
+pub mod placement;
 pub mod raft_driver;
 pub mod server;
 pub mod storage;

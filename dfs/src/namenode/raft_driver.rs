@@ -48,12 +48,12 @@ use raft::eraftpb::{EntryType, Message};
 use raft::{RawNode, ReadOnlyOption, StateRole};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::block_map::BlockMap;
+use crate::namenode::block_map::BlockMap;
 use crate::error::{Error, Result};
 use crate::frame::{decode_msg, encode_msg};
 use crate::namenode::batch::{ProposalBatch, ReadBatch};
 use crate::namenode::storage::{Persister, RaftStore};
-use crate::namespace::{Entry, Namespace, OpResult, Outcome};
+use crate::namenode::namespace::{Entry, Namespace, OpResult, Outcome};
 use crate::protocol::{NamenodeStatus, RaftRole};
 
 /// Most queued requests handled before one Ready is processed.
@@ -816,7 +816,7 @@ pub fn decode_raft_message(bytes: &[u8]) -> Result<Message> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::namespace::Op;
+    use crate::namenode::namespace::Op;
     use std::sync::Mutex as StdMutex;
 
     /// A sink that loops messages between in-process drivers.

@@ -4,10 +4,10 @@
 //! and then read the local namespace; both are answered only by the leader (others say
 //! `NotLeader { hint }`). Datanode reports and the status call are answered by every namenode.
 //! The leader also runs a periodic check that queues re-replication and deletion commands and
-//! recovers files whose writer's lease expired (see [`crate::block_recovery`]).
+//! recovers files whose writer's lease expired (see [`crate::namenode::block_recovery`]).
 //!
 //! `Complete` is answered "yes" only when every block has min(replication, usable datanodes)
-//! good replicas ([`crate::completion`]); copies a block lacks beyond what its recorded
+//! good replicas ([`crate::namenode::completion`]); copies a block lacks beyond what its recorded
 //! pipeline will report are ordered from here, so a writer's `close` converges (G2).
 
 use std::collections::HashSet;
@@ -17,14 +17,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
 
-use crate::block_recovery::{self, ReplicaReport};
-use crate::completion::{self, Verdict};
+use crate::namenode::block_recovery::{self, ReplicaReport};
+use crate::namenode::completion::{self, Verdict};
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
 use crate::namenode::raft_driver::{build, DriverSettings, RaftHandle, Shared};
 use crate::namenode::storage::Persister;
 use crate::namenode::transport::{serve_raft, Transport};
-use crate::namespace::{Entry, Namespace, Op, OpenFile, Outcome};
+use crate::namenode::namespace::{Entry, Namespace, Op, OpenFile, Outcome};
 use crate::protocol::{
     Block, CallId, DatanodeCommand, DatanodeRef, FileBlocks, FsckBlock, FsckFile, HeartbeatReply,
     LocatedBlock, Request, RequestFrame, Response, ResponseFrame, WireError,
@@ -334,7 +334,7 @@ impl NamenodeService {
             .chain(&change.failed)
             .cloned()
             .collect();
-        let chosen = crate::placement::choose_targets(
+        let chosen = crate::namenode::placement::choose_targets(
             &nodes,
             wanted,
             None,
@@ -424,7 +424,7 @@ impl NamenodeService {
             let now = self.shared.now_ms();
             let map = self.shared.block_map();
             let nodes = map.live_views(now, self.dead_after_ms());
-            let hosts = crate::placement::choose_targets(
+            let hosts = crate::namenode::placement::choose_targets(
                 &nodes,
                 status.replication as usize,
                 writer_host.as_deref(),
@@ -503,7 +503,7 @@ impl NamenodeService {
     }
 
     /// Closes a file once every block has min(replication, usable datanodes) good replicas
-    /// (G2; the rule is [`crate::completion`]). Until then it answers `Completed(false)` and
+    /// (G2; the rule is [`crate::namenode::completion`]). Until then it answers `Completed(false)` and
     /// orders the copies that the block's recorded pipeline will not produce; the writer polls
     /// for a bounded time.
     async fn complete(
@@ -586,7 +586,7 @@ impl NamenodeService {
             };
             let mut taken = map.holders(block.id);
             taken.extend(pipeline);
-            let targets = crate::placement::choose_targets(
+            let targets = crate::namenode::placement::choose_targets(
                 &map.live_views(now, dead),
                 missing,
                 None,
@@ -794,7 +794,7 @@ impl Duty<'_> {
     }
 
     /// Lease recovery of one file: closes it at the length of its last block that the rule in
-    /// [`crate::block_recovery`] chooses. An attempt that cannot finish (no replica answered,
+    /// [`crate::namenode::block_recovery`] chooses. An attempt that cannot finish (no replica answered,
     /// no replica could be finalized, no quorum) closes nothing and is retried after
     /// `datanode_dead_after_ms` (by then an unreachable datanode is either back or known dead).
     async fn recover_file(&self, file: &OpenFile) {

@@ -1,7 +1,7 @@
 //! A single in-process namenode stand-in for testing datanodes and the client on their own:
 //! files as lists of blocks, datanodes from register/heartbeat/reports, naive placement, and
 //! `Complete` that waits for min(replication, live datanodes) reported replicas and, like the
-//! real namenode (`dfs::completion`), has a holder copy a block that is short (a datanode that
+//! real namenode (`dfs::namenode::completion`), has a holder copy a block that is short (a datanode that
 //! died before reporting its replica leaves a block short for good otherwise). No Raft, no
 //! persistence, no background re-replication: the real namenode does those.
 

@@ -3,14 +3,14 @@
 //! Soft state, rebuilt from heartbeats and block reports and never persisted. Every datanode
 //! reports to every namenode, so a newly elected leader already knows where all blocks are.
 //! Time enters as `now_ms` arguments (a monotonic clock owned by the caller), so everything here
-//! is testable without clocks. The decisions themselves are in [`crate::placement`]; this
+//! is testable without clocks. The decisions themselves are in [`crate::namenode::placement`]; this
 //! module gathers their inputs and queues their outputs as [`DatanodeCommand`]s that the leader
 //! hands out in heartbeat replies.
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::namespace::{BlockOwner, Namespace};
-use crate::placement::{self, Action, BlockHealth, NodeView};
+use crate::namenode::namespace::{BlockOwner, Namespace};
+use crate::namenode::placement::{self, Action, BlockHealth, NodeView};
 use crate::protocol::{
     Block, DatanodeCommand, DatanodeRef, DatanodeStatus, DatanodeUsage, ReplicaState,
     ReportedReplica,
@@ -58,7 +58,7 @@ struct Pipeline {
 }
 
 /// Most blocks whose pipelines are remembered; beyond it the record is cleared. Losing it only
-/// costs precision (see [`crate::completion`]): `Complete` then copies instead of waiting.
+/// costs precision (see [`crate::namenode::completion`]): `Complete` then copies instead of waiting.
 pub const MAX_RECORDED_PIPELINES: usize = 100_000;
 
 impl BlockMap {
@@ -181,13 +181,13 @@ impl BlockMap {
         block_id: u64,
         now_ms: u64,
         dead_after_ms: u64,
-    ) -> Vec<crate::completion::ReplicaView> {
+    ) -> Vec<crate::namenode::completion::ReplicaView> {
         let Some(holders) = self.replicas.get(&block_id) else {
             return Vec::new();
         };
         holders
             .iter()
-            .map(|(host, r)| crate::completion::ReplicaView {
+            .map(|(host, r)| crate::namenode::completion::ReplicaView {
                 host: host.clone(),
                 block: r.block,
                 state: r.state,
@@ -501,7 +501,7 @@ impl BlockMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::namespace::{Entry, Op, Outcome};
+    use crate::namenode::namespace::{Entry, Op, Outcome};
 
     const DEAD_MS: u64 = 1000;
 

@@ -7,7 +7,7 @@
 //!
 //! "Live" is the namenode's view (a heartbeat within `datanode_dead_after_ms`), minus the
 //! datanodes a writer reported as failed and that have not heartbeated since (suspects, see
-//! [`crate::block_map::BlockMap::suspect`]): a datanode killed mid-write stops counting at once
+//! [`crate::namenode::block_map::BlockMap::suspect`]): a datanode killed mid-write stops counting at once
 //! instead of after the dead-node timeout, while one that was only slow for the writer is back
 //! in the count at its next heartbeat. A datanode without room for a block (less free space
 //! than the block size) counts for that block only if it already holds a replica of it: a
