@@ -48,12 +48,12 @@ use raft::eraftpb::{EntryType, Message};
 use raft::{RawNode, ReadOnlyOption, StateRole};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::namenode::block_map::BlockMap;
 use crate::error::{Error, Result};
 use crate::frame::{decode_msg, encode_msg};
 use crate::namenode::batch::{ProposalBatch, ReadBatch};
-use crate::namenode::storage::{Persister, RaftStore};
+use crate::namenode::block_map::BlockMap;
 use crate::namenode::namespace::{Entry, Namespace, OpResult, Outcome};
+use crate::namenode::storage::{Persister, RaftStore};
 use crate::protocol::{NamenodeStatus, RaftRole};
 
 /// Most queued requests handled before one Ready is processed.

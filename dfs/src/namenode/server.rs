@@ -17,14 +17,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
 
-use crate::namenode::block_recovery::{self, ReplicaReport};
-use crate::namenode::completion::{self, Verdict};
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
+use crate::namenode::block_recovery::{self, ReplicaReport};
+use crate::namenode::completion::{self, Verdict};
+use crate::namenode::namespace::{Entry, Namespace, Op, OpenFile, Outcome};
 use crate::namenode::raft_driver::{build, DriverSettings, RaftHandle, Shared};
 use crate::namenode::storage::Persister;
 use crate::namenode::transport::{serve_raft, Transport};
-use crate::namenode::namespace::{Entry, Namespace, Op, OpenFile, Outcome};
 use crate::protocol::{
     Block, CallId, DatanodeCommand, DatanodeRef, FileBlocks, FsckBlock, FsckFile, HeartbeatReply,
     LocatedBlock, Request, RequestFrame, Response, ResponseFrame, WireError,
