@@ -15,12 +15,14 @@
 //! - [`batch`]: proposals and reads collected in one drain of the driver's queue, handed to
 //!   raft-rs together.
 //! - [`transport`]: Raft messages between namenodes (protobuf bytes in frames).
-//! - [`server`]: the RPC service, the leader's duties, and [`run`] to start a namenode.
+//! - [`server`]: the RPC service, and [`run`] to start a namenode.
+//! - [`lease_recovery`]: the leader's periodic duties: replication check and lease recovery.
 
 pub mod batch;
 pub mod block_map;
 pub mod block_recovery;
 pub mod completion;
+pub mod lease_recovery;
 pub mod namespace;
 pub mod placement;
 pub mod raft_driver;
@@ -28,7 +30,18 @@ pub mod server;
 pub mod storage;
 pub mod transport;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 pub use server::run;
+
+/// The wall clock in milliseconds since the epoch, as the leader stamps it on each log entry
+/// (mtimes, retry-cache expiry). Timed decisions use the monotonic `Shared::now_ms` instead.
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
 
 /// The tokio runtime a namenode daemon runs on: ONE thread for everything async (RPC handlers,
 /// the Raft transport and the driver), plus tokio's blocking pool, where the driver's WAL fsyncs

@@ -1,33 +1,33 @@
-//! The namenode's RPC service and its leader duties, and [`run`], which starts a namenode.
+//! The namenode's RPC service, and [`run`], which starts a namenode.
 //!
 //! Writes become namespace [`Op`]s proposed through Raft; reads wait for a ReadIndex barrier
 //! and then read the local namespace; both are answered only by the leader (others say
 //! `NotLeader { hint }`). Datanode reports and the status call are answered by every namenode.
-//! The leader also runs a periodic check that queues re-replication and deletion commands and
-//! recovers files whose writer's lease expired (see [`crate::namenode::block_recovery`]).
+//! The leader's periodic duties (replication check, lease recovery) are in
+//! [`crate::namenode::lease_recovery`].
 //!
 //! `Complete` is answered "yes" only when every block has min(replication, usable datanodes)
 //! good replicas ([`crate::namenode::completion`]); copies a block lacks beyond what its recorded
 //! pipeline will report are ordered from here, so a writer's `close` converges (G2).
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use super::lease_recovery::{leader_duties, Duty, Recovering};
+use super::wall_ms;
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
-use crate::namenode::block_recovery::{self, ReplicaReport};
 use crate::namenode::completion::{self, Verdict};
-use crate::namenode::namespace::{Entry, Namespace, Op, OpenFile, Outcome};
+use crate::namenode::namespace::{Entry, Namespace, Op, Outcome};
 use crate::namenode::raft_driver::{build, DriverSettings, RaftHandle, Shared};
 use crate::namenode::storage::Persister;
 use crate::namenode::transport::{serve_raft, Transport};
 use crate::protocol::{
-    Block, CallId, DatanodeCommand, DatanodeRef, FileBlocks, FsckBlock, FsckFile, HeartbeatReply,
-    LocatedBlock, Request, RequestFrame, Response, ResponseFrame, WireError,
+    Block, CallId, DatanodeCommand, FileBlocks, FsckBlock, FsckFile, HeartbeatReply, LocatedBlock,
+    Request, RequestFrame, Response, ResponseFrame, WireError,
 };
 use crate::rpc::{malformed_reply, serve, ServerLimits, Service};
 
@@ -40,20 +40,6 @@ pub struct NamenodeService {
     raft: RaftHandle,
     config: Arc<ClusterConfig>,
     recovering: Recovering,
-}
-
-/// Lease recoveries on this leader (soft state).
-type Recovering = Arc<Mutex<RecoveryState>>;
-
-/// Which recoveries are running and which wait before their next attempt.
-#[derive(Debug, Default)]
-struct RecoveryState {
-    /// Paths being recovered now, so two recoveries of one file (the periodic check and a
-    /// soft-limit takeover) never interleave their generation stamps.
-    busy: HashSet<String>,
-    /// Paths whose last attempt failed: no new attempt before this time, so a file whose
-    /// datanodes are unreachable does not cost a log entry per check.
-    retry_at_ms: std::collections::HashMap<String, u64>,
 }
 
 impl std::fmt::Debug for NamenodeService {
@@ -81,18 +67,21 @@ impl Service for NamenodeService {
     }
 }
 
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn unexpected(outcome: Outcome) -> Error {
     Error::Raft(format!("unexpected outcome {outcome:?}"))
 }
 
 impl NamenodeService {
+    /// Lease recovery with this service's state (for the soft-limit takeover in `Create`).
+    fn duty(&self) -> Duty<'_> {
+        Duty {
+            shared: &self.shared,
+            raft: &self.raft,
+            config: &self.config,
+            recovering: &self.recovering,
+        }
+    }
+
     fn dead_after_ms(&self) -> u64 {
         self.config.datanode_dead_after_ms
     }
@@ -132,12 +121,40 @@ impl NamenodeService {
             .insert(client.to_string(), now);
     }
 
+    /// Dispatches a request to the handler of its group: a writer's calls on the file it holds
+    /// the lease of (opening, closing, renewing; the blocks and their pipelines), other
+    /// namespace calls, or datanode and status calls.
     async fn handle(&self, call: Option<CallId>, body: Request) -> Result<Response> {
         match body {
-            Request::Mkdirs { path } => self
-                .write(None, Op::Mkdirs { path })
-                .await
-                .map(|_| Response::Done),
+            Request::Create { .. } | Request::Complete { .. } | Request::RenewLease { .. } => {
+                self.handle_writer(call, body).await
+            }
+            Request::AddBlock { .. }
+            | Request::AbandonBlock { .. }
+            | Request::UpdatePipeline { .. }
+            | Request::AddDatanode { .. } => self.handle_pipeline(call, body).await,
+            Request::Mkdirs { .. }
+            | Request::Rename { .. }
+            | Request::Delete { .. }
+            | Request::SetReplication { .. }
+            | Request::Stat { .. }
+            | Request::List { .. }
+            | Request::Du { .. }
+            | Request::GetBlockLocations { .. }
+            | Request::Fsck { .. } => self.handle_namespace(call, body).await,
+            Request::Register { .. }
+            | Request::Heartbeat { .. }
+            | Request::BlockReport { .. }
+            | Request::IncrementalReport { .. }
+            | Request::ReportCorrupt { .. }
+            | Request::DatanodeReport
+            | Request::Status => Ok(self.handle_datanode(body)),
+        }
+    }
+
+    /// A writer's calls on its lease: opening a file, closing it, renewing the lease.
+    async fn handle_writer(&self, call: Option<CallId>, body: Request) -> Result<Response> {
+        match body {
             Request::Create {
                 path,
                 replication,
@@ -147,7 +164,9 @@ impl NamenodeService {
                 client_name,
             } => {
                 self.renew(&client_name);
-                self.take_over_if_soft_expired(&path, &client_name).await;
+                self.duty()
+                    .take_over_if_soft_expired(&path, &client_name)
+                    .await;
                 let op = Op::Create {
                     path,
                     replication: replication.unwrap_or(self.config.replication),
@@ -161,6 +180,23 @@ impl NamenodeService {
                     other => Err(unexpected(other)),
                 }
             }
+            Request::Complete {
+                path,
+                client_name,
+                last,
+            } => self.complete(call, path, client_name, last).await,
+            Request::RenewLease { client_name } => {
+                self.shared.check_leader()?;
+                self.renew(&client_name);
+                Ok(Response::Done)
+            }
+            other => unreachable!("handle sends only a writer's calls here, not {other:?}"),
+        }
+    }
+
+    /// A writer's calls on the blocks of its file and their pipelines.
+    async fn handle_pipeline(&self, call: Option<CallId>, body: Request) -> Result<Response> {
+        match body {
             Request::AddBlock {
                 path,
                 client_name,
@@ -199,86 +235,6 @@ impl NamenodeService {
                 self.update_pipeline(call, path, client_name, block_id, hosts)
                     .await
             }
-            Request::Complete {
-                path,
-                client_name,
-                last,
-            } => self.complete(call, path, client_name, last).await,
-            Request::RenewLease { client_name } => {
-                self.shared.check_leader()?;
-                self.renew(&client_name);
-                Ok(Response::Done)
-            }
-            Request::GetBlockLocations {
-                path,
-                offset_bytes,
-                len_bytes,
-                reader_host,
-            } => {
-                self.locations(&path, offset_bytes, len_bytes, reader_host.as_deref())
-                    .await
-            }
-            Request::Stat { path } => self.read(|ns| ns.stat(&path)).await.map(Response::Status),
-            Request::List {
-                path,
-                start_after,
-                limit,
-            } => self
-                .read(|ns| ns.list(&path, start_after.as_deref(), limit as usize))
-                .await
-                .map(Response::Listing),
-            Request::Du { path } => self
-                .read(|ns| ns.content_summary(&path))
-                .await
-                .map(Response::Summary),
-            Request::Rename { src, dst } => self
-                .write(call, Op::Rename { src, dst })
-                .await
-                .map(|_| Response::Done),
-            Request::Delete { path, recursive } => {
-                match self.write(call, Op::Delete { path, recursive }).await? {
-                    Outcome::Deleted(d) => Ok(Response::Deleted(d)),
-                    other => Err(unexpected(other)),
-                }
-            }
-            Request::SetReplication { path, replication } => self
-                .write(None, Op::SetReplication { path, replication })
-                .await
-                .map(|_| Response::Done),
-            Request::Fsck { path } => self.fsck(&path).await,
-            Request::DatanodeReport => {
-                let now = self.shared.now_ms();
-                Ok(Response::Datanodes(
-                    self.shared.block_map().report(now, self.dead_after_ms()),
-                ))
-            }
-            Request::Status => Ok(Response::NamenodeStatus(self.shared.status())),
-            Request::Register { node, usage } => {
-                let now = self.shared.now_ms();
-                self.shared.block_map().register(node, usage, now);
-                Ok(Response::Done)
-            }
-            Request::Heartbeat { host, usage } => {
-                Ok(Response::Heartbeat(self.heartbeat(&host, usage)))
-            }
-            Request::BlockReport { host, replicas } => {
-                self.shared.block_map().full_report(&host, &replicas);
-                Ok(Response::Done)
-            }
-            Request::IncrementalReport {
-                host,
-                received,
-                deleted,
-            } => {
-                self.shared
-                    .block_map()
-                    .incremental(&host, &received, &deleted);
-                Ok(Response::Done)
-            }
-            Request::ReportCorrupt { block, host } => {
-                self.shared.block_map().mark_corrupt(&host, &block);
-                Ok(Response::Done)
-            }
             Request::AddDatanode {
                 path,
                 client_name,
@@ -295,6 +251,90 @@ impl NamenodeService {
                 self.add_datanode(path, client_name, block_id, pipeline)
                     .await
             }
+            other => unreachable!("handle sends only pipeline calls here, not {other:?}"),
+        }
+    }
+
+    /// Namespace calls outside a writer's lease: directory changes and reads.
+    async fn handle_namespace(&self, call: Option<CallId>, body: Request) -> Result<Response> {
+        match body {
+            Request::Mkdirs { path } => self
+                .write(None, Op::Mkdirs { path })
+                .await
+                .map(|_| Response::Done),
+            Request::Rename { src, dst } => self
+                .write(call, Op::Rename { src, dst })
+                .await
+                .map(|_| Response::Done),
+            Request::Delete { path, recursive } => {
+                match self.write(call, Op::Delete { path, recursive }).await? {
+                    Outcome::Deleted(d) => Ok(Response::Deleted(d)),
+                    other => Err(unexpected(other)),
+                }
+            }
+            Request::SetReplication { path, replication } => self
+                .write(None, Op::SetReplication { path, replication })
+                .await
+                .map(|_| Response::Done),
+            Request::Stat { path } => self.read(|ns| ns.stat(&path)).await.map(Response::Status),
+            Request::List {
+                path,
+                start_after,
+                limit,
+            } => self
+                .read(|ns| ns.list(&path, start_after.as_deref(), limit as usize))
+                .await
+                .map(Response::Listing),
+            Request::Du { path } => self
+                .read(|ns| ns.content_summary(&path))
+                .await
+                .map(Response::Summary),
+            Request::GetBlockLocations {
+                path,
+                offset_bytes,
+                len_bytes,
+                reader_host,
+            } => {
+                self.locations(&path, offset_bytes, len_bytes, reader_host.as_deref())
+                    .await
+            }
+            Request::Fsck { path } => self.fsck(&path).await,
+            other => unreachable!("handle sends only namespace calls here, not {other:?}"),
+        }
+    }
+
+    /// Datanode reports and status calls, answered by every namenode from its soft state.
+    fn handle_datanode(&self, body: Request) -> Response {
+        let now = self.shared.now_ms();
+        match body {
+            Request::Register { node, usage } => {
+                self.shared.block_map().register(node, usage, now);
+                Response::Done
+            }
+            Request::Heartbeat { host, usage } => Response::Heartbeat(self.heartbeat(&host, usage)),
+            Request::BlockReport { host, replicas } => {
+                self.shared.block_map().full_report(&host, &replicas);
+                Response::Done
+            }
+            Request::IncrementalReport {
+                host,
+                received,
+                deleted,
+            } => {
+                self.shared
+                    .block_map()
+                    .incremental(&host, &received, &deleted);
+                Response::Done
+            }
+            Request::ReportCorrupt { block, host } => {
+                self.shared.block_map().mark_corrupt(&host, &block);
+                Response::Done
+            }
+            Request::DatanodeReport => {
+                Response::Datanodes(self.shared.block_map().report(now, self.dead_after_ms()))
+            }
+            Request::Status => Response::NamenodeStatus(self.shared.status()),
+            other => unreachable!("handle sends only datanode calls here, not {other:?}"),
         }
     }
 
@@ -359,36 +399,6 @@ impl NamenodeService {
             locations: map.refs(&chosen),
             corrupt: Vec::new(),
         }))
-    }
-
-    /// When another writer holds `path` and has not renewed within the soft limit, recover the
-    /// file now (HDFS's soft-limit rule), so the new writer need not wait for the hard limit.
-    async fn take_over_if_soft_expired(&self, path: &str, client_name: &str) {
-        let Some(file) = self.shared.ns().open_file(path) else {
-            return;
-        };
-        if file.holder == client_name || self.shared.check_leader().is_err() {
-            return;
-        }
-        let now = self.shared.now_ms();
-        let renewed = self
-            .shared
-            .leases
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&file.holder)
-            .copied();
-        // Unknown to this leader's clock (it just took over): give the holder the soft limit.
-        let Some(renewed) = renewed else { return };
-        if now.saturating_sub(renewed) > self.config.lease_soft_limit_ms {
-            let duty = Duty {
-                shared: &self.shared,
-                raft: &self.raft,
-                config: &self.config,
-                recovering: &self.recovering,
-            };
-            duty.recover_file(&file).await;
-        }
     }
 
     fn heartbeat(&self, host: &str, usage: crate::protocol::DatanodeUsage) -> HeartbeatReply {
@@ -678,307 +688,6 @@ struct PipelineChange {
     existing: Vec<String>,
     failed: Vec<String>,
     excluded: Vec<String>,
-}
-
-/// The leader's periodic duties: replication check and lease recovery.
-async fn leader_duties(
-    shared: Arc<Shared>,
-    raft: RaftHandle,
-    config: Arc<ClusterConfig>,
-    recovering: Recovering,
-) {
-    let period = Duration::from_millis(config.replication_check_interval_ms.max(10));
-    // Until every datanode had a chance to report, missing replicas are not missing.
-    let grace_ms = config.heartbeat_interval_ms * 2;
-    let mut was_leader = false;
-    loop {
-        tokio::time::sleep(period).await;
-        let leader = shared.check_leader().is_ok();
-        if !leader || !was_leader {
-            // A new leader starts every lease clock afresh (lease times are soft state).
-            shared
-                .leases
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clear();
-        }
-        was_leader = leader;
-        if !leader || shared.now_ms() < grace_ms {
-            continue;
-        }
-        {
-            let ns = shared.ns();
-            let now = shared.now_ms();
-            let retry_after_ms = config
-                .datanode_dead_after_ms
-                .max(config.heartbeat_interval_ms * 10);
-            shared.block_map().check_replication(
-                &ns,
-                now,
-                config.datanode_dead_after_ms,
-                retry_after_ms,
-                rand::random(),
-            );
-        }
-        let duty = Duty {
-            shared: &shared,
-            raft: &raft,
-            config: &config,
-            recovering: &recovering,
-        };
-        duty.recover_expired_leases().await;
-    }
-}
-
-/// What lease recovery needs from the leader.
-struct Duty<'a> {
-    shared: &'a Shared,
-    raft: &'a RaftHandle,
-    config: &'a ClusterConfig,
-    recovering: &'a Recovering,
-}
-
-/// Releases a path from [`Recovering`] when its recovery attempt ends, however it ends.
-struct RecoveryGuard<'a> {
-    recovering: &'a Recovering,
-    path: String,
-}
-
-impl Drop for RecoveryGuard<'_> {
-    fn drop(&mut self) {
-        self.recovering
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .busy
-            .remove(&self.path);
-    }
-}
-
-impl Duty<'_> {
-    /// Recovers files whose writer stopped renewing for longer than the hard limit.
-    async fn recover_expired_leases(&self) {
-        let now = self.shared.now_ms();
-        let open = self.shared.ns().open_files();
-        {
-            let paths: HashSet<&str> = open.iter().map(|f| f.path.as_str()).collect();
-            let mut state = self.recovering.lock().unwrap_or_else(|e| e.into_inner());
-            state.retry_at_ms.retain(|p, _| paths.contains(p.as_str()));
-        }
-        let expired: Vec<_> = {
-            let mut leases = self.shared.leases.lock().unwrap_or_else(|e| e.into_inner());
-            let holders: HashSet<&str> = open.iter().map(|f| f.holder.as_str()).collect();
-            leases.retain(|h, _| holders.contains(h.as_str()));
-            open.iter()
-                .filter(|f| {
-                    now.saturating_sub(*leases.entry(f.holder.clone()).or_insert(now))
-                        > self.config.lease_hard_limit_ms
-                })
-                .cloned()
-                .collect()
-        };
-        for file in expired {
-            self.recover_file(&file).await;
-        }
-    }
-
-    async fn propose(&self, op: Op) -> Result<Outcome> {
-        let entry = Entry {
-            now_ms: wall_ms(),
-            call: None,
-            op,
-        };
-        let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
-        tokio::time::timeout(timeout, self.raft.propose(entry))
-            .await
-            .map_err(|_| Error::Unavailable("recovery proposal not committed in time".into()))?
-    }
-
-    /// Lease recovery of one file: closes it at the length of its last block that the rule in
-    /// [`crate::namenode::block_recovery`] chooses. An attempt that cannot finish (no replica answered,
-    /// no replica could be finalized, no quorum) closes nothing and is retried after
-    /// `datanode_dead_after_ms` (by then an unreachable datanode is either back or known dead).
-    async fn recover_file(&self, file: &OpenFile) {
-        let now = self.shared.now_ms();
-        {
-            let mut state = self.recovering.lock().unwrap_or_else(|e| e.into_inner());
-            let waiting = state.retry_at_ms.get(&file.path).is_some_and(|&t| t > now);
-            if waiting || !state.busy.insert(file.path.clone()) {
-                return;
-            }
-        }
-        let _guard = RecoveryGuard {
-            recovering: self.recovering,
-            path: file.path.clone(),
-        };
-        let last = match self.recover_last_block(file).await {
-            Ok(last) => last,
-            Err(e) => {
-                tracing::warn!("lease recovery of {} not done yet: {e}", file.path);
-                let retry_at = now + self.config.datanode_dead_after_ms;
-                let mut state = self.recovering.lock().unwrap_or_else(|e| e.into_inner());
-                state.retry_at_ms.insert(file.path.clone(), retry_at);
-                return;
-            }
-        };
-        let op = Op::RecoverLease {
-            path: file.path.clone(),
-            holder: file.holder.clone(),
-            last,
-        };
-        match self.propose(op).await {
-            Ok(_) => {
-                tracing::info!(
-                    "recovered {} from expired writer {} at {last:?}",
-                    file.path,
-                    file.holder
-                );
-                let blocks = self.shared.ns().file_blocks(&file.path, 0, u64::MAX);
-                let ids: Vec<u64> = blocks
-                    .map(|l| l.blocks.iter().map(|(b, _)| b.id).collect())
-                    .unwrap_or_default();
-                self.shared.block_map().forget_pipelines(ids);
-            }
-            Err(e) => tracing::warn!("lease recovery of {}: {e}", file.path),
-        }
-    }
-
-    /// Steps 1-3 of recovering the last block: a fresh generation stamp, the replicas' durable
-    /// lengths, and the chosen replicas cut and finalized. `Ok(None)`: no datanode holds any
-    /// byte of the block (or the kept length is 0), so the block is dropped.
-    async fn recover_last_block(&self, file: &OpenFile) -> Result<Option<Block>> {
-        let Some(last) = file.last_block else {
-            return Ok(None);
-        };
-        // A fresh stamp first, through the log: the dead writer's pipelines hold older stamps,
-        // so whatever they might still finalize is stale, and the stamp cannot be handed out
-        // twice.
-        let op = Op::UpdatePipeline {
-            path: file.path.clone(),
-            client_name: file.holder.clone(),
-            block_id: last.id,
-        };
-        let Outcome::Block(stamped) = self.propose(op).await? else {
-            return Err(Error::Raft("UpdatePipeline returned no block".into()));
-        };
-        let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
-        let nodes = self.recovery_candidates(last.id);
-        let mut asks = tokio::task::JoinSet::new();
-        for node in nodes {
-            asks.spawn(async move {
-                let answer = crate::transfer::recovery_info(&node, last.id, timeout).await;
-                (node.host, answer)
-            });
-        }
-        let (mut reports, mut silent) = (Vec::new(), Vec::new());
-        while let Some(joined) = asks.join_next().await {
-            match joined {
-                Ok((host, Ok(replicas))) => {
-                    reports.extend(replicas.into_iter().map(|r| ReplicaReport {
-                        host: host.clone(),
-                        block: r.block,
-                        state: r.state,
-                    }))
-                }
-                Ok((host, Err(e))) => silent.push(format!("{host}: {e}")),
-                Err(e) => silent.push(format!("task: {e}")),
-            }
-        }
-        let Some(plan) = block_recovery::plan(last.id, stamped.gen_stamp, &reports) else {
-            if silent.is_empty() {
-                return Ok(None); // Every datanode asked answered: nobody holds a byte of it.
-            }
-            return Err(Error::Unavailable(format!(
-                "no replica of block {} reported; unreachable: {}",
-                last.id,
-                silent.join("; ")
-            )));
-        };
-        if plan.len_bytes == 0 {
-            return Ok(None);
-        }
-        let kept = self
-            .finish_replicas(&plan, stamped.gen_stamp, last.id)
-            .await;
-        if kept.is_empty() {
-            return Err(Error::Unavailable(format!(
-                "no replica of block {} could be finalized at {} bytes",
-                last.id, plan.len_bytes
-            )));
-        }
-        tracing::info!(
-            path = %file.path,
-            block = last.id,
-            len_bytes = plan.len_bytes,
-            from_gen = plan.from_gen_stamp,
-            gen = stamped.gen_stamp,
-            ?kept,
-            "last block recovered"
-        );
-        Ok(Some(Block {
-            id: last.id,
-            gen_stamp: stamped.gen_stamp,
-            len_bytes: plan.len_bytes,
-        }))
-    }
-
-    /// Datanodes that may hold a replica of the block: every host a recorded pipeline of it
-    /// went through and every host that reported it; every live datanode when this leader has
-    /// no pipeline record (it was elected after the block was allocated).
-    fn recovery_candidates(&self, block_id: u64) -> Vec<DatanodeRef> {
-        let now = self.shared.now_ms();
-        let dead = self.config.datanode_dead_after_ms;
-        let map = self.shared.block_map();
-        let mut hosts = match map.pipeline_hosts_ever(block_id) {
-            Some(hosts) => hosts,
-            None => map
-                .live_views(now, dead)
-                .into_iter()
-                .map(|n| n.host)
-                .collect(),
-        };
-        for h in map.holders(block_id) {
-            if !hosts.contains(&h) {
-                hosts.push(h);
-            }
-        }
-        hosts.retain(|h| map.is_live(h, now, dead));
-        map.refs(&hosts)
-    }
-
-    /// Has every chosen replica cut, restamped and finalized; returns the hosts that did.
-    async fn finish_replicas(
-        &self,
-        plan: &block_recovery::RecoveryPlan,
-        gen_stamp: u64,
-        block_id: u64,
-    ) -> Vec<String> {
-        let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
-        let from = Block {
-            id: block_id,
-            gen_stamp: plan.from_gen_stamp,
-            len_bytes: plan.len_bytes,
-        };
-        let nodes = self.shared.block_map().refs(&plan.hosts);
-        let mut finishes = tokio::task::JoinSet::new();
-        for node in nodes {
-            finishes.spawn(async move {
-                let done = crate::transfer::finish_recovery(&node, from, gen_stamp, timeout).await;
-                (node.host, done)
-            });
-        }
-        let mut kept = Vec::new();
-        while let Some(joined) = finishes.join_next().await {
-            match joined {
-                Ok((host, Ok(len))) if len == plan.len_bytes => kept.push(host),
-                Ok((host, Ok(len))) => {
-                    tracing::warn!(block = block_id, host, len, "recovered to a wrong length")
-                }
-                Ok((host, Err(e))) => tracing::warn!(block = block_id, host, "recovery: {e}"),
-                Err(e) => tracing::warn!(block = block_id, "recovery task: {e}"),
-            }
-        }
-        kept
-    }
 }
 
 fn parse(what: &str, addr: &str) -> Result<SocketAddr> {
