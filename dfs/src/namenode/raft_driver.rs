@@ -300,22 +300,7 @@ pub fn build<S: MessageSink>(
     } else {
         Namespace::from_snapshot(&snapshot.data)?
     };
-    let cfg = raft::Config {
-        id,
-        election_tick: settings.election_ticks,
-        heartbeat_tick: settings.heartbeat_ticks,
-        applied,
-        check_quorum: true,
-        pre_vote: true,
-        read_only_option: ReadOnlyOption::Safe,
-        max_size_per_msg: 1 << 20,
-        max_inflight_msgs: 256,
-        // Followers learn a new commit index with the next append or heartbeat instead of an
-        // extra empty append per commit (see the module docs).
-        skip_bcast_commit: true,
-        ..Default::default()
-    };
-    cfg.validate().map_err(|e| Error::Raft(e.to_string()))?;
+    let cfg = raft_config(id, applied, &settings)?;
     let persister_store = persister.store();
     let hard_state = raft::Storage::initial_state(&persister_store)
         .map_err(|e| Error::Raft(e.to_string()))?
@@ -323,27 +308,7 @@ pub fn build<S: MessageSink>(
     let logger = slog::Logger::root(slog::Discard, slog::o!());
     let node =
         RawNode::new(&cfg, persister.store(), &logger).map_err(|e| Error::Raft(e.to_string()))?;
-    let status = NamenodeStatus {
-        id,
-        role: RaftRole::Follower,
-        term: 0,
-        leader_id: 0,
-        commit_index: 0,
-        applied_index: applied,
-        snapshot_index: applied,
-        inodes: ns.inode_count(),
-    };
-    let (applied_tx, _) = watch::channel(applied);
-    let shared = Arc::new(Shared {
-        id,
-        ns: RwLock::new(ns),
-        applied: applied_tx,
-        status: Mutex::new(status),
-        block_map: Mutex::new(BlockMap::new()),
-        leases: Mutex::new(HashMap::new()),
-        started: Instant::now(),
-        wal_syncs: AtomicU64::new(0),
-    });
+    let shared = Arc::new(Shared::new(id, ns, applied));
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
     let driver = Driver {
         node,
@@ -368,6 +333,55 @@ pub fn build<S: MessageSink>(
             && raft::Storage::last_index(&persister_store).unwrap_or(0) == 0,
     };
     Ok((shared, RaftHandle { tx }, driver))
+}
+
+/// The raft-rs settings of namenode `id`, restarting from `applied`.
+fn raft_config(id: u64, applied: u64, settings: &DriverSettings) -> Result<raft::Config> {
+    let cfg = raft::Config {
+        id,
+        election_tick: settings.election_ticks,
+        heartbeat_tick: settings.heartbeat_ticks,
+        applied,
+        check_quorum: true,
+        pre_vote: true,
+        read_only_option: ReadOnlyOption::Safe,
+        max_size_per_msg: 1 << 20,
+        max_inflight_msgs: 256,
+        // Followers learn a new commit index with the next append or heartbeat instead of an
+        // extra empty append per commit (see the module docs).
+        skip_bcast_commit: true,
+        ..Default::default()
+    };
+    cfg.validate().map_err(|e| Error::Raft(e.to_string()))?;
+    Ok(cfg)
+}
+
+impl Shared {
+    /// The state of a namenode that restarts with namespace `ns`, applied up to `applied`: a
+    /// follower until raft-rs says otherwise, with empty soft state (block map, leases).
+    fn new(id: u64, ns: Namespace, applied: u64) -> Self {
+        let status = NamenodeStatus {
+            id,
+            role: RaftRole::Follower,
+            term: 0,
+            leader_id: 0,
+            commit_index: 0,
+            applied_index: applied,
+            snapshot_index: applied,
+            inodes: ns.inode_count(),
+        };
+        let (applied_tx, _) = watch::channel(applied);
+        Shared {
+            id,
+            ns: RwLock::new(ns),
+            applied: applied_tx,
+            status: Mutex::new(status),
+            block_map: Mutex::new(BlockMap::new()),
+            leases: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+            wal_syncs: AtomicU64::new(0),
+        }
+    }
 }
 
 impl<S: MessageSink> Driver<S> {
