@@ -23,7 +23,8 @@
 //! - [`transfer`]: the datanode data-transfer protocol: verified reads, pipeline writes, replication.
 //! - [`datanode`]: the datanode daemon: store, transfer server, reports to every namenode, commands, scanner.
 //! - [`client`]: `DfsClient`: metadata calls, pipeline writes with recovery, verified reads with failover.
-//! - [`shell`]: the `dfs` shell commands and `dfs cluster start|stop`.
+//! - [`shell`]: the `dfs` shell commands (`ls`, `put`, `get`, `fsck`, ...).
+//! - [`local_cluster`]: `dfs cluster start|stop` and the daemon process control behind it.
 #![deny(missing_docs)]
 
 pub mod block_store;
@@ -34,6 +35,7 @@ pub mod datanode;
 pub mod durable;
 pub mod error;
 pub mod frame;
+pub mod local_cluster;
 pub mod namenode;
 pub mod path;
 pub mod power_loss;

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use dfs::shell::{self, ClusterCommand, ShellCommand};
+use dfs::local_cluster::{self, ClusterCommand};
+use dfs::shell::{self, ShellCommand};
 use dfs::{config, Error};
 
 /// A replicated block filesystem.
@@ -140,7 +141,7 @@ async fn run(cli: Cli) -> dfs::Result<()> {
         Command::Namenode { id } => dfs::namenode::run(load(conf)?, id).await,
         Command::Datanode { host } => dfs::datanode::run(load(conf)?, &host).await,
         Command::Config(cmd) => run_config(cmd),
-        Command::Cluster(cmd) => shell::run_cluster(cmd).await,
+        Command::Cluster(cmd) => local_cluster::run_cluster(cmd).await,
         Command::Shell(cmd) => shell::run(conf, cmd).await,
     }
 }

@@ -575,7 +575,7 @@ impl Cluster {
         let pid = self.pid("jobtracker");
         self.signal_group("jobtracker", "KILL");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while dfs::shell::process_alive(pid) {
+        while dfs::local_cluster::process_alive(pid) {
             assert!(
                 Instant::now() < deadline,
                 "jobtracker {pid} survived SIGKILL"
@@ -587,7 +587,7 @@ impl Cluster {
 
     /// Starts `mrjob --conf C jobtracker` in the background, as `cluster start` did.
     fn start_jobtracker(&self) {
-        dfs::shell::spawn_daemon(
+        dfs::local_cluster::spawn_daemon(
             Path::new(mrjob_bin()),
             &self.conf,
             &["jobtracker".to_owned()],

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use dfs::client::DfsClient;
 use dfs::config::{self, ClusterConfig};
-use dfs::shell::{cluster_stop, process_alive, read_pid, spawn_daemon, wait_healthy};
+use dfs::local_cluster::{cluster_stop, process_alive, read_pid, spawn_daemon, wait_healthy};
 
 use crate::error::{Error, Result};
 use crate::submit::ClusterClient;
