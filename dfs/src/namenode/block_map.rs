@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::namenode::completion::{self, Verdict};
 use crate::namenode::namespace::{BlockOwner, Namespace};
 use crate::namenode::placement::{self, Action, BlockHealth, NodeView};
 use crate::protocol::{
@@ -32,6 +33,38 @@ struct Replica {
     block: Block,
     state: ReplicaState,
     corrupt: bool,
+}
+
+/// A file being closed, as [`BlockMap::plan_close`] judges it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClosingFile<'a> {
+    /// Its blocks with the namespace's stamps and final lengths (the last one as the writer
+    /// reports it).
+    pub blocks: &'a [Block],
+    /// Its replication factor.
+    pub replication: u32,
+    /// Its block size: a datanode with less room cannot take a copy.
+    pub block_size_bytes: u64,
+}
+
+/// A copy ordered so that a block of a file being closed reaches G2's bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOrder {
+    /// The block (namespace stamp and length).
+    pub block: Block,
+    /// A host with a good replica.
+    pub source: String,
+    /// New holders (empty when no datanode can take one now).
+    pub targets: Vec<String>,
+}
+
+/// What closing a file needs: whether every block is durable now, and the copies to order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosePlan {
+    /// Every block has enough good replicas: the file may be closed.
+    pub ready: bool,
+    /// Copies for blocks short of replicas that their pipelines will not produce.
+    pub copies: Vec<CopyOrder>,
 }
 
 /// Datanodes and replicas as reported.
@@ -220,6 +253,64 @@ impl BlockMap {
         let targets = self.refs(targets);
         self.push_command(source, DatanodeCommand::Replicate { block, targets });
         true
+    }
+
+    /// Judges each block of a file being closed by the completion rule (G2) and plans the copies
+    /// that blocks short of it need beyond what their recorded pipelines will report. Pure: the
+    /// caller queues the copies ([`Self::request_copy`]) and answers the writer.
+    pub fn plan_close(
+        &self,
+        file: &ClosingFile<'_>,
+        now_ms: u64,
+        dead_after_ms: u64,
+        seed: u64,
+    ) -> ClosePlan {
+        let mut plan = ClosePlan {
+            ready: true,
+            copies: Vec::new(),
+        };
+        for (i, block) in file.blocks.iter().enumerate() {
+            let could_hold =
+                self.usable_count_for(block.id, file.block_size_bytes, now_ms, dead_after_ms);
+            let need = completion::required_replicas(file.replication, could_hold);
+            let pipeline: Vec<String> = self
+                .pipeline(block.id)
+                .into_iter()
+                .filter(|h| self.is_usable(h, now_ms, dead_after_ms))
+                .collect();
+            let views = self.replica_views(block.id, now_ms, dead_after_ms);
+            let (missing, sources) = match completion::judge(block, &views, &pipeline, need) {
+                Verdict::Durable => continue,
+                Verdict::Waiting { .. } => {
+                    plan.ready = false;
+                    continue;
+                }
+                Verdict::Short {
+                    missing, sources, ..
+                } => (missing, sources),
+            };
+            plan.ready = false;
+            let Some(source) = sources.into_iter().next() else {
+                continue;
+            };
+            let mut taken = self.holders(block.id);
+            taken.extend(pipeline);
+            let targets = placement::choose_targets(
+                &self.live_views(now_ms, dead_after_ms),
+                missing,
+                None,
+                &taken,
+                &[],
+                file.block_size_bytes,
+                seed.wrapping_add(i as u64),
+            );
+            plan.copies.push(CopyOrder {
+                block: *block,
+                source,
+                targets,
+            });
+        }
+        plan
     }
 
     /// Hosts holding any reported replica of `block_id`.
@@ -608,6 +699,73 @@ mod tests {
         };
         map.incremental("h2", &[fin(b)], &[]);
         assert_eq!(map.usable_count_for(8, 1024, 30, DEAD_MS), 3);
+    }
+
+    // Checks G2: a file is closed only when every block has min(replication, usable datanodes)
+    // good replicas; a block short of them beyond its pipeline gets a copy from a good replica
+    // to a datanode that does not hold one yet, and a block whose pipeline will still report
+    // is waited for without a copy.
+    #[test]
+    fn plan_close_waits_for_the_pipeline_and_copies_what_it_will_not_bring() {
+        let mut map = BlockMap::new();
+        for i in 0..4 {
+            map.register(node(i), usage(), 0);
+        }
+        let short = Block {
+            id: 5,
+            gen_stamp: 1,
+            len_bytes: 10,
+        };
+        let waiting = Block { id: 6, ..short };
+        // Block 5: one good replica, a pipeline of only that host: 2 copies to make.
+        map.incremental("h0", &[fin(short)], &[]);
+        map.record_pipeline(5, &["h0".into()]);
+        // Block 6: one good replica, the two other pipeline hosts have not reported yet.
+        map.incremental("h1", &[fin(waiting)], &[]);
+        map.record_pipeline(6, &["h1".into(), "h2".into(), "h3".into()]);
+        let blocks = [short, waiting];
+        let file = ClosingFile {
+            blocks: &blocks,
+            replication: 3,
+            block_size_bytes: 1024,
+        };
+        let plan = map.plan_close(&file, 10, DEAD_MS, 7);
+        assert!(!plan.ready);
+        assert_eq!(
+            plan.copies.len(),
+            1,
+            "only the short block is copied: {plan:?}"
+        );
+        let copy = &plan.copies[0];
+        assert_eq!((copy.block, copy.source.as_str()), (short, "h0"));
+        assert_eq!(copy.targets.len(), 2);
+        assert!(!copy.targets.contains(&"h0".to_string()));
+        // Once every replica reported, the file may be closed and nothing is copied.
+        for h in ["h1", "h2"] {
+            map.incremental(h, &[fin(short)], &[]);
+        }
+        for h in ["h2", "h3"] {
+            map.incremental(h, &[fin(waiting)], &[]);
+        }
+        let plan = map.plan_close(&file, 20, DEAD_MS, 7);
+        assert_eq!(
+            plan,
+            ClosePlan {
+                ready: true,
+                copies: Vec::new()
+            }
+        );
+        // A replica of another length is not good: the block is short again.
+        let longer = Block {
+            len_bytes: 11,
+            ..short
+        };
+        let blocks = [longer];
+        let file = ClosingFile {
+            blocks: &blocks,
+            ..file
+        };
+        assert!(!map.plan_close(&file, 30, DEAD_MS, 7).ready);
     }
 
     #[test]

@@ -126,6 +126,61 @@ pub fn choose_targets(
     chosen
 }
 
+/// How the surviving pipeline of a block under construction changed, as a writer reports it in
+/// `AddDatanode`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineChange {
+    /// Hosts still in the pipeline, in pipeline order.
+    pub existing: Vec<String>,
+    /// Hosts that failed (the namenode suspects them, see the block map).
+    pub failed: Vec<String>,
+    /// Hosts the writer will not use again for this block.
+    pub excluded: Vec<String>,
+}
+
+/// A rebuilt pipeline: the surviving hosts, then the replacements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineRebuild {
+    /// The new hosts, in pipeline order after the surviving ones.
+    pub replacements: Vec<String>,
+    /// The whole new pipeline.
+    pub pipeline: Vec<String>,
+}
+
+/// Replacements that bring a pipeline back to `replication` hosts after `change`: never a
+/// failed or excluded host nor one already in the pipeline, and only nodes with room for a
+/// block of `block_size_bytes` ([`choose_targets`] decides among the rest).
+pub fn rebuild_pipeline(
+    nodes: &[NodeView],
+    replication: usize,
+    change: &PipelineChange,
+    block_size_bytes: u64,
+    seed: u64,
+) -> PipelineRebuild {
+    let wanted = replication.saturating_sub(change.existing.len());
+    let avoid: Vec<String> = change
+        .excluded
+        .iter()
+        .chain(&change.failed)
+        .cloned()
+        .collect();
+    let replacements = choose_targets(
+        nodes,
+        wanted,
+        None,
+        &change.existing,
+        &avoid,
+        block_size_bytes,
+        seed,
+    );
+    let mut pipeline = change.existing.clone();
+    pipeline.extend(replacements.iter().cloned());
+    PipelineRebuild {
+        replacements,
+        pipeline,
+    }
+}
+
 /// Plans re-replication and deletions for the given blocks.
 ///
 /// - Under-replicated blocks (some good replica, fewer than the factor) are served fewest good
@@ -246,6 +301,39 @@ mod tests {
             .unwrap_or_else(rand::random);
         println!("SEED={seed}");
         seed
+    }
+
+    // Checks G2's pipeline recovery: replacements bring the pipeline back to the replication
+    // factor after the survivors, and never reuse a failed, excluded or surviving host.
+    #[test]
+    fn rebuilt_pipelines_keep_survivors_and_avoid_failed_hosts() {
+        let seed = seed();
+        let change = PipelineChange {
+            existing: vec!["h2".into()],
+            failed: vec!["h1".into()],
+            excluded: vec!["h3".into()],
+        };
+        let rebuilt = rebuild_pipeline(&nodes(6), 3, &change, 1024, seed);
+        assert_eq!(rebuilt.replacements.len(), 2);
+        assert_eq!(rebuilt.pipeline[0], "h2", "survivors first");
+        assert_eq!(rebuilt.pipeline[1..], rebuilt.replacements[..]);
+        for h in ["h1", "h2", "h3"] {
+            assert!(!rebuilt.replacements.contains(&h.to_string()), "{h} reused");
+        }
+        // Too few candidates: as many as there are. A full pipeline: none.
+        let few = rebuild_pipeline(&nodes(3), 3, &change, 1024, seed);
+        assert_eq!(few.pipeline, vec!["h2"]);
+        let full = PipelineChange {
+            existing: vec!["h1".into(), "h2".into(), "h4".into()],
+            failed: Vec::new(),
+            excluded: Vec::new(),
+        };
+        assert!(rebuild_pipeline(&nodes(6), 3, &full, 1024, seed)
+            .replacements
+            .is_empty());
+        // No room for a block: not chosen.
+        let rebuilt = rebuild_pipeline(&nodes(6), 3, &change, 2 << 30, seed);
+        assert!(rebuilt.replacements.is_empty());
     }
 
     // Checks G4's spreading: without a writer on a datanode, every host is often enough a

@@ -20,8 +20,9 @@ use super::lease_recovery::{leader_duties, Duty, Recovering};
 use super::wall_ms;
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
-use crate::namenode::completion::{self, Verdict};
+use crate::namenode::block_map::ClosingFile;
 use crate::namenode::namespace::{Entry, Namespace, Op, Outcome};
+use crate::namenode::placement::{self, PipelineChange};
 use crate::namenode::raft_driver::{build, DriverSettings, RaftHandle, Shared};
 use crate::namenode::storage::Persister;
 use crate::namenode::transport::{serve_raft, Transport};
@@ -366,26 +367,16 @@ impl NamenodeService {
         for h in &change.failed {
             map.suspect(h, now);
         }
-        let wanted = (status.replication as usize).saturating_sub(change.existing.len());
         let nodes = map.live_views(now, self.dead_after_ms());
-        let avoid: Vec<String> = change
-            .excluded
-            .iter()
-            .chain(&change.failed)
-            .cloned()
-            .collect();
-        let chosen = crate::namenode::placement::choose_targets(
+        let rebuilt = placement::rebuild_pipeline(
             &nodes,
-            wanted,
-            None,
-            &change.existing,
-            &avoid,
+            status.replication as usize,
+            &change,
             status.block_size_bytes,
             rand::random(),
         );
-        let mut pipeline = change.existing;
-        pipeline.extend(chosen.iter().cloned());
-        map.record_pipeline(block_id, &pipeline);
+        map.record_pipeline(block_id, &rebuilt.pipeline);
+        let chosen = rebuilt.replacements;
         tracing::info!(
             path,
             block = block_id,
@@ -434,7 +425,7 @@ impl NamenodeService {
             let now = self.shared.now_ms();
             let map = self.shared.block_map();
             let nodes = map.live_views(now, self.dead_after_ms());
-            let hosts = crate::namenode::placement::choose_targets(
+            let hosts = placement::choose_targets(
                 &nodes,
                 status.replication as usize,
                 writer_host.as_deref(),
@@ -534,7 +525,12 @@ impl NamenodeService {
                     b.len_bytes = l.len_bytes;
                 }
             }
-            if !self.durable_enough(&path, status.replication, status.block_size_bytes, &blocks) {
+            let file = ClosingFile {
+                blocks: &blocks,
+                replication: status.replication,
+                block_size_bytes: status.block_size_bytes,
+            };
+            if !self.durable_enough(&path, &file) {
                 return Ok(Response::Completed(false));
             }
         }
@@ -555,67 +551,29 @@ impl NamenodeService {
         }
     }
 
-    /// Whether every block meets G2's bar; queues copies for blocks short of it.
-    fn durable_enough(
-        &self,
-        path: &str,
-        replication: u32,
-        block_size_bytes: u64,
-        blocks: &[Block],
-    ) -> bool {
+    /// Whether every block meets G2's bar; queues copies for blocks short of it. The decision
+    /// is [`crate::namenode::block_map::BlockMap::plan_close`]; this takes the lock, queues
+    /// the copies and logs them.
+    fn durable_enough(&self, path: &str, file: &ClosingFile<'_>) -> bool {
         let now = self.shared.now_ms();
-        let dead = self.dead_after_ms();
         let retry_after_ms = self
             .config
             .datanode_dead_after_ms
             .max(self.config.heartbeat_interval_ms * 10);
         let mut map = self.shared.block_map();
-        let mut ready = true;
-        for block in blocks {
-            let could_hold = map.usable_count_for(block.id, block_size_bytes, now, dead);
-            let need = completion::required_replicas(replication, could_hold);
-            let pipeline: Vec<String> = map
-                .pipeline(block.id)
-                .into_iter()
-                .filter(|h| map.is_usable(h, now, dead))
-                .collect();
-            let views = map.replica_views(block.id, now, dead);
-            let (missing, sources) = match completion::judge(block, &views, &pipeline, need) {
-                Verdict::Durable => continue,
-                Verdict::Waiting { .. } => {
-                    ready = false;
-                    continue;
-                }
-                Verdict::Short {
-                    missing, sources, ..
-                } => (missing, sources),
-            };
-            ready = false;
-            let Some(source) = sources.first() else {
-                continue;
-            };
-            let mut taken = map.holders(block.id);
-            taken.extend(pipeline);
-            let targets = crate::namenode::placement::choose_targets(
-                &map.live_views(now, dead),
-                missing,
-                None,
-                &taken,
-                &[],
-                block_size_bytes,
-                rand::random(),
-            );
-            if map.request_copy(*block, source, &targets, now, retry_after_ms) {
+        let plan = map.plan_close(file, now, self.dead_after_ms(), rand::random());
+        for copy in &plan.copies {
+            if map.request_copy(copy.block, &copy.source, &copy.targets, now, retry_after_ms) {
                 tracing::info!(
                     path,
-                    block = block.id,
-                    source,
-                    ?targets,
+                    block = copy.block.id,
+                    source = copy.source,
+                    targets = ?copy.targets,
                     "block short of replicas at close: copying"
                 );
             }
         }
-        ready
+        plan.ready
     }
 
     async fn locations(
@@ -681,13 +639,6 @@ impl NamenodeService {
             .collect();
         Ok(Response::Fsck(out))
     }
-}
-
-/// How the surviving pipeline changed, as a writer reports it in `AddDatanode`.
-struct PipelineChange {
-    existing: Vec<String>,
-    failed: Vec<String>,
-    excluded: Vec<String>,
 }
 
 fn parse(what: &str, addr: &str) -> Result<SocketAddr> {
