@@ -1,6 +1,7 @@
 //! Files and their blocks: creating a file, appending, abandoning and restamping its last
 //! block, closing it, and its replication factor.
 
+use super::block::check_growth;
 use super::tree::{Body, FileMeta};
 use super::{Namespace, Outcome, MAX_BLOCKS_PER_FILE, MAX_REPLICATION};
 use crate::error::{Error, Result};
@@ -96,6 +97,7 @@ impl Namespace {
                     prev.id
                 )));
             }
+            check_growth(p, last, last.gen_stamp, prev.len_bytes)?;
             last.len_bytes = prev.len_bytes;
         }
         if file.blocks.len() >= MAX_BLOCKS_PER_FILE {
@@ -174,6 +176,7 @@ impl Namespace {
         let (inode, file) = self.leased_file_mut(p, client)?;
         check_last(p, file, last)?;
         if let (Some(l), Some(block)) = (last, file.blocks.last_mut()) {
+            check_growth(p, block, block.gen_stamp, l.len_bytes)?;
             block.len_bytes = l.len_bytes;
         }
         file.lease_holder = None;

@@ -1,6 +1,7 @@
 //! Writer leases: only the holder may change a file under construction; lease recovery closes
 //! a file whose holder went silent; the leader's lease monitor lists the open files.
 
+use super::block::check_growth;
 use super::tree::{Body, FileMeta};
 use super::{Namespace, OpenFile, Outcome};
 use crate::error::{Error, Result};
@@ -35,7 +36,10 @@ impl Namespace {
     ) -> Result<Outcome> {
         let (inode, file) = self.leased_file_mut(p, holder)?;
         match (last, file.blocks.last().copied()) {
-            (Some(l), Some(b)) if l.id == b.id => *file.blocks.last_mut().expect("checked") = *l,
+            (Some(l), Some(b)) if l.id == b.id => {
+                check_growth(p, &b, l.gen_stamp, l.len_bytes)?;
+                *file.blocks.last_mut().expect("checked") = *l;
+            }
             (None, Some(b)) => {
                 file.blocks.pop();
                 self.block_owner.remove(&b.id);

@@ -17,8 +17,11 @@
 //! - `file`: files and their blocks: `create`, `add_block`, `abandon_block`,
 //!   `update_pipeline`, `complete`, `set_replication`.
 //! - `lease`: writer leases: the lease check, lease recovery, files under construction.
+//! - `block`: a block's generation stamp and length only grow: the check on inputs and the
+//!   assertion on the state after every entry.
 //! - `read`: the read-only views (`stat`, `list`, block locations' input, the block owners).
 
+mod block;
 mod file;
 mod lease;
 mod read;
@@ -270,7 +273,18 @@ impl Namespace {
         }
     }
 
+    /// Applies one operation, with a pair assertion around it: the block it may restamp or
+    /// lengthen never goes back (see `block`).
     fn apply_op(&mut self, now_ms: u64, op: &Op) -> Result<Outcome> {
+        let before = self.block_before(op);
+        let result = self.dispatch(now_ms, op);
+        if let Some(before) = before {
+            self.assert_grown(&before);
+        }
+        result
+    }
+
+    fn dispatch(&mut self, now_ms: u64, op: &Op) -> Result<Outcome> {
         match op {
             Op::Mkdirs { path } => self.mkdirs(now_ms, path).map(|_| Outcome::Done),
             Op::Create {

@@ -402,3 +402,58 @@ fn list_pages_in_name_order() {
     assert_eq!(names(ns.list("/d", None, 2).unwrap()), ["/d/a", "/d/b"]);
     assert_eq!(names(ns.list("/d", Some("b"), 2).unwrap()), ["/d/c"]);
 }
+
+// A block's generation stamp and recorded length only grow: an input that would lower them is
+// rejected with an error and changes nothing, so the assertion after every entry (see `block`)
+// can only fire on a bug.
+#[test]
+fn a_recovery_that_would_lower_a_stamp_is_rejected() {
+    let mut ns = Namespace::new();
+    create(&mut ns, "/f", "c").unwrap();
+    let b = add_block(&mut ns, "/f", None);
+    let restamped = match ns.apply(&e(Op::UpdatePipeline {
+        path: "/f".into(),
+        client_name: "c".into(),
+        block_id: b.id,
+    })) {
+        Ok(Outcome::Block(r)) => r,
+        other => panic!("{other:?}"),
+    };
+    assert!(restamped.gen_stamp > b.gen_stamp);
+    // A recovery planned before the restamp carries the older stamp.
+    let stale = Block { len_bytes: 10, ..b };
+    let op = Op::RecoverLease {
+        path: "/f".into(),
+        holder: "c".into(),
+        last: Some(stale),
+    };
+    assert_eq!(kind(ns.apply(&e(op))), ErrorKind::Malformed);
+    let open = ns.open_file("/f").expect("still under construction");
+    assert_eq!(open.last_block, Some(restamped));
+    // The same recovery with the current stamp goes through.
+    let op = Op::RecoverLease {
+        path: "/f".into(),
+        holder: "c".into(),
+        last: Some(Block {
+            len_bytes: 10,
+            ..restamped
+        }),
+    };
+    ns.apply(&e(op)).unwrap();
+    assert_eq!(ns.stat("/f").unwrap().len_bytes, 10);
+}
+
+#[test]
+fn growth_check_rejects_a_lower_stamp_or_a_shorter_length() {
+    let b = Block {
+        id: 7,
+        gen_stamp: 5,
+        len_bytes: 100,
+    };
+    assert!(block::check_growth("/f", &b, 5, 100).is_ok());
+    assert!(block::check_growth("/f", &b, 6, 200).is_ok());
+    let lower = block::check_growth("/f", &b, 4, 100).unwrap_err();
+    assert_eq!(lower.kind(), ErrorKind::Malformed);
+    let shorter = block::check_growth("/f", &b, 5, 99).unwrap_err();
+    assert_eq!(shorter.kind(), ErrorKind::Malformed);
+}
