@@ -3,7 +3,7 @@
 //! length of its last block that [`crate::namenode::block_recovery`] chooses, after the
 //! replicas were cut to it and restamped.
 //!
-//! Also the leader's periodic loop ([`leader_duties`]) that drives it, together with the
+//! Also the leader's periodic loop (`leader_duties`) that drives it, together with the
 //! replication check of the block map.
 
 use std::collections::HashSet;
