@@ -189,9 +189,27 @@ impl Scheduler {
         let Some(job) = self.jobs.get_mut(&pick.task.job) else {
             return;
         };
+        // Pair assertion with `fail_job` and `finish_job_if_complete`, which end every live
+        // attempt of a job they stop: every live attempt belongs to a running job.
+        assert!(job.is_running(), "{} launched in a finished job", pick.task);
         let Some(task) = job.task_mut(pick.task) else {
             return;
         };
+        // A regular pick is a pending task; a backup races the one attempt of a running task,
+        // on another worker (`straggler`). A task never runs beside its commit or after it is
+        // done, and never has more than two running attempts.
+        let others_here = task.running.iter().any(|a| {
+            let live = self.live.get(a);
+            live.is_some_and(|l| l.worker == name)
+        });
+        assert!(
+            !task.done
+                && task.committing.is_none()
+                && task.running.len() == usize::from(pick.speculative)
+                && !others_here,
+            "{} launched on {name} out of turn",
+            pick.task
+        );
         let attempt = AttemptId {
             task: pick.task,
             attempt: task.next_attempt,
@@ -205,9 +223,12 @@ impl Scheduler {
             job.maps_starved_since_ms = None;
         }
         count_launch(job, pick, now_ms);
-        if let Some(worker) = self.workers.get_mut(name) {
-            worker.running.insert(attempt);
-        }
+        // `assign_pass` offers only registered workers with a free slot.
+        let worker = self.workers.get_mut(name);
+        let Some(worker) = worker.filter(|w| w.free_slots() > 0) else {
+            panic!("{attempt} launched on {name}, which has no free slot");
+        };
+        worker.running.insert(attempt);
         let live = LiveAttempt {
             worker: name.to_string(),
             phase: Phase::Running,

@@ -167,6 +167,11 @@ impl Scheduler {
         for attempt in self.live_attempts(id, None) {
             self.kill_attempt(attempt, true, actions);
         }
+        // Pair assertion with `launch`: every live attempt belongs to a running job.
+        assert!(
+            !self.has_live_attempts(id),
+            "job {id} failed with live attempts"
+        );
         actions.push(Action::JobFailed { job: id, reason });
     }
 }

@@ -5,6 +5,7 @@
 //! because the handlers refuse stale or unknown reports before any transition runs.
 
 use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 
@@ -299,15 +300,17 @@ impl Job {
             return;
         }
         task.done = done;
-        let count = match id.kind {
-            TaskKind::Map => &mut self.status.maps_done,
-            TaskKind::Reduce => &mut self.status.reduces_done,
+        let status = &mut self.status;
+        let (count, total) = match id.kind {
+            TaskKind::Map => (&mut status.maps_done, status.maps_total),
+            TaskKind::Reduce => (&mut status.reduces_done, status.reduces_total),
         };
         if done {
             *count += 1;
         } else {
             *count -= 1;
         }
+        assert!(*count <= total, "{id}: {count} of {total} tasks done");
         self.sync_pending(id);
     }
 
@@ -316,6 +319,9 @@ impl Job {
         let Some(task) = self.task_mut(id) else {
             return;
         };
+        // Only a live attempt is accepted, and a done task has none (they were killed, or it
+        // was not done when they launched).
+        assert!(!task.done, "{id} accepted while done");
         let first = task.accepted.is_none();
         task.accepted = Some(accepted);
         task.fetch_failures.clear();
@@ -469,13 +475,13 @@ impl Scheduler {
 
     /// The job's live attempts, of one kind or both, in order.
     pub(super) fn live_attempts(&self, job: JobId, kind: Option<TaskKind>) -> Vec<AttemptId> {
-        let bound = |kind: TaskKind, index: u32, attempt: u32| AttemptId {
-            task: TaskId { job, kind, index },
-            attempt,
-        };
-        let lo = bound(kind.unwrap_or(TaskKind::Map), 0, 0);
-        let hi = bound(kind.unwrap_or(TaskKind::Reduce), u32::MAX, u32::MAX);
-        self.live.range(lo..=hi).map(|(a, _)| *a).collect()
+        let range = live_range(job, kind);
+        self.live.range(range).map(|(a, _)| *a).collect()
+    }
+
+    /// Whether any attempt of the job is live, in O(log n).
+    pub(super) fn has_live_attempts(&self, job: JobId) -> bool {
+        self.live.range(live_range(job, None)).next().is_some()
     }
 }
 
@@ -485,13 +491,27 @@ impl Scheduler {
     /// runs it. The caller decides what the ending means (kill, failure, acceptance).
     pub(super) fn end_attempt(&mut self, attempt: AttemptId) -> Option<LiveAttempt> {
         let live = self.live.remove(&attempt)?;
+        let running = live.phase == Phase::Running;
+        // Pair assertions with `launch` and `start_commit`: a running attempt holds a slot of
+        // its worker and is among its task's running attempts; a committing one gave the slot
+        // back and is its task's one committing attempt. A lost worker is gone before its
+        // attempts end, so only a worker still registered is checked.
         if let Some(worker) = self.workers.get_mut(&live.worker) {
-            worker.running.remove(&attempt);
+            let held_slot = worker.running.remove(&attempt);
+            assert_eq!(
+                held_slot, running,
+                "{attempt} ended out of step with its worker"
+            );
         }
         if let Some(job) = self.jobs.get_mut(&attempt.task.job) {
             if let Some(task) = job.task_mut(attempt.task) {
-                task.running.remove(&attempt);
-                if task.committing == Some(attempt) {
+                let was_running = task.running.remove(&attempt);
+                let was_committing = task.committing == Some(attempt);
+                assert!(
+                    was_running == running && was_committing != running,
+                    "{attempt} ended out of step with its task"
+                );
+                if was_committing {
                     task.committing = None;
                 }
             }
@@ -551,6 +571,11 @@ impl Scheduler {
         for attempt in self.live_attempts(id, None) {
             self.kill_attempt(attempt, true, actions);
         }
+        // Pair assertion with `launch`: every live attempt belongs to a running job.
+        assert!(
+            !self.has_live_attempts(id),
+            "job {id} succeeded with live attempts"
+        );
         actions.push(Action::JobSucceeded { job: id });
     }
 
@@ -561,14 +586,30 @@ impl Scheduler {
             return;
         };
         live.phase = Phase::Committing;
-        if let Some(worker) = self.workers.get_mut(&live.worker) {
-            worker.running.remove(&attempt);
-        }
+        // A running attempt's worker is registered: losing a worker ends its running attempts.
+        let freed_slot = self
+            .workers
+            .get_mut(&live.worker)
+            .is_some_and(|w| w.running.remove(&attempt));
+        assert!(
+            freed_slot,
+            "{attempt} committing without a slot on its worker"
+        );
         let Some(job) = self.jobs.get_mut(&attempt.task.job) else {
             return;
         };
+        assert!(job.is_running(), "{attempt} committing in a finished job");
         if let Some(task) = job.task_mut(attempt.task) {
-            task.running.remove(&attempt);
+            // G6, asserted where it could break: at most one committing attempt per task, and
+            // no commit once the task has committed (only a commit accepts a committing task).
+            assert!(
+                task.committing.is_none() && task.accepted.is_none(),
+                "{attempt} committing beside {:?}, accepted {:?}",
+                task.committing,
+                task.accepted.as_ref().map(|a| a.attempt)
+            );
+            let was_running = task.running.remove(&attempt);
+            assert!(was_running, "{attempt} committing but not running");
             task.committing = Some(attempt);
         }
         job.sync_pending(attempt.task);
@@ -601,4 +642,15 @@ impl Scheduler {
         actions.push(Action::Accept { attempt });
         self.finish_job_if_complete(attempt.task.job, actions);
     }
+}
+
+/// The range of live-attempt keys that belong to `job` (and to `kind`, if given).
+fn live_range(job: JobId, kind: Option<TaskKind>) -> RangeInclusive<AttemptId> {
+    let bound = |kind: TaskKind, index: u32, attempt: u32| AttemptId {
+        task: TaskId { job, kind, index },
+        attempt,
+    };
+    let lo = bound(kind.unwrap_or(TaskKind::Map), 0, 0);
+    let hi = bound(kind.unwrap_or(TaskKind::Reduce), u32::MAX, u32::MAX);
+    lo..=hi
 }
