@@ -17,7 +17,8 @@
 //! - [`counters`]: built-in and user-defined counters; [`codec`]: byte encodings.
 //! - [`engine`]: where a job runs (this machine, or the configured cluster).
 //! - Cluster runtime: [`protocol`] (messages), [`scheduler`] (the pure scheduling state
-//!   machine), [`jobtracker`] (its daemon), [`job_store`] (job records in dfs that a
+//!   machine, in rooms: ids, events and actions, config, the job table, assignment, failure
+//!   handling), [`jobtracker`] (its daemon), [`job_store`] (job records in dfs that a
 //!   restarted jobtracker resumes from), [`worker`] (task slots, child processes),
 //!   [`task_process`] (one attempt in a child), [`shuffle`] (map output server and fetcher),
 //!   [`submit`] (staging, submitting, status), [`pseudo_cluster`] (a cluster on this machine),
