@@ -9,6 +9,7 @@ use dfs::config::{ClusterConfig, CONF_ENV};
 
 use crate::error::{Error, Result};
 use crate::job::Settings;
+use crate::logging::{init_logging, init_logging_at};
 use crate::protocol::{JobInfo, JobPhase};
 use crate::pseudo_cluster;
 use crate::runner::JobReport;
@@ -126,21 +127,6 @@ pub fn print_report(job: &str, report: &JobReport) {
 pub fn fail(err: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("mrjob: error: {err}");
     ExitCode::FAILURE
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default: warnings).
-pub fn init_logging() {
-    init_logging_at("warn");
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default: `level`).
-pub fn init_logging_at(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// Cluster commands every job binary can offer beside its jobs: the daemons, job control,

@@ -40,6 +40,7 @@ pub mod job;
 pub mod job_conf;
 pub mod job_store;
 pub mod jobtracker;
+pub mod logging;
 pub mod map_task;
 pub mod merge;
 pub mod output;
@@ -52,6 +53,7 @@ pub mod runner;
 pub mod scheduler;
 pub mod shuffle;
 pub mod sort_buffer;
+pub mod split;
 pub mod submit;
 pub mod task_process;
 pub mod worker;
@@ -59,11 +61,11 @@ pub mod worker;
 pub use counters::{Counters, TaskCounters};
 pub use engine::Engine;
 pub use error::{Error, Result};
-pub use input::{InputFormat, Split};
+pub use input::{InputFormat, Record, Split};
 pub use job::{
-    Accumulator, Combiner, CombinerKind, HashPartitioner, Job, MapEmitter, Mapper, Partitioner,
-    Record, ReduceEmitter, Reducer, Settings, ValueSource,
+    Accumulator, Combiner, CombinerKind, HashPartitioner, Job, Mapper, Partitioner, Reducer,
+    Settings, ValueSource,
 };
 pub use job_conf::{JobConf, Registry};
-pub use output::OutputFormat;
+pub use output::{MapEmitter, OutputFormat, ReduceEmitter};
 pub use runner::{run_local, JobReport, RunOptions};

@@ -81,7 +81,7 @@ pub fn run_if_requested(registry: &Registry) -> Option<ExitCode> {
     if args.next().as_deref() != Some(std::ffi::OsStr::new(TASK_ARG)) {
         return None;
     }
-    crate::cli::init_logging();
+    crate::logging::init_logging();
     let spec_path = PathBuf::from(args.next()?);
     let dir = spec_path
         .parent()
