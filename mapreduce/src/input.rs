@@ -1,5 +1,5 @@
-//! Input: listing input files and reading the records of a split (splits are cut in
-//! [`crate::split`]).
+//! Input: listing input files and reading the records of a split (splits are cut by the
+//! `split` module).
 //!
 //! The rule for every format: a record belongs to the split in which it starts. A line
 //! reader for a split `[start, end)` skips the partial line it starts in (unless

@@ -70,7 +70,11 @@ impl Worker {
                 )
             })?;
         let idle = Duration::from_millis(config.idle_timeout_ms);
-        tokio::spawn(crate::shuffle::serve(listener, work_dir.clone(), idle));
+        tokio::spawn(crate::shuffle::server::serve(
+            listener,
+            work_dir.clone(),
+            idle,
+        ));
         let slots = match h.worker_slots {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()) as u32,
             n => n,
