@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dfs::config::{ClusterConfig, CONF_ENV};
 
-use crate::error::{Error, Result};
+use crate::error::{dfs_error, Error, Result};
 use crate::job::Settings;
 use crate::logging::{init_logging, init_logging_at};
 use crate::protocol::{JobInfo, JobPhase};
@@ -231,14 +231,14 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
             dfs::namenode::runtime()
                 .map_err(|e| Error::io("starting the runtime".to_owned(), e))?
                 .block_on(dfs::namenode::run(config, id))
-                .map_err(|e| Error::Cluster(format!("namenode {id}: {e}")))?;
+                .map_err(|e| dfs_error(format_args!("namenode {id}"), e))?;
         }
         AdminCommand::Datanode { host } => {
             init_logging_at("info");
             let config = load_config(conf)?;
             daemon_runtime()?
                 .block_on(dfs::datanode::run(config, &host))
-                .map_err(|e| Error::Cluster(format!("datanode {host}: {e}")))?;
+                .map_err(|e| dfs_error(format_args!("datanode {host}"), e))?;
         }
         AdminCommand::Status { job: Some(id) } => {
             let client = ClusterClient::new(load_config(conf)?)?;

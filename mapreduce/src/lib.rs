@@ -7,23 +7,30 @@
 //! - [`job_conf`]: a job's portable description ([`JobConf`]) and the [`Registry`] that rebuilds it.
 //! - [`fs`]: where input and output files live (local files, or dfs on a cluster).
 //! - [`dfs_fs`]: the filesystem trait on dfs, for task processes and submitters.
-//! - [`input`]: input files, splits, and record readers (lines, fixed-length, generated rows).
+//! - [`split`]: cutting input into splits (pieces of a local file, or one per dfs block), with
+//!   the one record-alignment rule both use.
+//! - [`input`]: input files, the [`Record`] a mapper gets, and record readers (lines,
+//!   fixed-length, generated rows).
 //! - [`sort_buffer`]: the bounded map-side buffer (sorting or hash-combining) that spills runs.
 //! - [`run`]: sorted run files with per-partition segments and CRC32s.
 //! - [`merge`]: k-way merge and multi-pass merging bounded by the merge factor.
 //! - [`map_task`] / [`reduce_task`]: one task each, the same code locally and on a cluster.
-//! - [`output`]: output formats; [`committer`]: attempt directories and the commit protocol.
+//! - [`output`]: where map and reduce output goes ([`MapEmitter`], [`ReduceEmitter`]) and
+//!   output formats; [`committer`]: attempt directories and the commit protocol.
 //! - [`runner`]: the local runner (thread pool); [`progress`]: what the user sees.
 //! - [`counters`]: built-in and user-defined counters; [`codec`]: byte encodings.
 //! - [`engine`]: where a job runs (this machine, or the configured cluster).
 //! - Cluster runtime: [`protocol`] (messages), [`scheduler`] (the pure scheduling state
-//!   machine), [`jobtracker`] (its daemon), [`job_store`] (job records in dfs that a
+//!   machine), [`jobtracker`] (its daemon: `admit` submissions, `commit` tasks and jobs,
+//!   `recovery` after a restart, `rpc`), [`job_store`] (job records in dfs that a
 //!   restarted jobtracker resumes from), [`worker`] (task slots, child processes),
-//!   [`task_process`] (one attempt in a child), [`shuffle`] (map output server and fetcher),
+//!   [`task_process`] (one attempt in a child), [`shuffle`] (`server` of map outputs, and
+//!   `fetch`, the reduce's fetch loop),
 //!   [`submit`] (staging, submitting, status), [`pseudo_cluster`] (a cluster on this machine),
 //!   [`fault`] (test fault hooks).
-//! - [`cli`]: command-line pieces shared by job binaries, including the cluster commands.
-//! - [`error`]: the crate's one error type.
+//! - [`cli`]: command-line pieces shared by job binaries, including the cluster commands;
+//!   [`logging`]: log setup for every process a job binary becomes.
+//! - [`error`]: the crate's one error type, and the one mapping of dfs errors into it.
 #![deny(missing_docs)]
 
 pub mod cli;

@@ -17,8 +17,7 @@ use tokio::sync::oneshot;
 use dfs::client::DfsClient;
 use dfs::config::ClusterConfig;
 
-use crate::dfs_fs::dfs_error;
-use crate::error::{Error, Result};
+use crate::error::{dfs_error, Error, Result};
 use crate::protocol::{
     call, unix_ms, AttemptOutcome, BinaryRef, JtRequest, JtResponse, TaskSpec, TaskWork,
     WorkerCommand,

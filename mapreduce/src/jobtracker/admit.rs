@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::dfs_fs::{dfs_error, list_input_files};
-use crate::error::{Error, Result};
+use crate::dfs_fs::list_input_files;
+use crate::error::{dfs_error, Error, Result};
 use crate::fs::LocalFs;
 use crate::input::{InputFormat, Split};
 use crate::job_store::{first_attempt, RecordState};

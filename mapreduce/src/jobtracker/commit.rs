@@ -11,8 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::dfs_fs::dfs_error;
-use crate::error::Result;
+use crate::error::{dfs_error, Result};
 use crate::job_store::{JobRecord, RecordState};
 use crate::protocol::{JobPhase, WorkerCommand};
 use crate::scheduler::{AttemptId, Event, JobId, JobState};

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::counters::Counters;
-use crate::dfs_fs::dfs_error;
-use crate::error::Result;
+use crate::error::{dfs_error, Result};
 use crate::job_store::{
     first_attempt, next_job_id, plan_recovery, JobRecord, RecordState, Recovery, RESTART_REASON,
 };

@@ -22,7 +22,7 @@ use crate::protocol::{
 use crate::run::{RunFile, Segment};
 use crate::scheduler::AttemptId;
 
-use super::{map_output_path, net_err, next_frame, send};
+use super::{map_output_path, net_err, next_frame, send, unreachable};
 
 /// Parallel fetches of one reduce attempt.
 const PARALLEL_FETCHES: usize = 5;
@@ -79,12 +79,12 @@ async fn map_outputs(plan: &FetchPlan<'_>) -> Result<Vec<Option<MapOutputLoc>>> 
     let req = JtRequest::MapOutputs { reduce };
     let resp: JtResponse = call(plan.jobtracker_addr, &req, plan.timeout).await?;
     let JtResponse::MapOutputs { outputs, live } = resp else {
-        return Err(Error::Cluster(format!("unexpected reply: {resp:?}")));
+        return Err(Error::Protocol(format!("unexpected reply: {resp:?}")));
     };
     if !live {
-        return Err(Error::Cluster(format!(
-            "{reduce} is no longer live (killed, timed out or superseded)"
-        )));
+        return Err(Error::NotLive {
+            attempt: reduce.to_string(),
+        });
     }
     Ok(outputs)
 }
@@ -157,7 +157,7 @@ impl<'a> Fetches<'a> {
         loop {
             tokio::select! {
                 Some(joined) = self.in_flight.join_next() => {
-                    let (i, loc, r) = joined.map_err(|e| Error::Cluster(format!("fetch task: {e}")))?;
+                    let (i, loc, r) = joined.map_err(|e| Error::io("fetch task", std::io::Error::other(e)))?;
                     self.finish(i, loc, r).await;
                     if self.in_flight.is_empty() { break; }
                 }
@@ -341,8 +341,10 @@ async fn request(
     let addr = &loc.shuffle_addr;
     let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
-        .map_err(|_| Error::Cluster(format!("connecting to shuffle server {addr}: timed out")))?
-        .map_err(|e| Error::Cluster(format!("connecting to shuffle server {addr}: {e}")))?;
+        .map_err(|_| Error::Timeout {
+            what: format!("connecting to shuffle server {addr}: timed out"),
+        })?
+        .map_err(|e| unreachable(addr, format!("connecting to shuffle server {addr}: {e}")))?;
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
     let r = BufReader::with_capacity(256 * 1024, r);
@@ -365,14 +367,14 @@ async fn read_header(
     let addr = &loc.shuffle_addr;
     let header: FetchHeader =
         decode_msg(&next_frame(r, FRAME_LIMIT_BYTES, addr, timeout).await?)
-            .map_err(|e| Error::Cluster(format!("bad shuffle header from {addr}: {e}")))?;
+            .map_err(|e| Error::Protocol(format!("bad shuffle header from {addr}: {e}")))?;
     match header {
         FetchHeader::Ok {
             len,
             records,
             crc32,
         } => Ok((len, records, crc32)),
-        FetchHeader::Missing { reason } => Err(Error::Cluster(format!(
+        FetchHeader::Missing { reason } => Err(Error::Protocol(format!(
             "{addr} cannot serve {}: {reason}",
             loc.attempt
         ))),
@@ -398,7 +400,7 @@ async fn fetch_into_file(
         let chunk = next_frame(r, FRAME_LIMIT_BYTES, addr, timeout).await?;
         got += chunk.len() as u64;
         if got > len {
-            return Err(Error::Cluster(format!(
+            return Err(Error::Protocol(format!(
                 "{addr} sent more than the {len} bytes of {}",
                 loc.attempt
             )));
@@ -425,7 +427,9 @@ async fn fetch_into_memory<R: tokio::io::AsyncRead + Unpin>(
     while (data.len() as u64) < len {
         let chunk = next_frame(r, limit, addr, timeout).await?;
         if data.len() as u64 + chunk.len() as u64 > len {
-            return Err(Error::Cluster(format!("{addr} sent more than {len} bytes")));
+            return Err(Error::Protocol(format!(
+                "{addr} sent more than {len} bytes"
+            )));
         }
         data.extend_from_slice(&chunk);
     }

@@ -42,10 +42,10 @@ pub(crate) async fn send<W: tokio::io::AsyncWrite + Unpin, T: serde::Serialize>(
     w: &mut W,
     msg: &T,
 ) -> Result<()> {
-    let bytes = encode_msg(msg).map_err(|e| Error::Cluster(format!("encoding: {e}")))?;
+    let bytes = encode_msg(msg).map_err(|e| Error::Protocol(format!("encoding: {e}")))?;
     write_frame(w, &bytes)
         .await
-        .map_err(|e| Error::Cluster(format!("sending: {e}")))
+        .map_err(|e| Error::Protocol(format!("sending: {e}")))
 }
 
 /// The next frame from the shuffle server at `addr`, within `timeout`; the end of the
@@ -58,12 +58,22 @@ pub(crate) async fn next_frame<R: tokio::io::AsyncRead + Unpin>(
 ) -> Result<bytes::Bytes> {
     tokio::time::timeout(timeout, read_frame(r, limit))
         .await
-        .map_err(|_| Error::Cluster(format!("shuffle server {addr} stalled")))?
-        .map_err(|e| Error::Cluster(format!("reading from shuffle server {addr}: {e}")))?
-        .ok_or_else(|| Error::Cluster(format!("shuffle server {addr} closed early")))
+        .map_err(|_| Error::Timeout {
+            what: format!("shuffle server {addr} stalled"),
+        })?
+        .map_err(|e| unreachable(addr, format!("reading from shuffle server {addr}: {e}")))?
+        .ok_or_else(|| unreachable(addr, format!("shuffle server {addr} closed early")))
 }
 
 /// A broken shuffle connection.
 pub(crate) fn net_err(e: std::io::Error) -> Error {
-    Error::Cluster(format!("shuffle connection: {e}"))
+    Error::io("shuffle connection", e)
+}
+
+/// The shuffle server at `addr` could not be reached or broke the connection.
+pub(crate) fn unreachable(addr: &str, message: String) -> Error {
+    Error::Unreachable {
+        addr: addr.to_owned(),
+        message,
+    }
 }

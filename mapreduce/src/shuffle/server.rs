@@ -57,8 +57,10 @@ async fn serve_connection(stream: TcpStream, work_dir: &Path, idle: Duration) ->
     loop {
         let frame = tokio::time::timeout(idle, read_frame(&mut r, REQUEST_LIMIT_BYTES))
             .await
-            .map_err(|_| Error::Cluster("idle shuffle connection".into()))?
-            .map_err(|e| Error::Cluster(format!("reading a shuffle request: {e}")))?;
+            .map_err(|_| Error::Timeout {
+                what: "idle shuffle connection".into(),
+            })?
+            .map_err(|e| Error::Protocol(format!("reading a shuffle request: {e}")))?;
         let Some(frame) = frame else {
             return Ok(());
         };
@@ -75,7 +77,9 @@ async fn serve_connection(stream: TcpStream, work_dir: &Path, idle: Duration) ->
         };
         tokio::time::timeout(idle, send_segment(&mut w, work_dir, &req))
             .await
-            .map_err(|_| Error::Cluster("stalled shuffle reply".into()))??;
+            .map_err(|_| Error::Timeout {
+                what: "stalled shuffle reply".into(),
+            })??;
     }
 }
 
@@ -116,7 +120,7 @@ async fn send_segment<W: tokio::io::AsyncWrite + Unpin>(
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         write_frame(w, &buf[..n])
             .await
-            .map_err(|e| Error::Cluster(format!("sending shuffle data: {e}")))?;
+            .map_err(|e| Error::Protocol(format!("sending shuffle data: {e}")))?;
         left -= n as u64;
     }
     w.flush().await.map_err(net_err)
