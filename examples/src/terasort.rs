@@ -9,7 +9,8 @@ use std::io::SeekFrom;
 use std::path::PathBuf;
 
 use mapreduce::fs::{FileSystem, LocalFs};
-use mapreduce::input::{compute_splits, Split};
+use mapreduce::input::Split;
+use mapreduce::split::compute_splits;
 use mapreduce::{
     Error, InputFormat, Job, JobConf, MapEmitter, Mapper, OutputFormat, Partitioner, Record,
     ReduceEmitter, Reducer, Result, Settings, ValueSource,

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use dfs::config::{ClusterConfig, CONF_ENV};
 
-use crate::error::{Error, Result};
+use crate::error::{dfs_error, Error, Result};
 use crate::job::Settings;
+use crate::logging::{init_logging, init_logging_at};
 use crate::protocol::{JobInfo, JobPhase};
 use crate::pseudo_cluster;
 use crate::runner::JobReport;
@@ -128,21 +129,6 @@ pub fn fail(err: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: warnings).
-pub fn init_logging() {
-    init_logging_at("warn");
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default: `level`).
-pub fn init_logging_at(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// Cluster commands every job binary can offer beside its jobs: the daemons, job control,
 /// and a pseudo-distributed cluster on this machine.
 #[derive(clap::Subcommand, Debug, Clone)]
@@ -245,14 +231,14 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
             dfs::namenode::runtime()
                 .map_err(|e| Error::io("starting the runtime".to_owned(), e))?
                 .block_on(dfs::namenode::run(config, id))
-                .map_err(|e| Error::Cluster(format!("namenode {id}: {e}")))?;
+                .map_err(|e| dfs_error(format_args!("namenode {id}"), e))?;
         }
         AdminCommand::Datanode { host } => {
             init_logging_at("info");
             let config = load_config(conf)?;
             daemon_runtime()?
                 .block_on(dfs::datanode::run(config, &host))
-                .map_err(|e| Error::Cluster(format!("datanode {host}: {e}")))?;
+                .map_err(|e| dfs_error(format_args!("datanode {host}"), e))?;
         }
         AdminCommand::Status { job: Some(id) } => {
             let client = ClusterClient::new(load_config(conf)?)?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use dfs::client::{CreateOptions, DfsClient, FileReader, FileWriter};
 use dfs::protocol::FileKind;
 
-use crate::error::{Error, Result};
+use crate::error::{dfs_error, Error, Result};
 use crate::fs::{check_nonempty, is_hidden, no_files, FileSystem, InputFile, OutputSink, ReadSeek};
 
 /// Bytes buffered before a write goes to the dfs pipeline.
@@ -28,11 +28,6 @@ impl std::fmt::Debug for DfsFs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DfsFs").finish_non_exhaustive()
     }
-}
-
-/// Maps a dfs error to this crate's, naming what was being done.
-pub fn dfs_error(what: impl std::fmt::Display, e: dfs::Error) -> Error {
-    Error::Dfs(format!("{what}: {e}"))
 }
 
 impl DfsFs {

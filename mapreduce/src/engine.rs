@@ -140,7 +140,7 @@ impl Engine {
                 let path = self.path(p)?.to_string_lossy().into_owned();
                 c.fs()
                     .block_on(client.exists(&path))
-                    .map_err(|e| crate::dfs_fs::dfs_error(format_args!("checking dfs://{path}"), e))
+                    .map_err(|e| crate::error::dfs_error(format_args!("checking dfs://{path}"), e))
             }
         }
     }

@@ -63,12 +63,47 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
-    /// A dfs call failed (the message names the path and the cause).
+    /// A dfs call failed. `kind` says how (a path not found, too few datanodes, a timeout),
+    /// so a caller can tell a missing file from an outage worth retrying; the message names
+    /// what was being done and the cause.
+    #[error("{message}")]
+    Dfs {
+        /// The dfs error's kind.
+        kind: dfs::ErrorKind,
+        /// What was being done, and dfs's message.
+        message: String,
+    },
+    /// A cluster daemon (the jobtracker, a shuffle server) could not be reached, or the
+    /// connection broke before it answered: trying again later may work.
+    #[error("{message}")]
+    Unreachable {
+        /// The daemon's address.
+        addr: String,
+        /// What failed, naming the address and the cause.
+        message: String,
+    },
+    /// Something did not happen in time: a call was not answered, a transfer stalled, an
+    /// outage lasted too long, workers did not join.
+    #[error("{what}")]
+    Timeout {
+        /// What did not happen, and within how long.
+        what: String,
+    },
+    /// A peer sent what this side cannot use (an undecodable frame, an unexpected reply), or
+    /// a message could not be encoded or a stored record decoded: retrying will not help.
     #[error("{0}")]
-    Dfs(String),
-    /// The cluster (jobtracker, worker, shuffle) could not be reached or refused a request.
+    Protocol(String),
+    /// The jobtracker refused a request (the output exists, the input is bad, no such job):
+    /// the message is its answer; the same request will be refused again.
     #[error("{0}")]
-    Cluster(String),
+    Refused(String),
+    /// The jobtracker no longer wants this attempt (killed, timed out or superseded): the
+    /// attempt should stop, and nothing is wrong with it.
+    #[error("{attempt} is no longer live (killed, timed out or superseded)")]
+    NotLive {
+        /// The attempt's name.
+        attempt: String,
+    },
     /// A job on the cluster failed or was killed.
     #[error("job {job} failed: {reason}")]
     JobFailed {
@@ -100,6 +135,27 @@ impl Error {
     /// An error raised by job code.
     pub fn user(msg: impl Into<String>) -> Self {
         Error::User(msg.into())
+    }
+}
+
+/// The one mapping from dfs errors: the kind is kept, so callers can act on it.
+impl From<dfs::Error> for Error {
+    fn from(e: dfs::Error) -> Self {
+        Error::Dfs {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A dfs error with what was being done (`{what}: {cause}`), through the one mapping.
+pub fn dfs_error(what: impl std::fmt::Display, e: dfs::Error) -> Error {
+    match Error::from(e) {
+        Error::Dfs { kind, message } => Error::Dfs {
+            kind,
+            message: format!("{what}: {message}"),
+        },
+        other => other,
     }
 }
 

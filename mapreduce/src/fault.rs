@@ -14,7 +14,9 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::job::{Job, MapEmitter, Mapper, Record};
+use crate::input::Record;
+use crate::job::{Job, Mapper};
+use crate::output::MapEmitter;
 use crate::scheduler::{AttemptId, TaskKind};
 
 /// The environment variable holding the faults.

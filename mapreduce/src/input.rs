@@ -1,4 +1,5 @@
-//! Input: listing input files, cutting them into splits, and reading the records of a split.
+//! Input: listing input files and reading the records of a split (splits are cut by the
+//! `split` module).
 //!
 //! The rule for every format: a record belongs to the split in which it starts. A line
 //! reader for a split `[start, end)` skips the partial line it starts in (unless
@@ -11,8 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
-use crate::fs::{FileSystem, InputFile, LocalFs, ReadSeek};
-use crate::job::Record;
+use crate::fs::{FileSystem, LocalFs, ReadSeek};
 
 /// How a job's input is cut and read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +28,17 @@ pub enum InputFormat {
         /// Number of map tasks.
         maps: u32,
     },
+}
+
+/// One input record handed to a mapper.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// The record's bytes (a line without its terminator, or a fixed-length record).
+    pub value: &'a [u8],
+    /// Byte offset of the record in its file (for generated input: the row number).
+    pub offset: u64,
+    /// The file the record came from (empty for generated input).
+    pub file: &'a str,
 }
 
 /// A unit of map work.
@@ -70,52 +81,6 @@ pub fn list_input_files(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
         .into_iter()
         .map(|f| (f.path, f.name))
         .collect())
-}
-
-/// Cuts the input into splits of at most `split_size_bytes` (rounded down to whole records
-/// for fixed-length input). Empty files produce no splits.
-pub fn compute_splits(
-    fs: &dyn FileSystem,
-    format: &InputFormat,
-    inputs: &[PathBuf],
-    split_size_bytes: u64,
-) -> Result<Vec<Split>> {
-    let record_bytes = match format {
-        InputFormat::Generated { rows, maps } => return Ok(row_splits(*rows, *maps)),
-        InputFormat::Lines => 1,
-        InputFormat::FixedLength(n) => (*n).max(1) as u64,
-    };
-    let step = (split_size_bytes / record_bytes).max(1) * record_bytes;
-    let mut splits = Vec::new();
-    for InputFile { path, name, len } in fs.list_input_files(inputs)? {
-        let mut start = 0;
-        while start < len {
-            let n = step.min(len - start);
-            splits.push(Split::File {
-                path: path.clone(),
-                name: name.clone(),
-                start,
-                len: n,
-            });
-            start += n;
-        }
-    }
-    Ok(splits)
-}
-
-fn row_splits(rows: u64, maps: u32) -> Vec<Split> {
-    let maps = u64::from(maps.max(1)).min(rows.max(1));
-    (0..maps)
-        .map(|i| {
-            let start = rows * i / maps;
-            let end = rows * (i + 1) / maps;
-            Split::Rows {
-                start,
-                count: end - start,
-            }
-        })
-        .filter(|s| s.size() > 0)
-        .collect()
 }
 
 /// Reads buffer size of the record readers.
@@ -307,6 +272,7 @@ fn read_fixed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::split::compute_splits;
 
     fn lines_of(content: &[u8], split_size: u64) -> Vec<(u64, Vec<u8>)> {
         let dir = tempfile::tempdir().unwrap();
@@ -409,19 +375,5 @@ mod tests {
         assert!(err.to_string().contains("no input files"), "{err}");
         std::fs::write(dir.path().join("_SUCCESS"), b"").unwrap();
         assert!(list_input_files(&[dir.path().to_owned()]).is_err());
-    }
-
-    #[test]
-    fn generated_rows_cover_every_row_once() {
-        let splits = compute_splits(
-            &LocalFs,
-            &InputFormat::Generated { rows: 10, maps: 3 },
-            &[],
-            1,
-        )
-        .unwrap();
-        let total: u64 = splits.iter().map(Split::size).sum();
-        assert_eq!(total, 10);
-        assert_eq!(splits.len(), 3);
     }
 }

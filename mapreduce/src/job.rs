@@ -9,30 +9,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::counters::Counters;
 use crate::error::{Error, Result};
-use crate::input::InputFormat;
-use crate::output::OutputFormat;
-
-/// One input record handed to a mapper.
-#[derive(Debug, Clone, Copy)]
-pub struct Record<'a> {
-    /// The record's bytes (a line without its terminator, or a fixed-length record).
-    pub value: &'a [u8],
-    /// Byte offset of the record in its file (for generated input: the row number).
-    pub offset: u64,
-    /// The file the record came from (empty for generated input).
-    pub file: &'a str,
-}
-
-/// Where a mapper sends its output. Implemented by the map-side sort buffer, and by the
-/// direct writer of a map-only job.
-pub trait MapEmitter {
-    /// Emits one key/value pair.
-    fn emit(&mut self, key: &[u8], value: &[u8]);
-    /// Counters of this task, for user-defined counters.
-    fn counters(&mut self) -> &mut Counters;
-}
+use crate::input::{InputFormat, Record};
+use crate::output::{MapEmitter, OutputFormat, ReduceEmitter};
 
 /// Turns input records into key/value pairs.
 pub trait Mapper: Send + 'static {
@@ -48,14 +27,6 @@ pub trait Mapper: Send + 'static {
 pub trait ValueSource {
     /// The next value of the current key, or `None` when the key's values are exhausted.
     fn next_value(&mut self) -> Option<&[u8]>;
-}
-
-/// Where a reducer sends its output.
-pub trait ReduceEmitter {
-    /// Writes one output record.
-    fn emit(&mut self, key: &[u8], value: &[u8]);
-    /// Counters of this task, for user-defined counters.
-    fn counters(&mut self) -> &mut Counters;
 }
 
 /// Turns a key and all its values into output records.

@@ -98,7 +98,9 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{MapEmitter, Mapper, Record};
+    use crate::input::Record;
+    use crate::job::Mapper;
+    use crate::output::MapEmitter;
 
     #[derive(Clone)]
     struct Echo;

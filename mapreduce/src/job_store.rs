@@ -24,8 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use dfs::client::DfsClient;
 
-use crate::dfs_fs::dfs_error;
-use crate::error::{Error, Result};
+use crate::error::{dfs_error, Error, Result};
 use crate::protocol::{JobInfo, JobPhase, JobSpec, CONTROL_FRAME_LIMIT_BYTES};
 use crate::scheduler::JobId;
 
@@ -155,7 +154,7 @@ pub fn parse_record_name(name: &str) -> Option<(JobId, bool)> {
 /// A record's bytes: magic, format version, CRC32 of the payload, payload.
 pub fn encode(record: &JobRecord) -> Result<Vec<u8>> {
     let payload = dfs::frame::encode_msg(record)
-        .map_err(|e| Error::Cluster(format!("encoding the record of job {}: {e}", record.id)))?;
+        .map_err(|e| Error::Protocol(format!("encoding the record of job {}: {e}", record.id)))?;
     let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
@@ -167,7 +166,7 @@ pub fn encode(record: &JobRecord) -> Result<Vec<u8>> {
 /// Decodes a record, refusing a wrong magic or version, a torn or corrupt payload, or one
 /// larger than a control message may be.
 pub fn decode(bytes: &[u8]) -> Result<JobRecord> {
-    let bad = |reason: String| Error::Cluster(format!("bad job record: {reason}"));
+    let bad = |reason: String| Error::Protocol(format!("bad job record: {reason}"));
     if bytes.len() < HEADER_BYTES {
         return Err(bad(format!(
             "{} bytes, shorter than its header",

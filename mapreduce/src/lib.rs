@@ -7,24 +7,31 @@
 //! - [`job_conf`]: a job's portable description ([`JobConf`]) and the [`Registry`] that rebuilds it.
 //! - [`fs`]: where input and output files live (local files, or dfs on a cluster).
 //! - [`dfs_fs`]: the filesystem trait on dfs, for task processes and submitters.
-//! - [`input`]: input files, splits, and record readers (lines, fixed-length, generated rows).
+//! - [`split`]: cutting input into splits (pieces of a local file, or one per dfs block), with
+//!   the one record-alignment rule both use.
+//! - [`input`]: input files, the [`Record`] a mapper gets, and record readers (lines,
+//!   fixed-length, generated rows).
 //! - [`sort_buffer`]: the bounded map-side buffer (sorting or hash-combining) that spills runs.
 //! - [`run`]: sorted run files with per-partition segments and CRC32s.
 //! - [`merge`]: k-way merge and multi-pass merging bounded by the merge factor.
 //! - [`map_task`] / [`reduce_task`]: one task each, the same code locally and on a cluster.
-//! - [`output`]: output formats; [`committer`]: attempt directories and the commit protocol.
+//! - [`output`]: where map and reduce output goes ([`MapEmitter`], [`ReduceEmitter`]) and
+//!   output formats; [`committer`]: attempt directories and the commit protocol.
 //! - [`runner`]: the local runner (thread pool); [`progress`]: what the user sees.
 //! - [`counters`]: built-in and user-defined counters; [`codec`]: byte encodings.
 //! - [`engine`]: where a job runs (this machine, or the configured cluster).
 //! - Cluster runtime: [`protocol`] (messages), [`scheduler`] (the pure scheduling state
 //!   machine, in rooms: ids, events and actions, config, the job table, assignment, failure
-//!   handling), [`jobtracker`] (its daemon), [`job_store`] (job records in dfs that a
+//!   handling), [`jobtracker`] (its daemon: `admit` submissions, `commit` tasks and jobs,
+//!   `recovery` after a restart, `rpc`), [`job_store`] (job records in dfs that a
 //!   restarted jobtracker resumes from), [`worker`] (task slots, child processes),
-//!   [`task_process`] (one attempt in a child), [`shuffle`] (map output server and fetcher),
+//!   [`task_process`] (one attempt in a child), [`shuffle`] (`server` of map outputs, and
+//!   `fetch`, the reduce's fetch loop),
 //!   [`submit`] (staging, submitting, status), [`pseudo_cluster`] (a cluster on this machine),
 //!   [`fault`] (test fault hooks).
-//! - [`cli`]: command-line pieces shared by job binaries, including the cluster commands.
-//! - [`error`]: the crate's one error type.
+//! - [`cli`]: command-line pieces shared by job binaries, including the cluster commands;
+//!   [`logging`]: log setup for every process a job binary becomes.
+//! - [`error`]: the crate's one error type, and the one mapping of dfs errors into it.
 #![deny(missing_docs)]
 
 pub mod cli;
@@ -41,6 +48,7 @@ pub mod job;
 pub mod job_conf;
 pub mod job_store;
 pub mod jobtracker;
+pub mod logging;
 pub mod map_task;
 pub mod merge;
 pub mod output;
@@ -53,6 +61,7 @@ pub mod runner;
 pub mod scheduler;
 pub mod shuffle;
 pub mod sort_buffer;
+pub mod split;
 pub mod submit;
 pub mod task_process;
 pub mod worker;
@@ -60,11 +69,11 @@ pub mod worker;
 pub use counters::{Counters, TaskCounters};
 pub use engine::Engine;
 pub use error::{Error, Result};
-pub use input::{InputFormat, Split};
+pub use input::{InputFormat, Record, Split};
 pub use job::{
-    Accumulator, Combiner, CombinerKind, HashPartitioner, Job, MapEmitter, Mapper, Partitioner,
-    Record, ReduceEmitter, Reducer, Settings, ValueSource,
+    Accumulator, Combiner, CombinerKind, HashPartitioner, Job, Mapper, Partitioner, Reducer,
+    Settings, ValueSource,
 };
 pub use job_conf::{JobConf, Registry};
-pub use output::OutputFormat;
+pub use output::{MapEmitter, OutputFormat, ReduceEmitter};
 pub use runner::{run_local, JobReport, RunOptions};

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use crate::counters::Counters;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{FileSystem, OutputSink};
-use crate::job::{MapEmitter, ReduceEmitter};
 
 /// How output records are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +15,23 @@ pub enum OutputFormat {
     Text,
     /// `key` then `value` with nothing between or after (fixed-length records).
     Raw,
+}
+
+/// Where a mapper sends its output. Implemented by the map-side sort buffer, and by the
+/// direct writer of a map-only job.
+pub trait MapEmitter {
+    /// Emits one key/value pair.
+    fn emit(&mut self, key: &[u8], value: &[u8]);
+    /// Counters of this task, for user-defined counters.
+    fn counters(&mut self) -> &mut Counters;
+}
+
+/// Where a reducer sends its output.
+pub trait ReduceEmitter {
+    /// Writes one output record.
+    fn emit(&mut self, key: &[u8], value: &[u8]);
+    /// Counters of this task, for user-defined counters.
+    fn counters(&mut self) -> &mut Counters;
 }
 
 /// Writes records of one part file.

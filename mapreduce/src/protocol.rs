@@ -348,29 +348,35 @@ pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
     timeout: Duration,
 ) -> Result<Resp> {
     let io = async {
+        let broken = |message: String| Error::Unreachable {
+            addr: addr.to_owned(),
+            message,
+        };
         let stream = TcpStream::connect(addr)
             .await
-            .map_err(|e| Error::Cluster(format!("connecting to {addr}: {e}")))?;
+            .map_err(|e| broken(format!("connecting to {addr}: {e}")))?;
         let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
         let mut w = BufWriter::new(w);
         let mut r = BufReader::new(r);
-        let bytes = encode_msg(req).map_err(|e| Error::Cluster(format!("encoding: {e}")))?;
+        let bytes = encode_msg(req).map_err(|e| Error::Protocol(format!("encoding: {e}")))?;
         write_frame(&mut w, &bytes)
             .await
-            .map_err(|e| Error::Cluster(format!("sending to {addr}: {e}")))?;
+            .map_err(|e| broken(format!("sending to {addr}: {e}")))?;
         w.flush()
             .await
-            .map_err(|e| Error::Cluster(format!("sending to {addr}: {e}")))?;
+            .map_err(|e| broken(format!("sending to {addr}: {e}")))?;
         let frame = read_frame(&mut r, CONTROL_FRAME_LIMIT_BYTES)
             .await
-            .map_err(|e| Error::Cluster(format!("reading from {addr}: {e}")))?
-            .ok_or_else(|| Error::Cluster(format!("{addr} closed the connection")))?;
-        decode_msg(&frame).map_err(|e| Error::Cluster(format!("bad reply from {addr}: {e}")))
+            .map_err(|e| broken(format!("reading from {addr}: {e}")))?
+            .ok_or_else(|| broken(format!("{addr} closed the connection")))?;
+        decode_msg(&frame).map_err(|e| Error::Protocol(format!("bad reply from {addr}: {e}")))
     };
     tokio::time::timeout(timeout, io)
         .await
-        .map_err(|_| Error::Cluster(format!("{addr} did not answer within {timeout:?}")))?
+        .map_err(|_| Error::Timeout {
+            what: format!("{addr} did not answer within {timeout:?}"),
+        })?
 }
 
 #[cfg(test)]

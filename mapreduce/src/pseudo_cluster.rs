@@ -10,7 +10,7 @@ use dfs::client::DfsClient;
 use dfs::config::{self, ClusterConfig};
 use dfs::local_cluster::{cluster_stop, process_alive, read_pid, spawn_daemon, wait_healthy};
 
-use crate::error::{Error, Result};
+use crate::error::{dfs_error, Error, Result};
 use crate::submit::ClusterClient;
 
 /// How the daemon subcommands are named on the binary's command line.
@@ -25,22 +25,19 @@ pub mod daemon_args {
     pub const JOBTRACKER: &str = "jobtracker";
 }
 
-fn dfs_err(what: &str, e: dfs::Error) -> Error {
-    Error::Cluster(format!("{what}: {e}"))
-}
-
 /// Starts the cluster of `DIR/cluster.toml` (written first when missing) and waits until dfs
 /// is healthy and every worker heartbeats.
 pub fn start(dir: &Path, hosts: usize, wait: Duration) -> Result<ClusterConfig> {
     let conf_path = dir.join("cluster.toml");
     if !conf_path.exists() {
-        dfs::durable::create_dir_durable(dir).map_err(|e| dfs_err("creating the directory", e))?;
+        dfs::durable::create_dir_durable(dir)
+            .map_err(|e| dfs_error("creating the directory", e))?;
         let config = config::local_config(3, hosts, dir);
         let text = config
             .to_toml()
-            .map_err(|e| dfs_err("writing the config", e))?;
+            .map_err(|e| dfs_error("writing the config", e))?;
         dfs::durable::write_durable(&conf_path, text.as_bytes())
-            .map_err(|e| dfs_err("writing the config", e))?;
+            .map_err(|e| dfs_error("writing the config", e))?;
     }
     let config = ClusterConfig::load(&conf_path)
         .map_err(|e| Error::BadSetting(format!("{}: {e}", conf_path.display())))?;
@@ -53,7 +50,7 @@ pub fn start(dir: &Path, hosts: usize, wait: Duration) -> Result<ClusterConfig> 
     }
     let spawn = |args: Vec<String>, name: &str| {
         spawn_daemon(&exe, &conf_path, &args, name, &logs, &pids)
-            .map_err(|e| dfs_err(&format!("starting {name}"), e))
+            .map_err(|e| dfs_error(format_args!("starting {name}"), e))
     };
     for nn in &config.namenodes {
         let args = vec![
@@ -99,7 +96,7 @@ pub fn wait_until_healthy(config: &ClusterConfig, wait: Duration) -> Result<()> 
     client
         .fs()
         .block_on(wait_healthy(config, wait))
-        .map_err(|e| dfs_err("waiting for dfs", e))?;
+        .map_err(|e| dfs_error("waiting for dfs", e))?;
     loop {
         let live = client
             .workers()
@@ -109,11 +106,13 @@ pub fn wait_until_healthy(config: &ClusterConfig, wait: Duration) -> Result<()> 
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(Error::Cluster(format!(
-                "only {live}/{} workers joined the jobtracker within {}s; see the logs",
-                config.hosts.len(),
-                wait.as_secs()
-            )));
+            return Err(Error::Timeout {
+                what: format!(
+                    "only {live}/{} workers joined the jobtracker within {}s; see the logs",
+                    config.hosts.len(),
+                    wait.as_secs()
+                ),
+            });
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -121,7 +120,7 @@ pub fn wait_until_healthy(config: &ClusterConfig, wait: Duration) -> Result<()> 
 
 /// Stops every daemon started from `dir`.
 pub fn stop(dir: &Path) -> Result<()> {
-    cluster_stop(dir).map_err(|e| dfs_err("stopping the cluster", e))
+    cluster_stop(dir).map_err(|e| dfs_error("stopping the cluster", e))
 }
 
 /// Prints every daemon's process state, the namenodes' Raft roles, datanodes and workers.

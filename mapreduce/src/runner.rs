@@ -10,7 +10,7 @@ use crate::committer::Committer;
 use crate::counters::Counters;
 use crate::error::{Error, Result};
 use crate::fs::LocalFs;
-use crate::input::{compute_splits, Split};
+use crate::input::Split;
 use crate::job::Job;
 use crate::map_task::{run_map_only_task, run_map_task};
 use crate::merge::SegmentRef;
@@ -18,6 +18,7 @@ use crate::output::OutputWriter;
 use crate::progress::Progress;
 use crate::reduce_task::run_reduce_task;
 use crate::run::RunFile;
+use crate::split::compute_splits;
 
 /// What a finished job reports.
 #[derive(Debug, Clone)]

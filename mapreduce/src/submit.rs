@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use dfs::client::{CreateOptions, DfsClient};
 use dfs::config::ClusterConfig;
 
-use crate::dfs_fs::{dfs_error, DfsFs};
-use crate::error::{Error, Result};
+use crate::dfs_fs::DfsFs;
+use crate::error::{dfs_error, Error, Result};
 use crate::job_conf::{JobConf, Registry};
 use crate::protocol::{
     call, unix_ms, BinaryRef, ErrorKind, JobInfo, JobPhase, JobSpec, JtRequest, JtResponse,
@@ -52,10 +52,9 @@ impl ClusterClient {
     }
 
     fn jt<T>(&self, req: &JtRequest, f: impl FnOnce(JtResponse) -> Option<T>) -> Result<T> {
-        let resp = self.jt_raw(req).map_err(|e| {
-            Error::Cluster(format!(
-                "cannot reach the jobtracker: {e} (is the cluster up?)"
-            ))
+        let resp = self.jt_raw(req).map_err(|e| Error::Unreachable {
+            addr: self.config.jobtracker_addr.clone(),
+            message: format!("cannot reach the jobtracker: {e} (is the cluster up?)"),
         })?;
         reply(resp, f)
     }
@@ -236,7 +235,7 @@ impl ClusterClient {
         });
         match info {
             Ok(info) => Ok(Ok(info)),
-            Err(e) if after_outage => Err(Error::Cluster(format!(
+            Err(e) if after_outage => Err(Error::Refused(format!(
                 "the jobtracker came back without job {id}: {e}"
             ))),
             Err(e) => Err(e),
@@ -288,13 +287,13 @@ fn reply<T>(resp: JtResponse, f: impl FnOnce(JtResponse) -> Option<T>) -> Result
     if let JtResponse::Error { kind, message } = resp {
         return Err(match kind {
             ErrorKind::OutputExists | ErrorKind::BadInput | ErrorKind::NotFound => {
-                Error::Cluster(message)
+                Error::Refused(message)
             }
-            _ => Error::Cluster(format!("jobtracker: {message}")),
+            _ => Error::Refused(format!("jobtracker: {message}")),
         });
     }
     let text = format!("{resp:?}");
-    f(resp).ok_or_else(|| Error::Cluster(format!("unexpected jobtracker reply: {text}")))
+    f(resp).ok_or_else(|| Error::Protocol(format!("unexpected jobtracker reply: {text}")))
 }
 
 /// A spell of the jobtracker being unreachable, as a waiting submitter sees it.
@@ -337,10 +336,12 @@ impl Outage {
     ) -> Result<Duration> {
         let down = self.since.elapsed();
         if down > limit {
-            return Err(Error::Cluster(format!(
-                "jobtracker unreachable for {}s, stopped {doing}: {e}",
-                down.as_secs()
-            )));
+            return Err(Error::Timeout {
+                what: format!(
+                    "jobtracker unreachable for {}s, stopped {doing}: {e}",
+                    down.as_secs()
+                ),
+            });
         }
         let line = format!(
             "jobtracker unreachable, retrying ({}s of {}s): {e}",
@@ -470,7 +471,10 @@ mod tests {
     #[test]
     fn an_outage_longer_than_the_limit_ends_the_wait() {
         let limit = Duration::from_secs(30);
-        let e = Error::Cluster("connection refused".into());
+        let e = Error::Unreachable {
+            addr: "127.0.0.1:1".into(),
+            message: "connection refused".into(),
+        };
         let mut fresh = Outage::new(false);
         assert_eq!(
             fresh.note("following job 7", &e, limit, None).unwrap(),

@@ -8,15 +8,13 @@
 //! (one line) in its directory for the worker. It reports progress by rewriting the small
 //! file `progress`, which the worker forwards in its heartbeats.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinSet;
 
 use dfs::client::DfsClient;
 use dfs::config::ClusterConfig;
@@ -29,24 +27,13 @@ use crate::fs::{FileSystem, InputFile, OutputSink, ReadSeek};
 use crate::job::Job;
 use crate::job_conf::Registry;
 use crate::map_task::{run_map_only_task, run_map_task};
-use crate::merge::SegmentRef;
 use crate::output::OutputWriter;
-use crate::protocol::{call, JtRequest, JtResponse, MapOutputLoc, TaskSpec, TaskWork};
+use crate::protocol::{TaskSpec, TaskWork};
 use crate::reduce_task::run_reduce_task;
-use crate::shuffle::{fetch_segment, map_output_path, Fetched, MemoryBudget};
+use crate::shuffle::fetch::{fetch_all, FetchPlan};
 
 /// The first argument that makes a job binary run one task attempt.
 pub const TASK_ARG: &str = "__mrjob-task";
-/// Parallel fetches of one reduce attempt.
-const PARALLEL_FETCHES: usize = 5;
-/// How often a reduce asks the jobtracker for new map outputs.
-const POLL_MS: u64 = 50;
-/// How long a reduce waits before fetching again from a map output that failed.
-const FETCH_RETRY_MS: u64 = 1000;
-/// Memory a reduce attempt may keep fetched map outputs in (the rest goes to local disk):
-/// each byte kept in memory is a byte neither written nor read back by the merge.
-const SHUFFLE_MEMORY_BYTES: u64 = 256 << 20;
-
 /// What the worker hands its child.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChildSpec {
@@ -81,7 +68,7 @@ pub fn run_if_requested(registry: &Registry) -> Option<ExitCode> {
     if args.next().as_deref() != Some(std::ffi::OsStr::new(TASK_ARG)) {
         return None;
     }
-    crate::cli::init_logging();
+    crate::logging::init_logging();
     let spec_path = PathBuf::from(args.next()?);
     let dir = spec_path
         .parent()
@@ -191,128 +178,20 @@ fn run_reduce(
     let fetch_dir = spec.dir.join("fetched");
     std::fs::create_dir_all(&fetch_dir)
         .map_err(|e| Error::io(format!("creating {}", fetch_dir.display()), e))?;
-    let timeout = Duration::from_millis(spec.cluster.rpc_timeout_ms);
-    let segments = fs
-        .inner
-        .block_on(fetch_all(spec, maps, &fetch_dir, timeout, progress))?;
+    let plan = FetchPlan {
+        jobtracker_addr: &spec.cluster.jobtracker_addr,
+        reduce: attempt,
+        maps,
+        host: &spec.host,
+        work_dir: &spec.work_dir,
+        dir: &fetch_dir,
+        timeout: Duration::from_millis(spec.cluster.rpc_timeout_ms),
+    };
+    let segments = fs.inner.block_on(fetch_all(&plan, &|p| progress.set(p)))?;
     progress.set(1.0 / 3.0);
     let out = part_file(fs, job, spec, &format!("part-r-{:05}", attempt.task.index))?;
     let name = attempt.to_string();
     run_reduce_task(job, segments, &spec.dir, &name, out)
-}
-
-/// Fetches this reduce's partition of every map output, as map outputs become available.
-async fn fetch_all(
-    spec: &ChildSpec,
-    maps: u32,
-    dir: &Path,
-    timeout: Duration,
-    progress: &Progress,
-) -> Result<Vec<SegmentRef>> {
-    let jt = spec.cluster.jobtracker_addr.as_str();
-    let reduce = spec.task.attempt;
-    let partition = reduce.task.index;
-    let budget = Arc::new(MemoryBudget::new(SHUFFLE_MEMORY_BYTES));
-    let mut done: HashMap<u32, Option<SegmentRef>> = HashMap::new();
-    let mut retry_after: HashMap<u32, Instant> = HashMap::new();
-    let mut in_flight: JoinSet<(u32, MapOutputLoc, Result<Fetched>)> = JoinSet::new();
-    let mut busy: HashMap<u32, ()> = HashMap::new();
-    let mut polls = 0u32;
-    while done.len() < maps as usize {
-        let resp: JtResponse = call(jt, &JtRequest::MapOutputs { reduce }, timeout).await?;
-        let JtResponse::MapOutputs { outputs, live } = resp else {
-            return Err(Error::Cluster(format!("unexpected reply: {resp:?}")));
-        };
-        if !live {
-            return Err(Error::Cluster(format!(
-                "{reduce} is no longer live (killed, timed out or superseded)"
-            )));
-        }
-        // Waiting for maps is this attempt's work: each answered poll moves its progress a
-        // little, so the task timeout catches a stuck attempt but not one waiting for maps.
-        polls += 1;
-        let fetched = done.len() as f32 / maps.max(1) as f32 / 3.0;
-        progress.set(fetched + (polls.min(100_000) as f32) * 1e-7);
-        for (i, loc) in outputs.into_iter().enumerate() {
-            let i = i as u32;
-            let Some(loc) = loc else { continue };
-            let waiting = retry_after.get(&i).is_some_and(|t| Instant::now() < *t);
-            if done.contains_key(&i) || busy.contains_key(&i) || waiting {
-                continue;
-            }
-            if loc.host == spec.host {
-                if let Some(seg) = local_segment(&spec.work_dir, &loc, partition) {
-                    done.insert(i, seg);
-                    continue;
-                }
-            }
-            if in_flight.len() >= PARALLEL_FETCHES {
-                break;
-            }
-            busy.insert(i, ());
-            let dest = dir.join(format!("map_{i:06}.seg"));
-            let budget = budget.clone();
-            in_flight.spawn(async move {
-                let r = fetch_segment(&loc, partition, &dest, timeout, &budget).await;
-                (i, loc, r)
-            });
-        }
-        // Wait for a fetch to finish, or poll again for new map outputs.
-        let deadline = tokio::time::sleep(Duration::from_millis(POLL_MS));
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                Some(joined) = in_flight.join_next() => {
-                    let (i, loc, r) = joined.map_err(|e| Error::Cluster(format!("fetch task: {e}")))?;
-                    busy.remove(&i);
-                    match r {
-                        Ok(fetched) => {
-                            let path = dir.join(format!("map_{i:06}.seg"));
-                            let seg = match fetched {
-                                Fetched::Empty => None,
-                                Fetched::File(segment) => Some(SegmentRef::file(path, segment, true)),
-                                Fetched::Memory(data, segment) => Some(SegmentRef {
-                                    path,
-                                    segment,
-                                    temporary: false,
-                                    memory: Some(data),
-                                }),
-                            };
-                            done.insert(i, seg);
-                        }
-                        Err(e) => {
-                            tracing::warn!("{reduce}: fetching {} from {}: {e}", loc.attempt, loc.host);
-                            retry_after.insert(i, Instant::now() + Duration::from_millis(FETCH_RETRY_MS));
-                            let req = JtRequest::FetchFailure { reduce, map: loc.attempt };
-                            let _ = call::<_, JtResponse>(jt, &req, timeout).await;
-                        }
-                    }
-                    if in_flight.is_empty() { break; }
-                }
-                _ = &mut deadline => break,
-            }
-        }
-    }
-    let mut segments: Vec<(u32, SegmentRef)> = done
-        .into_iter()
-        .filter_map(|(i, s)| s.map(|s| (i, s)))
-        .collect();
-    // Map order, so merges are deterministic whatever order the fetches finished in.
-    segments.sort_by_key(|(i, _)| *i);
-    Ok(segments.into_iter().map(|(_, s)| s).collect())
-}
-
-/// A map output on this host, read in place instead of fetched (`None`: fetch it instead).
-/// Its CRC is still checked as the merge reads it.
-fn local_segment(
-    work_dir: &Path,
-    loc: &MapOutputLoc,
-    partition: u32,
-) -> Option<Option<SegmentRef>> {
-    let path = map_output_path(work_dir, loc.attempt);
-    let run = crate::run::RunFile::read_index(&path).ok()?;
-    let segment = *run.segments.get(partition as usize)?;
-    Some((segment.records > 0).then(|| SegmentRef::file(path, segment, false)))
 }
 
 /// The attempt's progress, written to a file every few hundred milliseconds.

@@ -17,8 +17,7 @@ use tokio::sync::oneshot;
 use dfs::client::DfsClient;
 use dfs::config::ClusterConfig;
 
-use crate::dfs_fs::dfs_error;
-use crate::error::{Error, Result};
+use crate::error::{dfs_error, Error, Result};
 use crate::protocol::{
     call, unix_ms, AttemptOutcome, BinaryRef, JtRequest, JtResponse, TaskSpec, TaskWork,
     WorkerCommand,
@@ -70,7 +69,11 @@ impl Worker {
                 )
             })?;
         let idle = Duration::from_millis(config.idle_timeout_ms);
-        tokio::spawn(crate::shuffle::serve(listener, work_dir.clone(), idle));
+        tokio::spawn(crate::shuffle::server::serve(
+            listener,
+            work_dir.clone(),
+            idle,
+        ));
         let slots = match h.worker_slots {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()) as u32,
             n => n,

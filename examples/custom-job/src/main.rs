@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mapreduce::cli::{fail, init_logging, print_report, JobArgs};
+use mapreduce::cli::{fail, print_report, JobArgs};
 use mapreduce::codec::{parse_u64_value, u64_value};
+use mapreduce::logging::init_logging;
 use mapreduce::{
     Engine, Job, JobConf, MapEmitter, Mapper, Record, ReduceEmitter, Reducer, Registry, Result,
     RunOptions, ValueSource,

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use examples::{grep, terasort, INVERTEDINDEX_JOB, WORDCOUNT_JOB};
-use mapreduce::cli::{fail, init_logging, print_report, run_admin, AdminCommand, JobArgs};
+use mapreduce::cli::{fail, print_report, run_admin, AdminCommand, JobArgs};
+use mapreduce::logging::init_logging;
 use mapreduce::{Engine, JobConf, JobReport, Registry, Result, RunOptions};
 
 /// Run MapReduce jobs: wordcount, grep, teragen, terasort, teravalidate, invertedindex; locally

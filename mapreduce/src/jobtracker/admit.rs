@@ -1,0 +1,219 @@
+//! Accepting a submission: the output check, the splits (one per dfs block, cut by
+//! [`crate::split`]), the job's durable record, and submit tokens that make a repeated submit
+//! return the job the first one created.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::dfs_fs::list_input_files;
+use crate::error::{dfs_error, Error, Result};
+use crate::fs::LocalFs;
+use crate::input::{InputFormat, Split};
+use crate::job_store::{first_attempt, RecordState};
+use crate::protocol::{unix_ms, ErrorKind, JobSpec};
+use crate::scheduler::{Event, JobId};
+use crate::split::{block_splits, compute_splits};
+
+use super::{JobEntry, Jobtracker, Submitted};
+
+impl Jobtracker {
+    /// Accepts a submission once per token: a submit sent again (its answer was lost, or
+    /// outlived the caller's timeout) gets the job the first one created, waiting for it if
+    /// the first is still being accepted. Acceptance runs in its own task, so a caller that
+    /// goes away cannot cut it off halfway.
+    pub(super) async fn submit(self: &Arc<Self>, spec: JobSpec) -> Submitted {
+        let token = spec.submission.clone();
+        if token.is_empty() {
+            return self.accept(spec).await;
+        }
+        let mut rx = {
+            let mut st = self.lock();
+            let known = st.jobs.iter().find(|(_, e)| e.spec.submission == token);
+            if let Some((&id, _)) = known {
+                tracing::info!("submission {token} repeated: it is job {id}");
+                return Ok(id);
+            }
+            match st.submissions.get(&token) {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = tokio::sync::watch::channel(None);
+                    st.submissions.insert(token.clone(), rx.clone());
+                    let jt = self.clone();
+                    tokio::spawn(async move {
+                        let result = jt.accept(spec).await;
+                        // An accepted job is in `jobs` by now, where a later repeat finds it.
+                        jt.lock().submissions.remove(&token);
+                        let _ = tx.send(Some(result));
+                    });
+                    rx
+                }
+            }
+        };
+        let outcome = match rx.wait_for(Option::is_some).await {
+            Ok(result) => result
+                .clone()
+                .unwrap_or_else(|| unreachable!("waited for Some")),
+            Err(_) => Err((
+                ErrorKind::BadRequest,
+                "the jobtracker dropped the submission while accepting it".into(),
+            )),
+        };
+        outcome
+    }
+
+    /// Checks and records a new job, and starts scheduling it.
+    async fn accept(self: &Arc<Self>, spec: JobSpec) -> Submitted {
+        let received_unix_ms = unix_ms();
+        let received = Instant::now();
+        let output = self.check_output(&spec).await?;
+        let (splits, hosts) = self
+            .splits_of(&spec.input_format, &spec.inputs)
+            .await
+            .map_err(|e| match e {
+                Error::BadInput { .. } => (ErrorKind::BadInput, e.to_string()),
+                e => dfs_refusal(e),
+            })?;
+        if !self.lock().outputs.insert(output.clone()) {
+            return Err((
+                ErrorKind::OutputExists,
+                format!("a running job already writes dfs://{output}"),
+            ));
+        }
+        let mut entry = JobEntry::new(
+            JobSpec {
+                output: output.clone(),
+                ..spec
+            },
+            splits,
+            received_unix_ms,
+            1,
+        );
+        entry.submitted = received;
+        let id = {
+            let mut st = self.lock();
+            let id = st.next_job;
+            st.next_job += 1;
+            id
+        };
+        self.record_new_job(id, &entry, &output)
+            .await
+            .map_err(dfs_refusal)?;
+        let reduces = entry.spec.reduces;
+        tracing::info!(
+            "job {id} ({}) submitted: {} maps, {reduces} reduces, output dfs://{output}",
+            entry.spec.conf.job,
+            entry.splits.len()
+        );
+        let mut st = self.lock();
+        st.jobs.insert(id, entry);
+        self.step_locked(
+            &mut st,
+            Event::SubmitJob {
+                job: id,
+                map_hosts: hosts,
+                reduces,
+                first_attempt: first_attempt(1),
+            },
+        );
+        Ok(id)
+    }
+
+    /// The submission's output directory, trimmed, if it is a valid one that does not exist
+    /// yet (with the reducer count checked on the way).
+    async fn check_output(&self, spec: &JobSpec) -> Result<String, (ErrorKind, String)> {
+        let output = spec.output.trim_end_matches('/').to_owned();
+        if output.is_empty() || !output.starts_with('/') {
+            return Err((
+                ErrorKind::BadRequest,
+                format!("output {output:?} is not an absolute dfs path"),
+            ));
+        }
+        if spec.reduces > 100_000 {
+            return Err((ErrorKind::BadRequest, "at most 100000 reducers".into()));
+        }
+        match self.dfs.exists(&output).await {
+            Ok(true) => Err((
+                ErrorKind::OutputExists,
+                format!("output directory dfs://{output} already exists"),
+            )),
+            Ok(false) => Ok(output),
+            Err(e) => Err(dfs_refusal(dfs_error("checking the output directory", e))),
+        }
+    }
+
+    /// Makes job `id` durable, then creates its output directory; on failure undoes both and
+    /// frees the output for another job.
+    ///
+    /// The record is durable before the job is acknowledged, so a restarted jobtracker
+    /// knows every job a submitter may be waiting for. It goes before the output directory,
+    /// so that the directory never exists without a job to answer for it: a restart between
+    /// the two resumes the job, which creates the directory.
+    async fn record_new_job(&self, id: JobId, entry: &JobEntry, output: &str) -> Result<()> {
+        let saved = self
+            .store
+            .create(&entry.record(id, RecordState::Running))
+            .await;
+        let made = match saved {
+            Ok(()) => self
+                .dfs
+                .mkdirs(&format!("{output}/_temporary"))
+                .await
+                .map_err(|e| dfs_error("creating the output directory", e)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = made {
+            // Part of the record may have landed: take it away, or a restart would resume a
+            // job its submitter was told had failed.
+            if let Err(e) = self.store.remove(id).await {
+                tracing::error!("removing the record of refused job {id}: {e}");
+            }
+            self.remove_output(output).await;
+            self.lock().outputs.remove(output);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// One split per dfs block, with the hosts holding it (record-aligned for fixed-length
+    /// records: a record belongs to the block in which it starts).
+    pub(super) async fn splits_of(
+        &self,
+        format: &InputFormat,
+        inputs: &[PathBuf],
+    ) -> Result<(Vec<Split>, Vec<Vec<String>>)> {
+        if let InputFormat::Generated { .. } = format {
+            let splits = compute_splits(&LocalFs, format, &[], 1)?;
+            let hosts = vec![Vec::new(); splits.len()];
+            return Ok((splits, hosts));
+        }
+        let mut splits = Vec::new();
+        let mut hosts = Vec::new();
+        for file in list_input_files(&self.dfs, inputs).await? {
+            let p = file.path.to_string_lossy().into_owned();
+            let located = self
+                .dfs
+                .block_locations(&p)
+                .await
+                .map_err(|e| dfs_error(format_args!("locating the blocks of dfs://{p}"), e))?;
+            let blocks: Vec<(u64, u64, Vec<String>)> = located
+                .blocks
+                .iter()
+                .map(|lb| {
+                    let h = lb.locations.iter().map(|d| d.host.clone()).collect();
+                    (lb.offset_bytes, lb.block.len_bytes, h)
+                })
+                .collect();
+            for (split, h) in block_splits(format, &file, located.len_bytes, blocks) {
+                splits.push(split);
+                hosts.push(h);
+            }
+        }
+        Ok((splits, hosts))
+    }
+}
+
+/// A refusal for a dfs failure while accepting a job.
+fn dfs_refusal(e: Error) -> (ErrorKind, String) {
+    (ErrorKind::Dfs, e.to_string())
+}

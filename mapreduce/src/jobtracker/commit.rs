@@ -1,0 +1,174 @@
+//! Task commits and job ends.
+//!
+//! Commit protocol (G6): an attempt writes its part file under `OUT/_temporary/ATTEMPT/`,
+//! a directory the jobtracker creates before launching it. When the scheduler picks an
+//! attempt to commit (at most one per task), the jobtracker renames its files into `OUT`.
+//! When every task is done it removes `OUT/_temporary` and writes `OUT/_SUCCESS`; when a job
+//! fails it removes `OUT`. A stale attempt (timed out, on a lost worker, a lost speculative
+//! race) is never committed, and once its directory is gone it cannot even write a file there,
+//! because task output is created with `require_parent`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{dfs_error, Result};
+use crate::job_store::{JobRecord, RecordState};
+use crate::protocol::{JobPhase, WorkerCommand};
+use crate::scheduler::{AttemptId, Event, JobId, JobState};
+
+use super::{forget_old_jobs, Jobtracker, State};
+
+/// The dfs directory an attempt writes its part file into.
+pub fn attempt_dir(output: &str, attempt: AttemptId) -> String {
+    format!("{}/_temporary/{attempt}", output.trim_end_matches('/'))
+}
+
+impl Jobtracker {
+    /// Moves an attempt's files into the job's output directory.
+    pub(super) async fn commit(self: Arc<Self>, output: String, attempt: AttemptId) {
+        let result = self.move_into_place(&output, attempt).await;
+        let event = match result {
+            Ok(()) => Event::CommitFinished { attempt },
+            Err(e) => {
+                tracing::warn!("commit of {attempt} failed: {e}");
+                Event::CommitFailed {
+                    attempt,
+                    reason: e.to_string(),
+                }
+            }
+        };
+        self.step(event);
+    }
+
+    async fn move_into_place(&self, output: &str, attempt: AttemptId) -> Result<()> {
+        let dir = attempt_dir(output, attempt);
+        let files = self
+            .dfs
+            .list(&dir)
+            .await
+            .map_err(|e| dfs_error(format_args!("listing dfs://{dir}"), e))?;
+        for f in files {
+            let name = f.path.rsplit('/').next().unwrap_or_default();
+            let dst = format!("{}/{name}", output.trim_end_matches('/'));
+            self.dfs
+                .rename(&f.path, &dst)
+                .await
+                .map_err(|e| dfs_error(format_args!("renaming dfs://{} to {dst}", f.path), e))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn end_job(self: &Arc<Self>, st: &mut State, job: JobId, failure: Option<String>) {
+        let Some(entry) = st.jobs.get(&job) else {
+            return;
+        };
+        let output = entry.spec.output.clone();
+        let workers: Vec<String> = st.workers.keys().cloned().collect();
+        for w in workers {
+            self.send(st, &w, WorkerCommand::Cleanup { job });
+        }
+        let jt = self.clone();
+        tokio::spawn(async move {
+            let phase = match failure {
+                None => match jt.write_success(&output).await {
+                    Ok(()) => JobPhase::Succeeded,
+                    Err(e) => JobPhase::Failed(format!("job commit failed: {e}")),
+                },
+                Some(reason) => JobPhase::Failed(reason),
+            };
+            jt.finish_job(job, output, phase).await;
+        });
+    }
+
+    /// Records how a job ended, removes a failed job's output, and only then shows the end
+    /// to status calls, so that what a client saw survives a restart.
+    async fn finish_job(self: &Arc<Self>, job: JobId, output: String, phase: JobPhase) {
+        let record = {
+            let st = self.lock();
+            let Some(mut info) = self.job_info(&st, job) else {
+                return;
+            };
+            let Some(entry) = st.jobs.get(&job) else {
+                return;
+            };
+            info.phase = phase.clone();
+            info.status.state = match &phase {
+                JobPhase::Failed(reason) => JobState::Failed(reason.clone()),
+                _ => JobState::Succeeded,
+            };
+            entry.record(
+                job,
+                RecordState::Ended {
+                    info: Box::new(info),
+                    output_removed: false,
+                },
+            )
+        };
+        self.save_logged(&record).await;
+        let RecordState::Ended { info, .. } = record.state.clone() else {
+            return;
+        };
+        if let JobPhase::Failed(_) = phase {
+            // A failed job's output is removed after its record says so: a restart in between
+            // finishes the removal instead of resuming the job.
+            self.remove_output(&output).await;
+            let done = JobRecord {
+                state: RecordState::Ended {
+                    info: info.clone(),
+                    output_removed: true,
+                },
+                ..record
+            };
+            self.save_logged(&done).await;
+        }
+        tracing::info!("job {job} ended: {phase:?}");
+        {
+            let mut st = self.lock();
+            st.outputs.remove(&output);
+            if let Some(e) = st.jobs.get_mut(&job) {
+                e.phase = phase;
+                e.finished = Some(Instant::now());
+                e.ended = Some(info);
+            }
+            st.finished_records.insert(job);
+            forget_old_jobs(&mut st);
+        }
+        self.prune_records().await;
+    }
+
+    /// Removes `OUT/_temporary` and writes `OUT/_SUCCESS`, retrying through short outages.
+    async fn write_success(&self, output: &str) -> Result<()> {
+        let out = output.trim_end_matches('/');
+        let mut last = None;
+        for i in 0..5u32 {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(200 << i)).await;
+            }
+            let r = async {
+                self.dfs.delete(&format!("{out}/_temporary"), true).await?;
+                self.dfs
+                    .write_file(&format!("{out}/_SUCCESS"), b"", true)
+                    .await
+            }
+            .await;
+            match r {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(dfs_error(
+            format_args!("committing dfs://{out}"),
+            last.expect("five attempts"),
+        ))
+    }
+
+    pub(super) async fn remove_output(&self, output: &str) {
+        for i in 0..5u32 {
+            match self.dfs.delete(output, true).await {
+                Ok(_) => return,
+                Err(e) => tracing::warn!("removing dfs://{output} (try {i}): {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200 << i)).await;
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! The jobtracker daemon (`mrjob jobtracker`): accepts jobs, cuts them into one split per dfs
+//! block, and runs the [`Scheduler`] state machine. This folder is the I/O shell around it:
+//! RPCs in, scheduler actions out (commands queued for workers' heartbeats, commits and job
+//! ends carried out in dfs).
+//!
+//! - `mod.rs` (here): the jobtracker's state and the loop that turns the scheduler's actions
+//!   into I/O (launches, kills, commits, job ends).
+//! - [`admit`]: accepting a submission: the output check, the splits, the job's record, and
+//!   submit tokens that make a repeated submit idempotent.
+//! - [`commit`]: task commits and job ends, the commit protocol (G6).
+//! - [`recovery`]: a restarted jobtracker resuming from the job records (G6).
+//! - [`rpc`]: the RPC service: requests in, replies out.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use dfs::client::DfsClient;
+use dfs::config::ClusterConfig;
+use dfs::rpc::{serve, ServerLimits};
+use tokio::sync::Notify;
+
+use crate::counters::Counters;
+use crate::error::{Error, Result};
+use crate::input::Split;
+use crate::job_store::{records_to_prune, JobRecord, JobStore, RecordState, FINISHED_RECORDS_KEPT};
+use crate::protocol::{
+    unix_ms, ErrorKind, JobInfo, JobPhase, JobSpec, TaskSpec, TaskWork, WorkerCommand,
+    CONTROL_FRAME_LIMIT_BYTES,
+};
+use crate::scheduler::{
+    Action, AttemptId, Event, JobId, JobStatus, Locality, Scheduler, SchedulerConfig, TaskId,
+    TaskKind,
+};
+
+use self::commit::attempt_dir;
+use self::rpc::JtService;
+
+pub mod admit;
+pub mod commit;
+pub mod recovery;
+pub mod rpc;
+
+/// Period of the scheduler's clock tick.
+const TICK_MS: u64 = 100;
+/// Most jobs kept in memory; the oldest finished ones are forgotten beyond this.
+const MAX_JOBS_KEPT: usize = 1000;
+/// Counter group of the jobtracker's scheduling statistics.
+pub const CLUSTER_GROUP: &str = "Cluster Job Counters";
+
+/// Scheduler settings from the cluster config.
+pub fn scheduler_config(config: &ClusterConfig) -> SchedulerConfig {
+    SchedulerConfig {
+        max_attempts: config.task_max_attempts,
+        task_timeout_ms: config.task_timeout_ms,
+        worker_timeout_ms: config.worker_timeout_ms,
+        locality_delay_ms: config.locality_delay_ms,
+        reduce_slowstart: f64::from(config.reduce_slowstart_percent) / 100.0,
+        speculative: config.speculative,
+        ..SchedulerConfig::default()
+    }
+}
+
+struct JobEntry {
+    spec: Arc<JobSpec>,
+    splits: Vec<Split>,
+    phase: JobPhase,
+    submitted: Instant,
+    finished: Option<Instant>,
+    input_bytes: u64,
+    /// Counters of attempts that succeeded, until the scheduler accepts (or drops) them.
+    pending: HashMap<AttemptId, Counters>,
+    /// Counters of each task's accepted attempt.
+    accepted: BTreeMap<TaskId, Counters>,
+    /// When its first task process started (ms since the Unix epoch).
+    first_started_unix_ms: Option<u64>,
+    submitted_unix_ms: u64,
+    /// Runs started (1, plus one per resume after a restart); persisted in its record.
+    runs: u32,
+    /// Once ended: what status calls answer (also what its record holds).
+    ended: Option<Box<JobInfo>>,
+}
+
+impl JobEntry {
+    /// A job of `spec` starting run `runs`.
+    fn new(spec: JobSpec, splits: Vec<Split>, submitted_unix_ms: u64, runs: u32) -> JobEntry {
+        // A resumed job's clock keeps counting from its submission, as far as this
+        // process's monotonic clock can go back.
+        let age = Duration::from_millis(unix_ms().saturating_sub(submitted_unix_ms));
+        let now = Instant::now();
+        JobEntry {
+            input_bytes: splits.iter().map(Split::size).sum(),
+            spec: Arc::new(spec),
+            splits,
+            phase: JobPhase::Running,
+            submitted: now.checked_sub(age).unwrap_or(now),
+            finished: None,
+            pending: HashMap::new(),
+            accepted: BTreeMap::new(),
+            first_started_unix_ms: None,
+            submitted_unix_ms,
+            runs,
+            ended: None,
+        }
+    }
+
+    /// A job that ended in an earlier incarnation: known only by its final status.
+    fn ended(spec: JobSpec, info: JobInfo) -> JobEntry {
+        let mut entry = JobEntry::new(spec, Vec::new(), info.submitted_unix_ms, info.runs);
+        entry.phase = info.phase.clone();
+        entry.input_bytes = info.input_bytes;
+        entry.finished = Some(Instant::now());
+        entry.ended = Some(Box::new(info));
+        entry
+    }
+
+    fn record(&self, id: JobId, state: RecordState) -> JobRecord {
+        JobRecord {
+            id,
+            spec: (*self.spec).clone(),
+            submitted_unix_ms: self.submitted_unix_ms,
+            runs: self.runs,
+            state,
+        }
+    }
+}
+
+struct WorkerSeen {
+    last: Instant,
+    slots: u32,
+    running: u32,
+}
+
+struct State {
+    sched: Scheduler,
+    jobs: BTreeMap<JobId, JobEntry>,
+    next_job: JobId,
+    outbox: HashMap<String, Vec<WorkerCommand>>,
+    workers: BTreeMap<String, WorkerSeen>,
+    /// Output directories of running jobs, so two jobs never share one.
+    outputs: HashSet<String>,
+    /// Per worker, attempts launched but not yet handed to it in a heartbeat reply. Its
+    /// heartbeats cannot list them yet, so they are added for the scheduler, which would
+    /// otherwise take them for attempts the worker lost.
+    launching: HashMap<String, HashSet<AttemptId>>,
+    /// Finished jobs that have a record in dfs, so the oldest records can be pruned.
+    finished_records: BTreeSet<JobId>,
+    /// Submissions being accepted, by token, with where their outcome will appear.
+    submissions: HashMap<String, tokio::sync::watch::Receiver<Option<Submitted>>>,
+}
+
+/// What a submission comes to: the job's id, or why it was refused.
+type Submitted = Result<JobId, (ErrorKind, String)>;
+
+/// The jobtracker service.
+pub struct Jobtracker {
+    config: ClusterConfig,
+    dfs: DfsClient,
+    store: JobStore,
+    state: Mutex<State>,
+    wake: Notify,
+    started: Instant,
+}
+
+impl Jobtracker {
+    /// A jobtracker for `config` (not yet serving).
+    pub fn new(config: ClusterConfig) -> Arc<Jobtracker> {
+        let sched = Scheduler::new(scheduler_config(&config));
+        let dfs = DfsClient::new(config.clone());
+        Arc::new(Jobtracker {
+            store: JobStore::new(dfs.clone()),
+            dfs,
+            config,
+            state: Mutex::new(State {
+                sched,
+                jobs: BTreeMap::new(),
+                next_job: 1,
+                outbox: HashMap::new(),
+                workers: BTreeMap::new(),
+                outputs: HashSet::new(),
+                launching: HashMap::new(),
+                finished_records: BTreeSet::new(),
+                submissions: HashMap::new(),
+            }),
+            wake: Notify::new(),
+            started: Instant::now(),
+        })
+    }
+
+    /// Serves on the configured address until the process ends.
+    pub async fn run(config: ClusterConfig) -> Result<()> {
+        let addr = config.jobtracker_addr.clone();
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| Error::io(format!("binding the jobtracker to {addr}"), e))?;
+        let mut limits = ServerLimits::from_config(&config);
+        limits.frame_limit_bytes = CONTROL_FRAME_LIMIT_BYTES;
+        let jt = Jobtracker::new(config);
+        // Calls wait in the listen backlog meanwhile: a submitter or worker sees a jobtracker
+        // that does not answer yet, and retries.
+        jt.recover().await;
+        let ticker = jt.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(TICK_MS));
+            loop {
+                every.tick().await;
+                ticker.step(Event::Tick);
+            }
+        });
+        tracing::info!("jobtracker serving on {addr}");
+        serve(listener, limits, Arc::new(JtService(jt))).await;
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Feeds one event to the scheduler and carries out its actions.
+    fn step(self: &Arc<Self>, event: Event) {
+        let mut st = self.lock();
+        self.step_locked(&mut st, event);
+    }
+
+    fn step_locked(self: &Arc<Self>, st: &mut State, event: Event) {
+        let actions = st.sched.step(self.now_ms(), event);
+        for action in actions {
+            self.apply(st, action);
+        }
+    }
+
+    fn apply(self: &Arc<Self>, st: &mut State, action: Action) {
+        match action {
+            Action::Launch {
+                worker,
+                attempt,
+                locality,
+            } => self.launch(st, worker, attempt, locality),
+            Action::Kill { worker, attempt } => {
+                tracing::info!("killing {attempt} on {worker}");
+                self.send(st, &worker, WorkerCommand::Kill { attempt });
+            }
+            Action::Commit { attempt } => {
+                let Some(job) = st.jobs.get(&attempt.task.job) else {
+                    return;
+                };
+                let output = job.spec.output.clone();
+                let jt = self.clone();
+                tokio::spawn(async move { jt.commit(output, attempt).await });
+            }
+            Action::Accept { attempt } => {
+                if let Some(job) = st.jobs.get_mut(&attempt.task.job) {
+                    let counters = job.pending.remove(&attempt).unwrap_or_default();
+                    job.accepted.insert(attempt.task, counters);
+                }
+            }
+            Action::JobSucceeded { job } => self.end_job(st, job, None),
+            Action::JobFailed { job, reason } => self.end_job(st, job, Some(reason)),
+        }
+    }
+
+    fn send(&self, st: &mut State, worker: &str, cmd: WorkerCommand) {
+        st.outbox.entry(worker.to_owned()).or_default().push(cmd);
+        self.wake.notify_waiters();
+    }
+
+    fn launch(
+        self: &Arc<Self>,
+        st: &mut State,
+        worker: String,
+        attempt: AttemptId,
+        locality: Locality,
+    ) {
+        let Some(job) = st.jobs.get(&attempt.task.job) else {
+            return;
+        };
+        let work = match attempt.task.kind {
+            TaskKind::Map => TaskWork::Map {
+                split: job.splits[attempt.task.index as usize].clone(),
+            },
+            TaskKind::Reduce => TaskWork::Reduce {
+                maps: job.splits.len() as u32,
+            },
+        };
+        let output_dir = attempt_dir(&job.spec.output, attempt);
+        let writes_output = attempt.task.kind == TaskKind::Reduce || job.spec.reduces == 0;
+        let spec = TaskSpec {
+            attempt,
+            job: (*job.spec).clone(),
+            work,
+            output_dir: output_dir.clone(),
+        };
+        tracing::info!("launching {attempt} on {worker} ({locality:?})");
+        st.launching
+            .entry(worker.clone())
+            .or_default()
+            .insert(attempt);
+        if !writes_output {
+            self.send(st, &worker, WorkerCommand::Launch(Box::new(spec)));
+            return;
+        }
+        // The attempt directory must exist before the attempt runs (see the module docs).
+        let jt = self.clone();
+        tokio::spawn(async move {
+            let made = jt.dfs.mkdirs(&output_dir).await;
+            let mut st = jt.lock();
+            let live = st.sched.is_live(attempt);
+            match made {
+                Ok(()) if live => jt.send(&mut st, &worker, WorkerCommand::Launch(Box::new(spec))),
+                Ok(()) => {
+                    // Killed meanwhile (its job may even have ended): take the directory away
+                    // again so nothing is left under the output.
+                    forget_launch(&mut st, &worker, attempt);
+                    let dfs = jt.dfs.clone();
+                    tokio::spawn(async move { dfs.delete(&output_dir, true).await });
+                }
+                Err(e) => {
+                    forget_launch(&mut st, &worker, attempt);
+                    let reason = format!("creating dfs://{output_dir}: {e}");
+                    jt.step_locked(&mut st, Event::AttemptFailed { attempt, reason });
+                }
+            }
+        });
+    }
+
+    fn job_info(&self, st: &State, id: JobId) -> Option<JobInfo> {
+        let e = st.jobs.get(&id)?;
+        if let Some(info) = &e.ended {
+            return Some((**info).clone());
+        }
+        let status = st.sched.job_status(id).unwrap_or_default();
+        let mut counters = Counters::default();
+        for c in e.accepted.values() {
+            counters.merge(c);
+        }
+        add_cluster_counters(&mut counters, &status);
+        let end = e.finished.unwrap_or_else(Instant::now);
+        Some(JobInfo {
+            id,
+            name: e.spec.conf.job.clone(),
+            user: e.spec.user.clone(),
+            output: e.spec.output.clone(),
+            phase: e.phase.clone(),
+            first_launch_ms: status.first_launch_ms.map(|t| {
+                let submitted_ms = e.submitted.duration_since(self.started).as_millis() as u64;
+                t.saturating_sub(submitted_ms)
+            }),
+            first_started_unix_ms: e.first_started_unix_ms,
+            submitted_unix_ms: e.submitted_unix_ms,
+            status,
+            counters,
+            elapsed_ms: end.duration_since(e.submitted).as_millis() as u64,
+            input_bytes: e.input_bytes,
+            runs: e.runs,
+        })
+    }
+
+    /// Saves a record; a failure is logged, since the job's in-memory state goes on anyway
+    /// and the next save (or the next restart) repairs it.
+    async fn save_logged(&self, record: &JobRecord) {
+        if let Err(e) = self.store.save(record).await {
+            tracing::error!("saving the record of job {}: {e}", record.id);
+        }
+    }
+
+    /// Deletes the records of the oldest finished jobs beyond [`FINISHED_RECORDS_KEPT`].
+    async fn prune_records(&self) {
+        let prune = records_to_prune(&self.lock().finished_records, FINISHED_RECORDS_KEPT);
+        for id in prune {
+            match self.store.remove(id).await {
+                Ok(()) => {
+                    self.lock().finished_records.remove(&id);
+                }
+                Err(e) => tracing::warn!("pruning the record of job {id}: {e}"),
+            }
+        }
+    }
+}
+
+/// Adds the scheduler's statistics as counters, so they print with the job's others.
+fn add_cluster_counters(c: &mut Counters, s: &JobStatus) {
+    let rows = [
+        ("Launched map attempts", s.launched_maps),
+        ("Launched reduce attempts", s.launched_reduces),
+        ("Data-local map tasks", s.data_local_maps),
+        ("Rack-local map tasks", s.rack_local_maps),
+        ("Other map tasks", s.other_local_maps),
+        ("Failed map attempts", s.failed_maps),
+        ("Failed reduce attempts", s.failed_reduces),
+        ("Killed attempts", s.killed_attempts),
+        ("Speculative attempts", s.speculative_attempts),
+        ("Re-run maps (output lost)", s.rerun_maps),
+    ];
+    for (name, v) in rows {
+        c.incr(CLUSTER_GROUP, name, v);
+    }
+}
+
+fn forget_launch(st: &mut State, worker: &str, attempt: AttemptId) {
+    if let Some(set) = st.launching.get_mut(worker) {
+        set.remove(&attempt);
+    }
+}
+
+fn forget_old_jobs(st: &mut State) {
+    while st.jobs.len() > MAX_JOBS_KEPT {
+        let Some(oldest_done) = st
+            .jobs
+            .iter()
+            .find(|(_, e)| e.phase != JobPhase::Running)
+            .map(|(id, _)| *id)
+        else {
+            return;
+        };
+        st.jobs.remove(&oldest_done);
+        st.sched.remove_job(oldest_done);
+    }
+}

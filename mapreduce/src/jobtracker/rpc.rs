@@ -1,0 +1,232 @@
+//! The jobtracker's RPC service: each request becomes a scheduler event or a look at the
+//! jobtracker's state, and a heartbeat is held as a long poll until there is a command.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dfs::rpc::Service;
+
+use crate::protocol::{
+    AttemptOutcome, ErrorKind, JobPhase, JtRequest, JtResponse, MapOutputLoc, WorkerCommand,
+    WorkerInfo,
+};
+use crate::scheduler::{AttemptId, Event, JobId};
+
+use super::{forget_launch, Jobtracker, WorkerSeen};
+
+impl Jobtracker {
+    async fn heartbeat(
+        self: &Arc<Self>,
+        worker: String,
+        slots: u32,
+        running: Vec<(AttemptId, f32)>,
+        wait_ms: u64,
+    ) -> JtResponse {
+        let Ok(host) = self.config.host(&worker) else {
+            return JtResponse::error(
+                ErrorKind::BadRequest,
+                format!("{worker:?} is not a host in the cluster config"),
+            );
+        };
+        let rack = host.rack.clone();
+        {
+            let mut st = self.lock();
+            let mut running = running;
+            if let Some(pending) = st.launching.get(&worker) {
+                running.extend(pending.iter().map(|a| (*a, 0.0)));
+            }
+            st.workers.insert(
+                worker.clone(),
+                WorkerSeen {
+                    last: Instant::now(),
+                    slots,
+                    running: running.len() as u32,
+                },
+            );
+            self.step_locked(
+                &mut st,
+                Event::Heartbeat {
+                    worker: worker.clone(),
+                    rack,
+                    slots,
+                    running,
+                },
+            );
+        }
+        // Long poll: hold the reply until there is a command or the wait is over.
+        let deadline = Instant::now() + Duration::from_millis(wait_ms.min(5_000));
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(cmds) = self.take_commands(&worker) {
+                return JtResponse::Commands(cmds);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return JtResponse::Commands(Vec::new());
+            }
+            let _ = tokio::time::timeout(deadline - now, notified).await;
+        }
+    }
+
+    /// The commands queued for `worker`, if any.
+    fn take_commands(&self, worker: &str) -> Option<Vec<WorkerCommand>> {
+        let mut st = self.lock();
+        let cmds = st.outbox.remove(worker)?;
+        for c in &cmds {
+            if let WorkerCommand::Launch(spec) = c {
+                forget_launch(&mut st, worker, spec.attempt);
+            }
+        }
+        Some(cmds)
+    }
+
+    fn attempt_done(self: &Arc<Self>, worker: &str, attempt: AttemptId, outcome: AttemptOutcome) {
+        let mut st = self.lock();
+        let event = match outcome {
+            AttemptOutcome::Succeeded { counters } => {
+                // A stale attempt (killed, superseded, or from before a restart: unknown to this
+                // scheduler) is refused there; its counters are not kept.
+                if !st.sched.is_live(attempt) {
+                    tracing::info!("ignoring the late success of {attempt} on {worker}");
+                } else if let Some(job) = st.jobs.get_mut(&attempt.task.job) {
+                    job.pending.insert(attempt, counters);
+                }
+                Event::AttemptSucceeded { attempt }
+            }
+            AttemptOutcome::Failed { reason } => {
+                tracing::warn!("{attempt} failed on {worker}: {reason}");
+                Event::AttemptFailed { attempt, reason }
+            }
+        };
+        self.step_locked(&mut st, event);
+    }
+
+    fn map_outputs(&self, reduce: AttemptId) -> JtResponse {
+        let st = self.lock();
+        let live = st.sched.is_live(reduce);
+        let outputs = st
+            .sched
+            .map_outputs(reduce.task.job)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| {
+                o.and_then(|(attempt, host)| {
+                    let h = self.config.host(&host).ok()?;
+                    Some(MapOutputLoc {
+                        attempt,
+                        host,
+                        shuffle_addr: h.worker_addr.clone(),
+                    })
+                })
+            })
+            .collect();
+        JtResponse::MapOutputs { outputs, live }
+    }
+
+    fn workers(&self) -> Vec<WorkerInfo> {
+        let st = self.lock();
+        let timeout = Duration::from_millis(self.config.worker_timeout_ms);
+        st.workers
+            .iter()
+            .map(|(host, w)| WorkerInfo {
+                host: host.clone(),
+                rack: self
+                    .config
+                    .host(host)
+                    .map(|h| h.rack.clone())
+                    .unwrap_or_default(),
+                slots: w.slots,
+                running: w.running,
+                last_heartbeat_ms: w.last.elapsed().as_millis() as u64,
+                live: w.last.elapsed() < timeout,
+            })
+            .collect()
+    }
+
+    async fn handle(self: &Arc<Self>, req: JtRequest) -> JtResponse {
+        match req {
+            JtRequest::Submit(spec) => match self.submit(*spec).await {
+                Ok(job) => JtResponse::Submitted { job },
+                Err((kind, message)) => JtResponse::Error { kind, message },
+            },
+            JtRequest::JobStatus { job } => {
+                let st = self.lock();
+                match self.job_info(&st, job) {
+                    Some(info) => JtResponse::Job(Box::new(info)),
+                    None => JtResponse::error(ErrorKind::NotFound, format!("no job {job}")),
+                }
+            }
+            JtRequest::ListJobs => {
+                let st = self.lock();
+                let ids: Vec<JobId> = st.jobs.keys().copied().collect();
+                JtResponse::Jobs(
+                    ids.into_iter()
+                        .filter_map(|j| self.job_info(&st, j))
+                        .collect(),
+                )
+            }
+            JtRequest::KillJob { job } => {
+                let mut st = self.lock();
+                match st.jobs.get(&job).map(|e| e.phase.clone()) {
+                    None => JtResponse::error(ErrorKind::NotFound, format!("no job {job}")),
+                    Some(JobPhase::Running) => {
+                        self.step_locked(&mut st, Event::KillJob { job });
+                        JtResponse::Done
+                    }
+                    Some(_) => JtResponse::error(
+                        ErrorKind::BadRequest,
+                        format!("job {job} has already ended"),
+                    ),
+                }
+            }
+            JtRequest::Heartbeat {
+                worker,
+                slots,
+                running,
+                wait_ms,
+            } => self.heartbeat(worker, slots, running, wait_ms).await,
+            JtRequest::AttemptDone {
+                worker,
+                attempt,
+                outcome,
+            } => {
+                self.attempt_done(&worker, attempt, outcome);
+                JtResponse::Done
+            }
+            JtRequest::AttemptStarted { attempt, unix_ms } => {
+                let mut st = self.lock();
+                let live = st.sched.is_live(attempt);
+                if let Some(e) = st.jobs.get_mut(&attempt.task.job).filter(|_| live) {
+                    let first = e.first_started_unix_ms.get_or_insert(unix_ms);
+                    *first = (*first).min(unix_ms);
+                }
+                JtResponse::Done
+            }
+            JtRequest::MapOutputs { reduce } => self.map_outputs(reduce),
+            JtRequest::FetchFailure { reduce, map } => {
+                tracing::warn!("{reduce} could not fetch the output of {map}");
+                self.step(Event::FetchFailure { reduce, map });
+                JtResponse::Done
+            }
+            JtRequest::ListWorkers => JtResponse::Workers(self.workers()),
+        }
+    }
+}
+
+/// The jobtracker as an RPC [`Service`].
+pub(super) struct JtService(pub(super) Arc<Jobtracker>);
+
+impl Service for JtService {
+    type Request = JtRequest;
+    type Response = JtResponse;
+
+    async fn call(&self, req: JtRequest) -> JtResponse {
+        self.0.handle(req).await
+    }
+
+    fn malformed(&self, err: &dfs::Error) -> JtResponse {
+        JtResponse::error(ErrorKind::BadRequest, format!("malformed request: {err}"))
+    }
+}

@@ -1,0 +1,136 @@
+//! The worker's side of the shuffle: serves segments of the map outputs under its work
+//! directory, one request frame in, a header and the segment's bytes out.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use dfs::frame::{decode_msg, read_frame, write_frame};
+
+use crate::error::{Error, Result};
+use crate::protocol::{FetchHeader, FetchRequest, SHUFFLE_CHUNK_BYTES};
+use crate::run::{RunFile, Segment};
+
+use super::{map_output_path, net_err, send};
+
+/// Concurrent shuffle connections a worker serves.
+pub const MAX_SHUFFLE_CONNECTIONS: usize = 64;
+/// Largest shuffle request frame.
+const REQUEST_LIMIT_BYTES: usize = 4096;
+
+/// Serves map outputs under `work_dir` on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, work_dir: PathBuf, idle_timeout: Duration) {
+    let slots = Arc::new(Semaphore::new(MAX_SHUFFLE_CONNECTIONS));
+    let work_dir = Arc::new(work_dir);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("shuffle accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!("refusing shuffle connection from {peer}: too many open");
+            continue;
+        };
+        let work_dir = work_dir.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_connection(stream, &work_dir, idle_timeout).await {
+                tracing::debug!("shuffle connection from {peer} ended: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_connection(stream: TcpStream, work_dir: &Path, idle: Duration) -> Result<()> {
+    let _ = stream.set_nodelay(true);
+    let (r, w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let mut w = BufWriter::new(w);
+    loop {
+        let frame = tokio::time::timeout(idle, read_frame(&mut r, REQUEST_LIMIT_BYTES))
+            .await
+            .map_err(|_| Error::Timeout {
+                what: "idle shuffle connection".into(),
+            })?
+            .map_err(|e| Error::Protocol(format!("reading a shuffle request: {e}")))?;
+        let Some(frame) = frame else {
+            return Ok(());
+        };
+        let req: FetchRequest = match decode_msg(&frame) {
+            Ok(r) => r,
+            Err(e) => {
+                let h = FetchHeader::Missing {
+                    reason: format!("malformed request: {e}"),
+                };
+                send(&mut w, &h).await?;
+                w.flush().await.map_err(net_err)?;
+                return Ok(());
+            }
+        };
+        tokio::time::timeout(idle, send_segment(&mut w, work_dir, &req))
+            .await
+            .map_err(|_| Error::Timeout {
+                what: "stalled shuffle reply".into(),
+            })??;
+    }
+}
+
+async fn send_segment<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    work_dir: &Path,
+    req: &FetchRequest,
+) -> Result<()> {
+    let path = map_output_path(work_dir, req.map);
+    let segment = match locate(&path, req.partition) {
+        Ok(s) => s,
+        Err(reason) => {
+            send(w, &FetchHeader::Missing { reason }).await?;
+            return w.flush().await.map_err(net_err);
+        }
+    };
+    send(
+        w,
+        &FetchHeader::Ok {
+            len: segment.len,
+            records: segment.records,
+            crc32: segment.crc32,
+        },
+    )
+    .await?;
+    let mut file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    file.seek(std::io::SeekFrom::Start(segment.offset))
+        .await
+        .map_err(|e| Error::io(format!("seeking in {}", path.display()), e))?;
+    let mut left = segment.len;
+    let mut buf = vec![0u8; SHUFFLE_CHUNK_BYTES.min(segment.len as usize)];
+    while left > 0 {
+        let n = (left as usize).min(buf.len());
+        file.read_exact(&mut buf[..n])
+            .await
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        write_frame(w, &buf[..n])
+            .await
+            .map_err(|e| Error::Protocol(format!("sending shuffle data: {e}")))?;
+        left -= n as u64;
+    }
+    w.flush().await.map_err(net_err)
+}
+
+/// The segment of `partition` in the run at `path`, or why it cannot be served.
+fn locate(path: &Path, partition: u32) -> std::result::Result<Segment, String> {
+    let run = RunFile::read_index(path).map_err(|e| format!("no map output here: {e}"))?;
+    run.segments
+        .get(partition as usize)
+        .copied()
+        .ok_or_else(|| format!("partition {partition} out of range"))
+}
