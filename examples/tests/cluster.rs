@@ -453,11 +453,9 @@ fn paused_worker_cannot_commit_late() {
 
     // `mrjob kill`: the job fails as killed and its output directory is removed.
     let job = cluster.spawn_job(&["wordcount", "/in", "/out2", "-r", "3"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !cluster.exists("/out2") {
-        assert!(Instant::now() < deadline, "job 2 never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // The jobtracker knows job 2 (and can kill it) once `status 2` answers; its output
+    // directory appears a moment earlier, while the submission is still being accepted.
+    cluster.status_once_answered("2");
     cluster.must_mrjob(&["kill", "2"]);
     let out = job.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -554,7 +552,7 @@ impl Cluster {
     }
 
     /// `mrjob status JOB`'s output once the jobtracker answers it: a restarted one answers
-    /// after it has read the job records.
+    /// after it has read the job records, and a new job once its submission was accepted.
     fn status_once_answered(&self, job: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -564,7 +562,7 @@ impl Cluster {
             }
             assert!(
                 Instant::now() < deadline,
-                "the restarted jobtracker never answered"
+                "the jobtracker never answered for job {job}"
             );
             std::thread::sleep(Duration::from_millis(200));
         }
