@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::block_store::{find_local_replica, ReplicaFiles};
+use crate::block_store::replica::{find_local_replica, ReplicaFiles};
 use crate::checksum;
 use crate::config::ClusterConfig;
 use crate::error::{Error, ErrorKind, Result};

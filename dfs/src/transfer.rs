@@ -1548,7 +1548,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let (path, _) = crate::block_store::replica_paths(a._dir.path(), 2, 4);
+        let (path, _) = crate::block_store::replica::replica_paths(a._dir.path(), 2, 4);
         let mut raw = std::fs::read(&path).unwrap();
         raw[2000] ^= 1;
         std::fs::write(&path, raw).unwrap();
