@@ -1,4 +1,3 @@
-
 use std::path::Path;
 
 use super::replica::find_local_replica;
