@@ -19,10 +19,17 @@
 //! - [`durable`]: the one audited durable write (tmp → fsync → rename → fsync dir).
 //! - [`power_loss`]: test-only model of what survives a power loss (what was fsynced), and `materialize`.
 //! - [`checksum`]: CRC32 per 512-byte chunk and the block checksum sidecar format.
-//! - [`block_store`]: the datanode's on-disk replicas (finalize, restart cleanup, verified reads, scan).
-//! - [`transfer`]: the datanode data-transfer protocol: verified reads, pipeline writes, replication.
+//! - [`block_store`]: the datanode's on-disk replicas: the store (index, finalize, restart cleanup,
+//!   scan, lease recovery) in `mod.rs`; `replica` (the on-disk format, also read by clients'
+//!   short-circuit reads), `writer` (a replica being written), `parked` (replicas kept for lease
+//!   recovery).
+//! - [`transfer`]: the datanode data-transfer protocol: `wire` (messages, packets, framing),
+//!   `server` (accept and dispatch), `pipeline` (pipeline writes, both ends, and replication),
+//!   `read` (verified reads, both ends), `recovery` (lease recovery's two steps).
 //! - [`datanode`]: the datanode daemon: store, transfer server, reports to every namenode, commands, scanner.
-//! - [`client`]: `DfsClient`: metadata calls, pipeline writes with recovery, verified reads with failover.
+//! - [`client`]: `DfsClient` and its metadata calls (`mod.rs`); `writer` (`FileWriter`: pipeline
+//!   writes with recovery), `reader` (`FileReader`: verified reads with failover and
+//!   short-circuit).
 //! - [`shell`]: the `dfs` shell commands (`ls`, `put`, `get`, `fsck`, ...).
 //! - [`local_cluster`]: `dfs cluster start|stop` and the daemon process control behind it.
 #![deny(missing_docs)]

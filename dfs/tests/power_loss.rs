@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use dfs::block_store::replica_paths;
+use dfs::block_store::replica::replica_paths;
 use dfs::client::{CreateOptions, DfsClient};
 use dfs::protocol::Block;
 use rand::{Rng, SeedableRng};
