@@ -32,12 +32,13 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use crate::block_store::{BlockStore, BlockWriter, Replica};
 use crate::checksum::{self, BYTES_PER_CHECKSUM, CHECKSUM_BYTES};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{decode_msg, encode_msg, write_frame};
+use crate::listener::{Conn, Limits, Shutdown, SHUTDOWN_GRACE};
 use crate::protocol::{Block, DatanodeRef, ReportedReplica, WireError};
 
 /// Most data bytes in one packet (a multiple of the checksum chunk).
@@ -377,43 +378,43 @@ impl TransferServer {
         self.active.load(Ordering::Relaxed)
     }
 
-    /// Accepts and serves connections forever.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        let slots = Arc::new(Semaphore::new(self.limits.max_connections));
-        loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    // Usually EMFILE: back off rather than spin.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                tracing::warn!("refusing transfer connection from {peer}: too many open");
-                continue;
-            };
+    /// Serves connections on the shared [`crate::listener`] until `shutdown` fires and the
+    /// transfers in hand are done. The read timeout of a request frame is the peer timeout.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: Shutdown) {
+        let limits = Limits {
+            max_connections: self.limits.max_connections,
+            idle_timeout: self.limits.idle_timeout,
+            read_timeout: self.limits.peer_timeout,
+            shutdown_grace: SHUTDOWN_GRACE,
+        };
+        crate::listener::serve(listener, "transfer", limits, shutdown, move |stream, conn| {
             let server = self.clone();
-            tokio::spawn(async move {
+            async move {
                 server.active.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = server.serve_connection(stream).await {
-                    tracing::debug!("transfer connection from {peer} ended: {e}");
-                }
+                let served = server.serve_connection(stream, conn).await;
                 server.active.fetch_sub(1, Ordering::Relaxed);
-                drop(permit);
-            });
-        }
+                served
+            }
+        })
+        .await
     }
 
-    async fn serve_connection(&self, stream: TcpStream) -> Result<()> {
+    async fn serve_connection(&self, stream: TcpStream, mut conn: Conn) -> Result<()> {
         let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
         let mut r = BufReader::new(r);
         let mut w = BufWriter::new(w);
-        let request = recv_frame(&mut r, self.limits.idle_timeout, "a request")
-            .await
-            .and_then(|f| decode_message::<TransferRequest>(&f));
+        // One request per connection: a connection closed (or told to shut down) before its
+        // request began is done.
+        let request = match conn.wait_for_frame(&mut r).await {
+            Ok(false) => return Ok(()),
+            Ok(true) => {
+                conn.within_read_timeout(recv_frame(&mut r, self.limits.idle_timeout, "a request"))
+                    .await
+            }
+            Err(e) => Err(e),
+        }
+        .and_then(|f| decode_message::<TransferRequest>(&f));
         let request = match request {
             Ok(req) => req,
             Err(e) => {
@@ -1365,7 +1366,7 @@ mod tests {
         let server = TransferServer::new(store.clone(), tx, limits, name);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        tokio::spawn(server.serve(listener));
+        tokio::spawn(server.serve(listener, Shutdown::never()));
         Node {
             store,
             node: DatanodeRef {

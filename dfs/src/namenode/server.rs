@@ -29,6 +29,7 @@ use crate::protocol::{
     Block, CallId, DatanodeCommand, DatanodeRef, FileBlocks, FsckBlock, FsckFile, HeartbeatReply,
     LocatedBlock, Request, RequestFrame, Response, ResponseFrame, WireError,
 };
+use crate::listener::{stop_on_signal, ShutdownTrigger};
 use crate::rpc::{malformed_reply, serve, ServerLimits, Service};
 
 /// Most files one `fsck` reports.
@@ -992,7 +993,8 @@ async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener> {
         .map_err(|e| Error::io(format!("binding the {what} port {addr}"), e))
 }
 
-/// Runs namenode `id` of `config` until a fatal error (storage failure, port in use).
+/// Runs namenode `id` of `config` until a fatal error (storage failure, port in use), or
+/// until SIGTERM/SIGINT, which it handles by shutting down gracefully and returning `Ok`.
 pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
     config.validate()?;
     let me = config.namenode(id)?.clone();
@@ -1018,11 +1020,13 @@ pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
     let raft_listener = bind("raft", parse("raft_addr", &me.raft_addr)?).await?;
     let config = Arc::new(config);
     let limits = ServerLimits::from_config(&config);
+    let stop = ShutdownTrigger::new();
     tokio::spawn(reports.forward(handle.clone()));
-    tokio::spawn(serve_raft(
+    let raft_server = tokio::spawn(serve_raft(
         raft_listener,
         handle.clone(),
-        limits.idle_timeout,
+        limits.listener,
+        stop.subscribe(),
     ));
     let recovering: Recovering = Arc::default();
     let service = Arc::new(NamenodeService {
@@ -1031,7 +1035,7 @@ pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
         config: config.clone(),
         recovering: recovering.clone(),
     });
-    tokio::spawn(serve(rpc_listener, limits, service));
+    let rpc_server = tokio::spawn(serve(rpc_listener, limits, service, stop.subscribe()));
     tokio::spawn(leader_duties(shared, handle, config, recovering));
     tracing::info!(
         "namenode {id}: clients on {}, raft on {}, state in {}",
@@ -1039,5 +1043,13 @@ pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
         me.raft_addr,
         me.meta_dir.display()
     );
-    driver.run().await
+    // The driver keeps running while the servers drain, so the requests in hand can still
+    // be committed and answered.
+    tokio::select! {
+        result = driver.run() => result,
+        () = stop_on_signal(stop, vec![rpc_server, raft_server]) => {
+            tracing::info!("namenode {id}: stopped");
+            Ok(())
+        }
+    }
 }
