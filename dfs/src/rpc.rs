@@ -25,8 +25,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
-use crate::listener::{Limits, Shutdown};
 use crate::frame::{decode_msg, encode_msg, read_frame, write_frame, DEFAULT_FRAME_LIMIT_BYTES};
+use crate::listener::{Limits, Shutdown};
 use crate::protocol::{CallId, Request, RequestFrame, Response, ResponseFrame, WireError};
 
 /// Limits of an RPC server: the connection limits of every server, and its frame limit.

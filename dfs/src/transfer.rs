@@ -387,15 +387,21 @@ impl TransferServer {
             read_timeout: self.limits.peer_timeout,
             shutdown_grace: SHUTDOWN_GRACE,
         };
-        crate::listener::serve(listener, "transfer", limits, shutdown, move |stream, conn| {
-            let server = self.clone();
-            async move {
-                server.active.fetch_add(1, Ordering::Relaxed);
-                let served = server.serve_connection(stream, conn).await;
-                server.active.fetch_sub(1, Ordering::Relaxed);
-                served
-            }
-        })
+        crate::listener::serve(
+            listener,
+            "transfer",
+            limits,
+            shutdown,
+            move |stream, conn| {
+                let server = self.clone();
+                async move {
+                    server.active.fetch_add(1, Ordering::Relaxed);
+                    let served = server.serve_connection(stream, conn).await;
+                    server.active.fetch_sub(1, Ordering::Relaxed);
+                    served
+                }
+            },
+        )
         .await
     }
 

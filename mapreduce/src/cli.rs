@@ -232,7 +232,10 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
         AdminCommand::Jobtracker => {
             init_logging_at("info");
             let config = load_config(conf)?;
-            run_daemon(daemon_runtime()?, crate::jobtracker::Jobtracker::run(config))?;
+            run_daemon(
+                daemon_runtime()?,
+                crate::jobtracker::Jobtracker::run(config),
+            )?;
         }
         AdminCommand::Worker { host } => {
             init_logging_at("info");

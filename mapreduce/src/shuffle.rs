@@ -49,10 +49,16 @@ pub async fn serve(listener: TcpListener, work_dir: PathBuf, limits: Limits, shu
         ..limits
     };
     let work_dir = Arc::new(work_dir);
-    dfs::listener::serve(listener, "shuffle", limits, shutdown, move |stream, conn| {
-        let work_dir = work_dir.clone();
-        async move { serve_connection(stream, conn, &work_dir).await }
-    })
+    dfs::listener::serve(
+        listener,
+        "shuffle",
+        limits,
+        shutdown,
+        move |stream, conn| {
+            let work_dir = work_dir.clone();
+            async move { serve_connection(stream, conn, &work_dir).await }
+        },
+    )
     .await
 }
 

@@ -116,7 +116,10 @@ async fn idle_connection_is_closed_after_the_idle_timeout() {
     let mut s = TcpStream::connect(server.addr).await.unwrap();
     assert_eq!(roundtrip(&mut s, b"x").await.unwrap(), b"x");
     let closed_after = must_be_closed(&mut s, Duration::from_secs(5)).await;
-    assert!(closed_after >= idle - Duration::from_millis(50), "{closed_after:?}");
+    assert!(
+        closed_after >= idle - Duration::from_millis(50),
+        "{closed_after:?}"
+    );
 }
 
 // A slow-loris peer: it starts a frame and stalls. The read timeout closes it although the
@@ -133,7 +136,10 @@ async fn frame_stalled_midway_is_closed_after_the_read_timeout() {
     let mut stalled = TcpStream::connect(server.addr).await.unwrap();
     stalled.write_all(&[0, 0, 0, 9, 1, 2]).await.unwrap();
     let closed_after = must_be_closed(&mut stalled, Duration::from_secs(5)).await;
-    assert!(closed_after >= read - Duration::from_millis(50), "{closed_after:?}");
+    assert!(
+        closed_after >= read - Duration::from_millis(50),
+        "{closed_after:?}"
+    );
     // The connection that sent nothing is only idle, and stays open.
     assert_eq!(roundtrip(&mut quiet, b"q").await.unwrap(), b"q");
 }
@@ -158,7 +164,10 @@ async fn shutdown_stops_accepting_and_waits_for_the_request_in_flight() {
     tokio::time::timeout(Duration::from_secs(1), refused)
         .await
         .expect("the port still accepts after shutdown");
-    assert!(!server.task.is_finished(), "did not wait for the request in flight");
+    assert!(
+        !server.task.is_finished(),
+        "did not wait for the request in flight"
+    );
     // The request in hand is answered, then its connection is closed.
     let reply = read_frame(&mut busy, 1024).await.unwrap().unwrap();
     assert_eq!(&reply[..], SLOW);
@@ -218,7 +227,9 @@ async fn refused_clients_cannot_stall_anyone() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    let reply = tokio::time::timeout(Duration::from_secs(2), next).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(2), next)
+        .await
+        .unwrap();
     assert_eq!(reply, b"3");
 }
 

@@ -21,6 +21,7 @@ use crate::block_recovery::{self, ReplicaReport};
 use crate::completion::{self, Verdict};
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
+use crate::listener::{stop_on_signal, ShutdownTrigger};
 use crate::namenode::raft_driver::{build, DriverSettings, RaftHandle, Shared};
 use crate::namenode::storage::Persister;
 use crate::namenode::transport::{serve_raft, Transport};
@@ -29,7 +30,6 @@ use crate::protocol::{
     Block, CallId, DatanodeCommand, DatanodeRef, FileBlocks, FsckBlock, FsckFile, HeartbeatReply,
     LocatedBlock, Request, RequestFrame, Response, ResponseFrame, WireError,
 };
-use crate::listener::{stop_on_signal, ShutdownTrigger};
 use crate::rpc::{malformed_reply, serve, ServerLimits, Service};
 
 /// Most files one `fsck` reports.

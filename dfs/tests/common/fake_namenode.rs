@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dfs::error::Error;
-use dfs::protocol::*;
 use dfs::listener::{Limits, Shutdown, SHUTDOWN_GRACE};
+use dfs::protocol::*;
 use dfs::rpc::{self, ServerLimits, Service};
 
 #[derive(Default)]
