@@ -434,23 +434,10 @@ impl Drop for Cluster {
     }
 }
 
-/// Short timeouts so failures are detected in seconds; blocks of 64 KiB so small inputs span
-/// many blocks.
+/// The shared test timings ([`ClusterConfig::with_fast_timeouts`]): failures detected in
+/// seconds, blocks of 64 KiB so small inputs span many blocks.
 fn test_timings(c: &mut ClusterConfig) {
-    c.block_size_bytes = 64 * 1024;
-    c.heartbeat_interval_ms = 200;
-    c.datanode_dead_after_ms = 3_000;
-    c.block_report_interval_ms = 60_000;
-    c.replication_check_interval_ms = 300;
-    c.rpc_timeout_ms = 3_000;
-    c.idle_timeout_ms = 60_000;
-    c.raft_tick_ms = 50;
-    c.lease_soft_limit_ms = 5_000;
-    c.lease_hard_limit_ms = 10_000;
-    c.worker_heartbeat_ms = 200;
-    c.worker_timeout_ms = 3_000;
-    c.task_timeout_ms = 30_000;
-    c.locality_delay_ms = 300;
+    *c = std::mem::take(c).with_fast_timeouts();
     // One host per machine would take every core; on this shared machine two slots each.
     for h in &mut c.hosts {
         h.worker_slots = 2;

@@ -199,6 +199,30 @@ impl Default for ClusterConfig {
 }
 
 impl ClusterConfig {
+    /// This config with the sizes and timings every test cluster uses (the dfs and examples
+    /// integration tests, cluster-tests, the custom-job test): 64 KiB blocks, so small inputs
+    /// span many blocks, and timeouts of seconds, so a dead datanode, a lost worker or a
+    /// leader election is noticed within a test's patience rather than production's. A
+    /// harness overrides only what its tests need otherwise, saying why.
+    pub fn with_fast_timeouts(mut self) -> ClusterConfig {
+        self.block_size_bytes = 64 * 1024;
+        self.heartbeat_interval_ms = 200;
+        self.datanode_dead_after_ms = 3_000;
+        // Only the report at datanode start matters to a test; more would be noise.
+        self.block_report_interval_ms = 60_000;
+        self.replication_check_interval_ms = 300;
+        self.rpc_timeout_ms = 3_000;
+        self.idle_timeout_ms = 60_000;
+        self.raft_tick_ms = 50;
+        self.lease_soft_limit_ms = 5_000;
+        self.lease_hard_limit_ms = 10_000;
+        self.worker_heartbeat_ms = 200;
+        self.worker_timeout_ms = 3_000;
+        self.task_timeout_ms = 30_000;
+        self.locality_delay_ms = 300;
+        self
+    }
+
     /// Parses TOML text and validates it.
     pub fn parse(text: &str) -> Result<Self> {
         let config: ClusterConfig =
@@ -702,6 +726,17 @@ pub fn hosts_config(spec: &HostsSpec) -> Result<ClusterConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_timeouts_are_a_valid_config_that_round_trips() {
+        let config = local_config(3, 3, Path::new("/tmp/c")).with_fast_timeouts();
+        config.validate().unwrap();
+        assert_eq!(
+            ClusterConfig::parse(&config.to_toml().unwrap()).unwrap(),
+            config
+        );
+        assert!(config.datanode_dead_after_ms < ClusterConfig::default().datanode_dead_after_ms);
+    }
 
     #[test]
     fn empty_file_gets_defaults() {

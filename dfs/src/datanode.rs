@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::block_store::{BlockStore, Replica};
 use crate::config::{ClusterConfig, HostConfig};
 use crate::error::{Error, Result};
+use crate::listener::{stop_on_signal, ShutdownTrigger};
 use crate::protocol::{
     Block, DatanodeCommand, DatanodeRef, DatanodeUsage, ReplicaState, ReportedReplica, Request,
     Response,
@@ -44,7 +45,8 @@ struct Datanode {
     usage_cache: std::sync::Mutex<Option<(Instant, u64, u64)>>,
 }
 
-/// Runs the datanode for `host` until the process is killed.
+/// Runs the datanode for `host` until the process is killed, or until SIGTERM/SIGINT, which
+/// it handles by shutting down gracefully and returning `Ok`.
 pub async fn run(config: ClusterConfig, host: &str) -> Result<()> {
     let host_cfg = config.host(host)?.clone();
     let dirs = host_cfg.data_dirs.clone();
@@ -73,7 +75,8 @@ pub async fn run(config: ClusterConfig, host: &str) -> Result<()> {
         TransferLimits::from_config(&config),
         host,
     );
-    tokio::spawn(server.clone().serve(listener));
+    let stop = ShutdownTrigger::new();
+    let transfers = tokio::spawn(server.clone().serve(listener, stop.subscribe()));
     tracing::info!(host, addr = %host_cfg.addr, "datanode serving");
     let dn = Arc::new(Datanode {
         namenodes: NamenodeClient::new(&config),
@@ -93,7 +96,11 @@ pub async fn run(config: ClusterConfig, host: &str) -> Result<()> {
     }
     tokio::spawn(dn.clone().scan_forever());
     tokio::spawn(dn.clone().expire_parked_forever());
-    fan_out(events_rx, queues).await;
+    // Store events keep flowing to the namenodes while the transfers in hand finish.
+    tokio::select! {
+        () = fan_out(events_rx, queues) => {}
+        () = stop_on_signal(stop, vec![transfers]) => tracing::info!(host, "datanode stopped"),
+    }
     Ok(())
 }
 

@@ -6,7 +6,9 @@
 //! - [`frame`]: length-prefixed framing with limits, and the binary message format.
 //! - [`config`]: `cluster.toml` (namenodes, hosts, sizes, timeouts) and the local generator.
 //! - [`protocol`]: messages to and from the namenodes (start here to talk to them).
-//! - [`rpc`]: request/response server helper and the leader-following namenode client.
+//! - [`listener`]: the one bounded TCP server of every port: connection limit, handshake hook,
+//!   idle and read timeouts, accept back-off, graceful shutdown (and SIGTERM for daemons).
+//! - [`rpc`]: request/response serving on [`listener`], and the leader-following namenode client.
 //! - [`path`]: filesystem path validation.
 //! - [`wal`]: write-ahead log segments with a CRC per record and torn-tail cutting.
 //! - [`namenode`]: the Raft-replicated namenode daemon. Its pure core (no I/O, no clock):
@@ -42,6 +44,7 @@ pub mod datanode;
 pub mod durable;
 pub mod error;
 pub mod frame;
+pub mod listener;
 pub mod local_cluster;
 pub mod namenode;
 pub mod path;

@@ -105,7 +105,14 @@ fn main() -> ExitCode {
         }
     };
     let what = command_name(&cli.command);
-    match runtime.block_on(run(cli)) {
+    let result = if daemon {
+        // A daemon returns after a graceful shutdown: blocking work left over must not hold
+        // the exit.
+        dfs::listener::run_daemon(runtime, run(cli))
+    } else {
+        runtime.block_on(run(cli))
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dfs {what}: {}", shell::describe(&e));

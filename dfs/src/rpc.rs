@@ -1,8 +1,8 @@
 //! Request/response RPC over frames: a server helper any daemon can use, and the namenode
 //! client that finds the Raft leader.
 //!
-//! Server ([`serve`]): bounded connections (extra ones are closed at once), an idle timeout on
-//! every read and write, one request at a time per connection. A frame that is too large,
+//! Server ([`serve`]): on the shared [`crate::listener`] (bounded connections, idle and read
+//! timeouts, graceful shutdown), one request at a time per connection. A frame that is too large,
 //! truncated or undecodable gets an error reply when one can still be sent, and the connection
 //! is closed, because after a bad length the byte stream cannot be resynchronised; other
 //! connections are unaffected and no input can panic the server (G7).
@@ -22,20 +22,18 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
 use crate::frame::{decode_msg, encode_msg, read_frame, write_frame, DEFAULT_FRAME_LIMIT_BYTES};
+use crate::listener::{Limits, Shutdown};
 use crate::protocol::{CallId, Request, RequestFrame, Response, ResponseFrame, WireError};
 
-/// Limits a server enforces on every connection.
+/// Limits of an RPC server: the connection limits of every server, and its frame limit.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
-    /// Concurrent connections; more are closed on accept.
-    pub max_connections: usize,
-    /// A connection idle (or stalled mid-frame) this long is closed.
-    pub idle_timeout: Duration,
+    /// Connections, timeouts and shutdown grace.
+    pub listener: Limits,
     /// Largest accepted frame.
     pub frame_limit_bytes: usize,
 }
@@ -44,8 +42,7 @@ impl ServerLimits {
     /// Limits from the cluster config.
     pub fn from_config(config: &ClusterConfig) -> Self {
         ServerLimits {
-            max_connections: config.max_connections,
-            idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+            listener: Limits::from_config(config),
             frame_limit_bytes: DEFAULT_FRAME_LIMIT_BYTES,
         }
     }
@@ -63,39 +60,30 @@ pub trait Service: Send + Sync + 'static {
     fn malformed(&self, err: &Error) -> Self::Response;
 }
 
-/// Accepts connections forever, serving each with `service` under `limits`.
-pub async fn serve<S: Service>(listener: TcpListener, limits: ServerLimits, service: Arc<S>) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                // Usually EMFILE: back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(
-                "refusing connection from {peer}: {} connections open",
-                limits.max_connections
-            );
-            drop(stream);
-            continue;
-        };
-        let service = service.clone();
-        tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, limits, &*service).await {
-                tracing::debug!("connection from {peer} closed: {e}");
-            }
-            drop(permit);
-        });
-    }
+/// Serves each connection with `service` under `limits` on the shared [`crate::listener`],
+/// until `shutdown` fires and the requests in hand are answered.
+pub async fn serve<S: Service>(
+    listener: TcpListener,
+    limits: ServerLimits,
+    service: Arc<S>,
+    shutdown: Shutdown,
+) {
+    crate::listener::serve(
+        listener,
+        "rpc",
+        limits.listener,
+        shutdown,
+        move |stream, conn| {
+            let service = service.clone();
+            async move { serve_connection(stream, conn, limits, &*service).await }
+        },
+    )
+    .await
 }
 
 async fn serve_connection<S: Service>(
     stream: TcpStream,
+    mut conn: crate::listener::Conn,
     limits: ServerLimits,
     service: &S,
 ) -> Result<()> {
@@ -103,30 +91,27 @@ async fn serve_connection<S: Service>(
     let (read, write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut writer = BufWriter::new(write);
+    let write_timeout = limits.listener.idle_timeout;
     loop {
-        let frame = tokio::time::timeout(
-            limits.idle_timeout,
-            read_frame(&mut reader, limits.frame_limit_bytes),
-        )
-        .await;
-        let payload = match frame {
-            Err(_) => return Err(Error::Timeout("idle connection".into())),
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Ok(Some(p))) => p,
-            Ok(Err(e)) => {
-                send_reply(&mut writer, &service.malformed(&e), limits.idle_timeout).await?;
+        let payload = match conn.read_frame(&mut reader, limits.frame_limit_bytes).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(p)) => p,
+            // A silent or stalled peer gets no reply: it would not read one either.
+            Err(e @ Error::Timeout(_)) => return Err(e),
+            Err(e) => {
+                send_reply(&mut writer, &service.malformed(&e), write_timeout).await?;
                 return Err(e);
             }
         };
         let req = match decode_msg::<S::Request>(&payload) {
             Ok(r) => r,
             Err(e) => {
-                send_reply(&mut writer, &service.malformed(&e), limits.idle_timeout).await?;
+                send_reply(&mut writer, &service.malformed(&e), write_timeout).await?;
                 return Err(e);
             }
         };
         let resp = service.call(req).await;
-        send_reply(&mut writer, &resp, limits.idle_timeout).await?;
+        send_reply(&mut writer, &resp, write_timeout).await?;
     }
 }
 
@@ -417,11 +402,15 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let limits = ServerLimits {
-            max_connections: 8,
-            idle_timeout: Duration::from_secs(5),
+            listener: Limits {
+                max_connections: 8,
+                idle_timeout: Duration::from_secs(5),
+                read_timeout: Duration::from_secs(5),
+                shutdown_grace: Duration::from_secs(5),
+            },
             frame_limit_bytes: 1024,
         };
-        tokio::spawn(serve(listener, limits, Arc::new(Echo)));
+        tokio::spawn(serve(listener, limits, Arc::new(Echo), Shutdown::never()));
         addr
     }
 

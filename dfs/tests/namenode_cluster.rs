@@ -59,12 +59,13 @@ impl Cluster {
     fn start_with(adjust: impl FnOnce(&mut ClusterConfig)) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut config =
-            local_config_with_ports(3, 0, dir.path(), LocalPorts::from_base(port_base()));
+            local_config_with_ports(3, 0, dir.path(), LocalPorts::from_base(port_base()))
+                .with_fast_timeouts();
+        // These tests are about elections, leases and failover, and wait for each several
+        // times over: a shorter tick, datanode expiry and lease keep them quick. With no
+        // datanodes and no MapReduce, the quicker timings cost nothing.
         config.raft_tick_ms = 20;
-        config.raft_election_ticks = 10;
-        config.raft_heartbeat_ticks = 2;
         config.rpc_timeout_ms = 2_000;
-        config.heartbeat_interval_ms = 200;
         config.datanode_dead_after_ms = 1_000;
         config.replication_check_interval_ms = 200;
         config.lease_soft_limit_ms = 500;

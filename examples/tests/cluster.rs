@@ -51,16 +51,7 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut c =
             local_config_with_ports(3, hosts, dir.path(), LocalPorts::from_base(port_base()));
-        c.block_size_bytes = 64 * 1024;
-        c.heartbeat_interval_ms = 200;
-        c.datanode_dead_after_ms = 3_000;
-        c.replication_check_interval_ms = 500;
-        c.rpc_timeout_ms = 3_000;
-        c.idle_timeout_ms = 60_000;
-        c.worker_heartbeat_ms = 200;
-        c.worker_timeout_ms = 3_000;
-        c.task_timeout_ms = 30_000;
-        c.locality_delay_ms = 300;
+        c = c.with_fast_timeouts();
         tweak(&mut c);
         let conf = dir.path().join("cluster.toml");
         std::fs::write(&conf, c.to_toml().unwrap()).unwrap();

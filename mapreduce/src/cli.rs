@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use dfs::config::{ClusterConfig, CONF_ENV};
+use dfs::listener::run_daemon;
 
 use crate::error::{dfs_error, Error, Result};
 use crate::job::Settings;
@@ -217,27 +218,29 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
         AdminCommand::Jobtracker => {
             init_logging_at("info");
             let config = load_config(conf)?;
-            daemon_runtime()?.block_on(crate::jobtracker::Jobtracker::run(config))?;
+            run_daemon(
+                daemon_runtime()?,
+                crate::jobtracker::Jobtracker::run(config),
+            )?;
         }
         AdminCommand::Worker { host } => {
             init_logging_at("info");
             let config = load_config(conf)?;
-            daemon_runtime()?.block_on(crate::worker::Worker::run(config, host))?;
+            run_daemon(daemon_runtime()?, crate::worker::Worker::run(config, host))?;
         }
         AdminCommand::Namenode { id } => {
             init_logging_at("info");
             let config = load_config(conf)?;
             // The namenode's own runtime (see `dfs::namenode::runtime` for why one thread).
-            dfs::namenode::runtime()
-                .map_err(|e| Error::io("starting the runtime".to_owned(), e))?
-                .block_on(dfs::namenode::run(config, id))
+            let runtime = dfs::namenode::runtime()
+                .map_err(|e| Error::io("starting the runtime".to_owned(), e))?;
+            run_daemon(runtime, dfs::namenode::run(config, id))
                 .map_err(|e| dfs_error(format_args!("namenode {id}"), e))?;
         }
         AdminCommand::Datanode { host } => {
             init_logging_at("info");
             let config = load_config(conf)?;
-            daemon_runtime()?
-                .block_on(dfs::datanode::run(config, &host))
+            run_daemon(daemon_runtime()?, dfs::datanode::run(config, &host))
                 .map_err(|e| dfs_error(format_args!("datanode {host}"), e))?;
         }
         AdminCommand::Status { job: Some(id) } => {

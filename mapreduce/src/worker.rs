@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use dfs::client::DfsClient;
 use dfs::config::ClusterConfig;
+use dfs::listener::{stop_on_signal, Limits, ShutdownTrigger};
 
 use crate::error::{dfs_error, Error, Result};
 use crate::protocol::{
@@ -47,7 +48,8 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Runs the worker of `host` until the process ends.
+    /// Runs the worker of `host` until the process ends, or until SIGTERM/SIGINT, which it
+    /// handles by shutting down gracefully and returning `Ok`.
     pub async fn run(config: ClusterConfig, host: String) -> Result<()> {
         let h = config
             .host(&host)
@@ -68,11 +70,12 @@ impl Worker {
                     e,
                 )
             })?;
-        let idle = Duration::from_millis(config.idle_timeout_ms);
-        tokio::spawn(crate::shuffle::server::serve(
+        let stop = ShutdownTrigger::new();
+        let shuffle = tokio::spawn(crate::shuffle::server::serve(
             listener,
             work_dir.clone(),
-            idle,
+            Limits::from_config(&config),
+            stop.subscribe(),
         ));
         let slots = match h.worker_slots {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()) as u32,
@@ -92,7 +95,12 @@ impl Worker {
             w.host,
             h.worker_addr
         );
-        w.heartbeat_loop().await;
+        // Fetches in hand are finished before the worker goes; its running attempts end with
+        // it (their child processes are killed on drop) and the jobtracker re-runs them.
+        tokio::select! {
+            () = w.heartbeat_loop() => {}
+            () = stop_on_signal(stop, vec![shuffle]) => tracing::info!("worker stopped"),
+        }
         Ok(())
     }
 

@@ -20,6 +20,7 @@ use super::lease_recovery::{leader_duties, Duty, Recovering};
 use super::wall_ms;
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
+use crate::listener::{stop_on_signal, ShutdownTrigger};
 use crate::namenode::block_map::ClosingFile;
 use crate::namenode::namespace::{Entry, Namespace, Op, Outcome};
 use crate::namenode::placement::{self, PipelineChange};
@@ -652,7 +653,8 @@ async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener> {
         .map_err(|e| Error::io(format!("binding the {what} port {addr}"), e))
 }
 
-/// Runs namenode `id` of `config` until a fatal error (storage failure, port in use).
+/// Runs namenode `id` of `config` until a fatal error (storage failure, port in use), or
+/// until SIGTERM/SIGINT, which it handles by shutting down gracefully and returning `Ok`.
 pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
     config.validate()?;
     let me = config.namenode(id)?.clone();
@@ -678,11 +680,13 @@ pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
     let raft_listener = bind("raft", parse("raft_addr", &me.raft_addr)?).await?;
     let config = Arc::new(config);
     let limits = ServerLimits::from_config(&config);
+    let stop = ShutdownTrigger::new();
     tokio::spawn(reports.forward(handle.clone()));
-    tokio::spawn(serve_raft(
+    let raft_server = tokio::spawn(serve_raft(
         raft_listener,
         handle.clone(),
-        limits.idle_timeout,
+        limits.listener,
+        stop.subscribe(),
     ));
     let recovering: Recovering = Arc::default();
     let service = Arc::new(NamenodeService {
@@ -691,7 +695,7 @@ pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
         config: config.clone(),
         recovering: recovering.clone(),
     });
-    tokio::spawn(serve(rpc_listener, limits, service));
+    let rpc_server = tokio::spawn(serve(rpc_listener, limits, service, stop.subscribe()));
     tokio::spawn(leader_duties(shared, handle, config, recovering));
     tracing::info!(
         "namenode {id}: clients on {}, raft on {}, state in {}",
@@ -699,5 +703,13 @@ pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
         me.raft_addr,
         me.meta_dir.display()
     );
-    driver.run().await
+    // The driver keeps running while the servers drain, so the requests in hand can still
+    // be committed and answered.
+    tokio::select! {
+        result = driver.run() => result,
+        () = stop_on_signal(stop, vec![rpc_server, raft_server]) => {
+            tracing::info!("namenode {id}: stopped");
+            Ok(())
+        }
+    }
 }

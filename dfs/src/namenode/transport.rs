@@ -12,10 +12,11 @@ use std::time::Duration;
 use raft::eraftpb::{Message, MessageType};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
-use crate::frame::{read_frame, write_frame};
+use crate::frame::write_frame;
+use crate::listener::{Conn, Limits, Shutdown};
 use crate::namenode::raft_driver::{
     decode_raft_message, encode_raft_message, DriverMsg, MessageSink, RaftHandle,
 };
@@ -164,42 +165,31 @@ async fn send_one(
         .map_err(|_| Error::Timeout("sending raft message".into()))?
 }
 
-/// Accepts Raft connections and feeds their messages to the driver.
-pub async fn serve_raft(listener: TcpListener, handle: RaftHandle, idle_timeout: Duration) {
-    let slots = Arc::new(Semaphore::new(MAX_RAFT_CONNECTIONS));
-    loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            continue;
-        };
+/// Accepts Raft connections on the shared [`crate::listener`] (at most
+/// [`MAX_RAFT_CONNECTIONS`] of them, whatever `limits` says) and feeds their messages to the
+/// driver, until `shutdown` fires.
+pub async fn serve_raft(
+    listener: TcpListener,
+    handle: RaftHandle,
+    limits: Limits,
+    shutdown: Shutdown,
+) {
+    let limits = Limits {
+        max_connections: MAX_RAFT_CONNECTIONS,
+        ..limits
+    };
+    crate::listener::serve(listener, "raft", limits, shutdown, move |stream, conn| {
         let handle = handle.clone();
-        tokio::spawn(async move {
-            if let Err(e) = raft_connection(stream, &handle, idle_timeout).await {
-                tracing::debug!("raft connection from {peer}: {e}");
-            }
-            drop(permit);
-        });
-    }
+        async move { raft_connection(stream, conn, &handle).await }
+    })
+    .await
 }
 
-async fn raft_connection(
-    stream: TcpStream,
-    handle: &RaftHandle,
-    idle_timeout: Duration,
-) -> Result<()> {
+async fn raft_connection(stream: TcpStream, mut conn: Conn, handle: &RaftHandle) -> Result<()> {
     let mut reader = BufReader::new(stream);
-    loop {
-        let frame = tokio::time::timeout(
-            idle_timeout,
-            read_frame(&mut reader, RAFT_FRAME_LIMIT_BYTES),
-        )
-        .await
-        .map_err(|_| Error::Timeout("idle raft connection".into()))??;
-        let Some(payload) = frame else { return Ok(()) };
+    while let Some(payload) = conn.read_frame(&mut reader, RAFT_FRAME_LIMIT_BYTES).await? {
         let msg = decode_raft_message(&payload)?;
         handle.send(DriverMsg::Raft(msg)).await?;
     }
+    Ok(())
 }

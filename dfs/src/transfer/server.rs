@@ -3,16 +3,16 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use super::wire::{decode_message, failed, recv_frame, send_message, TransferRequest};
 use super::{Handler, ReplicaEvent, TransferLimits};
 use crate::block_store::BlockStore;
 use crate::error::Result;
+use crate::listener::{Conn, Limits, Shutdown, SHUTDOWN_GRACE};
 
 /// The datanode's transfer server.
 #[derive(Debug)]
@@ -47,33 +47,31 @@ impl TransferServer {
         self.active.load(Ordering::Relaxed)
     }
 
-    /// Accepts and serves connections forever.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        let slots = Arc::new(Semaphore::new(self.limits.max_connections));
-        loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    // Usually EMFILE: back off rather than spin.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+    /// Serves connections on the shared [`crate::listener`] until `shutdown` fires and the
+    /// transfers in hand are done. The read timeout of a request frame is the peer timeout.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: Shutdown) {
+        let limits = Limits {
+            max_connections: self.limits.max_connections,
+            idle_timeout: self.limits.idle_timeout,
+            read_timeout: self.limits.peer_timeout,
+            shutdown_grace: SHUTDOWN_GRACE,
+        };
+        crate::listener::serve(
+            listener,
+            "transfer",
+            limits,
+            shutdown,
+            move |stream, conn| {
+                let server = self.clone();
+                async move {
+                    server.active.fetch_add(1, Ordering::Relaxed);
+                    let served = server.serve_connection(stream, conn).await;
+                    server.active.fetch_sub(1, Ordering::Relaxed);
+                    served
                 }
-            };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                tracing::warn!("refusing transfer connection from {peer}: too many open");
-                continue;
-            };
-            let server = self.clone();
-            tokio::spawn(async move {
-                server.active.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = server.serve_connection(stream).await {
-                    tracing::debug!("transfer connection from {peer} ended: {e}");
-                }
-                server.active.fetch_sub(1, Ordering::Relaxed);
-                drop(permit);
-            });
-        }
+            },
+        )
+        .await
     }
 
     /// The handler of one connection, borrowing this server's store, events and limits.
@@ -86,14 +84,22 @@ impl TransferServer {
         }
     }
 
-    async fn serve_connection(&self, stream: TcpStream) -> Result<()> {
+    async fn serve_connection(&self, stream: TcpStream, mut conn: Conn) -> Result<()> {
         let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
         let mut r = BufReader::new(r);
         let mut w = BufWriter::new(w);
-        let request = recv_frame(&mut r, self.limits.idle_timeout, "a request")
-            .await
-            .and_then(|f| decode_message::<TransferRequest>(&f));
+        // One request per connection: a connection closed (or told to shut down) before its
+        // request began is done.
+        let request = match conn.wait_for_frame(&mut r).await {
+            Ok(false) => return Ok(()),
+            Ok(true) => {
+                conn.within_read_timeout(recv_frame(&mut r, self.limits.idle_timeout, "a request"))
+                    .await
+            }
+            Err(e) => Err(e),
+        }
+        .and_then(|f| decode_message::<TransferRequest>(&f));
         let request = match request {
             Ok(req) => req,
             Err(e) => {

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::block_store::BlockStore;
 use crate::checksum;
+use crate::listener::Shutdown;
 use crate::protocol::{Block, DatanodeRef};
 
 fn payload(len: usize, seed: u8) -> Vec<u8> {
@@ -36,7 +37,7 @@ async fn start_node(name: &str) -> Node {
     let server = TransferServer::new(store.clone(), tx, limits, name);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(server.serve(listener));
+    tokio::spawn(server.serve(listener, Shutdown::never()));
     Node {
         store,
         node: DatanodeRef {

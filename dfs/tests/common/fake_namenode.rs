@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dfs::error::Error;
+use dfs::listener::{Limits, Shutdown, SHUTDOWN_GRACE};
 use dfs::protocol::*;
 use dfs::rpc::{self, ServerLimits, Service};
 
@@ -418,10 +419,20 @@ pub async fn start(addr: &str, dead_after: Duration, block_size: u64) -> Arc<Fak
         block_size,
     });
     let limits = ServerLimits {
-        max_connections: 256,
-        idle_timeout: Duration::from_secs(60),
+        listener: Limits {
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_secs(60),
+            shutdown_grace: SHUTDOWN_GRACE,
+        },
         frame_limit_bytes: 64 << 20,
     };
-    tokio::spawn(rpc::serve(listener, limits, service.clone()));
+    // The fake lives as long as its test process: nothing ever shuts it down.
+    tokio::spawn(rpc::serve(
+        listener,
+        limits,
+        service.clone(),
+        Shutdown::never(),
+    ));
     service
 }

@@ -57,20 +57,18 @@ fn port_base() -> u16 {
     20_000 + (pid.wrapping_mul(97).wrapping_add(slot.wrapping_mul(10))) % 12_000
 }
 
-/// The test config: tiny blocks, fast heartbeats and failure detection.
+/// The test config: tiny blocks, fast heartbeats and failure detection
+/// ([`ClusterConfig::with_fast_timeouts`]).
 pub fn test_config(dir: &Path, namenodes: usize, hosts: usize) -> ClusterConfig {
     let mut c = local_config_with_ports(namenodes, hosts, dir, LocalPorts::from_base(port_base()));
+    c = c.with_fast_timeouts();
+    // The tests' own block-size arithmetic uses BLOCK.
     c.block_size_bytes = BLOCK as u64;
-    c.heartbeat_interval_ms = 200;
+    // These tests kill datanodes and clients and wait for that to be noticed; no MapReduce
+    // load competes here, so detection can be quicker than in the shared fast config.
     c.datanode_dead_after_ms = 2_000;
-    c.block_report_interval_ms = 60_000;
-    c.replication_check_interval_ms = 300;
     c.rpc_timeout_ms = 2_000;
     c.idle_timeout_ms = 30_000;
-    c.raft_tick_ms = 50;
-    c.lease_soft_limit_ms = 5_000;
-    c.lease_hard_limit_ms = 10_000;
-    c.scanner_interval_ms = 600_000;
     c
 }
 

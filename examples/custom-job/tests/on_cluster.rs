@@ -38,11 +38,8 @@ fn user_binary_runs_on_a_cluster_started_by_mrjob() {
     let dir = tempfile::tempdir().unwrap();
     // Below Linux's ephemeral range (32768-60999), where outgoing connections take ports.
     let base = 20_000 + (std::process::id() as u16).wrapping_mul(83) % 12_000;
-    let mut c = local_config_with_ports(3, 3, dir.path(), LocalPorts::from_base(base));
-    c.block_size_bytes = 64 * 1024;
-    c.heartbeat_interval_ms = 200;
-    c.worker_heartbeat_ms = 200;
-    c.worker_timeout_ms = 3_000;
+    let c =
+        local_config_with_ports(3, 3, dir.path(), LocalPorts::from_base(base)).with_fast_timeouts();
     let conf = dir.path().join("cluster.toml");
     std::fs::write(&conf, c.to_toml().unwrap()).unwrap();
     let mrjob = mrjob_bin();

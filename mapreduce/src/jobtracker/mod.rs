@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use dfs::client::DfsClient;
 use dfs::config::ClusterConfig;
+use dfs::listener::{stop_on_signal, ShutdownTrigger};
 use dfs::rpc::{serve, ServerLimits};
 use tokio::sync::Notify;
 
@@ -187,7 +188,8 @@ impl Jobtracker {
         })
     }
 
-    /// Serves on the configured address until the process ends.
+    /// Serves on the configured address until the process ends, or until SIGTERM/SIGINT,
+    /// which it handles by shutting down gracefully and returning `Ok`.
     pub async fn run(config: ClusterConfig) -> Result<()> {
         let addr = config.jobtracker_addr.clone();
         let listener = tokio::net::TcpListener::bind(&addr)
@@ -208,7 +210,15 @@ impl Jobtracker {
             }
         });
         tracing::info!("jobtracker serving on {addr}");
-        serve(listener, limits, Arc::new(JtService(jt))).await;
+        let stop = ShutdownTrigger::new();
+        let server = tokio::spawn(serve(
+            listener,
+            limits,
+            Arc::new(JtService(jt)),
+            stop.subscribe(),
+        ));
+        stop_on_signal(stop, vec![server]).await;
+        tracing::info!("jobtracker stopped");
         Ok(())
     }
 

@@ -3,13 +3,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
-use dfs::frame::{decode_msg, read_frame, write_frame};
+use dfs::frame::{decode_msg, write_frame};
+use dfs::listener::{Conn, Limits, Shutdown};
 
 use crate::error::{Error, Result};
 use crate::protocol::{FetchHeader, FetchRequest, SHUFFLE_CHUNK_BYTES};
@@ -22,44 +21,38 @@ pub const MAX_SHUFFLE_CONNECTIONS: usize = 64;
 /// Largest shuffle request frame.
 const REQUEST_LIMIT_BYTES: usize = 4096;
 
-/// Serves map outputs under `work_dir` on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, work_dir: PathBuf, idle_timeout: Duration) {
-    let slots = Arc::new(Semaphore::new(MAX_SHUFFLE_CONNECTIONS));
+/// Serves map outputs under `work_dir` on the shared [`dfs::listener`] (at most
+/// [`MAX_SHUFFLE_CONNECTIONS`] connections, whatever `limits` says) until `shutdown` fires and
+/// the fetches in hand are sent.
+pub async fn serve(listener: TcpListener, work_dir: PathBuf, limits: Limits, shutdown: Shutdown) {
+    let limits = Limits {
+        max_connections: MAX_SHUFFLE_CONNECTIONS,
+        ..limits
+    };
     let work_dir = Arc::new(work_dir);
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("shuffle accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!("refusing shuffle connection from {peer}: too many open");
-            continue;
-        };
-        let work_dir = work_dir.clone();
-        tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, &work_dir, idle_timeout).await {
-                tracing::debug!("shuffle connection from {peer} ended: {e}");
-            }
-            drop(permit);
-        });
-    }
+    dfs::listener::serve(
+        listener,
+        "shuffle",
+        limits,
+        shutdown,
+        move |stream, conn| {
+            let work_dir = work_dir.clone();
+            async move { serve_connection(stream, conn, &work_dir).await }
+        },
+    )
+    .await
 }
 
-async fn serve_connection(stream: TcpStream, work_dir: &Path, idle: Duration) -> Result<()> {
+async fn serve_connection(stream: TcpStream, mut conn: Conn, work_dir: &Path) -> Result<()> {
+    let idle = conn.idle_timeout();
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
     let mut r = BufReader::new(r);
     let mut w = BufWriter::new(w);
     loop {
-        let frame = tokio::time::timeout(idle, read_frame(&mut r, REQUEST_LIMIT_BYTES))
+        let frame = conn
+            .read_frame(&mut r, REQUEST_LIMIT_BYTES)
             .await
-            .map_err(|_| Error::Timeout {
-                what: "idle shuffle connection".into(),
-            })?
             .map_err(|e| Error::Protocol(format!("reading a shuffle request: {e}")))?;
         let Some(frame) = frame else {
             return Ok(());
