@@ -52,6 +52,14 @@ impl Cluster {
         let mut c =
             local_config_with_ports(3, hosts, dir.path(), LocalPorts::from_base(port_base()));
         c = c.with_fast_timeouts();
+        // Production's Raft tick, leases and replication check: a job's task processes load
+        // this machine more than the dfs tests do (a 50 ms tick could start needless
+        // elections), and nothing these tests check waits on an election or a lease.
+        let production = ClusterConfig::default();
+        c.raft_tick_ms = production.raft_tick_ms;
+        c.lease_soft_limit_ms = production.lease_soft_limit_ms;
+        c.lease_hard_limit_ms = production.lease_hard_limit_ms;
+        c.replication_check_interval_ms = 500;
         tweak(&mut c);
         let conf = dir.path().join("cluster.toml");
         std::fs::write(&conf, c.to_toml().unwrap()).unwrap();
