@@ -92,7 +92,7 @@ impl Proxy {
 
     /// Changes the fault for every open and future connection.
     pub fn set(&self, fault: LinkFault) {
-        *self.fault.lock().unwrap() = fault;
+        *dfs::lock::lock(&self.fault) = fault;
     }
 
     /// What the proxy did so far.
@@ -148,7 +148,7 @@ async fn pump(
             }
             Ok(n) => n,
         };
-        let f = *fault.lock().unwrap();
+        let f = *dfs::lock::lock(&fault);
         if f.delay_ms > 0 {
             tokio::time::sleep(Duration::from_millis(f.delay_ms)).await;
         }

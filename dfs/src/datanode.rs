@@ -331,7 +331,7 @@ impl Datanode {
 
     async fn usage(&self) -> DatanodeUsage {
         let used_bytes = self.store.used_bytes();
-        let cached = *self.usage_cache.lock().unwrap();
+        let cached = *crate::lock::lock(&self.usage_cache);
         let (capacity, free) = match cached {
             Some((at, cap, free)) if at.elapsed() < USAGE_REFRESH => (cap, free),
             _ => {
@@ -339,7 +339,7 @@ impl Datanode {
                 let (cap, free) = tokio::task::spawn_blocking(move || disk_space(&dirs))
                     .await
                     .unwrap_or((0, 0));
-                *self.usage_cache.lock().unwrap() = Some((Instant::now(), cap, free));
+                *crate::lock::lock(&self.usage_cache) = Some((Instant::now(), cap, free));
                 (cap, free)
             }
         };

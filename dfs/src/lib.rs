@@ -34,6 +34,7 @@
 //!   short-circuit).
 //! - [`shell`]: the `dfs` shell commands (`ls`, `put`, `get`, `fsck`, ...).
 //! - [`local_cluster`]: `dfs cluster start|stop` and the daemon process control behind it.
+//! - [`lock`]: the one policy for poisoned locks (the process ends), and the helpers that apply it.
 #![deny(missing_docs)]
 
 pub mod block_store;
@@ -46,6 +47,7 @@ pub mod error;
 pub mod frame;
 pub mod listener;
 pub mod local_cluster;
+pub mod lock;
 pub mod namenode;
 pub mod path;
 pub mod power_loss;

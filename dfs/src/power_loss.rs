@@ -166,7 +166,7 @@ impl Model {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock leaves the shadow as consistent as any other crash.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock::lock(&self.state)
     }
 
     /// Models the tree under `root` (created if missing). If the shadow does not know this root

@@ -281,7 +281,9 @@ impl NamenodeClient {
             call,
             body: req.clone(),
         })?;
-        let pooled = self.pool.lock().unwrap().get_mut(&id).and_then(|v| v.pop());
+        let pooled = crate::lock::lock(&self.pool)
+            .get_mut(&id)
+            .and_then(|v| v.pop());
         let mut conn = match pooled {
             Some(c) => c,
             None => self.connect(addr).await?,
@@ -296,7 +298,7 @@ impl NamenodeClient {
                 reply.request_id
             )));
         }
-        let mut pool = self.pool.lock().unwrap();
+        let mut pool = crate::lock::lock(&self.pool);
         let idle = pool.entry(id).or_default();
         if idle.len() < POOL_PER_NAMENODE {
             idle.push(conn);

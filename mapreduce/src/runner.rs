@@ -180,24 +180,19 @@ pub fn run_pool<T: Send>(
                     return;
                 }
                 match f(i) {
-                    Ok(v) => lock(&results)[i] = Some(v),
+                    Ok(v) => dfs::lock::lock(&results)[i] = Some(v),
                     Err(e) => {
                         failed.store(true, Ordering::Relaxed);
-                        lock(&first_error).get_or_insert(e);
+                        dfs::lock::lock(&first_error).get_or_insert(e);
                         return;
                     }
                 }
             });
         }
     });
-    if let Some(e) = lock(&first_error).take() {
+    if let Some(e) = dfs::lock::lock(&first_error).take() {
         return Err(e);
     }
-    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    let results = dfs::lock::into_inner(results);
     Ok(results.into_iter().flatten().collect())
-}
-
-/// Locks a mutex, ignoring poisoning: a panicking task is reported by the thread scope.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

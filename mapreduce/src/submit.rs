@@ -425,24 +425,21 @@ static INTERRUPT_TARGET: std::sync::Mutex<Option<(ClusterClient, JobId)>> =
 
 impl KillOnInterrupt {
     fn install(client: ClusterClient, id: JobId) -> KillOnInterrupt {
-        *INTERRUPT_TARGET.lock().unwrap_or_else(|p| p.into_inner()) = Some((client, id));
+        *dfs::lock::lock(&INTERRUPT_TARGET) = Some((client, id));
         KillOnInterrupt
     }
 }
 
 impl Drop for KillOnInterrupt {
     fn drop(&mut self) {
-        *INTERRUPT_TARGET.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *dfs::lock::lock(&INTERRUPT_TARGET) = None;
     }
 }
 
 /// Called by a binary's interrupt handler: kills the job being waited for, if any, and
 /// returns its id.
 pub fn kill_submitted_job() -> Option<JobId> {
-    let target = INTERRUPT_TARGET
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let target = dfs::lock::lock(&INTERRUPT_TARGET).clone();
     let (client, id) = target?;
     let _ = client.kill(id);
     Some(id)

@@ -105,7 +105,7 @@ impl Worker {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<AttemptId, Running>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
+        dfs::lock::lock(&self.running)
     }
 
     async fn heartbeat_loop(self: Arc<Self>) {

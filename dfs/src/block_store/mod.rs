@@ -163,7 +163,7 @@ impl BlockStore {
             len_bytes,
             volume,
         };
-        let mut map = self.replicas.lock().unwrap();
+        let mut map = crate::lock::lock(&self.replicas);
         let stale = match map.get(&block_id) {
             Some(old) if old.gen_stamp >= gen_stamp => Some(replica),
             Some(old) => {
@@ -184,21 +184,22 @@ impl BlockStore {
 
     /// Every finalized replica (for a full block report).
     pub fn replicas(&self) -> Vec<Replica> {
-        self.replicas.lock().unwrap().values().copied().collect()
+        crate::lock::lock(&self.replicas)
+            .values()
+            .copied()
+            .collect()
     }
 
     /// The replica of `block_id`, if stored.
     pub fn get(&self, block_id: u64) -> Option<Replica> {
-        self.replicas.lock().unwrap().get(&block_id).copied()
+        crate::lock::lock(&self.replicas).get(&block_id).copied()
     }
 
     /// Bytes used by finalized replicas: each data file plus its checksum sidecar, as computed
     /// from the in-memory index (the sidecar's size follows from the data length), so a
     /// heartbeat costs no disk access. Replicas being written and parked ones are not counted.
     pub fn used_bytes(&self) -> u64 {
-        self.replicas
-            .lock()
-            .unwrap()
+        crate::lock::lock(&self.replicas)
             .values()
             .map(|r| r.len_bytes + replica::sidecar_len_bytes(r.len_bytes))
             .sum()
@@ -303,7 +304,7 @@ impl BlockStore {
     /// Makes a committed replica visible, unless a newer generation won meanwhile.
     fn index_finalized(&self, replica: Replica) -> Result<Replica> {
         let w = replica;
-        let mut map = self.replicas.lock().unwrap();
+        let mut map = crate::lock::lock(&self.replicas);
         // A slow pipeline of an older generation may finish after a newer one: it loses.
         if let Some(newer) = map.get(&w.block_id).filter(|o| o.gen_stamp > w.gen_stamp) {
             let newer_gen = newer.gen_stamp;
@@ -328,7 +329,7 @@ impl BlockStore {
     /// The directory is not fsynced: if a crash resurrects the files, the replica is reported
     /// again and the namenode asks for its deletion again, so nothing is lost by skipping it.
     pub fn delete(&self, block_id: u64) -> bool {
-        let removed = self.replicas.lock().unwrap().remove(&block_id);
+        let removed = crate::lock::lock(&self.replicas).remove(&block_id);
         match removed {
             Some(r) => {
                 self.remove_files(&r);
@@ -380,7 +381,7 @@ impl BlockStore {
             .map_err(|e| Error::io(format!("linking {}", new_data.display()), e))?;
         durable::write_durable(&new_meta, &sidecar)?;
         let replica = Replica { gen_stamp, ..old };
-        self.replicas.lock().unwrap().insert(block_id, replica);
+        crate::lock::lock(&self.replicas).insert(block_id, replica);
         self.remove_files(&old);
         Ok(replica)
     }

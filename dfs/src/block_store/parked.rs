@@ -23,7 +23,7 @@ impl ParkedReplicas {
     /// Keeps `writer`, evicting the oldest beyond [`MAX_PARKED_REPLICAS`].
     pub(super) fn park(&self, writer: BlockWriter) {
         let evicted = {
-            let mut parked = self.replicas.lock().unwrap();
+            let mut parked = crate::lock::lock(&self.replicas);
             let evicted = (parked.len() >= MAX_PARKED_REPLICAS).then(|| parked.remove(0));
             parked.push((Instant::now(), writer));
             evicted
@@ -34,7 +34,7 @@ impl ParkedReplicas {
     /// Drops those parked longer than `age` ago.
     pub(super) fn drop_older_than(&self, age: Duration) {
         let old: Vec<_> = {
-            let mut parked = self.replicas.lock().unwrap();
+            let mut parked = crate::lock::lock(&self.replicas);
             let (old, keep) = std::mem::take(&mut *parked)
                 .into_iter()
                 .partition(|(at, _)| at.elapsed() > age);
@@ -46,13 +46,13 @@ impl ParkedReplicas {
 
     /// How many are parked.
     pub(super) fn count(&self) -> usize {
-        self.replicas.lock().unwrap().len()
+        crate::lock::lock(&self.replicas).len()
     }
 
     /// Drops those of `block_id` with a stamp up to `gen_stamp` (superseded by a finalized one).
     pub(super) fn drop_below(&self, block_id: u64, gen_stamp: u64) {
         let stale: Vec<_> = {
-            let mut parked = self.replicas.lock().unwrap();
+            let mut parked = crate::lock::lock(&self.replicas);
             let (stale, keep) = std::mem::take(&mut *parked)
                 .into_iter()
                 .partition(|(_, w)| w.block_id() == block_id && w.gen_stamp() <= gen_stamp);
@@ -64,7 +64,7 @@ impl ParkedReplicas {
 
     /// Takes out the one of `block_id` with exactly `gen_stamp`, if parked.
     pub(super) fn take(&self, block_id: u64, gen_stamp: u64) -> Option<BlockWriter> {
-        let mut parked = self.replicas.lock().unwrap();
+        let mut parked = crate::lock::lock(&self.replicas);
         parked
             .iter()
             .position(|(_, w)| w.block_id() == block_id && w.gen_stamp() == gen_stamp)
@@ -74,7 +74,7 @@ impl ParkedReplicas {
     /// Those of `block_id`, each fsynced first so the reported length is durable.
     pub(super) fn report(&self, block_id: u64) -> Result<Vec<ReportedReplica>> {
         let mut out = Vec::new();
-        let parked = self.replicas.lock().unwrap();
+        let parked = crate::lock::lock(&self.replicas);
         for (_, w) in parked.iter().filter(|(_, w)| w.block_id() == block_id) {
             w.sync_data()?;
             out.push(ReportedReplica {

@@ -48,11 +48,7 @@ pub(super) async fn leader_duties(
         let leader = shared.check_leader().is_ok();
         if !leader || !was_leader {
             // A new leader starts every lease clock afresh (lease times are soft state).
-            shared
-                .leases
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clear();
+            crate::lock::lock(&shared.leases).clear();
         }
         was_leader = leader;
         if !leader || shared.now_ms() < grace_ms {
@@ -98,11 +94,7 @@ struct RecoveryGuard<'a> {
 
 impl Drop for RecoveryGuard<'_> {
     fn drop(&mut self) {
-        self.recovering
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .busy
-            .remove(&self.path);
+        crate::lock::lock(self.recovering).busy.remove(&self.path);
     }
 }
 
@@ -117,11 +109,7 @@ impl Duty<'_> {
             return;
         }
         let now = self.shared.now_ms();
-        let renewed = self
-            .shared
-            .leases
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let renewed = crate::lock::lock(&self.shared.leases)
             .get(&file.holder)
             .copied();
         // Unknown to this leader's clock (it just took over): give the holder the soft limit.
@@ -137,11 +125,11 @@ impl Duty<'_> {
         let open = self.shared.ns().open_files();
         {
             let paths: HashSet<&str> = open.iter().map(|f| f.path.as_str()).collect();
-            let mut state = self.recovering.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = crate::lock::lock(self.recovering);
             state.retry_at_ms.retain(|p, _| paths.contains(p.as_str()));
         }
         let expired: Vec<_> = {
-            let mut leases = self.shared.leases.lock().unwrap_or_else(|e| e.into_inner());
+            let mut leases = crate::lock::lock(&self.shared.leases);
             let holders: HashSet<&str> = open.iter().map(|f| f.holder.as_str()).collect();
             leases.retain(|h, _| holders.contains(h.as_str()));
             open.iter()
@@ -176,7 +164,7 @@ impl Duty<'_> {
     async fn recover_file(&self, file: &OpenFile) {
         let now = self.shared.now_ms();
         {
-            let mut state = self.recovering.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = crate::lock::lock(self.recovering);
             let waiting = state.retry_at_ms.get(&file.path).is_some_and(|&t| t > now);
             if waiting || !state.busy.insert(file.path.clone()) {
                 return;
@@ -191,7 +179,7 @@ impl Duty<'_> {
             Err(e) => {
                 tracing::warn!("lease recovery of {} not done yet: {e}", file.path);
                 let retry_at = now + self.config.datanode_dead_after_ms;
-                let mut state = self.recovering.lock().unwrap_or_else(|e| e.into_inner());
+                let mut state = crate::lock::lock(self.recovering);
                 state.retry_at_ms.insert(file.path.clone(), retry_at);
                 return;
             }

@@ -98,10 +98,7 @@ impl Shared {
 
     /// A copy of the current Raft status.
     pub fn status(&self) -> NamenodeStatus {
-        self.status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        crate::lock::lock(&self.status).clone()
     }
 
     /// Ok when this node is the leader, else `NotLeader` with the leader it believes in.
@@ -117,12 +114,12 @@ impl Shared {
 
     /// Read access to the namespace.
     pub fn ns(&self) -> std::sync::RwLockReadGuard<'_, Namespace> {
-        self.ns.read().unwrap_or_else(|e| e.into_inner())
+        crate::lock::read(&self.ns)
     }
 
     /// The block map.
     pub fn block_map(&self) -> std::sync::MutexGuard<'_, BlockMap> {
-        self.block_map.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock::lock(&self.block_map)
     }
 }
 
@@ -701,7 +698,7 @@ impl<S: MessageSink> Driver<S> {
         let index = snap.get_metadata().index;
         let ns = Namespace::from_snapshot(&snap.data)?;
         self.persister.apply_snapshot(snap)?;
-        *self.shared.ns.write().unwrap_or_else(|e| e.into_inner()) = ns;
+        *crate::lock::write(&self.shared.ns) = ns;
         self.shared.applied.send_replace(index);
         tracing::info!("installed snapshot at index {index}");
         Ok(())
@@ -712,7 +709,7 @@ impl<S: MessageSink> Driver<S> {
             return Ok(());
         };
         {
-            let mut ns = self.shared.ns.write().unwrap_or_else(|e| e.into_inner());
+            let mut ns = crate::lock::write(&self.shared.ns);
             for e in &entries {
                 if e.get_entry_type() != EntryType::EntryNormal || e.data.is_empty() {
                     continue;
@@ -780,7 +777,7 @@ impl<S: MessageSink> Driver<S> {
             StateRole::PreCandidate => RaftRole::PreCandidate,
         };
         let inodes = self.shared.ns().inode_count();
-        let mut st = self.shared.status.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = crate::lock::lock(&self.shared.status);
         st.role = role;
         st.term = raft.term;
         st.leader_id = raft.leader_id;
@@ -838,7 +835,7 @@ mod tests {
     struct Bus(Arc<StdMutex<Vec<Message>>>);
     impl MessageSink for Bus {
         fn send(&self, msgs: Vec<Message>) {
-            self.0.lock().unwrap().extend(msgs);
+            crate::lock::lock(&self.0).extend(msgs);
         }
     }
 
@@ -1031,7 +1028,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         drop(handle);
         task.await.unwrap().unwrap();
-        let msgs = bus.0.lock().unwrap();
+        let msgs = crate::lock::lock(&bus.0);
         msgs.iter().any(|m| {
             m.get_msg_type() == raft::eraftpb::MessageType::MsgRequestVoteResponse
                 && m.to == 1

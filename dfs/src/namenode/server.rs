@@ -116,11 +116,7 @@ impl NamenodeService {
 
     fn renew(&self, client: &str) {
         let now = self.shared.now_ms();
-        self.shared
-            .leases
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(client.to_string(), now);
+        crate::lock::lock(&self.shared.leases).insert(client.to_string(), now);
     }
 
     /// Dispatches a request to the handler of its group: a writer's calls on the file it holds

@@ -116,11 +116,11 @@ pub struct RaftStore {
 
 impl RaftStore {
     fn rl(&self) -> RwLockReadGuard<'_, Core> {
-        self.core.read().unwrap_or_else(|e| e.into_inner())
+        crate::lock::read(&self.core)
     }
 
     fn wl(&self) -> RwLockWriteGuard<'_, Core> {
-        self.core.write().unwrap_or_else(|e| e.into_inner())
+        crate::lock::write(&self.core)
     }
 
     /// Index of the latest snapshot.

@@ -223,7 +223,7 @@ impl Jobtracker {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        dfs::lock::lock(&self.state)
     }
 
     fn now_ms(&self) -> u64 {
