@@ -117,32 +117,12 @@ impl Engine {
 
     /// Removes a directory tree (best effort: intermediate output).
     pub fn remove_dir(&self, p: &Path) {
-        match self {
-            Engine::Local => {
-                let _ = std::fs::remove_dir_all(p);
-            }
-            Engine::Cluster(c) => {
-                let client = c.fs().client().clone();
-                let path = p.to_string_lossy().into_owned();
-                let _ = c
-                    .fs()
-                    .block_on(async move { client.delete(&path, true).await });
-            }
-        }
+        let _ = self.fs().delete(p, true);
     }
 
     /// Whether a path exists.
     pub fn exists(&self, p: &Path) -> Result<bool> {
-        match self {
-            Engine::Local => Ok(std::fs::symlink_metadata(p).is_ok()),
-            Engine::Cluster(c) => {
-                let client = c.fs().client();
-                let path = self.path(p)?.to_string_lossy().into_owned();
-                c.fs()
-                    .block_on(client.exists(&path))
-                    .map_err(|e| crate::dfs_fs::dfs_error(format_args!("checking dfs://{path}"), e))
-            }
-        }
+        self.fs().exists(&self.path(p)?)
     }
 
     /// Whether jobs run on a cluster.

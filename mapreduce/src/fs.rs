@@ -1,6 +1,7 @@
 //! Where a job's input and output files live. Tasks read and write through [`FileSystem`], so
 //! the same map and reduce code runs on local files (the local runner) and on dfs (a cluster
-//! task, see [`crate::dfs_fs`]).
+//! task, see [`crate::dfs_fs`]); the [`crate::committer`] publishes output through it too, so
+//! one commit protocol serves both, as Hadoop's `FileOutputCommitter` works over `FileSystem`.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, Write};
@@ -38,6 +39,47 @@ pub trait FileSystem: Send + Sync {
     fn open(&self, path: &Path) -> Result<Box<dyn ReadSeek>>;
     /// Creates (truncating) a file for writing.
     fn create(&self, path: &Path) -> Result<Box<dyn OutputSink>>;
+    /// Renames a file or directory. Callers make sure `to` does not exist: a local rename
+    /// replaces a file there, and dfs moves `from` into a directory there (as `mv` does).
+    fn rename(&self, from: &Path, _to: &Path) -> Result<()> {
+        Err(unsupported("renaming", from))
+    }
+    /// Creates a directory and its missing parents; a directory already there is fine.
+    fn mkdirs(&self, dir: &Path) -> Result<()> {
+        Err(unsupported("creating directory", dir))
+    }
+    /// Deletes a file, or a directory (a non-empty one only when `recursive`); returns whether
+    /// there was something to delete.
+    fn delete(&self, path: &Path, _recursive: bool) -> Result<bool> {
+        Err(unsupported("deleting", path))
+    }
+    /// Whether a path exists.
+    fn exists(&self, path: &Path) -> Result<bool> {
+        Err(unsupported("checking", path))
+    }
+    /// The paths of a directory's entries, hidden ones included, sorted by name.
+    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        Err(unsupported("listing", dir))
+    }
+    /// Makes the creations and renames inside `dir` survive a crash. Local files need the
+    /// directory fsynced; a dfs namespace change is durable once acknowledged (it is in the
+    /// namenodes' replicated log), so there it does nothing.
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        Err(unsupported("fsyncing directory", dir))
+    }
+}
+
+/// The error of a namespace operation a filesystem leaves out. [`LocalFs`] and
+/// [`crate::dfs_fs::DfsFs`] have them all; the wrappers a task process puts around dfs only
+/// read input and write task output, which never needs them.
+fn unsupported(what: &str, path: &Path) -> Error {
+    Error::io(
+        format!("{what} {}", path.display()),
+        std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "not supported by this filesystem",
+        ),
+    )
 }
 
 /// The local filesystem.
@@ -84,6 +126,69 @@ impl FileSystem for LocalFs {
     fn create(&self, path: &Path) -> Result<Box<dyn OutputSink>> {
         let file = File::create(path).ctx("creating output file", path)?;
         Ok(Box::new(BufWriter::with_capacity(256 * 1024, file)))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        std::fs::rename(from, to).map_err(|e| {
+            Error::io(
+                format!("renaming {} to {}", from.display(), to.display()),
+                e,
+            )
+        })
+    }
+
+    fn mkdirs(&self, dir: &Path) -> Result<()> {
+        let creating = |e| Error::io(format!("creating directory {}", dir.display()), e);
+        // Name the real obstacle: "File exists" from mkdir under a regular file misleads.
+        if let Some(blocker) = dir.ancestors().find(|a| a.is_file()) {
+            return Err(creating(std::io::Error::other(format!(
+                "{} is a file, not a directory",
+                blocker.display()
+            ))));
+        }
+        std::fs::create_dir_all(dir).map_err(creating)
+    }
+
+    fn delete(&self, path: &Path, recursive: bool) -> Result<bool> {
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io(format!("deleting {}", path.display()), e)),
+        };
+        let removed = match (meta.is_dir(), recursive) {
+            (true, true) => std::fs::remove_dir_all(path),
+            (true, false) => std::fs::remove_dir(path),
+            (false, _) => std::fs::remove_file(path),
+        };
+        removed.ctx("deleting", path)?;
+        Ok(true)
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool> {
+        // A path that cannot even be looked up (one under a regular file) does not exist for
+        // the caller: creating it reports the real obstacle.
+        Ok(std::fs::symlink_metadata(path).is_ok())
+    }
+
+    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .ctx("listing", dir)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()
+            .ctx("listing", dir)?;
+        paths.sort();
+        Ok(paths)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        // dfs's audited fsync, which also reports to the test-only power-loss model.
+        dfs::durable::fsync_dir(dir).map_err(|e| match e {
+            dfs::Error::Io { context, source } => Error::io(context, source),
+            e => Error::io(
+                format!("fsyncing directory {}", dir.display()),
+                std::io::Error::other(e),
+            ),
+        })
     }
 }
 
@@ -145,4 +250,48 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<InputFile>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_mkdirs_exists_list_rename_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = LocalFs;
+        let a = dir.path().join("a/b/c");
+        fs.mkdirs(&a).unwrap();
+        fs.mkdirs(&a).unwrap();
+        assert!(fs.exists(&a).unwrap());
+        std::fs::write(a.join("_hidden"), b"h").unwrap();
+        std::fs::write(a.join("part"), b"p").unwrap();
+        assert_eq!(
+            fs.list_dir(&a).unwrap(),
+            [a.join("_hidden"), a.join("part")]
+        );
+        let moved = dir.path().join("a/moved");
+        fs.rename(&a, &moved).unwrap();
+        assert!(!fs.exists(&a).unwrap());
+        assert_eq!(std::fs::read(moved.join("part")).unwrap(), b"p");
+        fs.sync_dir(&dir.path().join("a")).unwrap();
+        assert!(fs.delete(&moved.join("part"), false).unwrap());
+        assert!(
+            fs.delete(&moved, false).is_err(),
+            "not empty, not recursive"
+        );
+        assert!(fs.delete(&moved, true).unwrap());
+        assert!(!fs.delete(&moved, true).unwrap(), "nothing left to delete");
+        assert!(fs.list_dir(&moved).is_err());
+    }
+
+    #[test]
+    fn local_mkdirs_names_a_file_in_the_way() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), b"x").unwrap();
+        let under = dir.path().join("file/out");
+        assert!(!LocalFs.exists(&under).unwrap());
+        let err = LocalFs.mkdirs(&under).unwrap_err().to_string();
+        assert!(err.contains("file is a file, not a directory"), "{err}");
+    }
 }

@@ -5,9 +5,9 @@
 //!
 //! Commit protocol (G6): an attempt writes its part file under `OUT/_temporary/ATTEMPT/`,
 //! a directory the jobtracker creates before launching it. When the scheduler picks an
-//! attempt to commit (at most one per task), the jobtracker renames its files into `OUT`.
-//! When every task is done it removes `OUT/_temporary` and writes `OUT/_SUCCESS`; when a job
-//! fails it removes `OUT`. A stale attempt (timed out, on a lost worker, a lost speculative
+//! attempt to commit (at most one per task), the [`Committer`] commits it as the task's output.
+//! When every task is done the committer's job commit moves the files into `OUT`, removes
+//! `OUT/_temporary` and writes `OUT/_SUCCESS`; when a job fails the jobtracker removes `OUT`. A stale attempt (timed out, on a lost worker, a lost speculative
 //! race) is never committed, and once its directory is gone it cannot even write a file there,
 //! because task output is created with `require_parent`.
 //!
@@ -30,8 +30,9 @@ use dfs::config::ClusterConfig;
 use dfs::rpc::{serve, ServerLimits, Service};
 use tokio::sync::Notify;
 
+use crate::committer::{Committer, COMMITTED_DIR, TEMPORARY_DIR};
 use crate::counters::Counters;
-use crate::dfs_fs::{dfs_error, list_input_files};
+use crate::dfs_fs::{dfs_error, list_input_files, on_blocking_thread};
 use crate::error::{Error, Result};
 use crate::fs::{InputFile, LocalFs};
 use crate::input::{compute_splits, InputFormat, Split};
@@ -57,7 +58,7 @@ pub const CLUSTER_GROUP: &str = "Cluster Job Counters";
 
 /// The dfs directory an attempt writes its part file into.
 pub fn attempt_dir(output: &str, attempt: AttemptId) -> String {
-    format!("{}/_temporary/{attempt}", output.trim_end_matches('/'))
+    format!("{}/{TEMPORARY_DIR}/{attempt}", output.trim_end_matches('/'))
 }
 
 /// Scheduler settings from the cluster config.
@@ -339,7 +340,7 @@ impl Jobtracker {
         });
     }
 
-    /// Moves an attempt's files into the job's output directory.
+    /// Commits an attempt's output as its task's.
     async fn commit(self: Arc<Self>, output: String, attempt: AttemptId) {
         let result = self.move_into_place(&output, attempt).await;
         let event = match result {
@@ -356,21 +357,15 @@ impl Jobtracker {
     }
 
     async fn move_into_place(&self, output: &str, attempt: AttemptId) -> Result<()> {
-        let dir = attempt_dir(output, attempt);
-        let files = self
-            .dfs
-            .list(&dir)
-            .await
-            .map_err(|e| dfs_error(format_args!("listing dfs://{dir}"), e))?;
-        for f in files {
-            let name = f.path.rsplit('/').next().unwrap_or_default();
-            let dst = format!("{}/{name}", output.trim_end_matches('/'));
-            self.dfs
-                .rename(&f.path, &dst)
-                .await
-                .map_err(|e| dfs_error(format_args!("renaming dfs://{} to {dst}", f.path), e))?;
-        }
-        Ok(())
+        let (out, dir) = (
+            PathBuf::from(output),
+            PathBuf::from(attempt_dir(output, attempt)),
+        );
+        let task = attempt.task.to_string();
+        on_blocking_thread(self.dfs.clone(), move |fs| {
+            Committer::new(fs, &out).commit_task(&task, &dir)
+        })
+        .await
     }
 
     fn end_job(self: &Arc<Self>, st: &mut State, job: JobId, failure: Option<String>) {
@@ -451,7 +446,7 @@ impl Jobtracker {
         self.prune_records().await;
     }
 
-    /// Removes `OUT/_temporary` and writes `OUT/_SUCCESS`, retrying through short outages.
+    /// Commits the job (files into `OUT`, `OUT/_SUCCESS`), retrying through short outages.
     async fn write_success(&self, output: &str) -> Result<()> {
         let out = output.trim_end_matches('/');
         let mut last = None;
@@ -459,22 +454,17 @@ impl Jobtracker {
             if i > 0 {
                 tokio::time::sleep(Duration::from_millis(200 << i)).await;
             }
-            let r = async {
-                self.dfs.delete(&format!("{out}/_temporary"), true).await?;
-                self.dfs
-                    .write_file(&format!("{out}/_SUCCESS"), b"", true)
-                    .await
-            }
+            let dir = PathBuf::from(out);
+            let r = on_blocking_thread(self.dfs.clone(), move |fs| {
+                Committer::new(fs, &dir).commit_job(true)
+            })
             .await;
             match r {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),
             }
         }
-        Err(dfs_error(
-            format_args!("committing dfs://{out}"),
-            last.expect("five attempts"),
-        ))
+        Err(last.expect("five attempts"))
     }
 
     async fn remove_output(&self, output: &str) {
@@ -596,7 +586,7 @@ impl Jobtracker {
         let made = match saved {
             Ok(()) => self
                 .dfs
-                .mkdirs(&format!("{output}/_temporary"))
+                .mkdirs(&format!("{output}/{COMMITTED_DIR}"))
                 .await
                 .map_err(|e| dfs_error("creating the output directory", e)),
             Err(e) => Err(e),
@@ -810,13 +800,13 @@ impl Jobtracker {
         }
     }
 
-    /// Removes the output directory and creates `OUT/_temporary` afresh.
+    /// Removes the output directory and creates `OUT/_temporary/committed` afresh.
     async fn clear_output(&self, output: &str) -> Result<()> {
         let mut tries = 0u32;
         loop {
             let r = async {
                 self.dfs.delete(output, true).await?;
-                self.dfs.mkdirs(&format!("{output}/_temporary")).await
+                self.dfs.mkdirs(&format!("{output}/{COMMITTED_DIR}")).await
             }
             .await;
             match r {

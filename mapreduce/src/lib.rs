@@ -5,14 +5,17 @@
 //! - [`job`]: the API a job is written against: [`Mapper`], [`Reducer`], [`Combiner`],
 //!   [`Partitioner`], [`Job`] and its [`Settings`].
 //! - [`job_conf`]: a job's portable description ([`JobConf`]) and the [`Registry`] that rebuilds it.
-//! - [`fs`]: where input and output files live (local files, or dfs on a cluster).
-//! - [`dfs_fs`]: the filesystem trait on dfs, for task processes and submitters.
+//! - [`fs`]: where input and output files live (local files, or dfs on a cluster): reading,
+//!   writing, and the namespace operations (rename, mkdirs, delete) the committer needs.
+//! - [`dfs_fs`]: the filesystem trait on dfs, for task processes, submitters and the
+//!   jobtracker's commits.
 //! - [`input`]: input files, splits, and record readers (lines, fixed-length, generated rows).
 //! - [`sort_buffer`]: the bounded map-side buffer (sorting or hash-combining) that spills runs.
 //! - [`run`]: sorted run files with per-partition segments and CRC32s.
 //! - [`merge`]: k-way merge and multi-pass merging bounded by the merge factor.
 //! - [`map_task`] / [`reduce_task`]: one task each, the same code locally and on a cluster.
-//! - [`output`]: output formats; [`committer`]: attempt directories and the commit protocol.
+//! - [`output`]: output formats; [`committer`]: attempt directories and the commit protocol,
+//!   one for both local and dfs output (it works over [`fs::FileSystem`]).
 //! - [`runner`]: the local runner (thread pool); [`progress`]: what the user sees.
 //! - [`counters`]: built-in and user-defined counters; [`codec`]: byte encodings.
 //! - [`engine`]: where a job runs (this machine, or the configured cluster).
