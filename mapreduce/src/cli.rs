@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use dfs::config::{ClusterConfig, CONF_ENV};
+use dfs::config::CONF_ENV;
 
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::job::Settings;
 use crate::protocol::{JobInfo, JobPhase};
@@ -244,14 +245,14 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
             // The namenode's own runtime (see `dfs::namenode::runtime` for why one thread).
             dfs::namenode::runtime()
                 .map_err(|e| Error::io("starting the runtime".to_owned(), e))?
-                .block_on(dfs::namenode::run(config, id))
+                .block_on(dfs::namenode::run(config.cluster, id))
                 .map_err(|e| Error::Cluster(format!("namenode {id}: {e}")))?;
         }
         AdminCommand::Datanode { host } => {
             init_logging_at("info");
             let config = load_config(conf)?;
             daemon_runtime()?
-                .block_on(dfs::datanode::run(config, &host))
+                .block_on(dfs::datanode::run(config.cluster, &host))
                 .map_err(|e| Error::Cluster(format!("datanode {host}: {e}")))?;
         }
         AdminCommand::Status { job: Some(id) } => {
@@ -291,14 +292,12 @@ fn daemon_runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// The cluster config named by `--conf` or `MRJOB_CONF`.
-pub fn load_config(conf: Option<&Path>) -> Result<ClusterConfig> {
-    ClusterConfig::discover(conf)
-        .map_err(|e| Error::BadSetting(format!("cluster config: {e}")))?
-        .ok_or_else(|| {
-            Error::BadSetting(format!(
-                "no cluster configured: pass --conf FILE or set {CONF_ENV}"
-            ))
-        })
+pub fn load_config(conf: Option<&Path>) -> Result<Config> {
+    Config::discover(conf)?.ok_or_else(|| {
+        Error::BadSetting(format!(
+            "no cluster configured: pass --conf FILE or set {CONF_ENV}"
+        ))
+    })
 }
 
 fn phase_text(p: &JobPhase) -> String {

@@ -7,8 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use dfs::config::{find_config_path, ClusterConfig};
+use dfs::config::find_config_path;
 
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, LocalFs};
 use crate::job_conf::{JobConf, Registry};
@@ -40,9 +41,7 @@ impl Engine {
         }
         match find_config_path(conf) {
             Some(path) => {
-                let config = ClusterConfig::load(&path).map_err(|e| {
-                    Error::BadSetting(format!("cluster config {}: {e}", path.display()))
-                })?;
+                let config = Config::load(&path)?;
                 Ok(Engine::Cluster(Box::new(ClusterClient::new(config)?)))
             }
             None if wants_dfs => Err(Error::BadSetting(

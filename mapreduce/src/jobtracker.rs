@@ -31,6 +31,7 @@ use dfs::rpc::{serve, ServerLimits, Service};
 use tokio::sync::Notify;
 
 use crate::committer::{Committer, COMMITTED_DIR, TEMPORARY_DIR};
+use crate::config::{Config, MapReduceConfig};
 use crate::counters::Counters;
 use crate::dfs_fs::{dfs_error, list_input_files, on_blocking_thread};
 use crate::error::{Error, Result};
@@ -62,7 +63,7 @@ pub fn attempt_dir(output: &str, attempt: AttemptId) -> String {
 }
 
 /// Scheduler settings from the cluster config.
-pub fn scheduler_config(config: &ClusterConfig) -> SchedulerConfig {
+pub fn scheduler_config(config: &MapReduceConfig) -> SchedulerConfig {
     SchedulerConfig {
         max_attempts: config.task_max_attempts,
         task_timeout_ms: config.task_timeout_ms,
@@ -168,6 +169,7 @@ type Submitted = Result<JobId, (ErrorKind, String)>;
 /// The jobtracker service.
 pub struct Jobtracker {
     config: ClusterConfig,
+    mapreduce: MapReduceConfig,
     dfs: DfsClient,
     store: JobStore,
     state: Mutex<State>,
@@ -177,13 +179,18 @@ pub struct Jobtracker {
 
 impl Jobtracker {
     /// A jobtracker for `config` (not yet serving).
-    pub fn new(config: ClusterConfig) -> Arc<Jobtracker> {
-        let sched = Scheduler::new(scheduler_config(&config));
+    pub fn new(config: Config) -> Arc<Jobtracker> {
+        let Config {
+            cluster: config,
+            mapreduce,
+        } = config;
+        let sched = Scheduler::new(scheduler_config(&mapreduce));
         let dfs = DfsClient::new(config.clone());
         Arc::new(Jobtracker {
             store: JobStore::new(dfs.clone()),
             dfs,
             config,
+            mapreduce,
             state: Mutex::new(State {
                 sched,
                 jobs: BTreeMap::new(),
@@ -201,12 +208,12 @@ impl Jobtracker {
     }
 
     /// Serves on the configured address until the process ends.
-    pub async fn run(config: ClusterConfig) -> Result<()> {
-        let addr = config.jobtracker_addr.clone();
+    pub async fn run(config: Config) -> Result<()> {
+        let addr = config.cluster.jobtracker_addr.clone();
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|e| Error::io(format!("binding the jobtracker to {addr}"), e))?;
-        let mut limits = ServerLimits::from_config(&config);
+        let mut limits = ServerLimits::from_config(&config.cluster);
         limits.frame_limit_bytes = CONTROL_FRAME_LIMIT_BYTES;
         let jt = Jobtracker::new(config);
         // Calls wait in the listen backlog meanwhile: a submitter or worker sees a jobtracker
@@ -1002,7 +1009,7 @@ impl Jobtracker {
 
     fn workers(&self) -> Vec<WorkerInfo> {
         let st = self.lock();
-        let timeout = Duration::from_millis(self.config.worker_timeout_ms);
+        let timeout = Duration::from_millis(self.mapreduce.worker_timeout_ms);
         st.workers
             .iter()
             .map(|(host, w)| WorkerInfo {

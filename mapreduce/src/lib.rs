@@ -19,6 +19,8 @@
 //! - [`runner`]: the local runner (thread pool); [`progress`]: what the user sees.
 //! - [`counters`]: built-in and user-defined counters; [`codec`]: byte encodings.
 //! - [`engine`]: where a job runs (this machine, or the configured cluster).
+//! - [`config`]: the `[mapreduce]` table of `cluster.toml` (scheduling and retry settings),
+//!   read together with dfs's part of the file.
 //! - Cluster runtime: [`protocol`] (messages), [`scheduler`] (the pure scheduling state
 //!   machine), [`jobtracker`] (its daemon), [`job_store`] (job records in dfs that a
 //!   restarted jobtracker resumes from), [`worker`] (task slots, child processes),
@@ -32,6 +34,7 @@
 pub mod cli;
 pub mod codec;
 pub mod committer;
+pub mod config;
 pub mod counters;
 pub mod dfs_fs;
 pub mod engine;

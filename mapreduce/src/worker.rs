@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 use dfs::client::DfsClient;
 use dfs::config::ClusterConfig;
 
+use crate::config::{Config, MapReduceConfig};
 use crate::dfs_fs::dfs_error;
 use crate::error::{Error, Result};
 use crate::protocol::{
@@ -38,6 +39,7 @@ struct Running {
 /// One worker.
 pub struct Worker {
     config: ClusterConfig,
+    mapreduce: MapReduceConfig,
     host: String,
     work_dir: PathBuf,
     slots: u32,
@@ -49,7 +51,11 @@ pub struct Worker {
 
 impl Worker {
     /// Runs the worker of `host` until the process ends.
-    pub async fn run(config: ClusterConfig, host: String) -> Result<()> {
+    pub async fn run(config: Config, host: String) -> Result<()> {
+        let Config {
+            cluster: config,
+            mapreduce,
+        } = config;
         let h = config
             .host(&host)
             .map_err(|e| Error::BadSetting(e.to_string()))?
@@ -78,6 +84,7 @@ impl Worker {
         let w = Arc::new(Worker {
             dfs: DfsClient::new(config.clone()).with_local_host(Some(host.clone())),
             config,
+            mapreduce,
             host,
             work_dir,
             slots,
@@ -98,7 +105,7 @@ impl Worker {
     }
 
     async fn heartbeat_loop(self: Arc<Self>) {
-        let wait_ms = self.config.worker_heartbeat_ms;
+        let wait_ms = self.mapreduce.worker_heartbeat_ms;
         let timeout = Duration::from_millis(wait_ms + self.config.rpc_timeout_ms);
         let mut reported_down = false;
         loop {

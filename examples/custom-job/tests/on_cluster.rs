@@ -8,6 +8,7 @@ use std::process::Command;
 
 use dfs::client::DfsClient;
 use dfs::config::{local_config_with_ports, LocalPorts};
+use mapreduce::config::{Config, MapReduceConfig};
 use mapreduce::dfs_fs::DfsFs;
 
 /// The `mrjob` binary of the same build (it runs the cluster's daemons).
@@ -41,10 +42,16 @@ fn user_binary_runs_on_a_cluster_started_by_mrjob() {
     let mut c = local_config_with_ports(3, 3, dir.path(), LocalPorts::from_base(base));
     c.block_size_bytes = 64 * 1024;
     c.heartbeat_interval_ms = 200;
-    c.worker_heartbeat_ms = 200;
-    c.worker_timeout_ms = 3_000;
+    let whole = Config {
+        cluster: c.clone(),
+        mapreduce: MapReduceConfig {
+            worker_heartbeat_ms: 200,
+            worker_timeout_ms: 3_000,
+            ..MapReduceConfig::default()
+        },
+    };
     let conf = dir.path().join("cluster.toml");
-    std::fs::write(&conf, c.to_toml().unwrap()).unwrap();
+    std::fs::write(&conf, whole.to_toml().unwrap()).unwrap();
     let mrjob = mrjob_bin();
     let stop = || {
         let _ = Command::new(&mrjob)
