@@ -7,9 +7,10 @@
 //! a directory the jobtracker creates before launching it. When the scheduler picks an
 //! attempt to commit (at most one per task), the [`Committer`] commits it as the task's output.
 //! When every task is done the committer's job commit moves the files into `OUT`, removes
-//! `OUT/_temporary` and writes `OUT/_SUCCESS`; when a job fails the jobtracker removes `OUT`. A stale attempt (timed out, on a lost worker, a lost speculative
-//! race) is never committed, and once its directory is gone it cannot even write a file there,
-//! because task output is created with `require_parent`.
+//! `OUT/_temporary` and writes `OUT/_SUCCESS`; when a job fails the jobtracker removes `OUT`.
+//! A stale attempt (timed out, on a lost worker, a lost speculative race) is never committed,
+//! and once its directory is gone it cannot even write a file there, because task output is
+//! created with `require_parent`.
 //!
 //! Restarts (G6): every job has a record in dfs ([`crate::job_store`]), written before its
 //! submission is acknowledged and rewritten when it ends. A jobtracker starts by reading the
