@@ -182,13 +182,7 @@ impl FileSystem for LocalFs {
 
     fn sync_dir(&self, dir: &Path) -> Result<()> {
         // dfs's audited fsync, which also reports to the test-only power-loss model.
-        dfs::durable::fsync_dir(dir).map_err(|e| match e {
-            dfs::Error::Io { context, source } => Error::io(context, source),
-            e => Error::io(
-                format!("fsyncing directory {}", dir.display()),
-                std::io::Error::other(e),
-            ),
-        })
+        dfs::durable::fsync_dir(dir).map_err(durable_error)
     }
 }
 
@@ -199,6 +193,14 @@ impl OutputSink for BufWriter<File> {
             file.sync_all()?;
         }
         Ok(())
+    }
+}
+
+/// This crate's error for a failed [`dfs::durable`] call (local file I/O, whatever the name).
+pub fn durable_error(e: dfs::Error) -> Error {
+    match e {
+        dfs::Error::Io { context, source } => Error::io(context, source),
+        e => Error::io("durable write", std::io::Error::other(e)),
     }
 }
 

@@ -365,8 +365,9 @@ impl Worker {
             });
         }
         set_executable(&tmp)?;
-        std::fs::rename(&tmp, &path)
-            .map_err(|e| Error::io(format!("renaming {}", tmp.display()), e))?;
+        // The audited rename (it fsyncs the directory too), so a cached name always holds
+        // the whole, verified binary.
+        dfs::durable::rename_durable(&tmp, &path).map_err(crate::fs::durable_error)?;
         tracing::info!("cached job binary {}", bin.sha256);
         Ok(path)
     }
