@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use dfs::client::DfsClient;
 use dfs::config::{hosts_config, ClusterConfig, HostsSpec};
 use dfs::protocol::RaftRole;
+use mapreduce::config::{Config, MapReduceConfig};
 
 use crate::net::Network;
 
@@ -81,6 +82,8 @@ pub struct Options {
     pub power_loss: bool,
     /// Config changes after the test timings.
     pub tweak: Box<dyn FnOnce(&mut ClusterConfig)>,
+    /// Changes to the `[mapreduce]` table after the test timings.
+    pub tweak_mapreduce: Box<dyn FnOnce(&mut MapReduceConfig)>,
 }
 
 impl Default for Options {
@@ -91,6 +94,7 @@ impl Default for Options {
             mapreduce: true,
             power_loss: false,
             tweak: Box::new(|_| {}),
+            tweak_mapreduce: Box::new(|_| {}),
         }
     }
 }
@@ -102,8 +106,10 @@ pub struct Cluster {
     dir: Option<tempfile::TempDir>,
     /// The config file every daemon and client uses.
     pub conf: PathBuf,
-    /// The config.
+    /// The config: dfs's part.
     pub config: ClusterConfig,
+    /// The config: the `[mapreduce]` table.
+    pub mapreduce: MapReduceConfig,
     procs: BTreeMap<Daemon, Child>,
     faults: String,
     power_loss: bool,
@@ -157,11 +163,22 @@ impl Cluster {
         )
         .expect("hosts spec");
         let mut config = hosts_config(&spec).expect("hosts config");
-        test_timings(&mut config);
+        let mut mr = MapReduceConfig::default();
+        test_timings(&mut config, &mut mr);
         (opts.tweak)(&mut config);
+        (opts.tweak_mapreduce)(&mut mr);
         config.validate().expect("test config");
+        mr.validate().expect("test config");
         let conf = dir.path().join("cluster.toml");
-        fs::write(&conf, config.to_toml().unwrap()).unwrap();
+        let whole = Config {
+            cluster: config,
+            mapreduce: mr,
+        };
+        fs::write(&conf, whole.to_toml().unwrap()).unwrap();
+        let Config {
+            cluster: config,
+            mapreduce,
+        } = whole;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -172,6 +189,7 @@ impl Cluster {
             dir: Some(dir),
             conf,
             config,
+            mapreduce,
             procs: BTreeMap::new(),
             faults: opts.faults,
             power_loss: opts.power_loss,
@@ -300,6 +318,14 @@ impl Cluster {
         self.rt.spawn(f)
     }
 
+    /// Both parts of the config, as a MapReduce client reads them.
+    pub fn whole_config(&self) -> Config {
+        Config {
+            cluster: self.config.clone(),
+            mapreduce: self.mapreduce.clone(),
+        }
+    }
+
     /// A dfs client of the whole cluster, from the edge machine.
     pub fn client(&self) -> DfsClient {
         DfsClient::new(self.config.clone())
@@ -357,7 +383,7 @@ impl Cluster {
                 .map(|r| r.iter().filter(|d| d.live).count())
                 .unwrap_or(0);
             let workers = if mapreduce {
-                mapreduce::submit::ClusterClient::new(self.config.clone())
+                mapreduce::submit::ClusterClient::new(self.whole_config())
                     .and_then(|c| c.workers())
                     .map(|w| w.iter().filter(|w| w.live).count())
                     .unwrap_or(0)
@@ -434,10 +460,12 @@ impl Drop for Cluster {
     }
 }
 
-/// The shared test timings ([`ClusterConfig::with_fast_timeouts`]): failures detected in
-/// seconds, blocks of 64 KiB so small inputs span many blocks.
-fn test_timings(c: &mut ClusterConfig) {
+/// The shared test timings ([`ClusterConfig::with_fast_timeouts`] and
+/// [`MapReduceConfig::with_fast_timeouts`]): failures detected in seconds, blocks of 64 KiB so
+/// small inputs span many blocks.
+fn test_timings(c: &mut ClusterConfig, mr: &mut MapReduceConfig) {
     *c = std::mem::take(c).with_fast_timeouts();
+    *mr = std::mem::take(mr).with_fast_timeouts();
     // One host per machine would take every core; on this shared machine two slots each.
     for h in &mut c.hosts {
         h.worker_slots = 2;

@@ -159,7 +159,7 @@ fn worker_killed_mid_shuffle() {
         "worker-killed-mid-shuffle",
         Options {
             faults: "sleep:r:*:0:1500".into(),
-            tweak: Box::new(|c| {
+            tweak_mapreduce: Box::new(|c| {
                 c.reduce_slowstart_percent = 100;
                 c.speculative = false;
             }),
@@ -219,7 +219,7 @@ fn worker_killed_mid_reduce() {
         "worker-killed-mid-reduce",
         Options {
             faults: "sleep-end:r:*:0:4000".into(),
-            tweak: Box::new(|c| c.speculative = false),
+            tweak_mapreduce: Box::new(|c| c.speculative = false),
             ..Options::default()
         },
     );
@@ -271,7 +271,7 @@ fn worker_partitioned_during_commit() {
         "worker-partitioned-commit",
         Options {
             faults: "sleep-end:r:0:0:6000".into(),
-            tweak: Box::new(|c| c.speculative = false),
+            tweak_mapreduce: Box::new(|c| c.speculative = false),
             ..Options::default()
         },
     );
@@ -453,7 +453,7 @@ fn randomized_mix() {
         "randomized-mix",
         Options {
             power_loss: true,
-            tweak: Box::new(|c| c.task_timeout_ms = 20_000),
+            tweak_mapreduce: Box::new(|c| c.task_timeout_ms = 20_000),
             ..Options::default()
         },
     );

@@ -5,6 +5,14 @@
 //! than silently ignored (G7). [`ClusterConfig::validate`] checks what serde cannot (unique ids,
 //! parseable addresses, sane timeouts).
 //!
+//! The file also has a `[mapreduce]` table ([`MAPREDUCE_SECTION`]): how MapReduce behaves
+//! (timeouts, retries, locality, speculation), which the mapreduce crate parses with the same
+//! rules. dfs skips that table. What stays here is where things run, MapReduce's daemons
+//! included (the jobtracker's address, each host's worker address, slots and work directory):
+//! the generators below lay out the machines and cannot depend on the mapreduce crate, and a
+//! worker runs on every dfs host, so one `[[hosts]]` list names each machine once and a worker
+//! and a datanode cannot disagree about the host they share (locality matches them by name).
+//!
 //! Two generators write the file, so no one writes it by hand: [`local_config`] describes a
 //! cluster on this one machine, using distinct loopback addresses so that every daemon keeps its
 //! production port (the pseudo cluster and the cluster tests), and [`hosts_config`] describes a
@@ -37,6 +45,8 @@ pub const WORKER_PORT: u16 = 9870;
 pub const JOBTRACKER_PORT: u16 = 8030;
 /// Rack of a host whose rack is not given (Hadoop's name for it).
 pub const DEFAULT_RACK: &str = "/default-rack";
+/// The table of `cluster.toml` that belongs to MapReduce (`mapreduce::config`); dfs skips it.
+pub const MAPREDUCE_SECTION: &str = "mapreduce";
 
 /// One namenode replica.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,21 +152,6 @@ pub struct ClusterConfig {
     pub idle_timeout_ms: u64,
     /// Maximum concurrent connections per server.
     pub max_connections: usize,
-    /// Longest wait of a worker's heartbeat for a command; also the heartbeat period.
-    pub worker_heartbeat_ms: u64,
-    /// A worker silent for this long is lost: its attempts (and needed map outputs) re-run.
-    pub worker_timeout_ms: u64,
-    /// A task attempt whose progress does not change for this long is failed.
-    pub task_timeout_ms: u64,
-    /// Failed attempts of one task before its job fails.
-    pub task_max_attempts: u32,
-    /// How long a job waits for a node-local slot before taking a rack-local one (and twice
-    /// this before any).
-    pub locality_delay_ms: u64,
-    /// Percentage of a job's maps that must be done before its reduces start.
-    pub reduce_slowstart_percent: u32,
-    /// Launch backup attempts of stragglers near the end of a phase.
-    pub speculative: bool,
     /// Datanodes drop the replica bytes they write from the page cache once synced, as HDFS's
     /// `dfs.datanode.drop.cache.behind.writes` does: blocks are written once and seldom read
     /// back at once, and replication would put every byte in several hosts' caches. Turn it
@@ -186,13 +181,6 @@ impl Default for ClusterConfig {
             rpc_timeout_ms: 10_000,
             idle_timeout_ms: 10 * 60 * 1000,
             max_connections: 1024,
-            worker_heartbeat_ms: 1_000,
-            worker_timeout_ms: 10_000,
-            task_timeout_ms: 600_000,
-            task_max_attempts: 4,
-            locality_delay_ms: 300,
-            reduce_slowstart_percent: 80,
-            speculative: true,
             drop_cache_behind_writes: true,
         }
     }
@@ -202,7 +190,8 @@ impl ClusterConfig {
     /// This config with the sizes and timings every test cluster uses (the dfs and examples
     /// integration tests, cluster-tests, the custom-job test): 64 KiB blocks, so small inputs
     /// span many blocks, and timeouts of seconds, so a dead datanode, a lost worker or a
-    /// leader election is noticed within a test's patience rather than production's. A
+    /// leader election is noticed within a test's patience rather than production's (the
+    /// `[mapreduce]` table has its own, `MapReduceConfig::with_fast_timeouts`). A
     /// harness overrides only what its tests need otherwise, saying why.
     pub fn with_fast_timeouts(mut self) -> ClusterConfig {
         self.block_size_bytes = 64 * 1024;
@@ -216,17 +205,21 @@ impl ClusterConfig {
         self.raft_tick_ms = 50;
         self.lease_soft_limit_ms = 5_000;
         self.lease_hard_limit_ms = 10_000;
-        self.worker_heartbeat_ms = 200;
-        self.worker_timeout_ms = 3_000;
-        self.task_timeout_ms = 30_000;
-        self.locality_delay_ms = 300;
         self
     }
 
-    /// Parses TOML text and validates it.
+    /// Parses TOML text and validates it. The `[mapreduce]` table is skipped (see the module
+    /// docs); any other key dfs does not know is an error.
     pub fn parse(text: &str) -> Result<Self> {
-        let config: ClusterConfig =
-            toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        let config_err = |e: &dyn std::fmt::Display| Error::Config(e.to_string());
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| config_err(&e))?;
+        let config: ClusterConfig = match table.remove(MAPREDUCE_SECTION) {
+            // Straight from the text when there is nothing to skip: errors then show the line.
+            None => toml::from_str(text).map_err(|e| config_err(&e))?,
+            Some(_) => toml::Value::Table(table)
+                .try_into()
+                .map_err(|e| config_err(&e))?,
+        };
         config.validate()?;
         Ok(config)
     }
@@ -313,7 +306,7 @@ impl ClusterConfig {
     }
 
     fn validate_numbers(&self) -> Result<()> {
-        let checks: [(bool, &str); 15] = [
+        let checks: [(bool, &str); 10] = [
             (
                 self.block_size_bytes >= 512,
                 "block_size_bytes must be at least 512",
@@ -346,23 +339,6 @@ impl ClusterConfig {
             ),
             (self.rpc_timeout_ms > 0, "rpc_timeout_ms must be positive"),
             (self.max_connections > 0, "max_connections must be positive"),
-            (
-                self.worker_heartbeat_ms > 0,
-                "worker_heartbeat_ms must be positive",
-            ),
-            (
-                self.worker_timeout_ms > self.worker_heartbeat_ms,
-                "worker_timeout_ms must exceed worker_heartbeat_ms",
-            ),
-            (self.task_timeout_ms > 0, "task_timeout_ms must be positive"),
-            (
-                (1..=100).contains(&self.task_max_attempts),
-                "task_max_attempts must be in 1..=100",
-            ),
-            (
-                self.reduce_slowstart_percent <= 100,
-                "reduce_slowstart_percent must be at most 100",
-            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, msg)) => Err(Error::Config((*msg).into())),
@@ -753,6 +729,16 @@ mod tests {
         assert!(err.to_string().contains("replicaton"), "{err}");
         let err = ClusterConfig::parse("[[hosts]]\nname = \"a\"\nbogus = 1").unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+        // Beside a `[mapreduce]` table too, which dfs leaves to the mapreduce crate.
+        let text = "replicaton = 2\n[mapreduce]\nspeculative = false";
+        let err = ClusterConfig::parse(text).unwrap_err();
+        assert!(err.to_string().contains("replicaton"), "{err}");
+    }
+
+    #[test]
+    fn the_mapreduce_section_is_skipped() {
+        let text = "replication = 2\n[mapreduce]\nanything = 1";
+        assert_eq!(ClusterConfig::parse(text).unwrap().replication, 2);
     }
 
     // Checks G7: values serde accepts but the cluster cannot use get a clear error.

@@ -4,7 +4,8 @@
 //!
 //! - [`error`]: the crate's one error type and its wire kinds.
 //! - [`frame`]: length-prefixed framing with limits, and the binary message format.
-//! - [`config`]: `cluster.toml` (namenodes, hosts, sizes, timeouts) and the local generator.
+//! - [`config`]: `cluster.toml` (namenodes, hosts, sizes, timeouts; the `[mapreduce]` table is
+//!   the mapreduce crate's) and the local generator.
 //! - [`protocol`]: messages to and from the namenodes (start here to talk to them).
 //! - [`listener`]: the one bounded TCP server of every port: connection limit, handshake hook,
 //!   idle and read timeouts, accept back-off, graceful shutdown (and SIGTERM for daemons).

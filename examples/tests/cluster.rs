@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use common::{rng, seed, write_corpus};
 use dfs::client::DfsClient;
 use dfs::config::{local_config_with_ports, ClusterConfig, LocalPorts};
+use mapreduce::config::{Config, MapReduceConfig};
 use mapreduce::dfs_fs::DfsFs;
 use rand::Rng;
 
@@ -47,7 +48,7 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(hosts: usize, faults: &str, tweak: impl FnOnce(&mut ClusterConfig)) -> Cluster {
+    fn start(hosts: usize, faults: &str, tweak: impl FnOnce(&mut MapReduceConfig)) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut c =
             local_config_with_ports(3, hosts, dir.path(), LocalPorts::from_base(port_base()));
@@ -60,9 +61,14 @@ impl Cluster {
         c.lease_soft_limit_ms = production.lease_soft_limit_ms;
         c.lease_hard_limit_ms = production.lease_hard_limit_ms;
         c.replication_check_interval_ms = 500;
-        tweak(&mut c);
+        let mut mr = MapReduceConfig::default().with_fast_timeouts();
+        tweak(&mut mr);
+        let whole = Config {
+            cluster: c.clone(),
+            mapreduce: mr,
+        };
         let conf = dir.path().join("cluster.toml");
-        std::fs::write(&conf, c.to_toml().unwrap()).unwrap();
+        std::fs::write(&conf, whole.to_toml().unwrap()).unwrap();
         let out = Command::new(mrjob_bin())
             .args(["cluster", "start", "--wait-secs", "90", "--dir"])
             .arg(dir.path())

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use dfs::config::{ClusterConfig, CONF_ENV};
+use dfs::config::CONF_ENV;
 use dfs::listener::run_daemon;
 
+use crate::config::Config;
 use crate::error::{dfs_error, Error, Result};
 use crate::job::Settings;
 use crate::logging::{init_logging, init_logging_at};
@@ -234,13 +235,13 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
             // The namenode's own runtime (see `dfs::namenode::runtime` for why one thread).
             let runtime = dfs::namenode::runtime()
                 .map_err(|e| Error::io("starting the runtime".to_owned(), e))?;
-            run_daemon(runtime, dfs::namenode::run(config, id))
+            run_daemon(runtime, dfs::namenode::run(config.cluster, id))
                 .map_err(|e| dfs_error(format_args!("namenode {id}"), e))?;
         }
         AdminCommand::Datanode { host } => {
             init_logging_at("info");
             let config = load_config(conf)?;
-            run_daemon(daemon_runtime()?, dfs::datanode::run(config, &host))
+            run_daemon(daemon_runtime()?, dfs::datanode::run(config.cluster, &host))
                 .map_err(|e| dfs_error(format_args!("datanode {host}"), e))?;
         }
         AdminCommand::Status { job: Some(id) } => {
@@ -280,14 +281,12 @@ fn daemon_runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// The cluster config named by `--conf` or `MRJOB_CONF`.
-pub fn load_config(conf: Option<&Path>) -> Result<ClusterConfig> {
-    ClusterConfig::discover(conf)
-        .map_err(|e| Error::BadSetting(format!("cluster config: {e}")))?
-        .ok_or_else(|| {
-            Error::BadSetting(format!(
-                "no cluster configured: pass --conf FILE or set {CONF_ENV}"
-            ))
-        })
+pub fn load_config(conf: Option<&Path>) -> Result<Config> {
+    Config::discover(conf)?.ok_or_else(|| {
+        Error::BadSetting(format!(
+            "no cluster configured: pass --conf FILE or set {CONF_ENV}"
+        ))
+    })
 }
 
 fn phase_text(p: &JobPhase) -> String {

@@ -1,5 +1,7 @@
 //! [`FileSystem`] on dfs, for code that runs outside an async runtime (task processes, the
 //! submitting command): each call drives the async [`DfsClient`] on a small runtime of its own.
+//! Async code (the jobtracker's commits) runs such code through [`on_blocking_thread`], which
+//! drives the calls on the caller's runtime instead.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -18,7 +20,10 @@ const WRITE_BUFFER_BYTES: usize = 1 << 20;
 #[derive(Clone)]
 pub struct DfsFs {
     client: DfsClient,
-    rt: Arc<tokio::runtime::Runtime>,
+    /// The runtime that drives the client's calls.
+    handle: tokio::runtime::Handle,
+    /// The runtime of its own, when this filesystem has one (kept alive while any clone is).
+    _rt: Option<Arc<tokio::runtime::Runtime>>,
     /// Whether `create` refuses to create missing parent directories (task output: the
     /// attempt directory must still exist, so a stale attempt cannot recreate it).
     require_parent: bool,
@@ -40,7 +45,8 @@ impl DfsFs {
             .map_err(|e| Error::io("starting the dfs client runtime".to_owned(), e))?;
         Ok(DfsFs {
             client,
-            rt: Arc::new(rt),
+            handle: rt.handle().clone(),
+            _rt: Some(Arc::new(rt)),
             require_parent,
         })
     }
@@ -52,8 +58,31 @@ impl DfsFs {
 
     /// Runs `f` on this filesystem's runtime and waits for it.
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
+        self.handle.block_on(f)
     }
+}
+
+/// Runs blocking filesystem code (the committer) from async code: on a blocking thread, with
+/// the dfs calls driven by the caller's runtime, so no async worker thread waits on them.
+/// Files are created with missing parents (`require_parent` off).
+pub async fn on_blocking_thread<T: Send + 'static>(
+    client: DfsClient,
+    f: impl FnOnce(&DfsFs) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let fs = DfsFs {
+        client,
+        handle: tokio::runtime::Handle::current(),
+        _rt: None,
+        require_parent: false,
+    };
+    tokio::task::spawn_blocking(move || f(&fs))
+        .await
+        .map_err(|e| {
+            Error::io(
+                "a dfs filesystem call on a blocking thread",
+                std::io::Error::other(e),
+            )
+        })?
 }
 
 impl FileSystem for DfsFs {
@@ -87,6 +116,44 @@ impl FileSystem for DfsFs {
             writer: Some(writer),
             buf: Vec::with_capacity(WRITE_BUFFER_BYTES),
         }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        let (f, t) = (path_str(from)?, path_str(to)?);
+        self.block_on(self.client.rename(f, t))
+            .map_err(|e| dfs_error(format_args!("renaming dfs://{f} to {t}"), e))
+    }
+
+    fn mkdirs(&self, dir: &Path) -> Result<()> {
+        let p = path_str(dir)?;
+        self.block_on(self.client.mkdirs(p))
+            .map_err(|e| dfs_error(format_args!("creating dfs://{p}"), e))
+    }
+
+    fn delete(&self, path: &Path, recursive: bool) -> Result<bool> {
+        let p = path_str(path)?;
+        self.block_on(self.client.delete(p, recursive))
+            .map_err(|e| dfs_error(format_args!("deleting dfs://{p}"), e))
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool> {
+        let p = path_str(path)?;
+        self.block_on(self.client.exists(p))
+            .map_err(|e| dfs_error(format_args!("checking dfs://{p}"), e))
+    }
+
+    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let p = path_str(dir)?;
+        let entries = self
+            .block_on(self.client.list(p))
+            .map_err(|e| dfs_error(format_args!("listing dfs://{p}"), e))?;
+        // The namenode lists in name order already.
+        Ok(entries.into_iter().map(|e| PathBuf::from(e.path)).collect())
+    }
+
+    fn sync_dir(&self, _dir: &Path) -> Result<()> {
+        // A namespace change is in the namenodes' replicated log once acknowledged.
+        Ok(())
     }
 }
 

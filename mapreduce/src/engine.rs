@@ -7,8 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use dfs::config::{find_config_path, ClusterConfig};
+use dfs::config::find_config_path;
 
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, LocalFs};
 use crate::job_conf::{JobConf, Registry};
@@ -40,9 +41,7 @@ impl Engine {
         }
         match find_config_path(conf) {
             Some(path) => {
-                let config = ClusterConfig::load(&path).map_err(|e| {
-                    Error::BadSetting(format!("cluster config {}: {e}", path.display()))
-                })?;
+                let config = Config::load(&path)?;
                 Ok(Engine::Cluster(Box::new(ClusterClient::new(config)?)))
             }
             None if wants_dfs => Err(Error::BadSetting(
@@ -117,32 +116,12 @@ impl Engine {
 
     /// Removes a directory tree (best effort: intermediate output).
     pub fn remove_dir(&self, p: &Path) {
-        match self {
-            Engine::Local => {
-                let _ = std::fs::remove_dir_all(p);
-            }
-            Engine::Cluster(c) => {
-                let client = c.fs().client().clone();
-                let path = p.to_string_lossy().into_owned();
-                let _ = c
-                    .fs()
-                    .block_on(async move { client.delete(&path, true).await });
-            }
-        }
+        let _ = self.fs().delete(p, true);
     }
 
     /// Whether a path exists.
     pub fn exists(&self, p: &Path) -> Result<bool> {
-        match self {
-            Engine::Local => Ok(std::fs::symlink_metadata(p).is_ok()),
-            Engine::Cluster(c) => {
-                let client = c.fs().client();
-                let path = self.path(p)?.to_string_lossy().into_owned();
-                c.fs()
-                    .block_on(client.exists(&path))
-                    .map_err(|e| crate::error::dfs_error(format_args!("checking dfs://{path}"), e))
-            }
-        }
+        self.fs().exists(&self.path(p)?)
     }
 
     /// Whether jobs run on a cluster.

@@ -1,6 +1,7 @@
 //! Where a job's input and output files live. Tasks read and write through [`FileSystem`], so
 //! the same map and reduce code runs on local files (the local runner) and on dfs (a cluster
-//! task, see [`crate::dfs_fs`]).
+//! task, see [`crate::dfs_fs`]); the [`crate::committer`] publishes output through it too, so
+//! one commit protocol serves both, as Hadoop's `FileOutputCommitter` works over `FileSystem`.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, Write};
@@ -29,7 +30,7 @@ pub struct InputFile {
     pub len: u64,
 }
 
-/// The operations tasks need from a filesystem.
+/// The operations tasks and the committer need from a filesystem.
 pub trait FileSystem: Send + Sync {
     /// Lists the data files under each input path, sorted; hidden files (`.x`, `_x`) are
     /// skipped as Hadoop skips them. A missing path, or input with no files at all, is an error.
@@ -38,6 +39,22 @@ pub trait FileSystem: Send + Sync {
     fn open(&self, path: &Path) -> Result<Box<dyn ReadSeek>>;
     /// Creates (truncating) a file for writing.
     fn create(&self, path: &Path) -> Result<Box<dyn OutputSink>>;
+    /// Renames a file or directory. Callers make sure `to` does not exist: a local rename
+    /// replaces a file there, and dfs moves `from` into a directory there (as `mv` does).
+    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+    /// Creates a directory and its missing parents; a directory already there is fine.
+    fn mkdirs(&self, dir: &Path) -> Result<()>;
+    /// Deletes a file, or a directory (a non-empty one only when `recursive`); returns whether
+    /// there was something to delete.
+    fn delete(&self, path: &Path, recursive: bool) -> Result<bool>;
+    /// Whether a path exists.
+    fn exists(&self, path: &Path) -> Result<bool>;
+    /// The paths of a directory's entries, hidden ones included, sorted by name.
+    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>>;
+    /// Makes the creations and renames inside `dir` survive a crash. Local files need the
+    /// directory fsynced; a dfs namespace change is durable once acknowledged (it is in the
+    /// namenodes' replicated log), so there it does nothing.
+    fn sync_dir(&self, dir: &Path) -> Result<()>;
 }
 
 /// The local filesystem.
@@ -85,6 +102,63 @@ impl FileSystem for LocalFs {
         let file = File::create(path).ctx("creating output file", path)?;
         Ok(Box::new(BufWriter::with_capacity(256 * 1024, file)))
     }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        std::fs::rename(from, to).map_err(|e| {
+            Error::io(
+                format!("renaming {} to {}", from.display(), to.display()),
+                e,
+            )
+        })
+    }
+
+    fn mkdirs(&self, dir: &Path) -> Result<()> {
+        let creating = |e| Error::io(format!("creating directory {}", dir.display()), e);
+        // Name the real obstacle: "File exists" from mkdir under a regular file misleads.
+        if let Some(blocker) = dir.ancestors().find(|a| a.is_file()) {
+            return Err(creating(std::io::Error::other(format!(
+                "{} is a file, not a directory",
+                blocker.display()
+            ))));
+        }
+        std::fs::create_dir_all(dir).map_err(creating)
+    }
+
+    fn delete(&self, path: &Path, recursive: bool) -> Result<bool> {
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io(format!("deleting {}", path.display()), e)),
+        };
+        let removed = match (meta.is_dir(), recursive) {
+            (true, true) => std::fs::remove_dir_all(path),
+            (true, false) => std::fs::remove_dir(path),
+            (false, _) => std::fs::remove_file(path),
+        };
+        removed.ctx("deleting", path)?;
+        Ok(true)
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool> {
+        // A path that cannot even be looked up (one under a regular file) does not exist for
+        // the caller: creating it reports the real obstacle.
+        Ok(std::fs::symlink_metadata(path).is_ok())
+    }
+
+    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .ctx("listing", dir)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()
+            .ctx("listing", dir)?;
+        paths.sort();
+        Ok(paths)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        // dfs's audited fsync, which also reports to the test-only power-loss model.
+        dfs::durable::fsync_dir(dir).map_err(durable_error)
+    }
 }
 
 impl OutputSink for BufWriter<File> {
@@ -94,6 +168,14 @@ impl OutputSink for BufWriter<File> {
             file.sync_all()?;
         }
         Ok(())
+    }
+}
+
+/// This crate's error for a failed [`dfs::durable`] call (local file I/O, whatever the name).
+pub fn durable_error(e: dfs::Error) -> Error {
+    match e {
+        dfs::Error::Io { context, source } => Error::io(context, source),
+        e => Error::io("durable write", std::io::Error::other(e)),
     }
 }
 
@@ -145,4 +227,48 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<InputFile>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_mkdirs_exists_list_rename_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = LocalFs;
+        let a = dir.path().join("a/b/c");
+        fs.mkdirs(&a).unwrap();
+        fs.mkdirs(&a).unwrap();
+        assert!(fs.exists(&a).unwrap());
+        std::fs::write(a.join("_hidden"), b"h").unwrap();
+        std::fs::write(a.join("part"), b"p").unwrap();
+        assert_eq!(
+            fs.list_dir(&a).unwrap(),
+            [a.join("_hidden"), a.join("part")]
+        );
+        let moved = dir.path().join("a/moved");
+        fs.rename(&a, &moved).unwrap();
+        assert!(!fs.exists(&a).unwrap());
+        assert_eq!(std::fs::read(moved.join("part")).unwrap(), b"p");
+        fs.sync_dir(&dir.path().join("a")).unwrap();
+        assert!(fs.delete(&moved.join("part"), false).unwrap());
+        assert!(
+            fs.delete(&moved, false).is_err(),
+            "not empty, not recursive"
+        );
+        assert!(fs.delete(&moved, true).unwrap());
+        assert!(!fs.delete(&moved, true).unwrap(), "nothing left to delete");
+        assert!(fs.list_dir(&moved).is_err());
+    }
+
+    #[test]
+    fn local_mkdirs_names_a_file_in_the_way() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), b"x").unwrap();
+        let under = dir.path().join("file/out");
+        assert!(!LocalFs.exists(&under).unwrap());
+        let err = LocalFs.mkdirs(&under).unwrap_err().to_string();
+        assert!(err.contains("file is a file, not a directory"), "{err}");
+    }
 }

@@ -5,8 +5,10 @@
 //! - [`job`]: the API a job is written against: [`Mapper`], [`Reducer`], [`Combiner`],
 //!   [`Partitioner`], [`Job`] and its [`Settings`].
 //! - [`job_conf`]: a job's portable description ([`JobConf`]) and the [`Registry`] that rebuilds it.
-//! - [`fs`]: where input and output files live (local files, or dfs on a cluster).
-//! - [`dfs_fs`]: the filesystem trait on dfs, for task processes and submitters.
+//! - [`fs`]: where input and output files live (local files, or dfs on a cluster): reading,
+//!   writing, and the namespace operations (rename, mkdirs, delete) the committer needs.
+//! - [`dfs_fs`]: the filesystem trait on dfs, for task processes, submitters and the
+//!   jobtracker's commits.
 //! - [`split`]: cutting input into splits (pieces of a local file, or one per dfs block), with
 //!   the one record-alignment rule both use.
 //! - [`input`]: input files, the [`Record`] a mapper gets, and record readers (lines,
@@ -16,10 +18,13 @@
 //! - [`merge`]: k-way merge and multi-pass merging bounded by the merge factor.
 //! - [`map_task`] / [`reduce_task`]: one task each, the same code locally and on a cluster.
 //! - [`output`]: where map and reduce output goes ([`MapEmitter`], [`ReduceEmitter`]) and
-//!   output formats; [`committer`]: attempt directories and the commit protocol.
+//!   output formats; [`committer`]: attempt directories and the commit protocol, one for both
+//!   local and dfs output (it works over [`fs::FileSystem`]).
 //! - [`runner`]: the local runner (thread pool); [`progress`]: what the user sees.
 //! - [`counters`]: built-in and user-defined counters; [`codec`]: byte encodings.
 //! - [`engine`]: where a job runs (this machine, or the configured cluster).
+//! - [`config`]: the `[mapreduce]` table of `cluster.toml` (scheduling and retry settings),
+//!   read together with dfs's part of the file.
 //! - Cluster runtime: [`protocol`] (messages), [`scheduler`] (the pure scheduling state
 //!   machine, in rooms: ids, events and actions, config, the job table, assignment, failure
 //!   handling), [`jobtracker`] (its daemon: `admit` submissions, `commit` tasks and jobs,
@@ -37,6 +42,7 @@
 pub mod cli;
 pub mod codec;
 pub mod committer;
+pub mod config;
 pub mod counters;
 pub mod dfs_fs;
 pub mod engine;

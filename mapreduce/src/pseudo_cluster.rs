@@ -1,15 +1,17 @@
 //! `mrjob cluster start|stop|status`: a whole cluster on this machine in the background —
 //! three namenodes, N hosts (a datanode and a worker each, on 127.0.1.j), and a jobtracker —
 //! every daemon a separate process of the job binary itself, so nothing else needs building.
-//! The config comes from dfs's generator ([`dfs::config::local_config`]).
+//! The config comes from dfs's generator ([`dfs::config::local_config`]), with the
+//! `[mapreduce]` table's defaults written out.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use dfs::client::DfsClient;
-use dfs::config::{self, ClusterConfig};
+use dfs::config;
 use dfs::local_cluster::{cluster_stop, process_alive, read_pid, spawn_daemon, wait_healthy};
 
+use crate::config::{Config, MapReduceConfig};
 use crate::error::{dfs_error, Error, Result};
 use crate::submit::ClusterClient;
 
@@ -27,20 +29,22 @@ pub mod daemon_args {
 
 /// Starts the cluster of `DIR/cluster.toml` (written first when missing) and waits until dfs
 /// is healthy and every worker heartbeats.
-pub fn start(dir: &Path, hosts: usize, wait: Duration) -> Result<ClusterConfig> {
+pub fn start(dir: &Path, hosts: usize, wait: Duration) -> Result<Config> {
     let conf_path = dir.join("cluster.toml");
     if !conf_path.exists() {
         dfs::durable::create_dir_durable(dir)
             .map_err(|e| dfs_error("creating the directory", e))?;
-        let config = config::local_config(3, hosts, dir);
-        let text = config
-            .to_toml()
-            .map_err(|e| dfs_error("writing the config", e))?;
+        // The whole file, the `[mapreduce]` table with its defaults included, so the operator
+        // sees every key there is to change.
+        let config = Config {
+            cluster: config::local_config(3, hosts, dir),
+            mapreduce: MapReduceConfig::default(),
+        };
+        let text = config.to_toml()?;
         dfs::durable::write_durable(&conf_path, text.as_bytes())
             .map_err(|e| dfs_error("writing the config", e))?;
     }
-    let config = ClusterConfig::load(&conf_path)
-        .map_err(|e| Error::BadSetting(format!("{}: {e}", conf_path.display())))?;
+    let config = Config::load(&conf_path)?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("finding this program's executable".to_owned(), e))?;
     let (logs, pids) = (dir.join("logs"), dir.join("pids"));
@@ -52,7 +56,7 @@ pub fn start(dir: &Path, hosts: usize, wait: Duration) -> Result<ClusterConfig> 
         spawn_daemon(&exe, &conf_path, &args, name, &logs, &pids)
             .map_err(|e| dfs_error(format_args!("starting {name}"), e))
     };
-    for nn in &config.namenodes {
+    for nn in &config.cluster.namenodes {
         let args = vec![
             daemon_args::NAMENODE.into(),
             "--id".into(),
@@ -60,7 +64,7 @@ pub fn start(dir: &Path, hosts: usize, wait: Duration) -> Result<ClusterConfig> 
         ];
         spawn(args, &format!("nn{}", nn.id))?;
     }
-    for h in &config.hosts {
+    for h in &config.cluster.hosts {
         let host = vec!["--host".to_owned(), h.name.clone()];
         spawn(
             [vec![daemon_args::DATANODE.into()], host.clone()].concat(),
@@ -74,9 +78,9 @@ pub fn start(dir: &Path, hosts: usize, wait: Duration) -> Result<ClusterConfig> 
     spawn(vec![daemon_args::JOBTRACKER.into()], "jobtracker")?;
     eprintln!(
         "started {} namenodes, {} datanodes, {} workers and a jobtracker; logs in {}",
-        config.namenodes.len(),
-        config.hosts.len(),
-        config.hosts.len(),
+        config.cluster.namenodes.len(),
+        config.cluster.hosts.len(),
+        config.cluster.hosts.len(),
         logs.display()
     );
     wait_until_healthy(&config, wait)?;
@@ -90,26 +94,26 @@ pub fn start(dir: &Path, hosts: usize, wait: Duration) -> Result<ClusterConfig> 
 
 /// Waits until a namenode leader answers, every datanode is live, and every worker has
 /// heartbeated to the jobtracker.
-pub fn wait_until_healthy(config: &ClusterConfig, wait: Duration) -> Result<()> {
+pub fn wait_until_healthy(config: &Config, wait: Duration) -> Result<()> {
     let deadline = Instant::now() + wait;
     let client = ClusterClient::new(config.clone())?;
+    let hosts = config.cluster.hosts.len();
     client
         .fs()
-        .block_on(wait_healthy(config, wait))
+        .block_on(wait_healthy(&config.cluster, wait))
         .map_err(|e| dfs_error("waiting for dfs", e))?;
     loop {
         let live = client
             .workers()
             .map(|w| w.iter().filter(|w| w.live).count())
             .unwrap_or(0);
-        if live >= config.hosts.len() {
+        if live >= hosts {
             return Ok(());
         }
         if Instant::now() > deadline {
             return Err(Error::Timeout {
                 what: format!(
-                    "only {live}/{} workers joined the jobtracker within {}s; see the logs",
-                    config.hosts.len(),
+                    "only {live}/{hosts} workers joined the jobtracker within {}s; see the logs",
                     wait.as_secs()
                 ),
             });
@@ -150,10 +154,9 @@ pub fn status(dir: &Path) -> Result<()> {
         };
         println!("  {name:<16} {state}");
     }
-    let config = ClusterConfig::load(&dir.join("cluster.toml"))
-        .map_err(|e| Error::BadSetting(e.to_string()))?;
-    let client = ClusterClient::new(config.clone())?;
-    let dfs = DfsClient::new(config.clone());
+    let config = Config::load(&dir.join("cluster.toml"))?;
+    let dfs = DfsClient::new(config.cluster.clone());
+    let client = ClusterClient::new(config)?;
     println!("Namenodes:");
     for (id, st) in client.fs().block_on(dfs.namenode_statuses()) {
         match st {

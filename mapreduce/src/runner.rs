@@ -51,7 +51,7 @@ pub fn run_local(
     let started = Instant::now();
     job.validate()?;
     let splits = compute_splits(&LocalFs, &job.input, inputs, job.settings.split_size_bytes)?;
-    let committer = Committer::setup(output)?;
+    let committer = Committer::setup(&LocalFs, output)?;
     let work = match make_work_dir(job) {
         Ok(w) => w,
         Err(e) => {
@@ -102,7 +102,7 @@ fn make_work_dir(job: &Job) -> Result<tempfile::TempDir> {
 fn execute(
     job: &Job,
     splits: &[Split],
-    committer: &Committer,
+    committer: &Committer<'_>,
     work: &Path,
     progress: &Progress,
 ) -> Result<Counters> {

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use dfs::client::{CreateOptions, DfsClient};
 use dfs::config::ClusterConfig;
 
+use crate::config::{Config, MapReduceConfig};
 use crate::dfs_fs::DfsFs;
 use crate::error::{dfs_error, Error, Result};
 use crate::job_conf::{JobConf, Registry};
@@ -31,14 +32,20 @@ const POLL_MS: u64 = 50;
 #[derive(Clone, Debug)]
 pub struct ClusterClient {
     config: ClusterConfig,
+    mapreduce: MapReduceConfig,
     fs: DfsFs,
 }
 
 impl ClusterClient {
     /// A client for `config`.
-    pub fn new(config: ClusterConfig) -> Result<ClusterClient> {
-        let fs = DfsFs::new(DfsClient::new(config.clone()), false)?;
-        Ok(ClusterClient { config, fs })
+    pub fn new(config: Config) -> Result<ClusterClient> {
+        let Config { cluster, mapreduce } = config;
+        let fs = DfsFs::new(DfsClient::new(cluster.clone()), false)?;
+        Ok(ClusterClient {
+            config: cluster,
+            mapreduce,
+            fs,
+        })
     }
 
     /// The cluster's dfs as a filesystem.
@@ -46,7 +53,7 @@ impl ClusterClient {
         &self.fs
     }
 
-    /// The cluster config.
+    /// dfs's part of the cluster config.
     pub fn config(&self) -> &ClusterConfig {
         &self.config
     }
@@ -157,7 +164,7 @@ impl ClusterClient {
     /// again, with the same submission token, for up to [`unreachable_limit`]: the jobtracker
     /// answers a repeated token with the job the first call created, never a second job.
     fn submit(&self, spec: JobSpec, show: bool) -> Result<JobId> {
-        let limit = unreachable_limit(&self.config);
+        let limit = unreachable_limit(&self.mapreduce);
         let req = JtRequest::Submit(Box::new(spec));
         let mut outage: Option<Outage> = None;
         loop {
@@ -192,7 +199,7 @@ impl ClusterClient {
         } else {
             None
         };
-        let limit = unreachable_limit(&self.config);
+        let limit = unreachable_limit(&self.mapreduce);
         let mut outage: Option<Outage> = None;
         loop {
             let info = match self.poll(id, outage.is_some())? {
@@ -278,7 +285,7 @@ impl ClusterClient {
 /// How long a waiting submitter keeps trying an unreachable jobtracker: five worker timeouts
 /// (the time a restarted jobtracker needs to find its workers again, with room for its own
 /// start), and at least 30 s.
-pub fn unreachable_limit(config: &ClusterConfig) -> Duration {
+pub fn unreachable_limit(config: &MapReduceConfig) -> Duration {
     Duration::from_millis(config.worker_timeout_ms.saturating_mul(5).max(30_000))
 }
 
@@ -454,9 +461,9 @@ mod tests {
         let mut o = Outage::new(false);
         let pauses: Vec<u64> = (0..8).map(|_| o.next_pause().as_millis() as u64).collect();
         assert_eq!(pauses, vec![100, 200, 400, 800, 1600, 2000, 2000, 2000]);
-        let mut config = ClusterConfig {
+        let mut config = MapReduceConfig {
             worker_timeout_ms: 3_000,
-            ..ClusterConfig::default()
+            ..MapReduceConfig::default()
         };
         assert_eq!(unreachable_limit(&config), Duration::from_secs(30));
         config.worker_timeout_ms = 10_000;

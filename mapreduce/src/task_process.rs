@@ -266,6 +266,30 @@ impl FileSystem for TaskFs {
         }
         Ok(Box::new(AbortingSink(sink)))
     }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        self.inner.rename(from, to)
+    }
+
+    fn mkdirs(&self, dir: &Path) -> Result<()> {
+        self.inner.mkdirs(dir)
+    }
+
+    fn delete(&self, path: &Path, recursive: bool) -> Result<bool> {
+        self.inner.delete(path, recursive)
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool> {
+        self.inner.exists(path)
+    }
+
+    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        self.inner.list_dir(dir)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        self.inner.sync_dir(dir)
+    }
 }
 
 /// Moves a reduce's progress from 1/3 towards 1 as it writes output (it cannot know its total).
@@ -343,6 +367,30 @@ impl FileSystem for CountingFs<'_> {
 
     fn create(&self, path: &Path) -> Result<Box<dyn OutputSink>> {
         self.inner.create(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        self.inner.rename(from, to)
+    }
+
+    fn mkdirs(&self, dir: &Path) -> Result<()> {
+        self.inner.mkdirs(dir)
+    }
+
+    fn delete(&self, path: &Path, recursive: bool) -> Result<bool> {
+        self.inner.delete(path, recursive)
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool> {
+        self.inner.exists(path)
+    }
+
+    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        self.inner.list_dir(dir)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        self.inner.sync_dir(dir)
     }
 }
 

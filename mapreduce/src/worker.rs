@@ -18,6 +18,7 @@ use dfs::client::DfsClient;
 use dfs::config::ClusterConfig;
 use dfs::listener::{stop_on_signal, Limits, ShutdownTrigger};
 
+use crate::config::{Config, MapReduceConfig};
 use crate::error::{dfs_error, Error, Result};
 use crate::protocol::{
     call, unix_ms, AttemptOutcome, BinaryRef, JtRequest, JtResponse, TaskSpec, TaskWork,
@@ -38,6 +39,7 @@ struct Running {
 /// One worker.
 pub struct Worker {
     config: ClusterConfig,
+    mapreduce: MapReduceConfig,
     host: String,
     work_dir: PathBuf,
     slots: u32,
@@ -50,7 +52,11 @@ pub struct Worker {
 impl Worker {
     /// Runs the worker of `host` until the process ends, or until SIGTERM/SIGINT, which it
     /// handles by shutting down gracefully and returning `Ok`.
-    pub async fn run(config: ClusterConfig, host: String) -> Result<()> {
+    pub async fn run(config: Config, host: String) -> Result<()> {
+        let Config {
+            cluster: config,
+            mapreduce,
+        } = config;
         let h = config
             .host(&host)
             .map_err(|e| Error::BadSetting(e.to_string()))?
@@ -84,6 +90,7 @@ impl Worker {
         let w = Arc::new(Worker {
             dfs: DfsClient::new(config.clone()).with_local_host(Some(host.clone())),
             config,
+            mapreduce,
             host,
             work_dir,
             slots,
@@ -109,7 +116,7 @@ impl Worker {
     }
 
     async fn heartbeat_loop(self: Arc<Self>) {
-        let wait_ms = self.config.worker_heartbeat_ms;
+        let wait_ms = self.mapreduce.worker_heartbeat_ms;
         let timeout = Duration::from_millis(wait_ms + self.config.rpc_timeout_ms);
         let mut reported_down = false;
         loop {
@@ -369,8 +376,9 @@ impl Worker {
             });
         }
         set_executable(&tmp)?;
-        std::fs::rename(&tmp, &path)
-            .map_err(|e| Error::io(format!("renaming {}", tmp.display()), e))?;
+        // The audited rename (it fsyncs the directory too), so a cached name always holds
+        // the whole, verified binary.
+        dfs::durable::rename_durable(&tmp, &path).map_err(crate::fs::durable_error)?;
         tracing::info!("cached job binary {}", bin.sha256);
         Ok(path)
     }

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use dfs::client::DfsClient;
 use dfs::config::{local_config_with_ports, LocalPorts};
+use mapreduce::config::{Config, MapReduceConfig};
 use mapreduce::dfs_fs::DfsFs;
 
 /// The `mrjob` binary of the same build (it runs the cluster's daemons).
@@ -40,8 +41,12 @@ fn user_binary_runs_on_a_cluster_started_by_mrjob() {
     let base = 20_000 + (std::process::id() as u16).wrapping_mul(83) % 12_000;
     let c =
         local_config_with_ports(3, 3, dir.path(), LocalPorts::from_base(base)).with_fast_timeouts();
+    let whole = Config {
+        cluster: c.clone(),
+        mapreduce: MapReduceConfig::default().with_fast_timeouts(),
+    };
     let conf = dir.path().join("cluster.toml");
-    std::fs::write(&conf, c.to_toml().unwrap()).unwrap();
+    std::fs::write(&conf, whole.to_toml().unwrap()).unwrap();
     let mrjob = mrjob_bin();
     let stop = || {
         let _ = Command::new(&mrjob)

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::committer::COMMITTED_DIR;
 use crate::dfs_fs::list_input_files;
 use crate::error::{dfs_error, Error, Result};
 use crate::fs::LocalFs;
@@ -157,7 +158,7 @@ impl Jobtracker {
         let made = match saved {
             Ok(()) => self
                 .dfs
-                .mkdirs(&format!("{output}/_temporary"))
+                .mkdirs(&format!("{output}/{COMMITTED_DIR}"))
                 .await
                 .map_err(|e| dfs_error("creating the output directory", e)),
             Err(e) => Err(e),

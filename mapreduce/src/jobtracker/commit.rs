@@ -2,16 +2,20 @@
 //!
 //! Commit protocol (G6): an attempt writes its part file under `OUT/_temporary/ATTEMPT/`,
 //! a directory the jobtracker creates before launching it. When the scheduler picks an
-//! attempt to commit (at most one per task), the jobtracker renames its files into `OUT`.
-//! When every task is done it removes `OUT/_temporary` and writes `OUT/_SUCCESS`; when a job
-//! fails it removes `OUT`. A stale attempt (timed out, on a lost worker, a lost speculative
-//! race) is never committed, and once its directory is gone it cannot even write a file there,
-//! because task output is created with `require_parent`.
+//! attempt to commit (at most one per task), the [`Committer`] commits it as the task's output.
+//! When every task is done the committer's job commit moves the files into `OUT`, removes
+//! `OUT/_temporary` and writes `OUT/_SUCCESS`; when a job fails the jobtracker removes `OUT`.
+//! A stale attempt (timed out, on a lost worker, a lost speculative race) is never committed,
+//! and once its directory is gone it cannot even write a file there, because task output is
+//! created with `require_parent`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{dfs_error, Result};
+use crate::committer::{Committer, TEMPORARY_DIR};
+use crate::dfs_fs::on_blocking_thread;
+use crate::error::Result;
 use crate::job_store::{JobRecord, RecordState};
 use crate::protocol::{JobPhase, WorkerCommand};
 use crate::scheduler::{AttemptId, Event, JobId, JobState};
@@ -20,11 +24,11 @@ use super::{forget_old_jobs, Jobtracker, State};
 
 /// The dfs directory an attempt writes its part file into.
 pub fn attempt_dir(output: &str, attempt: AttemptId) -> String {
-    format!("{}/_temporary/{attempt}", output.trim_end_matches('/'))
+    format!("{}/{TEMPORARY_DIR}/{attempt}", output.trim_end_matches('/'))
 }
 
 impl Jobtracker {
-    /// Moves an attempt's files into the job's output directory.
+    /// Commits an attempt's output as its task's.
     pub(super) async fn commit(self: Arc<Self>, output: String, attempt: AttemptId) {
         let result = self.move_into_place(&output, attempt).await;
         let event = match result {
@@ -41,21 +45,15 @@ impl Jobtracker {
     }
 
     async fn move_into_place(&self, output: &str, attempt: AttemptId) -> Result<()> {
-        let dir = attempt_dir(output, attempt);
-        let files = self
-            .dfs
-            .list(&dir)
-            .await
-            .map_err(|e| dfs_error(format_args!("listing dfs://{dir}"), e))?;
-        for f in files {
-            let name = f.path.rsplit('/').next().unwrap_or_default();
-            let dst = format!("{}/{name}", output.trim_end_matches('/'));
-            self.dfs
-                .rename(&f.path, &dst)
-                .await
-                .map_err(|e| dfs_error(format_args!("renaming dfs://{} to {dst}", f.path), e))?;
-        }
-        Ok(())
+        let (out, dir) = (
+            PathBuf::from(output),
+            PathBuf::from(attempt_dir(output, attempt)),
+        );
+        let task = attempt.task.to_string();
+        on_blocking_thread(self.dfs.clone(), move |fs| {
+            Committer::new(fs, &out).commit_task(&task, &dir)
+        })
+        .await
     }
 
     pub(super) fn end_job(self: &Arc<Self>, st: &mut State, job: JobId, failure: Option<String>) {
@@ -136,7 +134,7 @@ impl Jobtracker {
         self.prune_records().await;
     }
 
-    /// Removes `OUT/_temporary` and writes `OUT/_SUCCESS`, retrying through short outages.
+    /// Commits the job (files into `OUT`, `OUT/_SUCCESS`), retrying through short outages.
     async fn write_success(&self, output: &str) -> Result<()> {
         let out = output.trim_end_matches('/');
         let mut last = None;
@@ -144,22 +142,17 @@ impl Jobtracker {
             if i > 0 {
                 tokio::time::sleep(Duration::from_millis(200 << i)).await;
             }
-            let r = async {
-                self.dfs.delete(&format!("{out}/_temporary"), true).await?;
-                self.dfs
-                    .write_file(&format!("{out}/_SUCCESS"), b"", true)
-                    .await
-            }
+            let dir = PathBuf::from(out);
+            let r = on_blocking_thread(self.dfs.clone(), move |fs| {
+                Committer::new(fs, &dir).commit_job(true)
+            })
             .await;
             match r {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),
             }
         }
-        Err(dfs_error(
-            format_args!("committing dfs://{out}"),
-            last.expect("five attempts"),
-        ))
+        Err(last.expect("five attempts"))
     }
 
     pub(super) async fn remove_output(&self, output: &str) {

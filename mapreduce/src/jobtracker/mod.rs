@@ -21,6 +21,7 @@ use dfs::listener::{stop_on_signal, ShutdownTrigger};
 use dfs::rpc::{serve, ServerLimits};
 use tokio::sync::Notify;
 
+use crate::config::{Config, MapReduceConfig};
 use crate::counters::Counters;
 use crate::error::{Error, Result};
 use crate::input::Split;
@@ -50,7 +51,7 @@ const MAX_JOBS_KEPT: usize = 1000;
 pub const CLUSTER_GROUP: &str = "Cluster Job Counters";
 
 /// Scheduler settings from the cluster config.
-pub fn scheduler_config(config: &ClusterConfig) -> SchedulerConfig {
+pub fn scheduler_config(config: &MapReduceConfig) -> SchedulerConfig {
     SchedulerConfig {
         max_attempts: config.task_max_attempts,
         task_timeout_ms: config.task_timeout_ms,
@@ -156,6 +157,7 @@ type Submitted = Result<JobId, (ErrorKind, String)>;
 /// The jobtracker service.
 pub struct Jobtracker {
     config: ClusterConfig,
+    mapreduce: MapReduceConfig,
     dfs: DfsClient,
     store: JobStore,
     state: Mutex<State>,
@@ -165,13 +167,18 @@ pub struct Jobtracker {
 
 impl Jobtracker {
     /// A jobtracker for `config` (not yet serving).
-    pub fn new(config: ClusterConfig) -> Arc<Jobtracker> {
-        let sched = Scheduler::new(scheduler_config(&config));
+    pub fn new(config: Config) -> Arc<Jobtracker> {
+        let Config {
+            cluster: config,
+            mapreduce,
+        } = config;
+        let sched = Scheduler::new(scheduler_config(&mapreduce));
         let dfs = DfsClient::new(config.clone());
         Arc::new(Jobtracker {
             store: JobStore::new(dfs.clone()),
             dfs,
             config,
+            mapreduce,
             state: Mutex::new(State {
                 sched,
                 jobs: BTreeMap::new(),
@@ -190,12 +197,12 @@ impl Jobtracker {
 
     /// Serves on the configured address until the process ends, or until SIGTERM/SIGINT,
     /// which it handles by shutting down gracefully and returning `Ok`.
-    pub async fn run(config: ClusterConfig) -> Result<()> {
-        let addr = config.jobtracker_addr.clone();
+    pub async fn run(config: Config) -> Result<()> {
+        let addr = config.cluster.jobtracker_addr.clone();
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|e| Error::io(format!("binding the jobtracker to {addr}"), e))?;
-        let mut limits = ServerLimits::from_config(&config);
+        let mut limits = ServerLimits::from_config(&config.cluster);
         limits.frame_limit_bytes = CONTROL_FRAME_LIMIT_BYTES;
         let jt = Jobtracker::new(config);
         // Calls wait in the listen backlog meanwhile: a submitter or worker sees a jobtracker

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::committer::COMMITTED_DIR;
 use crate::counters::Counters;
 use crate::error::{dfs_error, Result};
 use crate::job_store::{
@@ -179,13 +180,13 @@ impl Jobtracker {
         }
     }
 
-    /// Removes the output directory and creates `OUT/_temporary` afresh.
+    /// Removes the output directory and creates `OUT/_temporary/committed` afresh.
     async fn clear_output(&self, output: &str) -> Result<()> {
         let mut tries = 0u32;
         loop {
             let r = async {
                 self.dfs.delete(output, true).await?;
-                self.dfs.mkdirs(&format!("{output}/_temporary")).await
+                self.dfs.mkdirs(&format!("{output}/{COMMITTED_DIR}")).await
             }
             .await;
             match r {

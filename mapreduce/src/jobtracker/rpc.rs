@@ -127,7 +127,7 @@ impl Jobtracker {
 
     fn workers(&self) -> Vec<WorkerInfo> {
         let st = self.lock();
-        let timeout = Duration::from_millis(self.config.worker_timeout_ms);
+        let timeout = Duration::from_millis(self.mapreduce.worker_timeout_ms);
         st.workers
             .iter()
             .map(|(host, w)| WorkerInfo {
