@@ -236,6 +236,36 @@ pub fn read_progress(dir: &Path) -> f32 {
         .map_or(0.0, f32::from_le_bytes)
 }
 
+/// The namespace operations of a `FileSystem` wrapper, passed to its `inner` filesystem: the
+/// task wrappers change only how files are read and written.
+macro_rules! namespace_ops_of_inner {
+    () => {
+        fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+            self.inner.rename(from, to)
+        }
+
+        fn mkdirs(&self, dir: &Path) -> Result<()> {
+            self.inner.mkdirs(dir)
+        }
+
+        fn delete(&self, path: &Path, recursive: bool) -> Result<bool> {
+            self.inner.delete(path, recursive)
+        }
+
+        fn exists(&self, path: &Path) -> Result<bool> {
+            self.inner.exists(path)
+        }
+
+        fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+            self.inner.list_dir(dir)
+        }
+
+        fn sync_dir(&self, dir: &Path) -> Result<()> {
+            self.inner.sync_dir(dir)
+        }
+    };
+}
+
 /// dfs for one task, with its output fault hook.
 struct TaskFs {
     inner: DfsFs,
@@ -267,29 +297,7 @@ impl FileSystem for TaskFs {
         Ok(Box::new(AbortingSink(sink)))
     }
 
-    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
-        self.inner.rename(from, to)
-    }
-
-    fn mkdirs(&self, dir: &Path) -> Result<()> {
-        self.inner.mkdirs(dir)
-    }
-
-    fn delete(&self, path: &Path, recursive: bool) -> Result<bool> {
-        self.inner.delete(path, recursive)
-    }
-
-    fn exists(&self, path: &Path) -> Result<bool> {
-        self.inner.exists(path)
-    }
-
-    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
-        self.inner.list_dir(dir)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> Result<()> {
-        self.inner.sync_dir(dir)
-    }
+    namespace_ops_of_inner!();
 }
 
 /// Moves a reduce's progress from 1/3 towards 1 as it writes output (it cannot know its total).
@@ -369,29 +377,7 @@ impl FileSystem for CountingFs<'_> {
         self.inner.create(path)
     }
 
-    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
-        self.inner.rename(from, to)
-    }
-
-    fn mkdirs(&self, dir: &Path) -> Result<()> {
-        self.inner.mkdirs(dir)
-    }
-
-    fn delete(&self, path: &Path, recursive: bool) -> Result<bool> {
-        self.inner.delete(path, recursive)
-    }
-
-    fn exists(&self, path: &Path) -> Result<bool> {
-        self.inner.exists(path)
-    }
-
-    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
-        self.inner.list_dir(dir)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> Result<()> {
-        self.inner.sync_dir(dir)
-    }
+    namespace_ops_of_inner!();
 }
 
 struct CountingRead {
