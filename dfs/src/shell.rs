@@ -19,6 +19,8 @@ use crate::config::{self, ClusterConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{FileKind, FileStatus, FsckFile};
 
+mod destination;
+
 /// Transfers at least this long get a progress bar (when stderr is a terminal).
 const PROGRESS_MIN_BYTES: u64 = 16 << 20;
 /// Local read buffer for `put`.
@@ -108,7 +110,8 @@ pub enum ShellCommand {
         #[arg(required = true)]
         paths: Vec<String>,
     },
-    /// Copy local files or directories into the filesystem.
+    /// Copy local files or directories into the filesystem (a destination ending in `/` is a
+    /// directory, created when missing).
     Put {
         /// Replace existing files.
         #[arg(short = 'f', long)]
@@ -285,34 +288,45 @@ impl Shell {
         Ok(())
     }
 
+    /// Copies local sources to the destination by [`destination::plan`]'s rule.
     async fn put(&self, mut args: Vec<String>, opts: CreateOptions) -> Result<()> {
-        let dst = self.path(&args.pop().expect("clap requires two arguments"))?;
-        let dst_is_dir = matches!(self.client.stat(&dst).await, Ok(s) if s.kind == FileKind::Dir);
-        if args.len() > 1 && !dst_is_dir {
-            return Err(Error::WrongKind(format!(
-                "{dst}: several sources need an existing directory as destination"
-            )));
+        let raw = args.pop().expect("clap requires two arguments");
+        let mut dst = self.path(&raw)?;
+        // The trailing '/' is what makes a missing destination a directory: keep it through
+        // path resolution, which may spell the path canonically.
+        if raw.ends_with('/') && !dst.ends_with('/') {
+            dst.push('/');
         }
-        for src in args {
-            let src = PathBuf::from(src);
-            let name = src
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .ok_or_else(|| Error::InvalidPath {
-                    path: src.display().to_string(),
-                    reason: "has no file name".into(),
-                })?;
-            let target = if dst_is_dir {
-                join(&dst, &name)
+        let existing = match self.client.stat(&dst).await {
+            Ok(s) if s.kind == FileKind::Dir => destination::Existing::Dir,
+            Ok(_) => destination::Existing::File,
+            Err(e) if e.kind() == ErrorKind::NotFound => destination::Existing::Missing,
+            Err(e) => return Err(e),
+        };
+        let sources: Vec<PathBuf> = args.into_iter().map(PathBuf::from).collect();
+        // Every source is looked at before anything is written, so a mistyped one copies none.
+        let is_dir = sources
+            .iter()
+            .map(|s| {
+                std::fs::metadata(s)
+                    .map(|m| m.is_dir())
+                    .map_err(|e| Error::io(format!("{}", s.display()), e))
+            })
+            .collect::<Result<Vec<bool>>>()?;
+        let names = sources
+            .iter()
+            .map(|s| source_name(s))
+            .collect::<Result<Vec<String>>>()?;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let plan = destination::plan(&names, &dst, existing)?;
+        if let Some(dir) = &plan.mkdir {
+            self.client.mkdirs(dir).await?;
+        }
+        for ((src, target), is_dir) in sources.iter().zip(&plan.targets).zip(is_dir) {
+            if is_dir {
+                self.put_dir(src, target, &opts).await?;
             } else {
-                dst.clone()
-            };
-            let meta =
-                std::fs::metadata(&src).map_err(|e| Error::io(format!("{}", src.display()), e))?;
-            if meta.is_dir() {
-                self.put_dir(&src, &target, &opts).await?;
-            } else {
-                self.put_file(&src, &target, &opts).await?;
+                self.put_file(src, target, &opts).await?;
             }
         }
         Ok(())
@@ -705,6 +719,23 @@ fn join(dir: &str, name: &str) -> String {
     } else {
         format!("{dir}/{name}")
     }
+}
+
+/// The name a local source gets inside a destination directory: its last component, or for
+/// `.` and `..` the name of the directory they stand for.
+fn source_name(src: &Path) -> Result<String> {
+    let named = match src.file_name() {
+        Some(n) => Some(n.to_os_string()),
+        None => std::fs::canonicalize(src)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_os_string())),
+    };
+    named
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::InvalidPath {
+            path: src.display().to_string(),
+            reason: "has no file name to copy it under".into(),
+        })
 }
 
 fn stdout_err(e: std::io::Error) -> Error {

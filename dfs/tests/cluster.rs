@@ -254,8 +254,57 @@ async fn shell_commands() {
         );
         ok(&["setrep", "-w", "2", "/up/a2.txt"]);
         assert!(ok(&["fsck", "/up", "--blocks"]).contains("HEALTHY"));
+        must_put_like_the_readme(&cluster);
     })
     .await;
+}
+
+/// The README's dfs sequence, run as written (relative local names, `MRJOB_CONF`) on a
+/// filesystem without `/data`: `put big.bin /data/` makes `/data` a directory (it once made
+/// a file named `/data`, and `get /data/big.bin` then failed). Also `put`'s other destination
+/// rules: several sources need a directory, and a trailing '/' after a file is an error.
+fn must_put_like_the_readme(cluster: &Cluster) {
+    let work = cluster.dir.path().join("readme");
+    std::fs::create_dir_all(&work).unwrap();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(work.join("big.bin"), &big).unwrap();
+    std::fs::write(work.join("notes.txt"), b"hello dfs\n").unwrap();
+    let dfs = |args: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dfs"))
+            .current_dir(&work)
+            .env("MRJOB_CONF", &cluster.conf_path)
+            .args(args.split(' '))
+            .output()
+            .expect("run dfs");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            err,
+        )
+    };
+    let ok = |args: &str| {
+        let (success, out, err) = dfs(args);
+        assert!(success, "dfs {args}: {err}");
+        out
+    };
+    ok("put big.bin /data/");
+    ok("put notes.txt /data/");
+    ok("get /data/big.bin copy.bin");
+    assert_eq!(std::fs::read(work.join("copy.bin")).unwrap(), big);
+    assert_eq!(ok("cat /data/notes.txt"), "hello dfs\n");
+    ok("mv /data/notes.txt /data/readme.txt");
+    assert!(ok("stat /data/readme.txt").contains("length: 10"));
+    let (success, _, err) = dfs("put big.bin notes.txt /nodir");
+    assert!(
+        !success && err.contains("/nodir") && err.contains("directory"),
+        "{err}"
+    );
+    let (success, _, err) = dfs("put notes.txt /data/big.bin/");
+    assert!(!success && err.contains("is a file"), "{err}");
+    ok("put -f big.bin notes.txt /data");
+    assert!(ok("ls /data").contains("/data/notes.txt"));
+    ok("rm -r /data");
 }
 
 // Checks G3: the background scanner finds a corrupt replica nobody reads; the namenode
