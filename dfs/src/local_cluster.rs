@@ -220,6 +220,7 @@ pub fn read_pid(path: &Path) -> Option<u32> {
 }
 
 /// Whether `pid` is a live (non-zombie) process, from /proc, so no unsafe `kill(2)` is needed.
+#[cfg(target_os = "linux")]
 pub fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat
@@ -230,9 +231,58 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// Whether `pid` is a live (non-zombie) process where there is no /proc (macOS, the BSDs).
+#[cfg(not(target_os = "linux"))]
+pub fn process_alive(pid: u32) -> bool {
+    alive_by_ps(pid)
+}
+
+/// Whether `pid` is a live (non-zombie) process, from POSIX `ps`; false when `ps` cannot be
+/// run. Compiled on Linux too, for its test.
+#[cfg(any(test, not(target_os = "linux")))]
+fn alive_by_ps(pid: u32) -> bool {
+    let Ok(out) = std::process::Command::new("ps")
+        .args(["-o", "stat=", "-p"])
+        .arg(pid.to_string())
+        .output()
+    else {
+        return false;
+    };
+    let state = String::from_utf8_lossy(&out.stdout);
+    let state = state.trim();
+    out.status.success() && !state.is_empty() && !state.starts_with('Z')
+}
+
 fn signal(pid: u32, sig: &str) {
     let _ = std::process::Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(pid.to_string())
         .status();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    // Both ways of asking (/proc on Linux, `ps` elsewhere) agree: this process is alive, an
+    // exited child not yet waited for (a zombie) and a reaped one are not.
+    #[test]
+    fn process_alive_tells_live_from_zombie_and_gone() {
+        let me = std::process::id();
+        assert!(process_alive(me) && alive_by_ps(me));
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while process_alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            !process_alive(pid),
+            "an exited child is a zombie, not alive"
+        );
+        assert!(!alive_by_ps(pid), "ps agrees about the zombie");
+        child.wait().unwrap();
+        assert!(!process_alive(pid) && !alive_by_ps(pid));
+    }
 }

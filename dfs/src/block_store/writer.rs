@@ -43,6 +43,7 @@ impl WriteBehind {
 /// machines that return free memory to the host, every new page-cache page costs a fault on
 /// the host: on the machine in ARCHITECTURE.md's measurements a replicated put ran 2.3x faster
 /// with the dropped pages reused for the next writes.
+#[cfg(target_os = "linux")]
 fn drop_cached(file: &File, len_bytes: u64) {
     let len = i64::try_from(len_bytes).unwrap_or(0);
     let _ = nix::fcntl::posix_fadvise(
@@ -52,6 +53,12 @@ fn drop_cached(file: &File, len_bytes: u64) {
         nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
     );
 }
+
+/// `posix_fadvise` is used on Linux only (macOS has none): elsewhere
+/// `drop_cache_behind_writes` does nothing, and written blocks stay in the page cache until the
+/// kernel evicts them, which costs memory, never correctness.
+#[cfg(not(target_os = "linux"))]
+fn drop_cached(_file: &File, _len_bytes: u64) {}
 
 /// A replica being written in `tmp/`. Dropping it without [`super::BlockStore::finalize`] deletes the
 /// temporary files, so an aborted pipeline leaves nothing behind.

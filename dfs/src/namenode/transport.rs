@@ -133,16 +133,27 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> Result<BufWriter<TcpStr
         .map_err(|_| Error::Timeout(format!("connecting to {addr}")))?
         .map_err(|e| Error::io(format!("connecting to {addr}"), e))?;
     let _ = stream.set_nodelay(true);
-    // Raft messages are fire-and-forget: across a partition, small writes keep landing in the
-    // kernel's send buffer and never fail, so this sender would go on using a dead connection
-    // and, after the partition heals, wait for TCP's backed-off retransmission (tens of
-    // seconds) before the peer hears from it again (found by cluster-tests'
-    // `leader_isolated_in_minority`). With a user timeout, data left unacknowledged for a few
-    // election timeouts fails the connection, the next send reconnects, and a healed peer is
-    // reached within a connect.
-    let _ = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(timeout * 4));
+    set_user_timeout(&stream, timeout * 4);
     Ok(BufWriter::new(stream))
 }
+
+/// Raft messages are fire-and-forget: across a partition, small writes keep landing in the
+/// kernel's send buffer and never fail, so this sender would go on using a dead connection
+/// and, after the partition heals, wait for TCP's backed-off retransmission (tens of
+/// seconds) before the peer hears from it again (found by cluster-tests'
+/// `leader_isolated_in_minority`). With a user timeout, data left unacknowledged for a few
+/// election timeouts fails the connection, the next send reconnects, and a healed peer is
+/// reached within a connect.
+#[cfg(target_os = "linux")]
+fn set_user_timeout(stream: &TcpStream, timeout: Duration) {
+    let _ = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(timeout));
+}
+
+/// `TCP_USER_TIMEOUT` is Linux's: elsewhere this does nothing, so after a partition heals a
+/// sender may go on writing into its dead connection until TCP's backed-off retransmission
+/// reaches the peer and the connection fails (tens of seconds), the delay the option removes.
+#[cfg(not(target_os = "linux"))]
+fn set_user_timeout(_stream: &TcpStream, _timeout: Duration) {}
 
 async fn send_one(
     w: &mut BufWriter<TcpStream>,
