@@ -431,13 +431,16 @@ impl NamenodeService {
                 status.block_size_bytes,
                 rand::random(),
             );
+            if hosts.is_empty() {
+                return Err(no_datanodes(
+                    &path,
+                    &nodes,
+                    &excluded,
+                    status.block_size_bytes,
+                ));
+            }
             map.refs(&hosts)
         };
-        if targets.is_empty() {
-            return Err(Error::Unavailable(
-                "no live datanode with enough free space".into(),
-            ));
-        }
         let op = Op::AddBlock {
             path: path.clone(),
             client_name,
@@ -708,4 +711,32 @@ pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Why `AddBlock` found no datanode for a block of `path`, in HDFS's words ("could only be
+/// written to 0 of the 1 minimum replicas") followed by the counts an operator needs.
+fn no_datanodes(
+    path: &str,
+    live: &[placement::NodeView],
+    excluded: &[String],
+    block_size_bytes: u64,
+) -> Error {
+    let excluded_live = live.iter().filter(|n| excluded.contains(&n.host)).count();
+    let full = live
+        .iter()
+        .filter(|n| !excluded.contains(&n.host))
+        .filter(|n| !placement::has_room(n.remaining_bytes, block_size_bytes))
+        .count();
+    let mut why = format!("{} datanodes running", live.len());
+    if excluded_live > 0 {
+        why.push_str(&format!(", {excluded_live} excluded by this writer"));
+    }
+    if full > 0 {
+        why.push_str(&format!(
+            ", {full} without room for a block of {block_size_bytes} bytes"
+        ));
+    }
+    Error::NoDatanodes(format!(
+        "{path}: could only be written to 0 of the 1 minimum replicas: {why}"
+    ))
 }
