@@ -252,8 +252,21 @@ async fn shell_commands() {
             report.contains("Leader") && report.contains("3 live"),
             "{report}"
         );
+        assert!(
+            report.contains("capacity") && report.contains("remaining"),
+            "datanodes' space in the report: {report}"
+        );
         ok(&["setrep", "-w", "2", "/up/a2.txt"]);
         assert!(ok(&["fsck", "/up", "--blocks"]).contains("HEALTHY"));
+        // A factor above the 3 live datanodes cannot be reached: -w says so and fails, within
+        // a bound (it used to wait forever without a word).
+        let started = Instant::now();
+        let err = fails(&["setrep", "-w", "5", "/up/a2.txt"]);
+        assert!(
+            err.contains("cannot be reached with 3 live datanodes"),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(30));
     })
     .await;
 }
