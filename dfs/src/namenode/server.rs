@@ -740,3 +740,40 @@ fn no_datanodes(
         "{path}: could only be written to 0 of the 1 minimum replicas: {why}"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The reason a write with no datanode reports: HDFS's words, then the counts.
+    #[test]
+    fn no_datanodes_says_how_many_run_and_why_none_fits() {
+        let msg = no_datanodes("/f", &[], &[], 1024).to_string();
+        assert_eq!(
+            msg,
+            "/f: could only be written to 0 of the 1 minimum replicas: 0 datanodes running"
+        );
+        let node = |host: &str, remaining_bytes| placement::NodeView {
+            host: host.into(),
+            rack: "r".into(),
+            remaining_bytes,
+        };
+        let live = [node("h1", 0), node("h2", u64::MAX)];
+        let msg = no_datanodes("/f", &live, &["h2".into()], 1024).to_string();
+        assert!(
+            msg.ends_with(
+                "2 datanodes running, 1 excluded by this writer, 1 without room for a block of \
+                 1024 bytes"
+            ),
+            "{msg}"
+        );
+        assert_eq!(
+            Error::from(crate::protocol::WireError::from(&Error::NoDatanodes(
+                msg.clone()
+            )))
+            .to_string(),
+            msg,
+            "the kind and the sentence survive the wire"
+        );
+    }
+}
