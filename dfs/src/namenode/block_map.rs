@@ -295,15 +295,29 @@ impl BlockMap {
             };
             let mut taken = self.holders(block.id);
             taken.extend(pipeline);
-            let targets = placement::choose_targets(
-                &self.live_views(now_ms, dead_after_ms),
-                missing,
-                None,
-                &taken,
-                &[],
-                file.block_size_bytes,
-                seed.wrapping_add(i as u64),
-            );
+            let nodes = self.live_views(now_ms, dead_after_ms);
+            let seed = seed.wrapping_add(i as u64);
+            let room = file.block_size_bytes;
+            let mut targets =
+                placement::choose_targets(&nodes, missing, None, &taken, &[], room, seed);
+            if targets.len() < missing {
+                // Every host holds a replica: overwrite corrupt ones, as re-replication does.
+                let corrupt: Vec<String> = views
+                    .iter()
+                    .filter(|v| v.corrupt && v.usable)
+                    .map(|v| v.host.clone())
+                    .collect();
+                let mut existing: Vec<String> = taken
+                    .iter()
+                    .filter(|h| !corrupt.contains(h))
+                    .cloned()
+                    .collect();
+                existing.extend(targets.iter().cloned());
+                let more = missing - targets.len();
+                targets.extend(placement::overwrite_targets(
+                    &nodes, more, &existing, &corrupt, room, seed,
+                ));
+            }
             plan.copies.push(CopyOrder {
                 block: *block,
                 source,
@@ -770,6 +784,39 @@ mod tests {
             ..file
         };
         assert!(!map.plan_close(&file, 30, DEAD_MS, 7).ready);
+    }
+
+    // Checks G2 and G3 together: a file closing on 3 datanodes, replication 3, whose block has
+    // a corrupt replica on the third host: the copy goes to that host (overwriting it), since
+    // no other host is left; before, `Complete` waited for a copy that had no target.
+    #[test]
+    fn plan_close_overwrites_a_corrupt_replica_when_every_host_holds_one() {
+        let mut map = BlockMap::new();
+        for i in 0..3 {
+            map.register(node(i), usage(), 0);
+        }
+        let b = Block {
+            id: 5,
+            gen_stamp: 1,
+            len_bytes: 10,
+        };
+        for h in ["h0", "h1", "h2"] {
+            map.incremental(h, &[fin(b)], &[]);
+        }
+        map.mark_corrupt("h1", &b);
+        let blocks = [b];
+        let file = ClosingFile {
+            blocks: &blocks,
+            replication: 3,
+            block_size_bytes: 1024,
+        };
+        let plan = map.plan_close(&file, 10, DEAD_MS, 7);
+        assert!(!plan.ready);
+        let [copy] = &plan.copies[..] else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(copy.targets, vec!["h1".to_string()]);
+        assert_ne!(copy.source, "h1");
     }
 
     #[test]

@@ -280,26 +280,50 @@ fn copy_targets(
         min_remaining_bytes,
         seed,
     );
-    if targets.len() < missing && !b.corrupt.is_empty() {
+    if targets.len() < missing {
         let mut existing = b.good.clone();
         existing.extend(targets.iter().cloned());
-        // Only the corrupt replicas' hosts are candidates in this second round.
-        let others: Vec<String> = nodes
-            .iter()
-            .filter(|n| !b.corrupt.contains(&n.host))
-            .map(|n| n.host.clone())
-            .collect();
-        targets.extend(choose_targets(
+        targets.extend(overwrite_targets(
             nodes,
             missing - targets.len(),
-            None,
             &existing,
-            &others,
+            &b.corrupt,
             min_remaining_bytes,
             seed,
         ));
     }
     targets
+}
+
+/// Up to `count` hosts among `corrupt` (holders of a corrupt replica) to receive a good copy
+/// that overwrites theirs, spread over racks given the `existing` good holders. For when no host
+/// without a replica is left; see [`copy_targets`] for why overwriting is safe.
+pub fn overwrite_targets(
+    nodes: &[NodeView],
+    count: usize,
+    existing: &[String],
+    corrupt: &[String],
+    min_remaining_bytes: u64,
+    seed: u64,
+) -> Vec<String> {
+    if count == 0 || corrupt.is_empty() {
+        return Vec::new();
+    }
+    // Only the corrupt replicas' hosts are candidates.
+    let others: Vec<String> = nodes
+        .iter()
+        .filter(|n| !corrupt.contains(&n.host))
+        .map(|n| n.host.clone())
+        .collect();
+    choose_targets(
+        nodes,
+        count,
+        None,
+        existing,
+        &others,
+        min_remaining_bytes,
+        seed,
+    )
 }
 
 /// Good replicas beyond the factor, taken from the racks with the most replicas.
