@@ -62,6 +62,11 @@ pub enum Error {
     /// Not enough live datanodes or replicas to do what was asked.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// No datanode can take a new block: none is live, or every live one is full or excluded
+    /// by the writer. Not retried by the RPC layer (waiting the full RPC deadline does not make
+    /// a datanode appear); a writer retries it briefly, then reports it.
+    #[error("{0}")]
+    NoDatanodes(String),
     /// A deadline passed.
     #[error("timed out: {0}")]
     Timeout(String),
@@ -112,6 +117,8 @@ pub enum ErrorKind {
     Lease,
     /// See [`Error::Unavailable`].
     Unavailable,
+    /// See [`Error::NoDatanodes`].
+    NoDatanodes,
     /// See [`Error::Timeout`].
     Timeout,
     /// Anything else.
@@ -141,6 +148,7 @@ impl Error {
             Error::Config(_) => ErrorKind::Config,
             Error::Lease(_) => ErrorKind::Lease,
             Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::NoDatanodes(_) => ErrorKind::NoDatanodes,
             Error::Timeout(_) => ErrorKind::Timeout,
             Error::Remote { kind, .. } => *kind,
             Error::Raft(_) | Error::Io { .. } => ErrorKind::Other,

@@ -582,6 +582,8 @@ impl From<WireError> for Error {
             ErrorKind::NotLeader => Error::NotLeader {
                 hint: err.leader_hint,
             },
+            // The message is already the whole sentence for a user (see `add_block`).
+            ErrorKind::NoDatanodes => Error::NoDatanodes(err.message),
             kind => Error::Remote {
                 kind,
                 message: err.message,

@@ -409,11 +409,30 @@ impl Shell {
         Ok(())
     }
 
+    /// Copies one file out; on any failure after the output was created (a read error, a full
+    /// local disk) the partial output is removed, so a file that exists is a whole copy. Only a
+    /// regular file is removed: `get FILE /dev/full` must not delete the device.
     async fn get_file(&self, src: &str, dst: &Path) -> Result<()> {
-        let io = |e| Error::io(format!("{}", dst.display()), e);
         let mut reader = self.client.open(src).await?;
+        let file =
+            std::fs::File::create(dst).map_err(|e| Error::io(format!("{}", dst.display()), e))?;
+        let copied = self.copy_out(src, &mut reader, file, dst).await;
+        if copied.is_err() && std::fs::symlink_metadata(dst).is_ok_and(|m| m.file_type().is_file())
+        {
+            let _ = std::fs::remove_file(dst);
+        }
+        copied
+    }
+
+    async fn copy_out(
+        &self,
+        src: &str,
+        reader: &mut crate::client::FileReader,
+        file: std::fs::File,
+        dst: &Path,
+    ) -> Result<()> {
+        let io = |e| Error::io(format!("{}", dst.display()), e);
         let bar = progress(reader.len_bytes(), &format!("get {src}"));
-        let file = std::fs::File::create(dst).map_err(io)?;
         let mut out = LocalSink::new(file);
         loop {
             let chunk = reader.next_chunk().await?;
@@ -533,6 +552,7 @@ impl Shell {
             return Ok(());
         }
         for p in &paths {
+            let mut checked_live_at = None;
             loop {
                 let files = self.client.fsck(p).await?;
                 let done = files.iter().all(|f| {
@@ -543,10 +563,36 @@ impl Shell {
                 if done {
                     break;
                 }
+                // A factor above the live datanodes is never reached (one replica per host):
+                // say so instead of waiting forever. Checked again every few seconds, since
+                // datanodes may die while we wait.
+                if checked_live_at.is_none_or(|t: std::time::Instant| t.elapsed().as_secs() >= 5) {
+                    self.check_reachable(replication).await?;
+                    checked_live_at = Some(std::time::Instant::now());
+                }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
         Ok(())
+    }
+
+    /// Fails when fewer live datanodes exist than `replication`, so `setrep -w` cannot end.
+    async fn check_reachable(&self, replication: u32) -> Result<()> {
+        let live = self
+            .client
+            .datanode_report()
+            .await?
+            .iter()
+            .filter(|d| d.live)
+            .count();
+        if live >= replication as usize {
+            return Ok(());
+        }
+        Err(Error::Unavailable(format!(
+            "replication {replication} cannot be reached with {live} live datanodes (one \
+             replica per datanode); the factor is set and is reached once enough datanodes \
+             run, but -w does not wait for that"
+        )))
     }
 
     async fn fsck(&self, path: &str, all_blocks: bool) -> Result<()> {

@@ -252,8 +252,21 @@ async fn shell_commands() {
             report.contains("Leader") && report.contains("3 live"),
             "{report}"
         );
+        assert!(
+            report.contains("capacity") && report.contains("remaining"),
+            "datanodes' space in the report: {report}"
+        );
         ok(&["setrep", "-w", "2", "/up/a2.txt"]);
         assert!(ok(&["fsck", "/up", "--blocks"]).contains("HEALTHY"));
+        // A factor above the 3 live datanodes cannot be reached: -w says so and fails, within
+        // a bound (it used to wait forever without a word).
+        let started = Instant::now();
+        let err = fails(&["setrep", "-w", "5", "/up/a2.txt"]);
+        assert!(
+            err.contains("cannot be reached with 3 live datanodes"),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(30));
         must_put_like_the_readme(&cluster);
     })
     .await;
@@ -349,6 +362,58 @@ async fn scanner_reports_unread_corruption() {
             &data,
             "after scanner repair",
         );
+    })
+    .await;
+}
+
+// Checks G3's "replaced" where every host already holds the block (3 datanodes, replication
+// 3): one replica with a flipped byte and, in another file, one with garbage appended to its
+// data file, neither read by anyone. The scanner reports both, the namenode copies a good
+// replica over each corrupt one on its own host, and each victim's file ends byte-exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_replicas_are_replaced_when_every_host_holds_the_block() {
+    let seed = test_seed();
+    bounded(LIMIT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path(), 3, 3);
+        config.scanner_interval_ms = 1_000;
+        assert_eq!(config.replication, 3);
+        let cluster = Cluster::start_with(Harness::Real, dir, config).await;
+        let client = cluster.client();
+        let mut victims = Vec::new();
+        for (i, path) in ["/flipped", "/appended"].into_iter().enumerate() {
+            let data = seeded_bytes(seed.wrapping_add(i as u64), 5000);
+            must_put(&client, path, &data).await;
+            let blocks = client.block_locations(path).await.unwrap();
+            let block = blocks.blocks[0].block.id;
+            assert_eq!(blocks.blocks[0].locations.len(), 3, "{path} on every host");
+            let victim = blocks.blocks[0].locations[i].host.clone();
+            let file = cluster.replica_file(&victim, block).unwrap();
+            if i == 0 {
+                data_path::flip_byte(&file, 4000);
+            } else {
+                let mut raw = std::fs::read(&file).unwrap();
+                raw.extend_from_slice(&[0xab; 1500]);
+                std::fs::write(&file, raw).unwrap();
+            }
+            victims.push((path, data, block, victim));
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for (path, data, block, victim) in &victims {
+            loop {
+                let on_disk = cluster.replica_file(victim, *block).map(std::fs::read);
+                if matches!(&on_disk, Some(Ok(bytes)) if bytes == data) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{path}: the corrupt replica on {victim} was never replaced"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            must_wait_replicated(&client, path, 3, None, Duration::from_secs(30)).await;
+            must_equal(&must_read(&client, path).await, data, "after repair");
+        }
     })
     .await;
 }

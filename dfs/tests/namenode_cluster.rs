@@ -765,3 +765,35 @@ async fn bench_namespace_ops() {
     );
     print_cpu_per_op(&cluster, cpu, n);
 }
+
+// Checks that a write with no datanode at all fails fast with the reason (no hang): `dfs put` of
+// a non-empty file on a cluster of namenodes only ends within seconds, naming the 0 datanodes,
+// as HDFS's "could only be written to 0 of the 1 minimum replicas". The production RPC timeout
+// is kept, since the hang came from retrying under it. A hang check, not a benchmark: 30 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_without_datanodes_fails_fast_with_the_reason() {
+    let cluster = Cluster::start_with(|c| c.rpc_timeout_ms = 10_000);
+    let client = cluster.client();
+    must_have_leader(&cluster, &client, Duration::from_secs(15)).await;
+    let local = cluster.dir.path().join("local.bin");
+    std::fs::write(&local, vec![7u8; 100_000]).unwrap();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_dfs"))
+        .args(["--conf", cluster.conf_path.to_str().unwrap(), "put"])
+        .arg(&local)
+        .arg("/nowhere.bin")
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "put succeeded without datanodes");
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "took {elapsed:?}: {stderr}"
+    );
+    assert!(
+        stderr.contains("0 datanodes running") && stderr.lines().count() == 1,
+        "unclear error: {stderr}"
+    );
+    println!("put failed after {elapsed:?}: {stderr}");
+}

@@ -150,6 +150,18 @@ impl ReplicaFiles {
         if h.block_id != block_id || h.gen_stamp != gen_stamp {
             return Err(corrupt("sidecar names another replica".into()));
         }
+        // One CRC per chunk of data, exactly: bytes appended to the data file (or a truncated
+        // sidecar) show here, even where no read would reach the chunks no CRC covers.
+        let meta_len = meta
+            .metadata()
+            .map_err(|e| Error::io(format!("stat {}", meta_path.display()), e))?
+            .len();
+        let expected = sidecar_len_bytes(len_bytes);
+        if meta_len != expected {
+            return Err(corrupt(format!(
+                "sidecar is {meta_len} bytes for {len_bytes} bytes of data, expected {expected}"
+            )));
+        }
         Ok(ReplicaFiles {
             data,
             meta,

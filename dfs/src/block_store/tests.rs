@@ -215,6 +215,29 @@ fn corruption_is_detected_by_read_and_scan() {
     assert_eq!(bad, vec![9]);
 }
 
+// Checks G3: garbage appended to a replica's data file (its sidecar now has fewer CRCs than
+// the data has chunks) is caught while the datanode runs, by the scanner and by every read,
+// even when the appended bytes would fill whole chunks that no CRC covers.
+#[test]
+fn appended_garbage_is_detected_by_read_and_scan() {
+    for garbage_len in [10, 512, 3000] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::open(&[dir.path().to_path_buf()], "dn").unwrap();
+        write_block(&store, 9, 2, &bytes(4096));
+        write_block(&store, 10, 2, &bytes(5000));
+        let (data, _) = replica_paths(dir.path(), 9, 2);
+        let mut f = fs::OpenOptions::new().append(true).open(&data).unwrap();
+        std::io::Write::write_all(&mut f, &vec![0xab; garbage_len]).unwrap();
+        drop(f);
+        let bad: Vec<u64> = store.scan(|| {}).iter().map(|r| r.block_id).collect();
+        assert_eq!(bad, vec![9], "{garbage_len} bytes appended");
+        let err = store.open_replica(9).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { block: 9, .. }), "{err}");
+        assert!(err.to_string().contains("sidecar"), "{err}");
+        assert!(store.open_replica(10).is_ok());
+    }
+}
+
 // Checks G2: after a restart, temporary and half-finalized replicas are gone, finalized ones
 // are reported, and an older generation is superseded by a newer one.
 #[test]

@@ -341,17 +341,33 @@ impl FileWriter {
     }
 
     /// Allocates the file's next block (`AddBlock`).
+    ///
+    /// "No datanode can take it" is retried for a few heartbeats only (datanodes may be
+    /// registering with a namenode that just started), then reported with the namenode's
+    /// reason: waiting longer does not make a datanode appear, and a writer that hangs without
+    /// a word is worse than one that says why it stopped.
     async fn add_block(&mut self) -> Result<OpenBlock> {
-        let resp = self
-            .client
-            .call(Request::AddBlock {
-                path: self.path.clone(),
-                client_name: self.client.inner.client_name.clone(),
-                previous: self.previous,
-                writer_host: self.client.inner.local_host.clone(),
-                excluded_hosts: self.excluded.clone(),
-            })
-            .await?;
+        let patience = Duration::from_millis(self.client.inner.config.heartbeat_interval_ms * 3)
+            .clamp(Duration::from_secs(2), Duration::from_secs(10));
+        let deadline = Instant::now() + patience;
+        let resp = loop {
+            let sent = self
+                .client
+                .call(Request::AddBlock {
+                    path: self.path.clone(),
+                    client_name: self.client.inner.client_name.clone(),
+                    previous: self.previous,
+                    writer_host: self.client.inner.local_host.clone(),
+                    excluded_hosts: self.excluded.clone(),
+                })
+                .await;
+            match sent {
+                Err(Error::NoDatanodes(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                other => break other?,
+            }
+        };
         let located = expect_response!(resp, Response::Block(b) => b)?;
         if located.locations.is_empty() {
             return Err(Error::Unavailable(format!(

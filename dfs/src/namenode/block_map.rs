@@ -153,7 +153,7 @@ impl BlockMap {
     }
 
     /// How many usable datanodes could hold a replica of `block_id`: those that already hold
-    /// one, and those with at least `room_bytes` free. A full datanode cannot take a copy, so
+    /// one, and those with room for `room_bytes` (see [`placement::has_room`]). A full datanode cannot take a copy, so
     /// counting it would make `Complete` wait for a replica that can never be made.
     pub fn usable_count_for(
         &self,
@@ -167,7 +167,7 @@ impl BlockMap {
             .iter()
             .filter(|(h, n)| {
                 self.is_usable(h, now_ms, dead_after_ms)
-                    && (n.usage.remaining_bytes >= room_bytes
+                    && (placement::has_room(n.usage.remaining_bytes, room_bytes)
                         || holders.is_some_and(|r| r.contains_key(*h)))
             })
             .count()
@@ -295,15 +295,29 @@ impl BlockMap {
             };
             let mut taken = self.holders(block.id);
             taken.extend(pipeline);
-            let targets = placement::choose_targets(
-                &self.live_views(now_ms, dead_after_ms),
-                missing,
-                None,
-                &taken,
-                &[],
-                file.block_size_bytes,
-                seed.wrapping_add(i as u64),
-            );
+            let nodes = self.live_views(now_ms, dead_after_ms);
+            let seed = seed.wrapping_add(i as u64);
+            let room = file.block_size_bytes;
+            let mut targets =
+                placement::choose_targets(&nodes, missing, None, &taken, &[], room, seed);
+            if targets.len() < missing {
+                // Every host holds a replica: overwrite corrupt ones, as re-replication does.
+                let corrupt: Vec<String> = views
+                    .iter()
+                    .filter(|v| v.corrupt && v.usable)
+                    .map(|v| v.host.clone())
+                    .collect();
+                let mut existing: Vec<String> = taken
+                    .iter()
+                    .filter(|h| !corrupt.contains(h))
+                    .cloned()
+                    .collect();
+                existing.extend(targets.iter().cloned());
+                let more = missing - targets.len();
+                targets.extend(placement::overwrite_targets(
+                    &nodes, more, &existing, &corrupt, room, seed,
+                ));
+            }
             plan.copies.push(CopyOrder {
                 block: *block,
                 source,
@@ -511,8 +525,12 @@ impl BlockMap {
                         corrupt,
                     };
                     if busy {
-                        // A copy is under way: do not plan another, but still allow deletions.
+                        // A copy is under way: do not plan another, but still allow deletions
+                        // of excess good replicas. Not of corrupt ones: the lowered factor
+                        // would make them look redundant before the copy landed, and the copy
+                        // may be the one overwriting a corrupt replica (see `placement::plan`).
                         h.replication = h.replication.min(h.good.len() as u32);
+                        h.corrupt.clear();
                     }
                     healths.push(h);
                 }
@@ -768,6 +786,39 @@ mod tests {
         assert!(!map.plan_close(&file, 30, DEAD_MS, 7).ready);
     }
 
+    // Checks G2 and G3 together: a file closing on 3 datanodes, replication 3, whose block has
+    // a corrupt replica on the third host: the copy goes to that host (overwriting it), since
+    // no other host is left; before, `Complete` waited for a copy that had no target.
+    #[test]
+    fn plan_close_overwrites_a_corrupt_replica_when_every_host_holds_one() {
+        let mut map = BlockMap::new();
+        for i in 0..3 {
+            map.register(node(i), usage(), 0);
+        }
+        let b = Block {
+            id: 5,
+            gen_stamp: 1,
+            len_bytes: 10,
+        };
+        for h in ["h0", "h1", "h2"] {
+            map.incremental(h, &[fin(b)], &[]);
+        }
+        map.mark_corrupt("h1", &b);
+        let blocks = [b];
+        let file = ClosingFile {
+            blocks: &blocks,
+            replication: 3,
+            block_size_bytes: 1024,
+        };
+        let plan = map.plan_close(&file, 10, DEAD_MS, 7);
+        assert!(!plan.ready);
+        let [copy] = &plan.copies[..] else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(copy.targets, vec!["h1".to_string()]);
+        assert_ne!(copy.source, "h1");
+    }
+
     #[test]
     fn copies_at_close_are_not_doubled_while_one_is_under_way() {
         let mut map = BlockMap::new();
@@ -850,6 +901,35 @@ mod tests {
             map.take_commands("h2"),
             vec![DatanodeCommand::Delete { blocks: vec![b] }]
         );
+    }
+
+    // Checks G3's "replaced" on 3 hosts with replication 3: the host of the corrupt replica is
+    // sent a copy (overwriting it once complete, never deleted first), and the copy it reports
+    // counts as good, so the block is back to 3 good replicas and nothing is deleted.
+    #[test]
+    fn corrupt_replica_is_overwritten_when_every_host_holds_the_block() {
+        let (ns, b) = ns_with_block();
+        let mut map = BlockMap::new();
+        for i in 1..=3 {
+            map.register(node(i), usage(), 0);
+            map.full_report(&format!("h{i}"), &[fin(b)]);
+        }
+        map.mark_corrupt("h2", &b);
+        map.check_replication(&ns, 10, DEAD_MS, 10_000, 7);
+        assert!(
+            map.take_commands("h2").is_empty(),
+            "corrupt copy neither deleted nor used as a source"
+        );
+        let mut targets = replicate_targets(&mut map, "h1");
+        targets.extend(replicate_targets(&mut map, "h3"));
+        assert_eq!(targets, vec!["h2".to_string()]);
+        // The copy is under way: no second one before the retry time.
+        assert_eq!(map.check_replication(&ns, 20, DEAD_MS, 10_000, 7), 0);
+        // h2 finalizes the copy over its corrupt replica and reports it.
+        map.incremental("h2", &[fin(b)], &[]);
+        let (good, bad) = map.health(&ns.block(b.id).unwrap(), 30, DEAD_MS);
+        assert_eq!((good.len(), bad.len()), (3, 0));
+        assert_eq!(map.check_replication(&ns, 30, DEAD_MS, 10_000, 7), 0);
     }
 
     #[test]

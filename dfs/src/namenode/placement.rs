@@ -55,6 +55,18 @@ pub enum Action {
     },
 }
 
+/// Free space a datanode must keep beyond the block it is asked to take. Its free space is
+/// sampled for heartbeats (and cached a few seconds by the datanode), and other writes may land
+/// on it meanwhile, so "exactly one block free" is not room for one block.
+pub const RESERVED_BYTES: u64 = 16 << 20;
+
+/// Whether a datanode with `remaining_bytes` free has room for a block of `block_bytes`: the
+/// block plus [`RESERVED_BYTES`]. A full disk is never chosen, so a write is not placed on a
+/// datanode that will fail it (and close under-replicated).
+pub fn has_room(remaining_bytes: u64, block_bytes: u64) -> bool {
+    remaining_bytes >= block_bytes.saturating_add(RESERVED_BYTES)
+}
+
 /// A tie-breaking rank of host `s` under `seed`: every order of the hosts must be about
 /// equally likely across seeds. (An FNV-1a fold did not do that: names that differ in one
 /// bit, like `h1`...`h4`, kept one fixed order for half of all seeds and its reverse for the
@@ -74,8 +86,8 @@ fn mix(seed: u64, s: &str) -> u64 {
 /// The writer's host comes first when it is a candidate and the block has no replica yet (a
 /// local write costs no network). Each next pick is on the rack holding the fewest of the
 /// block's replicas so far, so replicas spread over racks and then hosts; among equals, the
-/// seeded hash decides. Hosts in `existing` or `excluded` and nodes with less than
-/// `min_remaining_bytes` free are never chosen.
+/// seeded hash decides. Hosts in `existing` or `excluded` and nodes without room for a block
+/// of `min_remaining_bytes` (see [`has_room`]) are never chosen.
 pub fn choose_targets(
     nodes: &[NodeView],
     count: usize,
@@ -95,7 +107,7 @@ pub fn choose_targets(
         *rack_load.entry(n.rack.as_str()).or_default() += 1;
     }
     let mut chosen = Vec::new();
-    let usable = |n: &&NodeView| n.remaining_bytes >= min_remaining_bytes;
+    let usable = |n: &&NodeView| has_room(n.remaining_bytes, min_remaining_bytes);
     if let Some(w) = writer_host.filter(|_| existing.is_empty() && count > 0) {
         if let Some(n) = nodes
             .iter()
@@ -184,7 +196,10 @@ pub fn rebuild_pipeline(
 /// Plans re-replication and deletions for the given blocks.
 ///
 /// - Under-replicated blocks (some good replica, fewer than the factor) are served fewest good
-///   replicas first, at most `max_replications` of them.
+///   replicas first, at most `max_replications` of them, onto datanodes with room for the block
+///   (at least `min_remaining_bytes`, see [`has_room`]). New holders are hosts without any
+///   replica of the block; when too few remain (3 hosts, replication 3), the hosts of corrupt
+///   replicas are targets too (see [`copy_targets`]).
 /// - Corrupt replicas are deleted only once the good ones reach the factor: until then a corrupt
 ///   copy is still the last resort for an operator.
 /// - Excess good replicas are deleted from the most crowded rack first.
@@ -202,17 +217,9 @@ pub fn plan(
         .collect();
     under.sort_by_key(|b| (b.good.len(), b.block.id));
     for b in under.into_iter().take(max_replications) {
-        let missing = b.replication as usize - b.good.len();
-        let existing: Vec<String> = b.good.iter().chain(&b.corrupt).cloned().collect();
-        let targets = choose_targets(
-            nodes,
-            missing,
-            None,
-            &existing,
-            &[],
-            min_remaining_bytes,
-            seed ^ b.block.id,
-        );
+        // The copy is exactly the block's length: a target needs room for that much.
+        let room = min_remaining_bytes.max(b.block.len_bytes);
+        let targets = copy_targets(b, nodes, room, seed ^ b.block.id);
         if targets.is_empty() {
             continue;
         }
@@ -243,6 +250,80 @@ pub fn plan(
         }
     }
     actions
+}
+
+/// New holders for the replicas `b` is missing: hosts without any replica first, then hosts
+/// whose replica is corrupt.
+///
+/// A copy sent to the host of a corrupt replica overwrites it: the datanode writes the incoming
+/// replica in `tmp/`, verifies every packet's checksums, and only renames it over the corrupt
+/// one once it is complete and durable (see [`crate::block_store`]). So the corrupt copy is
+/// never removed before a good one stands in its place, and "a corrupt replica is kept until
+/// enough good ones exist" still holds when it is the last one: with no good replica there is
+/// no source and no copy at all. Deleting the corrupt replica first and copying afterwards
+/// would open a window with one copy fewer, and two commands to two datanodes can run in
+/// either order, so the delete could even remove the fresh good copy.
+fn copy_targets(
+    b: &BlockHealth,
+    nodes: &[NodeView],
+    min_remaining_bytes: u64,
+    seed: u64,
+) -> Vec<String> {
+    let missing = (b.replication as usize).saturating_sub(b.good.len());
+    let holders: Vec<String> = b.good.iter().chain(&b.corrupt).cloned().collect();
+    let mut targets = choose_targets(
+        nodes,
+        missing,
+        None,
+        &holders,
+        &[],
+        min_remaining_bytes,
+        seed,
+    );
+    if targets.len() < missing {
+        let mut existing = b.good.clone();
+        existing.extend(targets.iter().cloned());
+        targets.extend(overwrite_targets(
+            nodes,
+            missing - targets.len(),
+            &existing,
+            &b.corrupt,
+            min_remaining_bytes,
+            seed,
+        ));
+    }
+    targets
+}
+
+/// Up to `count` hosts among `corrupt` (holders of a corrupt replica) to receive a good copy
+/// that overwrites theirs, spread over racks given the `existing` good holders. For when no host
+/// without a replica is left; see [`copy_targets`] for why overwriting is safe.
+pub fn overwrite_targets(
+    nodes: &[NodeView],
+    count: usize,
+    existing: &[String],
+    corrupt: &[String],
+    min_remaining_bytes: u64,
+    seed: u64,
+) -> Vec<String> {
+    if count == 0 || corrupt.is_empty() {
+        return Vec::new();
+    }
+    // Only the corrupt replicas' hosts are candidates.
+    let others: Vec<String> = nodes
+        .iter()
+        .filter(|n| !corrupt.contains(&n.host))
+        .map(|n| n.host.clone())
+        .collect();
+    choose_targets(
+        nodes,
+        count,
+        None,
+        existing,
+        &others,
+        min_remaining_bytes,
+        seed,
+    )
 }
 
 /// Good replicas beyond the factor, taken from the racks with the most replicas.
@@ -406,6 +487,38 @@ mod tests {
         assert_eq!(t, vec!["h2".to_string()]);
     }
 
+    // Checks G4: a datanode whose disk is full (less free than a block plus the reserve) is
+    // never chosen, neither for a new block nor for a re-replication copy.
+    #[test]
+    fn full_datanodes_are_never_chosen() {
+        let seed = seed();
+        let mut nodes = nodes(4);
+        nodes[0].remaining_bytes = 0;
+        nodes[1].remaining_bytes = RESERVED_BYTES + 5;
+        for i in 0..50 {
+            let t = choose_targets(&nodes, 3, Some("h1"), &[], &[], 1024, seed + i);
+            assert_eq!(t.len(), 2, "only h3 and h4 have room: {t:?}");
+            assert!(
+                !t.contains(&"h1".into()) && !t.contains(&"h2".into()),
+                "{t:?}"
+            );
+        }
+        assert!(has_room(1024 + RESERVED_BYTES, 1024));
+        assert!(!has_room(u64::MAX - 1, u64::MAX), "no overflow");
+        // Re-replication of a 10-byte block: h1 and h2 are still too full for a copy.
+        let b = BlockHealth {
+            block: block(1),
+            replication: 3,
+            good: vec!["h3".into()],
+            corrupt: vec![],
+        };
+        let actions = plan(&[b], &nodes, 10, 0, seed);
+        assert!(
+            matches!(&actions[..], [Action::Replicate { targets, .. }] if targets == &vec!["h4".to_string()]),
+            "{actions:?}"
+        );
+    }
+
     // Checks G4: the blocks with the fewest live replicas are repaired first.
     #[test]
     fn fewest_replicas_first() {
@@ -472,6 +585,62 @@ mod tests {
                 block: block(1)
             }]
         );
+    }
+
+    // Checks G3's "replaced" when every host already holds the block: with 3 hosts and
+    // replication 3, the host of the corrupt replica is the target of the copy (which
+    // overwrites it once complete), and the corrupt replica is not deleted first.
+    #[test]
+    fn corrupt_replica_host_is_a_target_when_no_other_host_is_left() {
+        let seed = seed();
+        let nodes = nodes(3);
+        let b = BlockHealth {
+            block: block(1),
+            replication: 3,
+            good: vec!["h1".into(), "h3".into()],
+            corrupt: vec!["h2".into()],
+        };
+        let actions = plan(std::slice::from_ref(&b), &nodes, 10, 0, seed);
+        let [Action::Replicate {
+            source, targets, ..
+        }] = &actions[..]
+        else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(targets, &vec!["h2".to_string()]);
+        assert!(source == "h1" || source == "h3", "{source}");
+        // A free host is still preferred over overwriting a corrupt replica.
+        let actions = plan(
+            std::slice::from_ref(&b),
+            &super::tests::nodes(4),
+            10,
+            0,
+            seed,
+        );
+        assert!(
+            matches!(&actions[..], [Action::Replicate { targets, .. }] if targets == &vec!["h4".to_string()]),
+            "{actions:?}"
+        );
+        // Two corrupt, one good, no free host: both corrupt hosts get the copy.
+        let two = BlockHealth {
+            good: vec!["h1".into()],
+            corrupt: vec!["h2".into(), "h3".into()],
+            ..b.clone()
+        };
+        let actions = plan(&[two], &nodes, 10, 0, seed);
+        let [Action::Replicate { targets, .. }] = &actions[..] else {
+            panic!("{actions:?}")
+        };
+        let mut sorted = targets.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec!["h2".to_string(), "h3".to_string()]);
+        // No good replica: nothing to copy from, and the corrupt ones are kept.
+        let none = BlockHealth {
+            good: vec![],
+            corrupt: vec!["h1".into(), "h2".into(), "h3".into()],
+            ..b
+        };
+        assert!(plan(&[none], &nodes, 10, 0, seed).is_empty());
     }
 
     #[test]

@@ -431,13 +431,16 @@ impl NamenodeService {
                 status.block_size_bytes,
                 rand::random(),
             );
+            if hosts.is_empty() {
+                return Err(no_datanodes(
+                    &path,
+                    &nodes,
+                    &excluded,
+                    status.block_size_bytes,
+                ));
+            }
             map.refs(&hosts)
         };
-        if targets.is_empty() {
-            return Err(Error::Unavailable(
-                "no live datanode with enough free space".into(),
-            ));
-        }
         let op = Op::AddBlock {
             path: path.clone(),
             client_name,
@@ -707,5 +710,70 @@ pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
             tracing::info!("namenode {id}: stopped");
             Ok(())
         }
+    }
+}
+
+/// Why `AddBlock` found no datanode for a block of `path`, in HDFS's words ("could only be
+/// written to 0 of the 1 minimum replicas") followed by the counts an operator needs.
+fn no_datanodes(
+    path: &str,
+    live: &[placement::NodeView],
+    excluded: &[String],
+    block_size_bytes: u64,
+) -> Error {
+    let excluded_live = live.iter().filter(|n| excluded.contains(&n.host)).count();
+    let full = live
+        .iter()
+        .filter(|n| !excluded.contains(&n.host))
+        .filter(|n| !placement::has_room(n.remaining_bytes, block_size_bytes))
+        .count();
+    let mut why = format!("{} datanodes running", live.len());
+    if excluded_live > 0 {
+        why.push_str(&format!(", {excluded_live} excluded by this writer"));
+    }
+    if full > 0 {
+        why.push_str(&format!(
+            ", {full} without room for a block of {block_size_bytes} bytes"
+        ));
+    }
+    Error::NoDatanodes(format!(
+        "{path}: could only be written to 0 of the 1 minimum replicas: {why}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The reason a write with no datanode reports: HDFS's words, then the counts.
+    #[test]
+    fn no_datanodes_says_how_many_run_and_why_none_fits() {
+        let msg = no_datanodes("/f", &[], &[], 1024).to_string();
+        assert_eq!(
+            msg,
+            "/f: could only be written to 0 of the 1 minimum replicas: 0 datanodes running"
+        );
+        let node = |host: &str, remaining_bytes| placement::NodeView {
+            host: host.into(),
+            rack: "r".into(),
+            remaining_bytes,
+        };
+        let live = [node("h1", 0), node("h2", u64::MAX)];
+        let msg = no_datanodes("/f", &live, &["h2".into()], 1024).to_string();
+        assert!(
+            msg.ends_with(
+                "2 datanodes running, 1 excluded by this writer, 1 without room for a block of \
+                 1024 bytes"
+            ),
+            "{msg}"
+        );
+        assert_eq!(
+            Error::from(crate::protocol::WireError::from(&Error::NoDatanodes(
+                msg.clone()
+            )))
+            .to_string(),
+            msg,
+            "the kind and the sentence survive the wire"
+        );
     }
 }

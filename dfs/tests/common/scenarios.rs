@@ -165,6 +165,19 @@ pub async fn corrupt_all_replicas(cluster: &Cluster, seed: u64) {
         out.stdout.is_empty(),
         "no bytes of a corrupt block reach stdout"
     );
+    // A get that fails after creating its output removes it: no partial file is left that
+    // looks like a copy. Into a device, the device stays.
+    let local = cluster.dir.path().join("corrupt-all.out");
+    let out = cluster.dfs(&["get", path, local.to_str().unwrap()]);
+    assert!(!out.status.success(), "get of an all-corrupt block failed");
+    assert!(
+        !local.exists(),
+        "partial output {} left behind",
+        local.display()
+    );
+    let out = cluster.dfs(&["get", path, "/dev/null"]);
+    assert!(!out.status.success());
+    assert!(std::path::Path::new("/dev/null").exists());
 }
 
 // Checks G7: garbage, oversized and truncated frames to a datanode get an error or a closed
