@@ -509,7 +509,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.starts_with(&format!("namenode 2 ({leader}), the leader, refused the connection")),
+            text.starts_with(&format!(
+                "namenode 2 ({leader}), the leader, refused the connection"
+            )),
             "{text}"
         );
         assert!(!text.contains("Some("), "{text}");

@@ -14,6 +14,7 @@ use dfs::config::ClusterConfig;
 use crate::config::{Config, MapReduceConfig};
 use crate::dfs_fs::DfsFs;
 use crate::error::{dfs_error, Error, Result};
+use crate::job_binary::UploadCopy;
 use crate::job_conf::{JobConf, Registry};
 use crate::protocol::{
     call, unix_ms, BinaryRef, ErrorKind, JobInfo, JobPhase, JobSpec, JtRequest, JtResponse,
@@ -23,8 +24,7 @@ use crate::runner::{JobReport, RunOptions};
 use crate::scheduler::JobId;
 use crate::worker::hex;
 
-/// Where staged job binaries live in dfs.
-pub const BINARY_DIR: &str = "/mrjob/bin";
+pub use crate::job_binary::BINARY_DIR;
 /// How often a waiting submitter polls its job.
 const POLL_MS: u64 = 50;
 
@@ -73,11 +73,15 @@ impl ClusterClient {
         self.fs.block_on(call(addr, req, timeout))
     }
 
-    /// Copies this process's executable into dfs under its SHA-256, unless it is there.
+    /// Copies this process's executable, without its debug info ([`UploadCopy`]), into dfs
+    /// under the SHA-256 of the bytes uploaded, unless it is there: a second job of the same
+    /// program uploads nothing.
     pub fn stage_binary(&self) -> Result<BinaryRef> {
         let exe = std::env::current_exe()
             .map_err(|e| Error::io("finding this program's executable".to_owned(), e))?;
-        let sha256 = file_sha256(&exe)?;
+        let copy = UploadCopy::of(&exe);
+        let upload = copy.path();
+        let sha256 = file_sha256(upload)?;
         let dfs_path = format!("{BINARY_DIR}/{sha256}");
         let client = self.fs.client();
         let exists = self
@@ -85,8 +89,8 @@ impl ClusterClient {
             .block_on(client.exists(&dfs_path))
             .map_err(|e| dfs_error("checking the staged binary", e))?;
         if !exists {
-            let bytes = std::fs::read(&exe)
-                .map_err(|e| Error::io(format!("reading {}", exe.display()), e))?;
+            let bytes = std::fs::read(upload)
+                .map_err(|e| Error::io(format!("reading {}", upload.display()), e))?;
             // Write under a unique name, then rename: a reader never sees a partial binary.
             let tmp = format!("{BINARY_DIR}/.{sha256}.{}", std::process::id());
             self.fs
@@ -540,7 +544,14 @@ mod tests {
             .note(Waiting::Job(7), &e, Duration::from_secs(30), None)
             .unwrap_err();
         assert!(
-            matches!(err, Error::OutcomeUnknown { job: 7, unreachable_secs: 40, .. }),
+            matches!(
+                err,
+                Error::OutcomeUnknown {
+                    job: 7,
+                    unreachable_secs: 40,
+                    ..
+                }
+            ),
             "{err}"
         );
         assert_eq!(err.exit_code(), crate::error::EXIT_OUTCOME_UNKNOWN);
