@@ -18,10 +18,21 @@ pub enum Error {
         reason: String,
     },
     /// This namenode is not the Raft leader; `hint` is the leader's id if known.
-    #[error("not the leader (leader hint: {hint:?})")]
+    #[error("{}", not_leader_text(*.hint))]
     NotLeader {
         /// The leader this node believes in, if any.
         hint: Option<u64>,
+    },
+    /// The namenode the others name as their leader could not be reached or did not answer,
+    /// so a call could not be served by anyone until the deadline.
+    #[error("namenode {id} ({addr}), the leader, {}", leader_failure_text(source))]
+    LeaderUnreachable {
+        /// The leader's namenode id.
+        id: u64,
+        /// The leader's address.
+        addr: std::net::SocketAddr,
+        /// What went wrong when calling it.
+        source: Box<Error>,
     },
     /// A frame announced a length above the limit; nothing was allocated.
     #[error("frame of {len} bytes exceeds the limit of {limit} bytes")]
@@ -125,6 +136,26 @@ pub enum ErrorKind {
     Other,
 }
 
+/// What a `NotLeader` answer says, in words (a user reads it when a call runs out of time).
+fn not_leader_text(hint: Option<u64>) -> String {
+    match hint {
+        Some(id) => format!("not the leader (it names namenode {id} as the leader)"),
+        None => "not the leader, and no leader is known (an election may be under way)".into(),
+    }
+}
+
+/// How a call to the leader failed, after "namenode N (ADDR), the leader, ".
+fn leader_failure_text(err: &Error) -> String {
+    match err {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("refused the connection: {source}")
+        }
+        Error::Io { source, .. } => format!("could not be reached: {source}"),
+        Error::Timeout(what) => format!("did not answer in time: {what}"),
+        other => format!("failed: {other}"),
+    }
+}
+
 impl Error {
     /// Wraps an I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
@@ -147,11 +178,52 @@ impl Error {
             Error::WrongKind(_) => ErrorKind::WrongKind,
             Error::Config(_) => ErrorKind::Config,
             Error::Lease(_) => ErrorKind::Lease,
-            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Unavailable(_) | Error::LeaderUnreachable { .. } => ErrorKind::Unavailable,
             Error::NoDatanodes(_) => ErrorKind::NoDatanodes,
             Error::Timeout(_) => ErrorKind::Timeout,
             Error::Remote { kind, .. } => *kind,
             Error::Raft(_) | Error::Io { .. } => ErrorKind::Other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_leader_messages_name_the_leader_in_words() {
+        let named = Error::NotLeader { hint: Some(3) }.to_string();
+        assert_eq!(named, "not the leader (it names namenode 3 as the leader)");
+        let unknown = Error::NotLeader { hint: None }.to_string();
+        assert!(unknown.contains("no leader is known"), "{unknown}");
+        for text in [named, unknown] {
+            assert!(!text.contains("Some") && !text.contains("None"), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_unreachable_leader_is_named_with_its_address_and_the_cause() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let err = Error::LeaderUnreachable {
+            id: 3,
+            addr: "127.0.0.3:8020".parse().unwrap(),
+            source: Box::new(Error::io("connecting to namenode 127.0.0.3:8020", refused)),
+        };
+        let text = err.to_string();
+        assert!(
+            text.starts_with("namenode 3 (127.0.0.3:8020), the leader, refused the connection: "),
+            "{text}"
+        );
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        let slow = Error::LeaderUnreachable {
+            id: 1,
+            addr: "127.0.0.1:8020".parse().unwrap(),
+            source: Box::new(Error::Timeout("namenode 1 did not answer".into())),
+        };
+        assert_eq!(
+            slow.to_string(),
+            "namenode 1 (127.0.0.1:8020), the leader, did not answer in time: namenode 1 did not answer"
+        );
     }
 }

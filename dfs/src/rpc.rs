@@ -216,6 +216,9 @@ impl NamenodeClient {
         let deadline = Instant::now() + self.retry_for;
         let mut target = self.leader_hint();
         let mut backoff = Duration::from_millis(10);
+        // The last failure of each namenode that could not be reached, so that a call ending
+        // on "not the leader, namenode N is" can say what is wrong with N instead.
+        let mut down: HashMap<u64, Error> = HashMap::new();
         loop {
             let err = match self.attempt(target, call, &req).await {
                 Ok(resp) => {
@@ -225,11 +228,14 @@ impl NamenodeClient {
                 Err(e) => e,
             };
             if !is_retriable(&err) || Instant::now() + backoff > deadline {
-                return Err(err);
+                return Err(self.explain(err, down));
             }
             target = match err {
                 Error::NotLeader { hint: Some(h) } if h != target && self.addr_of(h).is_some() => h,
                 _ => {
+                    if !matches!(err, Error::NotLeader { .. }) {
+                        down.insert(target, err);
+                    }
                     // No usable hint (election in progress or node down): wait a little and
                     // try the next namenode in turn.
                     tokio::time::sleep(backoff).await;
@@ -237,6 +243,23 @@ impl NamenodeClient {
                     self.next_after(target)
                 }
             };
+        }
+    }
+
+    /// The error a call ends with: a last "not the leader" answer that names a leader this
+    /// client could not reach becomes that leader's failure, since that is what the user can
+    /// act on (start it, or wait for the others to elect a new one).
+    fn explain(&self, err: Error, mut down: HashMap<u64, Error>) -> Error {
+        let Error::NotLeader { hint: Some(id) } = err else {
+            return err;
+        };
+        match (self.addr_of(id), down.remove(&id)) {
+            (Some(addr), Some(source)) => Error::LeaderUnreachable {
+                id,
+                addr,
+                source: Box::new(source),
+            },
+            _ => err,
         }
     }
 
@@ -464,5 +487,33 @@ mod tests {
         );
         let err = client.call(Request::Status).await.unwrap_err();
         assert!(matches!(err, Error::NotLeader { hint: Some(2) }), "{err}");
+    }
+
+    // A follower names namenode 2 as the leader, and 2 refuses connections: the call's error
+    // names 2, its address and the refusal, not "not the leader".
+    #[tokio::test]
+    async fn a_refusing_leader_is_named_in_the_error() {
+        let follower = start().await;
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let leader = closed.local_addr().unwrap();
+        drop(closed);
+        let client = NamenodeClient::with_addrs(
+            vec![(1, follower), (2, leader)],
+            Duration::from_secs(1),
+            Duration::from_millis(300),
+        );
+        let err = client.call(Request::Status).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, Error::LeaderUnreachable { id: 2, .. }),
+            "{text}"
+        );
+        assert!(
+            text.starts_with(&format!(
+                "namenode 2 ({leader}), the leader, refused the connection"
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("Some("), "{text}");
     }
 }

@@ -297,3 +297,17 @@ fn dfs_paths_need_a_cluster() {
     assert_error(&out, "nonexistent.toml");
     assert!(!dir.path().join("out").exists());
 }
+
+// The exit status that says "submitted, outcome unknown" is documented where a user looks.
+#[test]
+fn help_documents_the_exit_statuses() {
+    let dir = setup();
+    let out = mrjob(&["--help"], dir.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Exit status"), "{text}");
+    assert!(
+        text.contains("3 a submitted job's outcome is unknown"),
+        "{text}"
+    );
+    assert!(text.contains("mrjob status ID"), "{text}");
+}

@@ -154,6 +154,18 @@ impl Cluster {
             .collect()
     }
 
+    /// The files staged under `/mrjob/bin`: name, length and modification time.
+    fn staged_binaries(&self) -> Vec<(String, u64, u64)> {
+        let client = self.fs.client();
+        let list = self.fs.block_on(client.list("/mrjob/bin")).unwrap();
+        list.into_iter()
+            .map(|s| {
+                let name = s.path.rsplit('/').next().unwrap().to_owned();
+                (name, s.len_bytes, s.mtime_ms)
+            })
+            .collect()
+    }
+
     fn exists(&self, p: &str) -> bool {
         self.fs.block_on(self.fs.client().exists(p)).unwrap()
     }
@@ -304,6 +316,7 @@ fn every_example_job_matches_local_mode() {
     send_garbage(&cluster.config.hosts[0].worker_addr);
 
     let stderr = cluster.must_mrjob(&["wordcount", "/in", "dfs:///out/wc", "-r", "3"]);
+    let staged_first = cluster.staged_binaries();
     let local = local_run(&["wordcount", "-r", "3"], &[&input], work.path());
     assert_same(cluster.files("/out/wc"), &local, "wordcount");
     let maps = counter(&stderr, "Launched map tasks");
@@ -340,6 +353,21 @@ fn every_example_job_matches_local_mode() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK: 20000 records"));
+
+    // The jobs above staged the mrjob binary once: one file, written by the first job and
+    // untouched since (the later jobs found it under its hash), without the debug info of the
+    // binary on disk. The workers ran it, so its name is the SHA-256 of what was uploaded.
+    assert_eq!(cluster.staged_binaries(), staged_first);
+    let [(name, len, _)] = &staged_first[..] else {
+        panic!("one staged binary expected: {staged_first:?}");
+    };
+    assert_eq!(name.len(), 64, "named by its SHA-256: {name}");
+    let exe_len = std::fs::metadata(mrjob_bin()).unwrap().len();
+    eprintln!("staged job binary: {len} bytes; mrjob on disk: {exe_len} bytes");
+    assert!(
+        *len < exe_len,
+        "staged {len} bytes of a {exe_len}-byte binary"
+    );
 
     // Job control commands see the finished jobs.
     let list = cluster.mrjob(&["list"]);

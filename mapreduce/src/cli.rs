@@ -125,10 +125,10 @@ pub fn print_report(job: &str, report: &JobReport) {
     eprint!("{}", report.counters);
 }
 
-/// Prints a one-line error and returns the failure exit code.
-pub fn fail(err: &dyn std::fmt::Display) -> ExitCode {
+/// Prints a one-line error and returns its exit code (see [`Error::exit_code`]).
+pub fn fail(err: &Error) -> ExitCode {
     eprintln!("mrjob: error: {err}");
-    ExitCode::FAILURE
+    ExitCode::from(err.exit_code())
 }
 
 /// Cluster commands every job binary can offer beside its jobs: the daemons, job control,
@@ -256,7 +256,11 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
             let client = ClusterClient::new(load_config(conf)?)?;
             client.kill(job)?;
             let info = client.wait(job, false)?;
-            eprintln!("job {job} killed: {:?}", info.phase);
+            match info.phase {
+                JobPhase::Failed(reason) => eprintln!("job {job} killed: {reason}"),
+                JobPhase::Succeeded => eprintln!("job {job} had already succeeded"),
+                JobPhase::Running => eprintln!("job {job} is still running"),
+            }
         }
         AdminCommand::Cluster(PseudoClusterCommand::Start {
             dir,

@@ -3,6 +3,11 @@
 
 use std::path::PathBuf;
 
+/// Exit status of a job binary whose submitted job may still be running: the jobtracker was
+/// unreachable for longer than the submitter waits ([`Error::OutcomeUnknown`]). 1 is a failure,
+/// 130 an interrupt.
+pub const EXIT_OUTCOME_UNKNOWN: u8 = 3;
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -112,6 +117,21 @@ pub enum Error {
         /// Why (names the failing task and its last error).
         reason: String,
     },
+    /// The job was submitted, but the jobtracker stayed unreachable longer than a submitter
+    /// waits: the job may still be running (or have ended), so its outcome is not known here.
+    /// `mrjob` exits with [`EXIT_OUTCOME_UNKNOWN`] for it.
+    #[error(
+        "job {job} was submitted, but the jobtracker has been unreachable for {unreachable_secs}s: \
+         the job may still be running; follow it with `mrjob status {job}` ({cause})"
+    )]
+    OutcomeUnknown {
+        /// The job's id.
+        job: u64,
+        /// How long the jobtracker had been unreachable when the submitter gave up.
+        unreachable_secs: u64,
+        /// The last error calling the jobtracker.
+        cause: String,
+    },
     /// Operating-system I/O error, with what was being done.
     #[error("{context}: {source}")]
     Io {
@@ -129,6 +149,15 @@ impl Error {
         Error::Io {
             context: context.into(),
             source,
+        }
+    }
+
+    /// The exit status a job binary ends with for this error: [`EXIT_OUTCOME_UNKNOWN`] when
+    /// the job may still be running, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::OutcomeUnknown { .. } => EXIT_OUTCOME_UNKNOWN,
+            _ => 1,
         }
     }
 

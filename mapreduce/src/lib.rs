@@ -32,7 +32,8 @@
 //!   restarted jobtracker resumes from), [`worker`] (task slots, child processes),
 //!   [`task_process`] (one attempt in a child), [`shuffle`] (`server` of map outputs, and
 //!   `fetch`, the reduce's fetch loop),
-//!   [`submit`] (staging, submitting, status), [`pseudo_cluster`] (a cluster on this machine),
+//!   [`submit`] (staging, submitting, status), [`job_binary`] (what is staged, and which
+//!   staged binaries the jobtracker removes), [`pseudo_cluster`] (a cluster on this machine),
 //!   [`fault`] (test fault hooks).
 //! - [`cli`]: command-line pieces shared by job binaries, including the cluster commands;
 //!   [`logging`]: log setup for every process a job binary becomes.
@@ -51,6 +52,7 @@ pub mod fault;
 pub mod fs;
 pub mod input;
 pub mod job;
+pub mod job_binary;
 pub mod job_conf;
 pub mod job_store;
 pub mod jobtracker;

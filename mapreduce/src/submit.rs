@@ -14,6 +14,7 @@ use dfs::config::ClusterConfig;
 use crate::config::{Config, MapReduceConfig};
 use crate::dfs_fs::DfsFs;
 use crate::error::{dfs_error, Error, Result};
+use crate::job_binary::UploadCopy;
 use crate::job_conf::{JobConf, Registry};
 use crate::protocol::{
     call, unix_ms, BinaryRef, ErrorKind, JobInfo, JobPhase, JobSpec, JtRequest, JtResponse,
@@ -23,8 +24,7 @@ use crate::runner::{JobReport, RunOptions};
 use crate::scheduler::JobId;
 use crate::worker::hex;
 
-/// Where staged job binaries live in dfs.
-pub const BINARY_DIR: &str = "/mrjob/bin";
+pub use crate::job_binary::BINARY_DIR;
 /// How often a waiting submitter polls its job.
 const POLL_MS: u64 = 50;
 
@@ -73,11 +73,15 @@ impl ClusterClient {
         self.fs.block_on(call(addr, req, timeout))
     }
 
-    /// Copies this process's executable into dfs under its SHA-256, unless it is there.
+    /// Copies this process's executable, without its debug info ([`UploadCopy`]), into dfs
+    /// under the SHA-256 of the bytes uploaded, unless it is there: a second job of the same
+    /// program uploads nothing.
     pub fn stage_binary(&self) -> Result<BinaryRef> {
         let exe = std::env::current_exe()
             .map_err(|e| Error::io("finding this program's executable".to_owned(), e))?;
-        let sha256 = file_sha256(&exe)?;
+        let copy = UploadCopy::of(&exe);
+        let upload = copy.path();
+        let sha256 = file_sha256(upload)?;
         let dfs_path = format!("{BINARY_DIR}/{sha256}");
         let client = self.fs.client();
         let exists = self
@@ -85,8 +89,8 @@ impl ClusterClient {
             .block_on(client.exists(&dfs_path))
             .map_err(|e| dfs_error("checking the staged binary", e))?;
         if !exists {
-            let bytes = std::fs::read(&exe)
-                .map_err(|e| Error::io(format!("reading {}", exe.display()), e))?;
+            let bytes = std::fs::read(upload)
+                .map_err(|e| Error::io(format!("reading {}", upload.display()), e))?;
             // Write under a unique name, then rename: a reader never sees a partial binary.
             let tmp = format!("{BINARY_DIR}/.{sha256}.{}", std::process::id());
             self.fs
@@ -177,7 +181,7 @@ impl ClusterClient {
                 }
                 Err(e) => {
                     let o = outage.get_or_insert_with(|| Outage::new(show));
-                    let pause = o.note("submitting the job", &e, limit, None)?;
+                    let pause = o.note(Waiting::Submit, &e, limit, None)?;
                     std::thread::sleep(pause);
                 }
             }
@@ -206,7 +210,7 @@ impl ClusterClient {
                 Ok(info) => info,
                 Err(e) => {
                     let o = outage.get_or_insert_with(|| Outage::new(show && bar.is_none()));
-                    let pause = o.note(&format!("following job {id}"), &e, limit, bar.as_ref())?;
+                    let pause = o.note(Waiting::Job(id), &e, limit, bar.as_ref())?;
                     std::thread::sleep(pause);
                     continue;
                 }
@@ -303,6 +307,15 @@ fn reply<T>(resp: JtResponse, f: impl FnOnce(JtResponse) -> Option<T>) -> Result
     f(resp).ok_or_else(|| Error::Protocol(format!("unexpected jobtracker reply: {text}")))
 }
 
+/// What a submitter is waiting for while the jobtracker is unreachable.
+#[derive(Clone, Copy)]
+enum Waiting {
+    /// The answer to its submit: no job id is known yet.
+    Submit,
+    /// The end of this submitted job.
+    Job(JobId),
+}
+
 /// A spell of the jobtracker being unreachable, as a waiting submitter sees it.
 struct Outage {
     since: Instant,
@@ -333,21 +346,30 @@ impl Outage {
     }
 
     /// Notes a failed call: shows it, and returns the pause before the next try, or the
-    /// error that ends the wait once the outage has lasted `limit`.
+    /// error that ends the wait once the outage has lasted `limit`. Past the submit, that
+    /// error says the job may still be running ([`Error::OutcomeUnknown`]): the jobtracker
+    /// keeps running it, or resumes it after a restart, whether or not anyone follows it.
     fn note(
         &mut self,
-        doing: &str,
+        waiting: Waiting,
         e: &Error,
         limit: Duration,
         bar: Option<&indicatif::ProgressBar>,
     ) -> Result<Duration> {
         let down = self.since.elapsed();
         if down > limit {
-            return Err(Error::Timeout {
-                what: format!(
-                    "jobtracker unreachable for {}s, stopped {doing}: {e}",
-                    down.as_secs()
-                ),
+            return Err(match waiting {
+                Waiting::Submit => Error::Timeout {
+                    what: format!(
+                        "jobtracker unreachable for {}s, stopped submitting the job: {e}",
+                        down.as_secs()
+                    ),
+                },
+                Waiting::Job(job) => Error::OutcomeUnknown {
+                    job,
+                    unreachable_secs: down.as_secs(),
+                    cause: e.to_string(),
+                },
             });
         }
         let line = format!(
@@ -481,7 +503,7 @@ mod tests {
         };
         let mut fresh = Outage::new(false);
         assert_eq!(
-            fresh.note("following job 7", &e, limit, None).unwrap(),
+            fresh.note(Waiting::Job(7), &e, limit, None).unwrap(),
             Duration::from_millis(100)
         );
         let Some(long_ago) = Instant::now().checked_sub(Duration::from_secs(40)) else {
@@ -492,13 +514,53 @@ mod tests {
             ..Outage::new(false)
         };
         let err = old
-            .note("following job 7", &e, limit, None)
+            .note(Waiting::Submit, &e, limit, None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("jobtracker unreachable for 40s"), "{err}");
         assert!(
-            err.contains("job 7") && err.contains("connection refused"),
+            err.contains("submitting") && err.contains("connection refused"),
             "{err}"
         );
+    }
+
+    // A submitter that loses the jobtracker while following its job does not call the job
+    // failed: the job may still succeed. It says so, names the job and how to follow it, and
+    // exits with its own status.
+    #[test]
+    fn an_outage_after_the_submit_leaves_the_outcome_unknown() {
+        let Some(long_ago) = Instant::now().checked_sub(Duration::from_secs(40)) else {
+            return; // A monotonic clock this young cannot go back 40 s; nothing to check.
+        };
+        let e = Error::Unreachable {
+            addr: "127.0.0.1:1".into(),
+            message: "connection refused".into(),
+        };
+        let mut old = Outage {
+            since: long_ago,
+            ..Outage::new(false)
+        };
+        let err = old
+            .note(Waiting::Job(7), &e, Duration::from_secs(30), None)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::OutcomeUnknown {
+                    job: 7,
+                    unreachable_secs: 40,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), crate::error::EXIT_OUTCOME_UNKNOWN);
+        assert_ne!(err.exit_code(), 1);
+        let text = err.to_string();
+        assert!(text.contains("job 7 was submitted"), "{text}");
+        assert!(text.contains("may still be running"), "{text}");
+        assert!(text.contains("`mrjob status 7`"), "{text}");
+        assert!(text.contains("connection refused"), "{text}");
+        assert!(!text.contains("failed"), "{text}");
     }
 }

@@ -16,7 +16,16 @@ use mapreduce::{Engine, JobConf, JobReport, Registry, Result, RunOptions};
 /// Run MapReduce jobs: wordcount, grep, teragen, terasort, teravalidate, invertedindex; locally
 /// or on a cluster (which `mrjob cluster start` can start on this machine).
 #[derive(Parser, Debug)]
-#[command(name = "mrjob", version, about, long_about = None)]
+#[command(
+    name = "mrjob",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit status: 0 done; 1 an error or a failed job; 3 a submitted job's outcome \
+                  is unknown (the jobtracker stayed unreachable longer than the submitter \
+                  waits; the job may still be running: follow it with `mrjob status ID`); \
+                  130 interrupted."
+)]
 struct Cli {
     /// Cluster config file (default: $MRJOB_CONF). With one, jobs run on the cluster.
     #[arg(long, global = true, value_name = "FILE")]

@@ -132,6 +132,7 @@ impl Jobtracker {
             forget_old_jobs(&mut st);
         }
         self.prune_records().await;
+        self.prune_binaries().await;
     }
 
     /// Commits the job (files into `OUT`, `OUT/_SUCCESS`), retrying through short outages.

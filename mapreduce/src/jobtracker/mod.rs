@@ -25,6 +25,7 @@ use crate::config::{Config, MapReduceConfig};
 use crate::counters::Counters;
 use crate::error::{Error, Result};
 use crate::input::Split;
+use crate::job_binary::{binaries_to_remove, StagedFile, BINARY_DIR, UNUSED_BINARY_GRACE_MS};
 use crate::job_store::{records_to_prune, JobRecord, JobStore, RecordState, FINISHED_RECORDS_KEPT};
 use crate::protocol::{
     unix_ms, ErrorKind, JobInfo, JobPhase, JobSpec, TaskSpec, TaskWork, WorkerCommand,
@@ -45,6 +46,8 @@ pub mod rpc;
 
 /// Period of the scheduler's clock tick.
 const TICK_MS: u64 = 100;
+/// Period of the check for staged job binaries no job uses.
+const BINARY_PRUNE_MS: u64 = 5 * 60 * 1000;
 /// Most jobs kept in memory; the oldest finished ones are forgotten beyond this.
 const MAX_JOBS_KEPT: usize = 1000;
 /// Counter group of the jobtracker's scheduling statistics.
@@ -216,6 +219,16 @@ impl Jobtracker {
                 ticker.step(Event::Tick);
             }
         });
+        // Staged binaries are also removed when jobs end; the tick catches those whose grace
+        // period ends while no job does.
+        let pruner = jt.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(BINARY_PRUNE_MS));
+            loop {
+                every.tick().await;
+                pruner.prune_binaries().await;
+            }
+        });
         tracing::info!("jobtracker serving on {addr}");
         let stop = ShutdownTrigger::new();
         let server = tokio::spawn(serve(
@@ -381,6 +394,41 @@ impl Jobtracker {
     async fn save_logged(&self, record: &JobRecord) {
         if let Err(e) = self.store.save(record).await {
             tracing::error!("saving the record of job {}: {e}", record.id);
+        }
+    }
+
+    /// Removes the staged job binaries that no running or recently ended job uses and that
+    /// are past their grace period, keeping the newest (the rule: [`binaries_to_remove`]).
+    /// Failures are logged: the next job end or tick tries again.
+    async fn prune_binaries(&self) {
+        let grace = Duration::from_millis(UNUSED_BINARY_GRACE_MS);
+        let used: HashSet<String> = self
+            .lock()
+            .jobs
+            .values()
+            .filter(|e| {
+                e.phase == JobPhase::Running || e.finished.is_some_and(|t| t.elapsed() < grace)
+            })
+            .map(|e| e.spec.binary.sha256.clone())
+            .collect();
+        let listing = match self.dfs.list(BINARY_DIR).await {
+            Ok(listing) => listing,
+            Err(e) if e.kind() == dfs::ErrorKind::NotFound => return,
+            Err(e) => return tracing::warn!("listing the staged job binaries: {e}"),
+        };
+        let staged: Vec<StagedFile> = listing
+            .iter()
+            .map(|s| StagedFile {
+                name: s.path.rsplit('/').next().unwrap_or_default().to_owned(),
+                mtime_ms: s.mtime_ms,
+            })
+            .collect();
+        for name in binaries_to_remove(&staged, &used, unix_ms(), UNUSED_BINARY_GRACE_MS) {
+            let path = format!("{BINARY_DIR}/{name}");
+            match self.dfs.delete(&path, false).await {
+                Ok(_) => tracing::info!("removed the unused job binary {path}"),
+                Err(e) => tracing::warn!("removing the unused job binary {path}: {e}"),
+            }
         }
     }
 

@@ -199,11 +199,18 @@ impl Namespace {
 /// Checks that `claimed` names the file's current last block (or both are absent).
 pub(super) fn check_last(p: &str, file: &FileMeta, claimed: Option<&Block>) -> Result<()> {
     let last = file.blocks.last().map(|b| b.id);
-    if claimed.map(|b| b.id) != last {
+    let claimed = claimed.map(|b| b.id);
+    if claimed != last {
         return Err(Error::Malformed(format!(
-            "{p}: the client's last block {:?} is not the file's last block {last:?}",
-            claimed.map(|b| b.id)
+            "{p}: the client's last block is {}, but the file's is {}",
+            block_name(claimed),
+            block_name(last)
         )));
     }
     Ok(())
+}
+
+/// "block N", or "none" for a file without blocks (a message for people, not `Some(N)`).
+fn block_name(id: Option<u64>) -> String {
+    id.map_or_else(|| "none".to_owned(), |id| format!("block {id}"))
 }

@@ -457,3 +457,24 @@ fn growth_check_rejects_a_lower_stamp_or_a_shorter_length() {
     let shorter = block::check_growth("/f", &b, 5, 99).unwrap_err();
     assert_eq!(shorter.kind(), ErrorKind::Malformed);
 }
+
+#[test]
+fn a_wrong_last_block_is_named_in_words() {
+    let mut ns = Namespace::new();
+    create(&mut ns, "/f", "c").unwrap();
+    let b1 = add_block(&mut ns, "/f", None);
+    let err = ns
+        .apply(&e(Op::Complete {
+            path: "/f".into(),
+            client_name: "c".into(),
+            last: None,
+        }))
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Malformed);
+    let expected = format!(
+        "the client's last block is none, but the file's is block {}",
+        b1.id
+    );
+    assert!(err.message.contains(&expected), "{}", err.message);
+    assert!(!err.message.contains("Some(") && !err.message.contains("None"));
+}
