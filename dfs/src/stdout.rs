@@ -66,6 +66,8 @@ mod tests {
             std::io::Error::from_raw_os_error(nix::libc::EPIPE)
         );
         assert!(is_closed_stdout_panic(&from_println), "{from_println}");
-        assert!(!is_closed_stdout_panic("failed printing to stderr: Broken pipe"));
+        assert!(!is_closed_stdout_panic(
+            "failed printing to stderr: Broken pipe"
+        ));
     }
 }

@@ -120,7 +120,10 @@ impl Engine {
             };
         };
         let hint = if std::fs::symlink_metadata(given).is_ok() {
-            format!("; {} is a local path: add --local to read it", given.display())
+            format!(
+                "; {} is a local path: add --local to read it",
+                given.display()
+            )
         } else {
             "; for a local file run without a cluster config or use --local".to_owned()
         };
