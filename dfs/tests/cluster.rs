@@ -363,6 +363,20 @@ fn check_closed_stdout(cluster: &Cluster) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert!(stderr.is_empty(), "{stderr}");
+    // `println!` to a reader that is gone before the first line (stat prints after its RPC).
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dfs"))
+        .arg("--conf")
+        .arg(&cluster.conf_path)
+        .args(["stat", "/big.bin"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "{stderr}");
 }
 
 // Checks G3: the background scanner finds a corrupt replica nobody reads; the namenode
