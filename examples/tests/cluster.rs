@@ -359,6 +359,16 @@ fn every_example_job_matches_local_mode() {
     let status = cluster.mrjob(&["status", "1"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("first task launched"), "{text}");
+    // `mrjob list | head` with the reader gone before the first line: a quiet end, status 0.
+    let mut list = cluster.spawn_job(&["list"]);
+    drop(list.stdout.take());
+    let out = list.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.is_empty(),
+        "{:?}: {stderr}",
+        out.status
+    );
 }
 
 /// With a cluster configured, an input that is not in dfs is named as the dfs path that was
