@@ -21,7 +21,7 @@ use crate::config::{self, ClusterConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{FileKind, FileStatus, FsckFile};
 use crate::stdout::error as stdout_err;
-use crate::units::{human, parse_size};
+use crate::units::{human, parse_size, SizeFormat};
 
 /// Transfers at least this long get a progress bar (when stderr is a terminal).
 const PROGRESS_MIN_BYTES: u64 = 16 << 20;
@@ -244,7 +244,10 @@ impl Shell {
                 human,
                 paths,
                 ..
-            } => self.ls(paths, recursive, size_format(human)).await,
+            } => {
+                self.ls(paths, recursive, SizeFormat::from_flag(human))
+                    .await
+            }
             ShellCommand::Mkdir { paths, .. } => {
                 for p in paths {
                     self.client.mkdirs(&self.path(&p)?).await?;
@@ -278,7 +281,7 @@ impl Shell {
                 paths,
                 ..
             } => {
-                let format = size_format(human);
+                let format = SizeFormat::from_flag(human);
                 self.du(paths, summary, header, format).await
             }
             ShellCommand::Setrep {
@@ -750,30 +753,6 @@ fn join(dir: &str, name: &str) -> String {
         format!("{dir}{name}")
     } else {
         format!("{dir}/{name}")
-    }
-}
-
-/// How sizes are printed: bytes, or human-readable (`-h`).
-#[derive(Debug, Clone, Copy)]
-enum SizeFormat {
-    Bytes,
-    Human,
-}
-
-impl SizeFormat {
-    fn show(self, bytes: u64) -> String {
-        match self {
-            SizeFormat::Bytes => bytes.to_string(),
-            SizeFormat::Human => human(bytes),
-        }
-    }
-}
-
-fn size_format(human: bool) -> SizeFormat {
-    if human {
-        SizeFormat::Human
-    } else {
-        SizeFormat::Bytes
     }
 }
 

@@ -47,6 +47,34 @@ pub fn human(bytes: u64) -> String {
     format!("{v:.1}{}", UNITS[u])
 }
 
+/// How a listing prints sizes: exact bytes, or [`human`] (`ls -h`, `du -h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeFormat {
+    /// A plain byte count, for scripts.
+    Bytes,
+    /// `1.5KiB`, for people.
+    Human,
+}
+
+impl SizeFormat {
+    /// The format a `-h` flag asks for.
+    pub fn from_flag(human: bool) -> SizeFormat {
+        if human {
+            SizeFormat::Human
+        } else {
+            SizeFormat::Bytes
+        }
+    }
+
+    /// `bytes` in this format.
+    pub fn show(self, bytes: u64) -> String {
+        match self {
+            SizeFormat::Bytes => bytes.to_string(),
+            SizeFormat::Human => human(bytes),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +103,7 @@ mod tests {
         assert_eq!(human(64 << 20), "64.0MiB");
         assert_eq!(human(3 << 30), "3.0GiB");
         assert_eq!(human(u64::MAX), "16384.0PiB");
+        assert_eq!(SizeFormat::from_flag(false).show(2048), "2048");
+        assert_eq!(SizeFormat::from_flag(true).show(2048), "2.0KiB");
     }
 }
