@@ -34,7 +34,9 @@
 //!   writes with recovery), `reader` (`FileReader`: verified reads with failover and
 //!   short-circuit).
 //! - [`shell`]: the `dfs` shell commands (`ls`, `put`, `get`, `fsck`, ...).
+//! - [`stdout`]: the tools' standard output: a closed pipe (`| head`) ends a command quietly.
 //! - [`local_cluster`]: `dfs cluster start|stop` and the daemon process control behind it.
+//! - [`units`]: sizes with units: the workspace's one size parser, and human-readable sizes.
 //! - [`lock`]: the one policy for poisoned locks (the process ends), and the helpers that apply it.
 #![deny(missing_docs)]
 
@@ -55,7 +57,9 @@ pub mod power_loss;
 pub mod protocol;
 pub mod rpc;
 pub mod shell;
+pub mod stdout;
 pub mod transfer;
+pub mod units;
 pub mod wal;
 
 pub use error::{Error, ErrorKind, Result};

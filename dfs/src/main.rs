@@ -11,9 +11,25 @@ use dfs::local_cluster::{self, ClusterCommand};
 use dfs::shell::{self, ShellCommand};
 use dfs::{config, Error};
 
+/// What every shell command shares, shown under `dfs --help`.
+const SHELL_HELP: &str = "\
+Paths: /abs/path; dfs://HOST:PORT/path (HOST:PORT one of the configured namenodes; \
+dfs:///path for the configured cluster); or relative to the working directory /user/NAME, \
+as in Hadoop (NAME: $USER, else the OS user): `dfs mkdir logs` creates /user/NAME/logs.
+
+Listings: `ls DIR` prints `Found N items`, then one line per entry (kind, replication, size, \
+modified in UTC, path), as `hdfs dfs -ls`; `ls -R` lists the whole tree without the counts. \
+`du` prints size, raw size (all replicas) and path, `du -v` with a header line. \
+`-h` on ls and du shows sizes as 1.5KiB, 64.0MiB.
+
+Sizes (put --block-size-bytes): bytes, or with a unit: 128MiB, 64K, 1G.
+
+Output piped into a reader that stops early (`dfs cat FILE | head`) ends the command \
+quietly with status 0.";
+
 /// A replicated block filesystem.
 #[derive(Debug, Parser)]
-#[command(name = "dfs", version, about)]
+#[command(name = "dfs", version, about, after_help = SHELL_HELP)]
 struct Cli {
     /// Cluster config file (default: $MRJOB_CONF).
     #[arg(long, global = true)]
@@ -90,6 +106,7 @@ fn main() -> ExitCode {
         Command::Namenode { .. } | Command::Datanode { .. }
     );
     init_logging(daemon);
+    dfs::stdout::exit_quietly_when_closed();
     let runtime = if matches!(cli.command, Command::Namenode { .. }) {
         dfs::namenode::runtime()
     } else {
@@ -114,6 +131,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output has gone (`| head`): a normal end, as for any shell tool.
+        Err(e) if dfs::stdout::is_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dfs {what}: {}", shell::describe(&e));
             ExitCode::from(shell::exit_code(&e) as u8)

@@ -6,7 +6,13 @@
 //! bytes), at most [`MAX_PATH_BYTES`] long, at most [`MAX_DEPTH`] components deep, and each
 //! component is non-empty, not `.` or `..`, at most [`MAX_COMPONENT_BYTES`] long and free of NUL.
 //! A single trailing slash is accepted and ignored; `/` is the root.
+//!
+//! What users type is turned into such a path by [`resolve`]: `dfs://HOST:PORT/p` names one of
+//! the configured namenodes, and a relative path is taken relative to the working directory,
+//! `/user/NAME` as in Hadoop ([`working_dir`]), so `dfs put x rel` and `mrjob wordcount in out`
+//! on a cluster never write into `/` by accident.
 
+use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
 
 /// Longest accepted path, in bytes (Linux's `PATH_MAX`).
@@ -97,6 +103,83 @@ pub fn join(components: &[&str]) -> String {
     })
 }
 
+/// The OS user's name, as Hadoop takes the login user's: `$USER` when set, else the name of
+/// the process's uid, else the uid as a number.
+pub fn user_name() -> String {
+    if let Some(user) = std::env::var("USER").ok().filter(|u| valid_name(u)) {
+        return user;
+    }
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) if valid_name(&user.name) => user.name,
+        _ => uid.to_string(),
+    }
+}
+
+/// A user name usable as one path component.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && check_component(name, name).is_ok()
+}
+
+/// The working directory relative paths resolve against: `/user/NAME` ([`user_name`]), as
+/// in Hadoop. It need not exist: creating a file or a job's output under it creates it.
+pub fn working_dir() -> String {
+    format!("/user/{}", user_name())
+}
+
+/// Turns a path as a user wrote it into a filesystem path, relative to [`working_dir`]: see
+/// [`resolve_in`].
+pub fn resolve(config: &ClusterConfig, arg: &str) -> Result<String> {
+    resolve_in(config, &working_dir(), arg)
+}
+
+/// Turns a path as a user wrote it into a filesystem path: `/path` as is; `dfs://HOST:PORT/path`
+/// after checking that HOST:PORT is one of the cluster's namenodes (`dfs:///path` names the
+/// configured cluster); anything else is relative to `cwd`, where `.` and `..` components
+/// are resolved (`..` stops at the root). Pure: the caller supplies the working directory.
+pub fn resolve_in(config: &ClusterConfig, cwd: &str, arg: &str) -> Result<String> {
+    if arg.is_empty() {
+        return Err(invalid(arg, "empty path"));
+    }
+    if arg.starts_with('/') {
+        return Ok(arg.to_string());
+    }
+    let Some(rest) = arg.strip_prefix("dfs://") else {
+        return Ok(relative_to(cwd, arg));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if !authority.is_empty() && !config.namenodes.iter().any(|n| n.addr == authority) {
+        return Err(invalid(
+            arg,
+            format!("{authority} is not a namenode of the configured cluster"),
+        ));
+    }
+    Ok(path.to_string())
+}
+
+/// `rel` joined to the absolute `cwd`, with `.` dropped and `..` taking one component off.
+fn relative_to(cwd: &str, rel: &str) -> String {
+    let mut parts: Vec<&str> = cwd.split('/').filter(|c| !c.is_empty()).collect();
+    for c in rel.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut path = join(&parts);
+    // A trailing slash says "directory" to the commands that care (`put x dir/`): keep it.
+    if rel.ends_with('/') && path != "/" {
+        path.push('/');
+    }
+    path
+}
+
 /// A small helper because `str::floor_char_boundary` is not stable on our MSRV.
 trait FloorCharBoundary {
     fn floor_char_boundary_compat(&self, index: usize) -> usize;
@@ -151,6 +234,32 @@ mod tests {
         }
         assert!(validate_bytes(b"/a/\xff").is_err());
         assert_eq!(validate_bytes(b"/a/b/").unwrap(), "/a/b");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_working_directory() {
+        let config = crate::config::local_config(3, 3, std::path::Path::new("/tmp/c"));
+        let r = |arg: &str| resolve_in(&config, "/user/ann", arg);
+        assert_eq!(r("/a/b").unwrap(), "/a/b");
+        assert_eq!(r("rel-out").unwrap(), "/user/ann/rel-out");
+        assert_eq!(r("in/").unwrap(), "/user/ann/in/");
+        assert_eq!(r("./a/./b").unwrap(), "/user/ann/a/b");
+        assert_eq!(r(".").unwrap(), "/user/ann");
+        assert_eq!(r("../bob/x").unwrap(), "/user/bob/x");
+        assert_eq!(r("../../../..").unwrap(), "/");
+        assert!(r("").is_err());
+        assert_eq!(working_dir(), format!("/user/{}", user_name()));
+        assert!(valid_name(&user_name()), "{}", user_name());
+    }
+
+    #[test]
+    fn dfs_urls_resolve_against_the_config() {
+        let config = crate::config::local_config(3, 3, std::path::Path::new("/tmp/c"));
+        let r = |arg: &str| resolve_in(&config, "/user/ann", arg);
+        assert_eq!(r("dfs://127.0.0.2:8020/a").unwrap(), "/a");
+        assert_eq!(r("dfs://127.0.0.2:8020").unwrap(), "/");
+        assert_eq!(r("dfs:///x").unwrap(), "/x");
+        assert!(r("dfs://10.0.0.1:1/a").is_err());
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The `dfs` shell: `ls`, `mkdir`, `put`, `get`, `cat`, `rm`, `mv`, `stat`, `du`, `setrep`,
 //! `fsck`, `report` (`dfs cluster start|stop` is in [`crate::local_cluster`]).
 //!
-//! Paths are `/path` or `dfs://HOST:PORT/path` (HOST:PORT must be one of the configured
-//! namenodes); the cluster comes from `--conf` or `MRJOB_CONF`. Every failure is one line on
+//! Paths are `/path`, `dfs://HOST:PORT/path` (HOST:PORT must be one of the configured
+//! namenodes), or relative to the working directory `/user/NAME` (see [`crate::path::resolve`]);
+//! the cluster comes from `--conf` or `MRJOB_CONF`. A closed stdout (`| head`) ends a command
+//! quietly (see [`crate::stdout`]). Every failure is one line on
 //! stderr and a non-zero exit code; a progress bar is drawn for long transfers only when stderr
 //! is a terminal.
 
@@ -18,6 +20,8 @@ use crate::client::{CreateOptions, DfsClient};
 use crate::config::{self, ClusterConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{FileKind, FileStatus, FsckFile};
+use crate::stdout::error as stdout_err;
+use crate::units::{human, parse_size, SizeFormat};
 
 mod destination;
 
@@ -93,11 +97,20 @@ impl LocalSink {
 /// The shell's commands.
 #[derive(Debug, Subcommand)]
 pub enum ShellCommand {
-    /// List a directory (or show a file).
+    /// List a directory (or show a file): `Found N items`, then one line per entry: kind (`d`
+    /// or `-`), replication, size, modification time (UTC), path.
+    // `-h` means human-readable sizes, as in `hdfs dfs -ls -h`, so help is `--help` only.
+    #[command(disable_help_flag = true)]
     Ls {
-        /// List subdirectories recursively.
+        /// List subdirectories recursively (without the `Found N items` lines).
         #[arg(short = 'R', long)]
         recursive: bool,
+        /// Sizes in human-readable units (1.5KiB, 64.0MiB).
+        #[arg(short = 'h', long = "human-readable")]
+        human: bool,
+        /// Print help.
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
         /// Paths (default `/`).
         paths: Vec<String>,
     },
@@ -119,12 +132,15 @@ pub enum ShellCommand {
         /// Replication factor of new files.
         #[arg(short = 'r', long)]
         replication: Option<u32>,
-        /// Block size of new files, in bytes.
-        #[arg(long)]
+        /// Block size of new files: bytes, or with a unit (128MiB, 64K).
+        #[arg(long, visible_alias = "block-size", value_name = "SIZE", value_parser = parse_size)]
         block_size_bytes: Option<u64>,
-        /// Local sources, then the destination.
-        #[arg(required = true, num_args = 2..)]
-        args: Vec<String>,
+        /// Local files or directories.
+        #[arg(required = true, value_name = "SRC")]
+        srcs: Vec<String>,
+        /// Destination path (an existing directory receives the sources under their names).
+        #[arg(value_name = "DST")]
+        dst: String,
     },
     /// Copy a file or directory out of the filesystem.
     Get {
@@ -161,11 +177,22 @@ pub enum ShellCommand {
         #[arg(required = true)]
         paths: Vec<String>,
     },
-    /// Space used under paths.
+    /// Space used under paths: size, raw size (every replica), path; one line per child.
+    // `-h` means human-readable sizes, as in `hdfs dfs -du -h`, so help is `--help` only.
+    #[command(disable_help_flag = true)]
     Du {
         /// One total per argument instead of one line per child.
         #[arg(short = 's')]
         summary: bool,
+        /// Sizes in human-readable units (1.5KiB, 64.0MiB).
+        #[arg(short = 'h', long = "human-readable")]
+        human: bool,
+        /// Print a header line naming the columns (as `hdfs dfs -du -v`).
+        #[arg(short = 'v')]
+        header: bool,
+        /// Print help.
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
         /// Paths (default `/`).
         paths: Vec<String>,
     },
@@ -215,7 +242,15 @@ struct Shell {
 impl Shell {
     async fn dispatch(&self, cmd: ShellCommand) -> Result<()> {
         match cmd {
-            ShellCommand::Ls { recursive, paths } => self.ls(paths, recursive).await,
+            ShellCommand::Ls {
+                recursive,
+                human,
+                paths,
+                ..
+            } => {
+                self.ls(paths, recursive, SizeFormat::from_flag(human))
+                    .await
+            }
             ShellCommand::Mkdir { paths, .. } => {
                 for p in paths {
                     self.client.mkdirs(&self.path(&p)?).await?;
@@ -226,7 +261,8 @@ impl Shell {
                 force,
                 replication,
                 block_size_bytes,
-                args,
+                srcs,
+                dst,
             } => {
                 let opts = CreateOptions {
                     overwrite: force,
@@ -234,14 +270,23 @@ impl Shell {
                     block_size_bytes,
                     ..Default::default()
                 };
-                self.put(args, opts).await
+                self.put(srcs, &dst, opts).await
             }
             ShellCommand::Get { src, dst } => self.get(&self.path(&src)?, &dst).await,
             ShellCommand::Cat { paths } => self.cat(paths).await,
             ShellCommand::Rm { recursive, paths } => self.rm(paths, recursive).await,
             ShellCommand::Mv { src, dst } => self.mv(&src, &dst).await,
             ShellCommand::Stat { paths } => self.stat(paths).await,
-            ShellCommand::Du { summary, paths } => self.du(paths, summary).await,
+            ShellCommand::Du {
+                summary,
+                human,
+                header,
+                paths,
+                ..
+            } => {
+                let format = SizeFormat::from_flag(human);
+                self.du(paths, summary, header, format).await
+            }
             ShellCommand::Setrep {
                 wait,
                 replication,
@@ -255,12 +300,13 @@ impl Shell {
         }
     }
 
-    /// Accepts `/path` or `dfs://HOST:PORT/path` naming one of our namenodes.
+    /// Accepts `/path`, `dfs://HOST:PORT/path` naming one of our namenodes, or a path
+    /// relative to the working directory.
     fn path(&self, arg: &str) -> Result<String> {
-        resolve_path(&self.config, arg)
+        crate::path::resolve(&self.config, arg)
     }
 
-    async fn ls(&self, paths: Vec<String>, recursive: bool) -> Result<()> {
+    async fn ls(&self, paths: Vec<String>, recursive: bool, size: SizeFormat) -> Result<()> {
         let paths = if paths.is_empty() {
             vec!["/".into()]
         } else {
@@ -268,11 +314,21 @@ impl Shell {
         };
         let mut out = std::io::stdout().lock();
         for p in paths {
-            let mut todo = vec![self.path(&p)?];
+            let p = self.path(&p)?;
+            // As `hdfs dfs -ls`: a directory listed on its own is introduced by a count.
+            if !recursive && self.client.stat(&p).await?.kind == FileKind::Dir {
+                let entries = self.client.list(&p).await?;
+                writeln!(out, "Found {} items", entries.len()).map_err(stdout_err)?;
+                for e in &entries {
+                    writeln!(out, "{}", format_status(e, size)).map_err(stdout_err)?;
+                }
+                continue;
+            }
+            let mut todo = vec![p];
             while let Some(dir) = todo.pop() {
                 let entries = self.client.list(&dir).await?;
                 for e in &entries {
-                    writeln!(out, "{}", format_status(e)).map_err(stdout_err)?;
+                    writeln!(out, "{}", format_status(e, size)).map_err(stdout_err)?;
                 }
                 if recursive {
                     todo.extend(
@@ -289,9 +345,8 @@ impl Shell {
     }
 
     /// Copies local sources to the destination by [`destination::plan`]'s rule.
-    async fn put(&self, mut args: Vec<String>, opts: CreateOptions) -> Result<()> {
-        let raw = args.pop().expect("clap requires two arguments");
-        let mut dst = self.path(&raw)?;
+    async fn put(&self, srcs: Vec<String>, raw: &str, opts: CreateOptions) -> Result<()> {
+        let mut dst = self.path(raw)?;
         // The trailing '/' is what makes a missing destination a directory: keep it through
         // path resolution, which may spell the path canonically.
         if raw.ends_with('/') && !dst.ends_with('/') {
@@ -303,7 +358,7 @@ impl Shell {
             Err(e) if e.kind() == ErrorKind::NotFound => destination::Existing::Missing,
             Err(e) => return Err(e),
         };
-        let sources: Vec<PathBuf> = args.into_iter().map(PathBuf::from).collect();
+        let sources: Vec<PathBuf> = srcs.into_iter().map(PathBuf::from).collect();
         // Every source is looked at before anything is written, so a mistyped one copies none.
         let is_dir = sources
             .iter()
@@ -516,12 +571,23 @@ impl Shell {
         Ok(())
     }
 
-    async fn du(&self, paths: Vec<String>, summary: bool) -> Result<()> {
+    async fn du(
+        &self,
+        paths: Vec<String>,
+        summary: bool,
+        header: bool,
+        size: SizeFormat,
+    ) -> Result<()> {
         let paths = if paths.is_empty() {
             vec!["/".into()]
         } else {
             paths
         };
+        let mut out = std::io::stdout().lock();
+        if header {
+            let (a, b) = ("SIZE", "RAW_SIZE_ALL_REPLICAS");
+            writeln!(out, "{a:<14} {b:<14} PATH").map_err(stdout_err)?;
+        }
         for p in paths {
             let p = self.path(&p)?;
             let targets: Vec<String> = if summary {
@@ -536,7 +602,8 @@ impl Shell {
             };
             for t in targets {
                 let s = self.client.du(&t).await?;
-                println!("{:<14} {:<14} {t}", s.len_bytes, s.raw_len_bytes);
+                let (len, raw) = (size.show(s.len_bytes), size.show(s.raw_len_bytes));
+                writeln!(out, "{len:<14} {raw:<14} {t}").map_err(stdout_err)?;
             }
         }
         Ok(())
@@ -740,25 +807,6 @@ fn fsck_lines(f: &FsckFile, all_blocks: bool, totals: &mut FsckTotals) -> Vec<St
     lines
 }
 
-/// Turns a shell argument into a filesystem path: `/path` as is, `dfs://HOST:PORT/path` after
-/// checking that HOST:PORT is one of the cluster's namenodes.
-pub fn resolve_path(config: &ClusterConfig, arg: &str) -> Result<String> {
-    let Some(rest) = arg.strip_prefix("dfs://") else {
-        return Ok(arg.to_string());
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if !authority.is_empty() && !config.namenodes.iter().any(|n| n.addr == authority) {
-        return Err(Error::InvalidPath {
-            path: arg.to_string(),
-            reason: format!("{authority} is not a namenode of the configured cluster"),
-        });
-    }
-    Ok(path.to_string())
-}
-
 fn join(dir: &str, name: &str) -> String {
     if dir.ends_with('/') {
         format!("{dir}{name}")
@@ -784,11 +832,7 @@ fn source_name(src: &Path) -> Result<String> {
         })
 }
 
-fn stdout_err(e: std::io::Error) -> Error {
-    Error::io("writing to stdout", e)
-}
-
-fn format_status(s: &FileStatus) -> String {
+fn format_status(s: &FileStatus, size: SizeFormat) -> String {
     let (kind, rep) = match s.kind {
         FileKind::Dir => ("d", "-".to_string()),
         FileKind::File => ("-", s.replication.to_string()),
@@ -796,7 +840,7 @@ fn format_status(s: &FileStatus) -> String {
     let uc = if s.under_construction { " (open)" } else { "" };
     format!(
         "{kind} {rep:>3} {:>14} {} {}{uc}",
-        s.len_bytes,
+        size.show(s.len_bytes),
         format_time(s.mtime_ms),
         s.path
     )
@@ -818,17 +862,6 @@ fn format_time(ms: u64) -> String {
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(mo <= 2);
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}")
-}
-
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1}{}", UNITS[u])
 }
 
 /// Sends `file`'s bytes into `tx` in chunks of [`PUT_BUFFER_BYTES`] (the last one shorter), then
@@ -886,19 +919,6 @@ pub fn exit_code(err: &Error) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dfs_urls_resolve_against_the_config() {
-        let config = config::local_config(3, 3, Path::new("/tmp/c"));
-        assert_eq!(resolve_path(&config, "/a/b").unwrap(), "/a/b");
-        assert_eq!(
-            resolve_path(&config, "dfs://127.0.0.2:8020/a").unwrap(),
-            "/a"
-        );
-        assert_eq!(resolve_path(&config, "dfs://127.0.0.2:8020").unwrap(), "/");
-        assert_eq!(resolve_path(&config, "dfs:///x").unwrap(), "/x");
-        assert!(resolve_path(&config, "dfs://10.0.0.1:1/a").is_err());
-    }
 
     #[test]
     fn times_format_in_utc() {

@@ -241,7 +241,9 @@ async fn shell_commands() {
         fails(&["rm", "/up/tree"]);
         ok(&["rm", "-r", "/up/tree"]);
         fails(&["cat", "/up/tree/sub/b.txt"]);
-        fails(&["ls", "relative/path"]);
+        // A relative path is under the working directory, and the error says which path.
+        let home = dfs::path::working_dir();
+        assert!(fails(&["ls", "relative/path"]).contains(&format!("{home}/relative/path")));
         fails(&["ls", "dfs://10.9.9.9:1/x"]);
         let back = cluster.dir.path().join("back");
         std::fs::create_dir_all(&back).unwrap();
@@ -268,6 +270,9 @@ async fn shell_commands() {
         );
         assert!(started.elapsed() < Duration::from_secs(30));
         must_put_like_the_readme(&cluster);
+        check_hadoop_habits(&cluster);
+        check_relative_paths(&cluster);
+        check_closed_stdout(&cluster);
     })
     .await;
 }
@@ -318,6 +323,122 @@ fn must_put_like_the_readme(cluster: &Cluster) {
     ok("put -f big.bin notes.txt /data");
     assert!(ok("ls /data").contains("/data/notes.txt"));
     ok("rm -r /data");
+}
+
+/// Runs `dfs ARGS` and returns its stdout; panics if it fails.
+fn must_dfs(cluster: &Cluster, args: &[&str]) -> String {
+    let out = cluster.dfs(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "dfs {args:?}: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ls -h`, `du -h`, `du -v`, `ls`'s `Found N items`, block sizes with units, `put`'s usage.
+fn check_hadoop_habits(cluster: &Cluster) {
+    let local = cluster.dir.path().join("two-k.bin");
+    std::fs::write(&local, vec![7u8; 2048]).unwrap();
+    let src = local.to_str().unwrap();
+    must_dfs(cluster, &["mkdir", "/habits"]);
+    must_dfs(
+        cluster,
+        &["put", "--block-size-bytes", "128KiB", src, "/habits/k"],
+    );
+    assert!(must_dfs(cluster, &["stat", "/habits/k"]).contains("block size: 131072"));
+    must_dfs(
+        cluster,
+        &["put", "--block-size-bytes", "65536", src, "/habits/raw"],
+    );
+    assert!(must_dfs(cluster, &["stat", "/habits/raw"]).contains("block size: 65536"));
+    let listing = must_dfs(cluster, &["ls", "-h", "/habits"]);
+    assert!(listing.starts_with("Found 2 items\n"), "{listing}");
+    assert!(
+        listing.contains(" 2.0KiB ") && listing.contains("/habits/k"),
+        "{listing}"
+    );
+    assert!(must_dfs(cluster, &["ls", "/habits/k"]).contains(" 2048 "));
+    let du = must_dfs(cluster, &["du", "-s", "-h", "-v", "/habits"]);
+    let lines: Vec<&str> = du.lines().collect();
+    assert!(
+        lines[0].starts_with("SIZE ") && lines[0].ends_with("PATH"),
+        "{du}"
+    );
+    // 4 KiB of data, 3 replicas each.
+    assert!(
+        lines[1].starts_with("4.0KiB ") && lines[1].contains(" 12.0KiB "),
+        "{du}"
+    );
+    let help = must_dfs(cluster, &["du", "--help"]);
+    assert!(help.contains("-h, --human-readable"), "{help}");
+    let help = must_dfs(cluster, &["put", "--help"]);
+    assert!(help.contains("<SRC>... <DST>"), "{help}");
+    let bad = cluster.dfs(&["put", "--block-size-bytes", "12XB", src, "/habits/x"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let help = must_dfs(cluster, &["--help"]);
+    assert!(
+        help.contains("/user/NAME") && help.contains("Found N items"),
+        "{help}"
+    );
+}
+
+/// Relative paths are under `/user/NAME`, as in Hadoop.
+fn check_relative_paths(cluster: &Cluster) {
+    let home = dfs::path::working_dir();
+    let local = cluster.dir.path().join("rel.txt");
+    std::fs::write(&local, b"relative\n").unwrap();
+    must_dfs(cluster, &["mkdir", "rel"]);
+    must_dfs(cluster, &["put", local.to_str().unwrap(), "rel/r.txt"]);
+    let stat = must_dfs(cluster, &["stat", &format!("{home}/rel/r.txt")]);
+    assert!(stat.contains("length: 9"), "{stat}");
+    assert_eq!(
+        must_dfs(cluster, &["cat", "./rel/../rel/r.txt"]),
+        "relative\n"
+    );
+    let listing = must_dfs(cluster, &["ls", "rel"]);
+    assert!(listing.contains(&format!("{home}/rel/r.txt")), "{listing}");
+    must_dfs(cluster, &["rm", "-r", "rel"]);
+    assert!(!cluster
+        .dfs(&["stat", &format!("{home}/rel")])
+        .status
+        .success());
+}
+
+/// `dfs cat BIG | head`: the reader goes away after a few bytes; dfs ends quietly with
+/// status 0, as any shell tool.
+fn check_closed_stdout(cluster: &Cluster) {
+    use std::io::Read;
+    // Far more than a pipe holds (64 KiB), so dfs is still writing when the reader goes.
+    let local = cluster.dir.path().join("big.bin");
+    std::fs::write(&local, seeded_bytes(test_seed(), 2 << 20)).unwrap();
+    must_dfs(cluster, &["put", local.to_str().unwrap(), "/big.bin"]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dfs"))
+        .arg("--conf")
+        .arg(&cluster.conf_path)
+        .args(["cat", "/big.bin"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    // The read end is closed here, as `head` does after its lines.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "{stderr}");
+    // `println!` to a reader that is gone before the first line (stat prints after its RPC).
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dfs"))
+        .arg("--conf")
+        .arg(&cluster.conf_path)
+        .args(["stat", "/big.bin"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "{stderr}");
 }
 
 // Checks G3: the background scanner finds a corrupt replica nobody reads; the namenode

@@ -73,14 +73,51 @@ fn wordcount_succeeds_and_prints_counters() {
     assert_eq!(lines, [&b"be\t2"[..], b"not\t1", b"or\t1", b"to\t2"]);
 }
 
+// Checks G7: a missing input says where it was looked for, and how to look elsewhere.
 #[test]
 fn missing_input() {
     let dir = setup();
+    let out = mrjob(&["wordcount", "nope", "out"], dir.path());
     assert_error(
-        &mrjob(&["wordcount", "nope", "out"], dir.path()),
-        "no such file",
+        &out,
+        "input nope: no such file or directory on this machine",
+    );
+    assert_error(&out, "MRJOB_CONF");
+    // A dfs-looking path without a cluster: the same, for terasort's sampling too.
+    let out = mrjob(&["terasort", "/in-nowhere", "out"], dir.path());
+    assert_error(
+        &out,
+        "input /in-nowhere: no such file or directory on this machine",
     );
     assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn teragen_help_lists_only_its_options() {
+    let dir = setup();
+    let out = mrjob(&["teragen", "--help"], dir.path());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{help}");
+    for applies in ["--maps", "--threads", "--no-sync", "--quiet", "--local"] {
+        assert!(help.contains(applies), "{applies} missing: {help}");
+    }
+    for foreign in [
+        "--no-combiner",
+        "--sort-buffer",
+        "--split-size",
+        "--max-record-size",
+        "--reducers",
+        "--local-dir",
+    ] {
+        assert!(!help.contains(foreign), "{foreign} listed: {help}");
+    }
+    let out = mrjob(&["teragen", "1000", "gen", "-t", "2", "-q"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("gen/_SUCCESS").exists());
 }
 
 #[test]

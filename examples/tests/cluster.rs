@@ -331,9 +331,17 @@ fn every_example_job_matches_local_mode() {
     let local = local_run(&["grep", "w1[0-9]*|k7", "-r", "2"], &[&input], work.path());
     assert_same(cluster.files("/out/grep"), &local, "grep");
 
-    cluster.must_mrjob(&["invertedindex", "/in", "/out/ii", "-r", "3"]);
+    // A relative output is under the working directory /user/NAME, as in Hadoop.
+    cluster.must_mrjob(&["invertedindex", "/in", "out-ii", "-r", "3"]);
     let local = local_run(&["invertedindex", "-r", "3"], &[&input], work.path());
-    assert_same(cluster.files("/out/ii"), &local, "invertedindex");
+    let home = dfs::path::working_dir();
+    assert_same(
+        cluster.files(&format!("{home}/out-ii")),
+        &local,
+        "invertedindex",
+    );
+    assert!(!cluster.exists("/out-ii"));
+    check_missing_inputs_say_where(&cluster, &input);
 
     cluster.must_mrjob(&["teragen", "20000", "/gen", "--maps", "3"]);
     let local_gen = work.path().join("local-out-teragen");
@@ -379,6 +387,43 @@ fn every_example_job_matches_local_mode() {
     let status = cluster.mrjob(&["status", "1"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("first task launched"), "{text}");
+    // `mrjob list | head` with the reader gone before the first line: a quiet end, status 0.
+    let mut list = cluster.spawn_job(&["list"]);
+    drop(list.stdout.take());
+    let out = list.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.is_empty(),
+        "{:?}: {stderr}",
+        out.status
+    );
+}
+
+/// With a cluster configured, an input that is not in dfs is named as the dfs path that was
+/// looked up, with the config that chose the cluster and the way to run locally.
+fn check_missing_inputs_say_where(cluster: &Cluster, local_input: &Path) {
+    let home = dfs::path::working_dir();
+    let conf = cluster.conf.display().to_string();
+    for (input, sought, hint) in [
+        ("input/", format!("dfs://{home}/input/"), "use --local"),
+        (
+            local_input.to_str().unwrap(),
+            format!("dfs://{}", local_input.display()),
+            "add --local to read it",
+        ),
+    ] {
+        let out = cluster.mrjob(&["wordcount", input, "out-missing"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        let want =
+            format!("mrjob: error: input {sought}: not found in the cluster of {conf} (--conf)");
+        assert!(
+            stderr.starts_with(&want) && stderr.contains(hint),
+            "{stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+    assert!(!cluster.exists(&format!("{home}/out-missing")));
 }
 
 // Checks G6: a map attempt that fails once and a reduce attempt killed in the middle of

@@ -84,33 +84,46 @@ impl JobArgs {
     }
 }
 
-/// Parses a size such as `4096`, `64K`, `64KiB`, `100MB`, `1G` (binary multiples).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    if digits == 0 {
-        return Err(format!(
-            "{text:?} is not a size (examples: 4096, 64KiB, 100MiB, 1GiB)"
-        ));
-    }
-    let n: u64 = t[..digits]
-        .parse()
-        .map_err(|_| format!("{text:?} is too large"))?;
-    let shift = match t[digits..].trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        unit => {
-            return Err(format!(
-                "unknown size unit {unit:?} in {text:?} (use K, M, G or T)"
-            ))
-        }
-    };
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("{text:?} is too large"))
+/// Options of a job that reads no input and runs no reduce tasks (a generator such as
+/// teragen): only the options of [`JobArgs`] that apply to it, so its `--help` lists no
+/// combiner, sort buffer or split size.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct GeneratorArgs {
+    /// Worker threads [default: number of cores]
+    #[arg(long, short = 't', value_name = "N")]
+    pub threads: Option<usize>,
+    /// Do not fsync output files before committing (faster, not crash-safe)
+    #[arg(long)]
+    pub no_sync: bool,
+    /// Print neither progress nor counters
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Run on this machine even when a cluster is configured
+    #[arg(long)]
+    pub local: bool,
 }
+
+impl GeneratorArgs {
+    /// The same options as [`JobArgs`], with no reduce tasks.
+    pub fn job_args(&self) -> JobArgs {
+        JobArgs {
+            reducers: Some(0),
+            threads: self.threads,
+            no_sync: self.no_sync,
+            quiet: self.quiet,
+            local: self.local,
+            ..JobArgs::default()
+        }
+    }
+}
+
+/// Makes a print to a closed stdout (`mrjob list | head`) end the process quietly with
+/// status 0, as it does for `dfs`; a job binary calls it first thing in `main`.
+pub use dfs::stdout::exit_quietly_when_closed;
+
+/// Parses a size such as `4096`, `64KiB`, `100MiB`: the workspace's one size parser, so
+/// `dfs` and every job binary accept the same spellings.
+pub use dfs::units::parse_size;
 
 /// Prints the end-of-job summary and counters to stderr.
 pub fn print_report(job: &str, report: &JobReport) {
@@ -348,23 +361,5 @@ fn print_jobs(jobs: &[JobInfo]) {
             j.elapsed_ms as f64 / 1000.0,
             j.output
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
-        assert_eq!(parse_size("100M"), Ok(100 << 20));
-        assert_eq!(parse_size("1g"), Ok(1 << 30));
-        assert!(parse_size("abc").is_err());
-        assert!(parse_size("-5").is_err());
-        assert!(parse_size("5X").is_err());
-        assert!(parse_size("99999999999999999999").is_err());
-        assert!(parse_size("20000000000T").is_err());
     }
 }

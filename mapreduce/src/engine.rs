@@ -3,11 +3,13 @@
 //! The rule (DESIGN.md): with local paths and no cluster configured, a job runs at once on
 //! this machine with all cores. With a cluster configured (`--conf FILE` or `MRJOB_CONF`), or
 //! with a `dfs://` path, the same command runs on the cluster, reading and writing dfs.
-//! `--local` forces local mode.
+//! `--local` forces local mode. On a cluster, relative paths are relative to the dfs working
+//! directory `/user/NAME` (see `dfs::path::resolve`).
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
-use dfs::config::find_config_path;
+use dfs::config::{find_config_path, CONF_ENV};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -21,8 +23,24 @@ use crate::submit::ClusterClient;
 pub enum Engine {
     /// This machine, local files.
     Local,
-    /// A cluster, dfs paths.
-    Cluster(Box<ClusterClient>),
+    /// A cluster, dfs paths; the config file it came from, for messages.
+    Cluster(Box<ClusterClient>, ConfSource),
+}
+
+/// Where the cluster config came from: named in errors, so a user sees why a job looked in dfs.
+#[derive(Debug, Clone)]
+pub struct ConfSource {
+    /// The config file.
+    pub path: PathBuf,
+    /// Whether it was named by `MRJOB_CONF` (else by `--conf`).
+    pub from_env: bool,
+}
+
+impl fmt::Display for ConfSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let by = if self.from_env { CONF_ENV } else { "--conf" };
+        write!(f, "{} ({by})", self.path.display())
+    }
 }
 
 impl Engine {
@@ -42,7 +60,14 @@ impl Engine {
         match find_config_path(conf) {
             Some(path) => {
                 let config = Config::load(&path)?;
-                Ok(Engine::Cluster(Box::new(ClusterClient::new(config)?)))
+                let source = ConfSource {
+                    path,
+                    from_env: conf.is_none(),
+                };
+                Ok(Engine::Cluster(
+                    Box::new(ClusterClient::new(config)?),
+                    source,
+                ))
             }
             None if wants_dfs => Err(Error::BadSetting(
                 "dfs:// paths need a cluster: pass --conf FILE or set MRJOB_CONF".into(),
@@ -60,9 +85,10 @@ impl Engine {
         output: &Path,
         opts: &RunOptions,
     ) -> Result<JobReport> {
+        self.check_inputs(inputs)?;
         match self {
             Engine::Local => run_local(&registry.build(conf)?, inputs, output, opts),
-            Engine::Cluster(c) => {
+            Engine::Cluster(c, _) => {
                 let inputs: Vec<PathBuf> =
                     inputs.iter().map(|p| self.path(p)).collect::<Result<_>>()?;
                 c.run(registry, conf, &inputs, &self.path(output)?, opts)
@@ -70,32 +96,66 @@ impl Engine {
         }
     }
 
-    /// A path as this engine's filesystem names it: `dfs://HOST:PORT/p` and relative paths
-    /// become absolute dfs paths on a cluster; local paths stay as they are.
+    /// Checks that every input exists where the job would read it, before anything is
+    /// staged or submitted. The error says what was looked up where, since a local path on a
+    /// cluster (or a dfs path without one) is the usual cause.
+    pub fn check_inputs(&self, inputs: &[PathBuf]) -> Result<()> {
+        for input in inputs {
+            let path = self.path(input)?;
+            if !self.fs().exists(&path)? {
+                return Err(self.missing_input(input, &path));
+            }
+        }
+        Ok(())
+    }
+
+    fn missing_input(&self, given: &Path, resolved: &Path) -> Error {
+        let Engine::Cluster(_, source) = self else {
+            return Error::BadInput {
+                path: given.to_owned(),
+                reason: format!(
+                    "no such file or directory on this machine (running locally; for dfs \
+                     paths pass --conf FILE or set {CONF_ENV})"
+                ),
+            };
+        };
+        let hint = if std::fs::symlink_metadata(given).is_ok() {
+            format!(
+                "; {} is a local path: add --local to read it",
+                given.display()
+            )
+        } else {
+            "; for a local file run without a cluster config or use --local".to_owned()
+        };
+        Error::BadInput {
+            path: PathBuf::from(format!("dfs://{}", resolved.display())),
+            reason: format!("not found in the cluster of {source}{hint}"),
+        }
+    }
+
+    /// A path as this engine's filesystem names it: on a cluster, `dfs://HOST:PORT/p` becomes
+    /// `/p` and a relative path is taken relative to the working directory `/user/NAME`;
+    /// local paths stay as they are.
     pub fn path(&self, p: &Path) -> Result<PathBuf> {
-        let Engine::Cluster(c) = self else {
+        let Engine::Cluster(c, _) = self else {
             return Ok(p.to_owned());
         };
         let text = p.to_str().ok_or_else(|| Error::BadInput {
             path: p.to_owned(),
             reason: "dfs paths must be valid UTF-8".into(),
         })?;
-        let resolved = dfs::shell::resolve_path(c.config(), text).map_err(|e| Error::BadInput {
+        let resolved = dfs::path::resolve(c.config(), text).map_err(|e| Error::BadInput {
             path: p.to_owned(),
             reason: e.to_string(),
         })?;
-        Ok(if resolved.starts_with('/') {
-            PathBuf::from(resolved)
-        } else {
-            PathBuf::from(format!("/{resolved}"))
-        })
+        Ok(PathBuf::from(resolved))
     }
 
     /// The filesystem jobs read and write (for sampling input and reading results).
     pub fn fs(&self) -> &dyn FileSystem {
         match self {
             Engine::Local => &LocalFs,
-            Engine::Cluster(c) => c.fs(),
+            Engine::Cluster(c, _) => c.fs(),
         }
     }
 
@@ -110,7 +170,7 @@ impl Engine {
         );
         Ok(match self {
             Engine::Local => std::env::temp_dir().join(unique),
-            Engine::Cluster(_) => PathBuf::from(format!("/tmp/{unique}")),
+            Engine::Cluster(..) => PathBuf::from(format!("/tmp/{unique}")),
         })
     }
 
@@ -126,6 +186,6 @@ impl Engine {
 
     /// Whether jobs run on a cluster.
     pub fn is_cluster(&self) -> bool {
-        matches!(self, Engine::Cluster(_))
+        matches!(self, Engine::Cluster(..))
     }
 }

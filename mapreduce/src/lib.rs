@@ -75,7 +75,7 @@ pub mod task_process;
 pub mod worker;
 
 pub use counters::{Counters, TaskCounters};
-pub use engine::Engine;
+pub use engine::{ConfSource, Engine};
 pub use error::{Error, Result};
 pub use input::{InputFormat, Record, Split};
 pub use job::{

@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use examples::{grep, terasort, INVERTEDINDEX_JOB, WORDCOUNT_JOB};
-use mapreduce::cli::{fail, print_report, run_admin, AdminCommand, JobArgs};
+use mapreduce::cli::{
+    exit_quietly_when_closed, fail, print_report, run_admin, AdminCommand, GeneratorArgs, JobArgs,
+};
 use mapreduce::logging::init_logging;
 use mapreduce::{Engine, JobConf, JobReport, Registry, Result, RunOptions};
 
@@ -68,7 +70,7 @@ enum Command {
         #[arg(long, value_name = "N")]
         maps: Option<u32>,
         #[command(flatten)]
-        args: JobArgs,
+        args: GeneratorArgs,
     },
     /// Sort 100-byte records by their 10-byte keys; the part files concatenated are globally sorted.
     Terasort {
@@ -109,6 +111,8 @@ fn main() -> ExitCode {
     if let Some(code) = mapreduce::task_process::run_if_requested(&registry) {
         return code;
     }
+    // `mrjob list | head`: a closed stdout ends the command quietly (see dfs::stdout).
+    exit_quietly_when_closed();
     let cli = Cli::parse();
     let result = match cli.command {
         // Daemons log at info level: run_admin sets that up.
@@ -125,14 +129,15 @@ fn main() -> ExitCode {
 }
 
 fn run_job(registry: &Registry, conf: Option<&Path>, command: Command) -> Result<ExitCode> {
-    let (paths, args) = paths_and_args(&command);
-    let engine = Engine::choose(conf, args.local, &paths)?;
+    let (paths, local) = paths_and_args(&command);
+    let engine = Engine::choose(conf, local, &paths)?;
     let output = paths.last().map(|p| p.to_path_buf()).unwrap_or_default();
     clean_up_on_interrupt(&engine, output);
     run(registry, &engine, command)
 }
 
-fn paths_and_args(command: &Command) -> (Vec<&Path>, &JobArgs) {
+/// A job command's path arguments (inputs, then the output) and its `--local` flag.
+fn paths_and_args(command: &Command) -> (Vec<&Path>, bool) {
     match command {
         Command::Wordcount {
             input,
@@ -159,8 +164,8 @@ fn paths_and_args(command: &Command) -> (Vec<&Path>, &JobArgs) {
             input,
             output,
             args,
-        } => (vec![input.as_path(), output.as_path()], args),
-        Command::Teragen { output, args, .. } => (vec![output.as_path()], args),
+        } => (vec![input.as_path(), output.as_path()], args.local),
+        Command::Teragen { output, args, .. } => (vec![output.as_path()], args.local),
         Command::Admin(_) => unreachable!("admin commands are not jobs"),
     }
 }
@@ -230,6 +235,7 @@ fn run(registry: &Registry, engine: &Engine, command: Command) -> Result<ExitCod
             maps,
             args,
         } => {
+            let args = args.job_args();
             let settings = args.settings(Some(0))?;
             let by_size = rows.div_ceil(1_000_000).min(u64::from(u32::MAX)) as u32;
             let maps = maps.unwrap_or_else(|| by_size.max(settings.threads as u32));
@@ -247,6 +253,8 @@ fn run(registry: &Registry, engine: &Engine, command: Command) -> Result<ExitCod
             output,
             args,
         } => {
+            // Before sampling, so a missing input gets the message that says where it was sought.
+            engine.check_inputs(std::slice::from_ref(&input))?;
             let inputs = [engine.path(&input)?];
             let conf = terasort::plan(engine.fs(), &inputs, args.settings(None)?)?;
             run_one("terasort", conf, &inputs, &output, &args)?;
