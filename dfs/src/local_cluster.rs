@@ -142,7 +142,10 @@ async fn cluster_start(
             .map(|h| Daemon::datanode(h, "datanode", h.name.clone())),
     );
     let started = match start_daemons(&exe, &conf_path, dir, &daemons)? {
-        Started::AllRunning => return Ok(already_running(dir, &conf_path)),
+        Started::AllRunning => {
+            already_running(dir, &conf_path);
+            return Ok(());
+        }
         Started::Spawned(started) => started,
     };
     if let Err(e) = wait_healthy(&config, wait, &started).await {
