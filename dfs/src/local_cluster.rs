@@ -96,15 +96,35 @@ pub fn cluster_dir(dir: Option<PathBuf>, conf: Option<&Path>) -> Result<PathBuf>
     })
 }
 
+/// The config file of a `cluster start`, and whether this start wrote it.
+#[derive(Debug)]
+pub struct ConfigFile {
+    /// `DIR/cluster.toml`.
+    pub path: PathBuf,
+    /// Written by this start (none existed).
+    pub fresh: bool,
+}
+
+impl ConfigFile {
+    /// Removes the config when this start wrote it and starts nothing: the next start, with
+    /// other `--base-addr`/`--base-port` perhaps, then lays the cluster out anew.
+    pub fn discard_if_fresh(&self) {
+        if self.fresh {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// Writes `DIR/cluster.toml` from `config` unless it exists (a running or stopped cluster
-/// keeps its config, and says so when `layout` asked for another one); returns its path.
+/// keeps its config, and says so when `layout` asked for another one).
 pub fn write_config_once(
     dir: &Path,
     layout: &LocalLayout,
     config: impl FnOnce() -> Result<String>,
-) -> Result<PathBuf> {
+) -> Result<ConfigFile> {
     let conf_path = dir.join("cluster.toml");
-    if !conf_path.exists() {
+    let fresh = !conf_path.exists();
+    if fresh {
         crate::durable::create_dir_durable(dir)?;
         crate::durable::write_durable(&conf_path, config()?.as_bytes())?;
     } else if *layout != LocalLayout::default() {
@@ -114,7 +134,10 @@ pub fn write_config_once(
             conf_path.display()
         );
     }
-    Ok(conf_path)
+    Ok(ConfigFile {
+        path: conf_path,
+        fresh,
+    })
 }
 
 async fn cluster_start(
@@ -125,9 +148,10 @@ async fn cluster_start(
     wait: Duration,
 ) -> Result<()> {
     layout.check()?;
-    let conf_path = write_config_once(dir, layout, || {
+    let conf = write_config_once(dir, layout, || {
         config::local_config_in(namenodes, hosts, dir, layout).to_toml()
     })?;
+    let conf_path = conf.path.clone();
     let config = ClusterConfig::load(&conf_path)?;
     let exe = std::env::current_exe().map_err(|e| Error::io("finding the dfs binary", e))?;
     let mut daemons: Vec<Daemon> = config
@@ -141,7 +165,8 @@ async fn cluster_start(
             .iter()
             .map(|h| Daemon::datanode(h, "datanode", h.name.clone())),
     );
-    let started = match start_daemons(&exe, &conf_path, dir, &daemons)? {
+    let started = start_daemons(&exe, &conf_path, dir, &daemons);
+    let started = match started.inspect_err(|_| conf.discard_if_fresh())? {
         Started::AllRunning => {
             already_running(dir, &conf_path);
             return Ok(());

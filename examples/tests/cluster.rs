@@ -991,4 +991,6 @@ fn cluster_start_on_a_taken_port_fails_at_once_and_leaves_nothing_running() {
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(running.is_empty(), "daemons left: {running:?}");
+    // The config this start wrote is gone, so a retry with another --base-port takes effect.
+    assert!(!dir.path().join("cluster.toml").exists());
 }

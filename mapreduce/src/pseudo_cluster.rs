@@ -39,7 +39,7 @@ pub fn start(dir: &Path, hosts: usize, layout: &LocalLayout, wait: Duration) -> 
         dfs::Error::Config(m) => Error::BadSetting(m),
         other => dfs_error("checking the layout", other),
     })?;
-    let conf_path = local_cluster::write_config_once(dir, layout, || {
+    let conf = local_cluster::write_config_once(dir, layout, || {
         // The whole file, the `[mapreduce]` table with its defaults included, so the operator
         // sees every key there is to change.
         let config = Config {
@@ -51,10 +51,12 @@ pub fn start(dir: &Path, hosts: usize, layout: &LocalLayout, wait: Duration) -> 
             .map_err(|e| dfs::Error::Config(e.to_string()))
     })
     .map_err(|e| dfs_error("writing the config", e))?;
+    let conf_path = conf.path.clone();
     let config = Config::load(&conf_path)?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("finding this program's executable".to_owned(), e))?;
     let started = local_cluster::start_daemons(&exe, &conf_path, dir, &daemons(&config.cluster))
+        .inspect_err(|_| conf.discard_if_fresh())
         .map_err(|e| dfs_error("starting the cluster", e))?;
     let started = match started {
         Started::AllRunning => {
