@@ -23,7 +23,7 @@
 //! (see [`find_config_path`]); with neither, callers run in local (embedded) mode.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -114,6 +114,10 @@ impl Default for HostConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
+    /// Names this cluster, so that a command can tell its own daemons from another cluster's
+    /// answering on the same addresses (namenodes and the jobtracker report it). `dfs config
+    /// local` and `cluster start` generate one; empty means unchecked (hand-made configs).
+    pub cluster_id: String,
     /// The namenode replicas (3 or 5 for fault tolerance; 1 for a toy cluster).
     pub namenodes: Vec<NamenodeConfig>,
     /// The hosts, each with a datanode and a worker.
@@ -162,6 +166,7 @@ pub struct ClusterConfig {
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
+            cluster_id: String::new(),
             namenodes: vec![NamenodeConfig::default()],
             hosts: vec![HostConfig::default()],
             jobtracker_addr: format!("127.0.0.1:{JOBTRACKER_PORT}"),
@@ -387,9 +392,9 @@ pub fn find_config_path(cli_conf: Option<&Path>) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// A cluster on this machine with the default ports: see [`local_config_with_ports`].
+/// A cluster on this machine with the default addresses and ports: see [`local_config_in`].
 pub fn local_config(namenodes: usize, hosts: usize, dir: &Path) -> ClusterConfig {
-    local_config_with_ports(namenodes, hosts, dir, LocalPorts::default())
+    local_config_in(namenodes, hosts, dir, &LocalLayout::default())
 }
 
 /// Task slots per worker when all hosts share this machine: the cores divided among them
@@ -439,40 +444,123 @@ impl LocalPorts {
     }
 }
 
-/// A cluster on this machine: namenode `i` (ids 1..=`namenodes`) on 127.0.0.`i`, host `j`
-/// (names `host1`, ...) on 127.0.1.`j`, two racks alternating, all state under `dir`
-/// (`dir/nn{i}` and `dir/host{j}/data`). Distinct loopback addresses let every daemon keep the
-/// same port, as on real hosts, and let tests kill one "host" without touching another.
+/// Where a cluster on this machine listens: `--base-addr` and `--base-port` of `dfs config
+/// local`, `dfs cluster start` and `mrjob cluster start`, so that two clusters (or a cluster and
+/// another program on port 8020) can share the machine.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct LocalLayout {
+    /// Loopback network of the cluster: namenode i listens on BASE+i, host j on BASE+256+j
+    /// (the default puts namenodes on 127.0.0.i and hosts on 127.0.1.j).
+    #[arg(long, default_value = "127.0.0.0", value_name = "127.X.Y.0")]
+    pub base_addr: Ipv4Addr,
+    /// First of five consecutive ports (namenode RPC, Raft, datanode, worker, jobtracker)
+    /// instead of the defaults (8020, 8021, 9866, 9870, 8030).
+    #[arg(long, value_name = "PORT")]
+    pub base_port: Option<u16>,
+}
+
+impl Default for LocalLayout {
+    fn default() -> Self {
+        LocalLayout {
+            base_addr: Ipv4Addr::new(127, 0, 0, 0),
+            base_port: None,
+        }
+    }
+}
+
+impl LocalLayout {
+    /// The ports of this layout.
+    pub fn ports(&self) -> LocalPorts {
+        self.base_port
+            .map_or_else(LocalPorts::default, LocalPorts::from_base)
+    }
+
+    /// Checks what clap cannot: a loopback /24 with room for the hosts' network after it (every
+    /// 127/8 address is this machine's on Linux, no other network is), and five free port
+    /// numbers.
+    pub fn check(&self) -> Result<()> {
+        let [a, _, c, d] = self.base_addr.octets();
+        if a != 127 || d != 0 || c == 255 {
+            return Err(Error::Config(format!(
+                "--base-addr {}: want a loopback network address 127.X.Y.0 with Y below 255",
+                self.base_addr
+            )));
+        }
+        match self.base_port {
+            Some(p) if p == 0 || p > u16::MAX - 4 => Err(Error::Config(format!(
+                "--base-port {p}: want 1 to {} (five consecutive ports are used)",
+                u16::MAX - 4
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Address `i` of the namenodes' network (`sub` 0) or the hosts' (`sub` 1). Text, so that
+    /// more than 254 nodes make an address the config's validation rejects, not one that wraps.
+    fn addr(&self, sub: u8, i: usize) -> String {
+        let [a, b, c, _] = self.base_addr.octets();
+        format!("{a}.{b}.{}.{i}", c + sub)
+    }
+}
+
+/// A fresh cluster id: random, so two generated configs never share one.
+pub fn new_cluster_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// A cluster on this machine with the default addresses and the given ports (the tests shift
+/// only the ports): see [`local_config_in`].
 pub fn local_config_with_ports(
     namenodes: usize,
     hosts: usize,
     dir: &Path,
     ports: LocalPorts,
 ) -> ClusterConfig {
+    let layout = LocalLayout {
+        base_port: Some(ports.namenode_rpc),
+        ..LocalLayout::default()
+    };
+    debug_assert_eq!(layout.ports(), ports, "ports are consecutive");
+    local_config_in(namenodes, hosts, dir, &layout)
+}
+
+/// A cluster on this machine: namenode `i` (ids 1..=`namenodes`) on 127.0.0.`i`, host `j`
+/// (names `host1`, ...) on 127.0.1.`j` (shifted by `layout`), two racks alternating, all state
+/// under `dir` (`dir/nn{i}` and `dir/host{j}/data`), and a new cluster id. Distinct loopback
+/// addresses let every daemon keep the same port, as on real hosts, and let tests kill one
+/// "host" without touching another.
+pub fn local_config_in(
+    namenodes: usize,
+    hosts: usize,
+    dir: &Path,
+    layout: &LocalLayout,
+) -> ClusterConfig {
+    let ports = layout.ports();
     let namenodes = (1..=namenodes)
         .map(|i| NamenodeConfig {
             id: i as u64,
-            addr: format!("127.0.0.{i}:{}", ports.namenode_rpc),
-            raft_addr: format!("127.0.0.{i}:{}", ports.namenode_raft),
+            addr: format!("{}:{}", layout.addr(0, i), ports.namenode_rpc),
+            raft_addr: format!("{}:{}", layout.addr(0, i), ports.namenode_raft),
             meta_dir: dir.join(format!("nn{i}")),
         })
         .collect();
     let hosts = (1..=hosts)
         .map(|j| HostConfig {
             name: format!("host{j}"),
-            addr: format!("127.0.1.{j}:{}", ports.datanode),
+            addr: format!("{}:{}", layout.addr(1, j), ports.datanode),
             rack: format!("/rack{}", 1 + (j - 1) % 2),
             data_dirs: vec![dir.join(format!("host{j}")).join("data")],
-            worker_addr: format!("127.0.1.{j}:{}", ports.worker),
+            worker_addr: format!("{}:{}", layout.addr(1, j), ports.worker),
             worker_slots: local_worker_slots(hosts),
             capacity_bytes: 0,
             work_dir: dir.join(format!("host{j}")).join("work"),
         })
         .collect();
     ClusterConfig {
+        cluster_id: new_cluster_id(),
         namenodes,
         hosts,
-        jobtracker_addr: format!("127.0.0.1:{}", ports.jobtracker),
+        jobtracker_addr: format!("{}:{}", layout.addr(0, 1), ports.jobtracker),
         ..ClusterConfig::default()
     }
 }
@@ -768,6 +856,46 @@ mod tests {
         assert_eq!(config.hosts[1].rack, "/rack2");
         let text = config.to_toml().unwrap();
         assert_eq!(ClusterConfig::parse(&text).unwrap(), config);
+    }
+
+    #[test]
+    fn local_layout_moves_addresses_and_ports_and_ids_differ() {
+        let layout = LocalLayout {
+            base_addr: Ipv4Addr::new(127, 3, 4, 0),
+            base_port: Some(21_000),
+        };
+        layout.check().unwrap();
+        let dir = Path::new("/tmp/x");
+        let config = local_config_in(3, 2, dir, &layout);
+        config.validate().unwrap();
+        assert_eq!(config.namenodes[1].addr, "127.3.4.2:21000");
+        assert_eq!(config.namenodes[1].raft_addr, "127.3.4.2:21001");
+        assert_eq!(config.hosts[1].addr, "127.3.5.2:21002");
+        assert_eq!(config.hosts[1].worker_addr, "127.3.5.2:21003");
+        assert_eq!(config.jobtracker_addr, "127.3.4.1:21004");
+        let other = local_config_in(3, 2, dir, &layout);
+        assert!(!config.cluster_id.is_empty());
+        assert_ne!(config.cluster_id, other.cluster_id);
+        // The tests' port-only layouts are unchanged.
+        let shifted = local_config_with_ports(1, 1, dir, LocalPorts::from_base(30_000));
+        assert_eq!(shifted.hosts[0].addr, "127.0.1.1:30002");
+    }
+
+    #[test]
+    fn bad_local_layouts_are_rejected() {
+        for (addr, port) in [
+            ([10, 0, 0, 0], None),
+            ([127, 0, 0, 1], None),
+            ([127, 0, 255, 0], None),
+            ([127, 0, 0, 0], Some(0)),
+            ([127, 0, 0, 0], Some(65_532)),
+        ] {
+            let layout = LocalLayout {
+                base_addr: Ipv4Addr::from(addr),
+                base_port: port,
+            };
+            assert!(layout.check().is_err(), "{layout:?}");
+        }
     }
 
     fn three_vm_spec() -> HostsSpec {

@@ -75,6 +75,9 @@ enum ConfigCommand {
         /// Directory for the config and all state.
         #[arg(long)]
         dir: PathBuf,
+        /// Where the daemons listen.
+        #[command(flatten)]
+        layout: config::LocalLayout,
     },
     /// Write cluster.toml for a cluster of separate machines (default ports; the same file
     /// serves every machine).
@@ -167,7 +170,7 @@ async fn run(cli: Cli) -> dfs::Result<()> {
         Command::Namenode { id } => dfs::namenode::run(load(conf)?, id).await,
         Command::Datanode { host } => dfs::datanode::run(load(conf)?, &host).await,
         Command::Config(cmd) => run_config(cmd),
-        Command::Cluster(cmd) => local_cluster::run_cluster(cmd).await,
+        Command::Cluster(cmd) => local_cluster::run_cluster(cmd, conf).await,
         Command::Shell(cmd) => shell::run(conf, cmd).await,
     }
 }
@@ -178,9 +181,11 @@ fn run_config(cmd: ConfigCommand) -> dfs::Result<()> {
             namenodes,
             hosts,
             dir,
+            layout,
         } => {
+            layout.check()?;
             dfs::durable::create_dir_durable(&dir)?;
-            let config = config::local_config(namenodes, hosts, &dir);
+            let config = config::local_config_in(namenodes, hosts, &dir, &layout);
             let path = dir.join("cluster.toml");
             dfs::durable::write_durable(&path, config.to_toml()?.as_bytes())?;
             println!("{}", path.display());

@@ -222,6 +222,9 @@ pub struct NamenodeStatus {
     pub snapshot_index: u64,
     /// Files and directories in the namespace.
     pub inodes: u64,
+    /// The `cluster_id` of this namenode's config, so that `cluster start` can tell its own
+    /// namenodes from another cluster's on the same address.
+    pub cluster_id: String,
 }
 
 /// One datanode as seen by the namenode (`dfs report`).

@@ -798,3 +798,61 @@ async fn report_shows_used_bytes() {
     })
     .await;
 }
+
+/// `dfs ARGS`, its exit status and stderr.
+fn dfs_cli(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dfs"))
+        .args(args)
+        .env_remove("MRJOB_CONF")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `dfs cluster start` laid out by `--base-addr/--base-port`: a second start says the cluster
+/// already runs, a second cluster on the same addresses fails at once naming the taken one
+/// and starts nothing, and `cluster stop` finds the cluster from `--conf`.
+#[test]
+fn cluster_start_twice_on_taken_ports_and_stop_by_conf() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let port = port_base().to_string();
+    let start = |dir: &std::path::Path| {
+        let dir = dir.to_str().unwrap().to_owned();
+        let args = ["cluster", "start", "--hosts", "1", "--base-port", &port];
+        dfs_cli(&[&args[..], &["--base-addr", "127.0.8.0", "--dir", &dir]].concat())
+    };
+    let (ok, stderr) = start(a.path());
+    let conf = a.path().join("cluster.toml");
+    let conf = conf.to_str().unwrap();
+    // Stops the cluster even when an assertion below fails.
+    struct Stop(String);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            dfs_cli(&["--conf", &self.0, "cluster", "stop"]);
+        }
+    }
+    let _stop = Stop(conf.to_owned());
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("cluster is up"), "{stderr}");
+
+    let (ok, stderr) = start(a.path());
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("is already running"), "{stderr}");
+    assert!(!stderr.contains("started"), "{stderr}");
+
+    let t0 = Instant::now();
+    let (ok, stderr) = start(b.path());
+    assert!(!ok, "{stderr}");
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert!(stderr.contains(&format!("127.0.8.1:{port}")), "{stderr}");
+    assert!(stderr.contains("in use"), "{stderr}");
+    let left = std::fs::read_dir(b.path().join("pids")).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "the failed start left pid files");
+
+    let (ok, stderr) = dfs_cli(&["--conf", conf, "cluster", "stop"]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("stopped 4 processes"), "{stderr}");
+}

@@ -348,3 +348,27 @@ fn help_documents_the_exit_statuses() {
     );
     assert!(text.contains("mrjob status ID"), "{text}");
 }
+
+// Checks G7: `cluster` commands that cannot know which cluster, or where to put it, say so.
+#[test]
+fn cluster_commands_with_no_cluster_or_a_bad_layout_are_clear_errors() {
+    let dir = setup();
+    for cmd in ["status", "stop"] {
+        let out = mrjob(&["cluster", cmd], dir.path());
+        assert_error(&out, "--dir DIR, --conf FILE or set MRJOB_CONF");
+    }
+    let out = mrjob(
+        &["cluster", "start", "--dir", "c", "--base-addr", "10.0.0.0"],
+        dir.path(),
+    );
+    assert_error(&out, "--base-addr 10.0.0.0");
+    let out = mrjob(
+        &["cluster", "start", "--dir", "c", "--base-port", "65533"],
+        dir.path(),
+    );
+    assert_error(&out, "--base-port 65533");
+    assert!(
+        !dir.path().join("c").exists(),
+        "a refused start wrote a config"
+    );
+}

@@ -915,3 +915,155 @@ fn repeated_submission_is_one_job() {
     let local = local_run(&["wordcount", "-r", "2"], &[&input], work.path());
     assert_same(cluster.files("/out"), &local, "a repeated submission");
 }
+
+/// `mrjob [--conf C] ARGS` with `MRJOB_CONF` set to `env_conf` (or unset), its output
+/// captured.
+fn mrjob_cli(args: &[&str], env_conf: Option<&Path>) -> Output {
+    let mut cmd = Command::new(mrjob_bin());
+    cmd.args(args).env_remove("MRJOB_CONF");
+    if let Some(conf) = env_conf {
+        cmd.env("MRJOB_CONF", conf);
+    }
+    cmd.output().unwrap()
+}
+
+/// Stops the cluster of a directory on drop, so a failing test leaves no daemons behind.
+struct StopOnDrop(PathBuf);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new(mrjob_bin())
+            .args(["cluster", "stop", "--dir"])
+            .arg(&self.0)
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Whether `dir` exists in the dfs of the cluster whose config is `conf`.
+fn dfs_exists(conf: &Path, dir: &str) -> bool {
+    let config = ClusterConfig::load(conf).unwrap();
+    let fs = DfsFs::new(DfsClient::new(config), false).unwrap();
+    fs.block_on(fs.client().exists(dir)).unwrap()
+}
+
+#[test]
+fn two_clusters_side_by_side_then_start_again_status_and_stop() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let _stop = (StopOnDrop(a.path().into()), StopOnDrop(b.path().into()));
+    let port = port_base().to_string();
+    // The same ports on another loopback network (127.0.6.x / 127.0.7.x), and the default
+    // network on the same ports: two generated configs that share nothing.
+    for (dir, extra) in [(&a, vec![]), (&b, vec!["--base-addr", "127.0.6.0"])] {
+        let dir = dir.path().to_str().unwrap();
+        let args = [
+            &["cluster", "start", "--hosts", "1", "--dir", dir],
+            &["--base-port", port.as_str()][..],
+            &extra,
+        ]
+        .concat();
+        let out = mrjob_cli(&args, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "start {args:?}: {stderr}");
+        assert!(stderr.contains("cluster is up"), "{stderr}");
+    }
+    let (conf_a, conf_b) = (a.path().join("cluster.toml"), b.path().join("cluster.toml"));
+    let text = std::fs::read_to_string(&conf_b).unwrap();
+    assert!(text.contains(&format!("\"127.0.6.1:{port}\"")), "{text}");
+    // Both work, and each is its own: a directory made in one is absent from the other.
+    let config_a = ClusterConfig::load(&conf_a).unwrap();
+    let fs_a = DfsFs::new(DfsClient::new(config_a), false).unwrap();
+    fs_a.block_on(fs_a.client().mkdirs("/only-in-a")).unwrap();
+    assert!(dfs_exists(&conf_a, "/only-in-a"));
+    assert!(!dfs_exists(&conf_b, "/only-in-a"));
+
+    // A second start says so once, without a summary of daemons it did not start.
+    let again = mrjob_cli(
+        &["cluster", "start", "--dir", a.path().to_str().unwrap()],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    assert!(stderr.contains("is already running"), "{stderr}");
+    assert!(!stderr.contains("started"), "{stderr}");
+
+    // Status finds the cluster from MRJOB_CONF or --conf, without --dir.
+    let up = mrjob_cli(&["cluster", "status"], Some(&conf_a));
+    let stdout = String::from_utf8_lossy(&up.stdout);
+    assert!(up.status.success(), "{stdout}");
+    assert!(stdout.contains("6/6 daemons up"), "{stdout}");
+    let conf_b_arg = conf_b.to_str().unwrap();
+    let up_b = mrjob_cli(&["--conf", conf_b_arg, "cluster", "status"], None);
+    assert!(
+        up_b.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up_b.stdout)
+    );
+
+    // After a stop (also found from MRJOB_CONF), status says so and fails, at once.
+    let stop = mrjob_cli(&["cluster", "stop"], Some(&conf_a));
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
+    let t0 = Instant::now();
+    let down = mrjob_cli(&["cluster", "status"], Some(&conf_a));
+    let stdout = String::from_utf8_lossy(&down.stdout);
+    assert_eq!(down.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("0/6 daemons up"), "{stdout}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "status took {:?}",
+        t0.elapsed()
+    );
+    // B never noticed.
+    let up_b = mrjob_cli(&["--conf", conf_b_arg, "cluster", "status"], None);
+    assert!(
+        up_b.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up_b.stdout)
+    );
+}
+
+#[test]
+fn cluster_start_on_a_taken_port_fails_at_once_and_leaves_nothing_running() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let _stop = StopOnDrop(dir.path().into());
+    let port = port_base();
+    // Someone else's listener where the second namenode's client port would be.
+    let _holder = std::net::TcpListener::bind(("127.0.0.2", port)).unwrap();
+    let t0 = Instant::now();
+    let out = mrjob_cli(
+        &[
+            "cluster",
+            "start",
+            "--hosts",
+            "1",
+            "--base-port",
+            &port.to_string(),
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert!(stderr.contains(&format!("127.0.0.2:{port}")), "{stderr}");
+    assert!(stderr.contains("in use"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let pids = dir.path().join("pids");
+    let running: Vec<_> = std::fs::read_dir(&pids)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(running.is_empty(), "daemons left: {running:?}");
+    // The config this start wrote is gone, so a retry with another --base-port takes effect.
+    assert!(!dir.path().join("cluster.toml").exists());
+}

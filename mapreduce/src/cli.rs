@@ -199,21 +199,25 @@ pub enum PseudoClusterCommand {
         /// Number of hosts, when the config is generated.
         #[arg(long, default_value_t = 3)]
         hosts: usize,
+        /// Where the daemons listen, when the config is generated.
+        #[command(flatten)]
+        layout: dfs::config::LocalLayout,
         /// Give up waiting for health after this many seconds.
         #[arg(long, default_value_t = 60)]
         wait_secs: u64,
     },
     /// Stop every daemon started from DIR.
     Stop {
-        /// Cluster directory.
+        /// Cluster directory [default: the directory of the --conf or $MRJOB_CONF file].
         #[arg(long)]
-        dir: PathBuf,
+        dir: Option<PathBuf>,
     },
-    /// Show the daemons, namenode roles, datanodes and workers of the cluster in DIR.
+    /// Show the daemons, namenode roles, datanodes and workers of the cluster in DIR, and how
+    /// many daemons are up; exits with 1 when any is down.
     Status {
-        /// Cluster directory.
+        /// Cluster directory [default: the directory of the --conf or $MRJOB_CONF file].
         #[arg(long)]
-        dir: PathBuf,
+        dir: Option<PathBuf>,
     },
 }
 
@@ -278,16 +282,27 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
         AdminCommand::Cluster(PseudoClusterCommand::Start {
             dir,
             hosts,
+            layout,
             wait_secs,
         }) => {
-            pseudo_cluster::start(&dir, hosts, Duration::from_secs(wait_secs))?;
+            pseudo_cluster::start(&dir, hosts, &layout, Duration::from_secs(wait_secs))?;
         }
-        AdminCommand::Cluster(PseudoClusterCommand::Stop { dir }) => pseudo_cluster::stop(&dir)?,
+        AdminCommand::Cluster(PseudoClusterCommand::Stop { dir }) => {
+            pseudo_cluster::stop(&cluster_dir(dir, conf)?)?
+        }
         AdminCommand::Cluster(PseudoClusterCommand::Status { dir }) => {
-            pseudo_cluster::status(&dir)?
+            if !pseudo_cluster::status(&cluster_dir(dir, conf)?)? {
+                return Ok(ExitCode::FAILURE);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The directory of the cluster a `cluster stop|status` is about (see
+/// [`dfs::local_cluster::cluster_dir`]).
+fn cluster_dir(dir: Option<PathBuf>, conf: Option<&Path>) -> Result<PathBuf> {
+    dfs::local_cluster::cluster_dir(dir, conf).map_err(|e| dfs_error("finding the cluster", e))
 }
 
 fn daemon_runtime() -> Result<tokio::runtime::Runtime> {

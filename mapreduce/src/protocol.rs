@@ -184,6 +184,9 @@ pub struct WorkerInfo {
     pub last_heartbeat_ms: u64,
     /// Heartbeating within the worker timeout.
     pub live: bool,
+    /// The jobtracker's `cluster_id`, so that `cluster start` can tell its own jobtracker from
+    /// another cluster's on the same address.
+    pub cluster_id: String,
 }
 
 /// Requests to the jobtracker.

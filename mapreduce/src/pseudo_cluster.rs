@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 
 use dfs::client::DfsClient;
 use dfs::config;
-use dfs::local_cluster::{cluster_stop, process_alive, read_pid, spawn_daemon, wait_healthy};
+use dfs::config::{ClusterConfig, LocalLayout};
+use dfs::local_cluster::{
+    self, check_cluster_id, cluster_stop, process_alive, read_pid, wait_healthy, Daemon, Spawned,
+    Started,
+};
 
 use crate::config::{Config, MapReduceConfig};
 use crate::error::{dfs_error, Error, Result};
@@ -27,63 +31,44 @@ pub mod daemon_args {
     pub const JOBTRACKER: &str = "jobtracker";
 }
 
-/// Starts the cluster of `DIR/cluster.toml` (written first when missing) and waits until dfs
-/// is healthy and every worker heartbeats.
-pub fn start(dir: &Path, hosts: usize, wait: Duration) -> Result<Config> {
-    let conf_path = dir.join("cluster.toml");
-    if !conf_path.exists() {
-        dfs::durable::create_dir_durable(dir)
-            .map_err(|e| dfs_error("creating the directory", e))?;
+/// Starts the cluster of `DIR/cluster.toml` (written first when missing, laid out by
+/// `layout`) and waits until dfs is healthy and every worker heartbeats. When every daemon
+/// already runs, says so and returns.
+pub fn start(dir: &Path, hosts: usize, layout: &LocalLayout, wait: Duration) -> Result<Config> {
+    layout.check().map_err(|e| match e {
+        dfs::Error::Config(m) => Error::BadSetting(m),
+        other => dfs_error("checking the layout", other),
+    })?;
+    let conf = local_cluster::write_config_once(dir, layout, || {
         // The whole file, the `[mapreduce]` table with its defaults included, so the operator
         // sees every key there is to change.
         let config = Config {
-            cluster: config::local_config(3, hosts, dir),
+            cluster: config::local_config_in(3, hosts, dir, layout),
             mapreduce: MapReduceConfig::default(),
         };
-        let text = config.to_toml()?;
-        dfs::durable::write_durable(&conf_path, text.as_bytes())
-            .map_err(|e| dfs_error("writing the config", e))?;
-    }
+        config
+            .to_toml()
+            .map_err(|e| dfs::Error::Config(e.to_string()))
+    })
+    .map_err(|e| dfs_error("writing the config", e))?;
+    let conf_path = conf.path.clone();
     let config = Config::load(&conf_path)?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("finding this program's executable".to_owned(), e))?;
-    let (logs, pids) = (dir.join("logs"), dir.join("pids"));
-    for d in [&logs, &pids] {
-        std::fs::create_dir_all(d)
-            .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
-    }
-    let spawn = |args: Vec<String>, name: &str| {
-        spawn_daemon(&exe, &conf_path, &args, name, &logs, &pids)
-            .map_err(|e| dfs_error(format_args!("starting {name}"), e))
+    let started = local_cluster::start_daemons(&exe, &conf_path, dir, &daemons(&config.cluster))
+        .inspect_err(|_| conf.discard_if_fresh())
+        .map_err(|e| dfs_error("starting the cluster", e))?;
+    let started = match started {
+        Started::AllRunning => {
+            local_cluster::already_running(dir, &conf_path);
+            return Ok(config);
+        }
+        Started::Spawned(started) => started,
     };
-    for nn in &config.cluster.namenodes {
-        let args = vec![
-            daemon_args::NAMENODE.into(),
-            "--id".into(),
-            nn.id.to_string(),
-        ];
-        spawn(args, &format!("nn{}", nn.id))?;
+    if let Err(e) = wait_until_healthy(&config, wait, &started) {
+        started.stop();
+        return Err(e);
     }
-    for h in &config.cluster.hosts {
-        let host = vec!["--host".to_owned(), h.name.clone()];
-        spawn(
-            [vec![daemon_args::DATANODE.into()], host.clone()].concat(),
-            &format!("dn-{}", h.name),
-        )?;
-        spawn(
-            [vec![daemon_args::WORKER.into()], host].concat(),
-            &format!("worker-{}", h.name),
-        )?;
-    }
-    spawn(vec![daemon_args::JOBTRACKER.into()], "jobtracker")?;
-    eprintln!(
-        "started {} namenodes, {} datanodes, {} workers and a jobtracker; logs in {}",
-        config.cluster.namenodes.len(),
-        config.cluster.hosts.len(),
-        config.cluster.hosts.len(),
-        logs.display()
-    );
-    wait_until_healthy(&config, wait)?;
     eprintln!(
         "cluster is up: export {}={}",
         config::CONF_ENV,
@@ -92,21 +77,53 @@ pub fn start(dir: &Path, hosts: usize, wait: Duration) -> Result<Config> {
     Ok(config)
 }
 
+/// Every daemon of the pseudo cluster: the namenodes, a datanode and a worker per host, and
+/// the jobtracker.
+fn daemons(cluster: &ClusterConfig) -> Vec<Daemon> {
+    let mut all: Vec<Daemon> = cluster
+        .namenodes
+        .iter()
+        .map(|nn| Daemon::namenode(nn, daemon_args::NAMENODE))
+        .collect();
+    for h in &cluster.hosts {
+        let dn = Daemon::datanode(h, daemon_args::DATANODE, format!("dn-{}", h.name));
+        all.push(dn);
+        all.push(Daemon {
+            name: format!("worker-{}", h.name),
+            args: vec![daemon_args::WORKER.into(), "--host".into(), h.name.clone()],
+            listens: vec![h.worker_addr.clone()],
+        });
+    }
+    all.push(Daemon {
+        name: "jobtracker".into(),
+        args: vec![daemon_args::JOBTRACKER.into()],
+        listens: vec![cluster.jobtracker_addr.clone()],
+    });
+    all
+}
+
 /// Waits until a namenode leader answers, every datanode is live, and every worker has
-/// heartbeated to the jobtracker.
-pub fn wait_until_healthy(config: &Config, wait: Duration) -> Result<()> {
+/// heartbeated to the jobtracker; fails early when a daemon `started` exits or a daemon of
+/// another cluster answers.
+pub fn wait_until_healthy(config: &Config, wait: Duration, started: &Spawned) -> Result<()> {
     let deadline = Instant::now() + wait;
     let client = ClusterClient::new(config.clone())?;
     let hosts = config.cluster.hosts.len();
     client
         .fs()
-        .block_on(wait_healthy(&config.cluster, wait))
+        .block_on(wait_healthy(&config.cluster, wait, started))
         .map_err(|e| dfs_error("waiting for dfs", e))?;
     loop {
-        let live = client
-            .workers()
-            .map(|w| w.iter().filter(|w| w.live).count())
-            .unwrap_or(0);
+        started
+            .check_alive()
+            .map_err(|e| dfs_error("waiting for the workers", e))?;
+        let workers = client.workers().unwrap_or_default();
+        for w in &workers {
+            let who = format!("the jobtracker at {}", config.cluster.jobtracker_addr);
+            check_cluster_id(&config.cluster, &who, &w.cluster_id)
+                .map_err(|e| dfs_error("waiting for the workers", e))?;
+        }
+        let live = workers.iter().filter(|w| w.live).count();
         if live >= hosts {
             return Ok(());
         }
@@ -127,19 +144,94 @@ pub fn stop(dir: &Path) -> Result<()> {
     cluster_stop(dir).map_err(|e| dfs_error("stopping the cluster", e))
 }
 
-/// Prints every daemon's process state, the namenodes' Raft roles, datanodes and workers.
-pub fn status(dir: &Path) -> Result<()> {
-    let pids = dir.join("pids");
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(&pids)
-        .map_err(|e| {
-            Error::io(
-                format!("reading {} (is a cluster there?)", pids.display()),
-                e,
-            )
-        })?
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+/// Prints every daemon's process state (when `dir/pids` exists), the namenodes' Raft roles,
+/// datanodes and workers of the cluster of `dir/cluster.toml`, then how many daemons answer.
+/// Returns whether all of them do.
+pub fn status(dir: &Path) -> Result<bool> {
+    print_processes(&dir.join("pids"))?;
+    let config = Config::load(&dir.join("cluster.toml"))?;
+    let total = config.cluster.namenodes.len() + 2 * config.cluster.hosts.len() + 1;
+    let dfs = DfsClient::new(config.cluster.clone());
+    let client = ClusterClient::new(config)?;
+    let mut up = 0;
+    println!("Namenodes:");
+    for (id, st) in client.fs().block_on(dfs.namenode_statuses()) {
+        match st {
+            Ok(s) => {
+                up += 1;
+                println!(
+                    "  nn{id:<3} {:?}, term {}, leader {}, applied {}",
+                    s.role, s.term, s.leader_id, s.applied_index
+                )
+            }
+            Err(e) => println!("  nn{id:<3} unreachable: {e}"),
+        }
+    }
+    println!("Datanodes:");
+    // The report needs a leader, which a client looks for patiently: not when no namenode
+    // answers, and not for longer than a status should take.
+    let report = match up {
+        0 => Err("no namenode answers".to_owned()),
+        _ => client
+            .fs()
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), dfs.datanode_report()).await
+            })
+            .map_err(|_| "no leader within 5 s".to_owned())
+            .and_then(|r| r.map_err(|e| e.to_string())),
+    };
+    match report {
+        Ok(nodes) => {
+            for d in nodes {
+                up += usize::from(d.live);
+                println!(
+                    "  {:<8} {:<6} blocks {}",
+                    d.node.host,
+                    if d.live { "live" } else { "DEAD" },
+                    d.blocks
+                );
+            }
+        }
+        Err(e) => println!("  unavailable: {e}"),
+    }
+    up += print_workers(&client);
+    println!("{up}/{total} daemons up");
+    Ok(up == total)
+}
+
+/// Prints the workers as the jobtracker sees them; returns how many daemons are up among the
+/// jobtracker and the workers.
+fn print_workers(client: &ClusterClient) -> usize {
+    println!("Workers:");
+    let ws = match client.workers() {
+        Ok(ws) => ws,
+        Err(e) => {
+            println!("  jobtracker unavailable: {e}");
+            return 0;
+        }
+    };
+    for w in &ws {
+        println!(
+            "  {:<8} {:<6} {} slots, {} running, last heartbeat {} ms ago",
+            w.host,
+            if w.live { "live" } else { "LOST" },
+            w.slots,
+            w.running,
+            w.last_heartbeat_ms
+        );
+    }
+    1 + ws.iter().filter(|w| w.live).count()
+}
+
+/// Prints the state of every process with a pid file in `pids`, if that directory exists (a
+/// cluster started elsewhere has none here).
+fn print_processes(pids: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(pids) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(format!("reading {}", pids.display()), e)),
+    };
+    let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
     entries.sort();
     println!("Processes:");
     for p in &entries {
@@ -153,49 +245,6 @@ pub fn status(dir: &Path) -> Result<()> {
             None => "unknown".to_owned(),
         };
         println!("  {name:<16} {state}");
-    }
-    let config = Config::load(&dir.join("cluster.toml"))?;
-    let dfs = DfsClient::new(config.cluster.clone());
-    let client = ClusterClient::new(config)?;
-    println!("Namenodes:");
-    for (id, st) in client.fs().block_on(dfs.namenode_statuses()) {
-        match st {
-            Ok(s) => println!(
-                "  nn{id:<3} {:?}, term {}, leader {}, applied {}",
-                s.role, s.term, s.leader_id, s.applied_index
-            ),
-            Err(e) => println!("  nn{id:<3} unreachable: {e}"),
-        }
-    }
-    println!("Datanodes:");
-    match client.fs().block_on(dfs.datanode_report()) {
-        Ok(nodes) => {
-            for d in nodes {
-                println!(
-                    "  {:<8} {:<6} blocks {}",
-                    d.node.host,
-                    if d.live { "live" } else { "DEAD" },
-                    d.blocks
-                );
-            }
-        }
-        Err(e) => println!("  unavailable: {e}"),
-    }
-    println!("Workers:");
-    match client.workers() {
-        Ok(ws) => {
-            for w in ws {
-                println!(
-                    "  {:<8} {:<6} {} slots, {} running, last heartbeat {} ms ago",
-                    w.host,
-                    if w.live { "live" } else { "LOST" },
-                    w.slots,
-                    w.running,
-                    w.last_heartbeat_ms
-                );
-            }
-        }
-        Err(e) => println!("  jobtracker unavailable: {e}"),
     }
     Ok(())
 }

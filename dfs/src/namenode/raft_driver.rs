@@ -366,6 +366,8 @@ impl Shared {
             applied_index: applied,
             snapshot_index: applied,
             inodes: ns.inode_count(),
+            // The server fills it in from its config when it answers.
+            cluster_id: String::new(),
         };
         let (applied_tx, _) = watch::channel(applied);
         Shared {

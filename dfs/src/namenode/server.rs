@@ -29,7 +29,7 @@ use crate::namenode::storage::Persister;
 use crate::namenode::transport::{serve_raft, Transport};
 use crate::protocol::{
     Block, CallId, DatanodeCommand, FileBlocks, FsckBlock, FsckFile, HeartbeatReply, LocatedBlock,
-    Request, RequestFrame, Response, ResponseFrame, WireError,
+    NamenodeStatus, Request, RequestFrame, Response, ResponseFrame, WireError,
 };
 use crate::rpc::{malformed_reply, serve, ServerLimits, Service};
 
@@ -331,7 +331,10 @@ impl NamenodeService {
             Request::DatanodeReport => {
                 Response::Datanodes(self.shared.block_map().report(now, self.dead_after_ms()))
             }
-            Request::Status => Response::NamenodeStatus(self.shared.status()),
+            Request::Status => Response::NamenodeStatus(NamenodeStatus {
+                cluster_id: self.config.cluster_id.clone(),
+                ..self.shared.status()
+            }),
             other => unreachable!("handle sends only datanode calls here, not {other:?}"),
         }
     }

@@ -49,7 +49,7 @@ pub struct Cluster {
 static PORT_SLOT: AtomicU16 = AtomicU16::new(0);
 
 /// A port base unlikely to collide with other tests running at the same time.
-fn port_base() -> u16 {
+pub fn port_base() -> u16 {
     let slot = PORT_SLOT.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id() as u16;
     // Below Linux's ephemeral range (32768-60999): a listener there can collide with the

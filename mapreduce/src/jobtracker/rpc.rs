@@ -141,6 +141,7 @@ impl Jobtracker {
                 running: w.running,
                 last_heartbeat_ms: w.last.elapsed().as_millis() as u64,
                 live: w.last.elapsed() < timeout,
+                cluster_id: self.config.cluster_id.clone(),
             })
             .collect()
     }
