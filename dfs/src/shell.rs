@@ -19,11 +19,14 @@ use clap::Subcommand;
 use crate::client::{CreateOptions, DfsClient};
 use crate::config::{self, ClusterConfig};
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::{FileKind, FileStatus, FsckFile};
+use crate::protocol::FileKind;
 use crate::stdout::error as stdout_err;
 use crate::units::{human, parse_size, SizeFormat};
 
 mod destination;
+mod listing;
+
+use listing::{format_status, format_time, fsck_lines, FsckTotals};
 
 /// Transfers at least this long get a progress bar (when stderr is a terminal).
 const PROGRESS_MIN_BYTES: u64 = 16 << 20;
@@ -749,64 +752,6 @@ impl Shell {
     }
 }
 
-#[derive(Default)]
-struct FsckTotals {
-    blocks: u64,
-    missing: u64,
-    corrupt: u64,
-    under: u64,
-}
-
-fn fsck_lines(f: &FsckFile, all_blocks: bool, totals: &mut FsckTotals) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut bad = 0;
-    for (i, b) in f.blocks.iter().enumerate() {
-        totals.blocks += 1;
-        let state = if b.live.is_empty() {
-            totals.missing += 1;
-            "MISSING"
-        } else if !b.corrupt.is_empty() {
-            totals.corrupt += 1;
-            "CORRUPT-REPLICA"
-        } else if b.live.len() < f.replication as usize {
-            totals.under += 1;
-            "UNDER-REPLICATED"
-        } else {
-            "OK"
-        };
-        if state != "OK" {
-            bad += 1;
-        }
-        if all_blocks || state != "OK" {
-            lines.push(format!(
-                "  block {i} id {} gen {} len {}: {state} live {}/{} [{}]{}",
-                b.block.id,
-                b.block.gen_stamp,
-                b.block.len_bytes,
-                b.live.len(),
-                f.replication,
-                b.live.join(","),
-                if b.corrupt.is_empty() {
-                    String::new()
-                } else {
-                    format!(" corrupt [{}]", b.corrupt.join(","))
-                }
-            ));
-        }
-    }
-    let verdict = if bad == 0 { "OK" } else { "UNHEALTHY" };
-    lines.insert(
-        0,
-        format!(
-            "{}: {} block(s), replication {}: {verdict}",
-            f.path,
-            f.blocks.len(),
-            f.replication
-        ),
-    );
-    lines
-}
-
 fn join(dir: &str, name: &str) -> String {
     if dir.ends_with('/') {
         format!("{dir}{name}")
@@ -830,38 +775,6 @@ fn source_name(src: &Path) -> Result<String> {
             path: src.display().to_string(),
             reason: "has no file name to copy it under".into(),
         })
-}
-
-fn format_status(s: &FileStatus, size: SizeFormat) -> String {
-    let (kind, rep) = match s.kind {
-        FileKind::Dir => ("d", "-".to_string()),
-        FileKind::File => ("-", s.replication.to_string()),
-    };
-    let uc = if s.under_construction { " (open)" } else { "" };
-    format!(
-        "{kind} {rep:>3} {:>14} {} {}{uc}",
-        size.show(s.len_bytes),
-        format_time(s.mtime_ms),
-        s.path
-    )
-}
-
-/// `YYYY-MM-DD HH:MM` in UTC, without a date crate.
-fn format_time(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Civil-from-days (Howard Hinnant's algorithm), for dates after 1970.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}")
 }
 
 /// Sends `file`'s bytes into `tx` in chunks of [`PUT_BUFFER_BYTES`] (the last one shorter), then
