@@ -114,8 +114,24 @@ fn user_binary_runs_on_a_cluster_started_by_mrjob() {
     stop();
     assert!(cluster_ok, "cluster output differs from local mode");
     assert_eq!(staged.len(), 1, "{:?}", staged.keys());
+    // What is staged is this binary stripped of its debug info (a smaller ELF file), named
+    // by the hash of the stripped bytes that workers download and check.
     let wordlen_bytes = std::fs::read(wordlen).unwrap();
-    assert_eq!(staged.values().next().unwrap(), &wordlen_bytes);
+    let (name, bytes) = staged.iter().next().unwrap();
+    assert!(
+        bytes.starts_with(b"\x7fELF"),
+        "staged file is no executable"
+    );
+    assert!(
+        bytes.len() <= wordlen_bytes.len(),
+        "{} > {}",
+        bytes.len(),
+        wordlen_bytes.len()
+    );
+    assert!(
+        name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{name}"
+    );
     assert!(cached.iter().all(|&n| n <= 1), "{cached:?}");
     assert!(cached.contains(&1), "{cached:?}");
 }
