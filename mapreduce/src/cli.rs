@@ -185,6 +185,8 @@ pub enum AdminCommand {
     /// Start, stop or show a whole cluster on this machine.
     #[command(subcommand)]
     Cluster(PseudoClusterCommand),
+    /// List the `-D key=value` properties jobs accept (Hadoop names).
+    Properties,
 }
 
 /// `cluster start|stop|status`.
@@ -265,6 +267,7 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
             let client = ClusterClient::new(load_config(conf)?)?;
             print_job(&client.status(id)?);
         }
+        AdminCommand::Properties => print!("{}", crate::properties::describe()),
         AdminCommand::Status { job: None } | AdminCommand::List => {
             let client = ClusterClient::new(load_config(conf)?)?;
             print_jobs(&client.list()?);

@@ -21,6 +21,7 @@
 //!   output formats; [`committer`]: attempt directories and the commit protocol, one for both
 //!   local and dfs output (it works over [`fs::FileSystem`]).
 //! - [`runner`]: the local runner (thread pool); [`progress`]: what the user sees.
+//! - [`properties`]: per-job `-D key=value` settings by their Hadoop names, validated.
 //! - [`counters`]: built-in and user-defined counters; [`codec`]: byte encodings.
 //! - [`engine`]: where a job runs (this machine, or the configured cluster).
 //! - [`config`]: the `[mapreduce]` table of `cluster.toml` (scheduling and retry settings),
@@ -61,6 +62,7 @@ pub mod map_task;
 pub mod merge;
 pub mod output;
 pub mod progress;
+pub mod properties;
 pub mod protocol;
 pub mod pseudo_cluster;
 pub mod reduce_task;
