@@ -260,6 +260,10 @@ macro_rules! namespace_ops_of_inner {
             self.inner.list_dir(dir)
         }
 
+        fn list_entries(&self, dir: &Path) -> Result<Vec<crate::glob::DirEntry>> {
+            self.inner.list_entries(dir)
+        }
+
         fn sync_dir(&self, dir: &Path) -> Result<()> {
             self.inner.sync_dir(dir)
         }
