@@ -222,7 +222,11 @@ async fn walk(client: &DfsClient, root: &Path, dir: &str) -> Result<Vec<InputFil
     while let Some(dir) = stack.pop() {
         for e in list_entries(client, &dir).await? {
             let name = e.path.file_name().map(|n| n.to_string_lossy().into_owned());
-            if name.as_deref().map_or(true, is_hidden) {
+            let hidden = match name.as_deref() {
+                Some(n) => is_hidden(n),
+                None => true,
+            };
+            if hidden {
                 continue;
             }
             if e.is_dir {

@@ -164,7 +164,7 @@ fn run_child(registry: &Registry, spec_path: &Path) -> Result<Counters> {
 
 fn part_file(fs: &TaskFs, job: &Job, spec: &ChildSpec, name: &str) -> Result<OutputWriter> {
     let path = PathBuf::from(format!("{}/{name}", spec.task.output_dir));
-    OutputWriter::create(fs, &path, job.output)
+    OutputWriter::create(fs, &path, job)
 }
 
 fn run_reduce(

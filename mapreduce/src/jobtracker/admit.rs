@@ -2,6 +2,7 @@
 //! [`crate::split`]), the job's durable record, and submit tokens that make a repeated submit
 //! return the job the first one created.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,8 +13,9 @@ use crate::error::{dfs_error, Error, Result};
 use crate::fs::LocalFs;
 use crate::input::{InputFormat, Split};
 use crate::job_store::{first_attempt, RecordState};
+use crate::properties::JobProperties;
 use crate::protocol::{unix_ms, ErrorKind, JobSpec};
-use crate::scheduler::{Event, JobId};
+use crate::scheduler::{Event, JobId, TaskPolicy};
 use crate::split::{block_splits, compute_splits};
 
 use super::{JobEntry, Jobtracker, Submitted};
@@ -67,6 +69,8 @@ impl Jobtracker {
     async fn accept(self: &Arc<Self>, spec: JobSpec) -> Submitted {
         let received_unix_ms = unix_ms();
         let received = Instant::now();
+        let policy =
+            task_policy(&spec.conf.params).map_err(|e| (ErrorKind::BadRequest, e.to_string()))?;
         let output = self.check_output(&spec).await?;
         let (splits, hosts) = self
             .splits_of(&spec.input_format, &spec.inputs)
@@ -115,6 +119,7 @@ impl Jobtracker {
                 map_hosts: hosts,
                 reduces,
                 first_attempt: first_attempt(1),
+                policy,
             },
         );
         Ok(id)
@@ -212,6 +217,11 @@ impl Jobtracker {
         }
         Ok((splits, hosts))
     }
+}
+
+/// The job's own scheduling settings, from its `-D` properties.
+pub(super) fn task_policy(params: &BTreeMap<String, String>) -> Result<TaskPolicy> {
+    Ok(JobProperties::from_params(params)?.tasks)
 }
 
 /// A refusal for a dfs failure while accepting a job.
