@@ -444,3 +444,35 @@ fn job_name_and_split_hints_take_effect() {
         sorted_output_lines(&dir.path().join("auto"))
     );
 }
+
+#[test]
+fn generators_and_validators_take_properties_and_compression() {
+    let dir = tempfile::tempdir().unwrap();
+    // As Hadoop's teragen, mapreduce.job.maps sets the number of maps (output files).
+    must_succeed(&mrjob(
+        &["teragen", "3000", "gen", "-Dmapreduce.job.maps=3", "-q"],
+        dir.path(),
+    ));
+    let parts = part_files(&dir.path().join("gen"));
+    assert_eq!(parts.len(), 3, "{parts:?}");
+    must_succeed(&mrjob(
+        &["terasort", "gen/part-m-*", "sorted", "-r", "2", "-q"],
+        dir.path(),
+    ));
+    // A compressed report is read back for the verdict.
+    let out = mrjob(
+        &[
+            "teravalidate",
+            "sorted",
+            "valid",
+            "--compress",
+            "zstd",
+            "-q",
+        ],
+        dir.path(),
+    );
+    must_succeed(&out);
+    assert!(dir.path().join("valid/part-r-00000.zst").exists());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("OK: 3000 records"), "{stdout}");
+}

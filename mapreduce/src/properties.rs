@@ -263,10 +263,12 @@ pub struct JobProperties {
     /// named by `...compress.codec` (default gzip, as Hadoop's `GzipCodec` users expect;
     /// Hadoop's own default `DefaultCodec` is accepted by name as `deflate`).
     pub output_codec: Option<Codec>,
-    /// `mapreduce.input.fileinputformat.split.minsize` (0: none).
+    /// `mapreduce.input.fileinputformat.split.minsize` (0: none): the local split size's
+    /// floor; on a cluster, consecutive blocks are joined into splits of at least this.
     pub split_min_bytes: u64,
     /// `mapreduce.job.maps`: a hint for the local split size (see
-    /// [`crate::split::local_split_size`]); on a cluster a job has one map per block.
+    /// [`crate::split::local_split_size`]) and teragen's number of maps; on a cluster a job
+    /// reading files has one map per block.
     pub maps_hint: Option<u32>,
     /// Per-job scheduling over the cluster's defaults.
     pub tasks: TaskPolicy,
@@ -349,6 +351,10 @@ const NOTES: &[(&str, &str)] = &[
     (
         "mapreduce.input.fileinputformat.split.maxsize",
         "local runs only; a cluster runs one map per block",
+    ),
+    (
+        keys::SPLIT_MIN,
+        "bytes; on a cluster consecutive blocks are joined into splits of at least this",
     ),
     (
         "mapreduce.job.queuename",

@@ -112,12 +112,15 @@ fn whole_file(file: &InputFile) -> Option<Split> {
 }
 
 /// The splits of one dfs file: one per block `(offset, length, hosts)`, with the hosts that
-/// hold it, boundaries moved up to whole records for fixed-length input.
+/// hold it, boundaries moved up to whole records for fixed-length input. With `min_bytes`
+/// larger than a block (`mapreduce.input.fileinputformat.split.minsize`), consecutive blocks
+/// are joined until a split holds that many bytes, and it runs where its first block is.
 pub fn block_splits(
     format: &InputFormat,
     file: &InputFile,
     file_len: u64,
     blocks: Vec<(u64, u64, Vec<String>)>,
+    min_bytes: u64,
 ) -> Vec<(Split, Vec<String>)> {
     if Codec::of_path(&file.path).is_some() {
         // One split, run where its first block is (it is read from the start).
@@ -128,7 +131,23 @@ pub fn block_splits(
         let hosts = blocks.into_iter().next().map(|b| b.2).unwrap_or_default();
         return whole_file(&file).map(|s| (s, hosts)).into_iter().collect();
     }
-    cut_file(format, file, file_len, blocks)
+    cut_file(format, file, file_len, join_blocks(blocks, min_bytes))
+}
+
+/// Joins consecutive blocks until each piece holds at least `min_bytes` (the last may hold
+/// less); a piece keeps the hosts of its first block.
+fn join_blocks(
+    blocks: Vec<(u64, u64, Vec<String>)>,
+    min_bytes: u64,
+) -> Vec<(u64, u64, Vec<String>)> {
+    let mut joined: Vec<(u64, u64, Vec<String>)> = Vec::new();
+    for (offset, len, hosts) in blocks {
+        match joined.last_mut() {
+            Some(last) if last.1 < min_bytes => last.1 += len,
+            _ => joined.push((offset, len, hosts)),
+        }
+    }
+    joined
 }
 
 /// Bytes of one record for the alignment rule (1: any byte is a boundary).
@@ -214,9 +233,15 @@ mod tests {
             (1000, 1000, vec!["c".into()]),
             (2000, 10, vec![]),
         ];
-        let s = block_splits(&InputFormat::Lines, &file(2010), 2010, blocks);
+        let s = block_splits(&InputFormat::Lines, &file(2010), 2010, blocks.clone(), 0);
         assert_eq!(ranges(&s), vec![(0, 1000), (1000, 1000), (2000, 10)]);
         assert_eq!(s[0].1, vec!["a".to_string(), "b".to_string()]);
+        // A minimum split size joins blocks; a split runs where its first block is.
+        let s = block_splits(&InputFormat::Lines, &file(2010), 2010, blocks.clone(), 1500);
+        assert_eq!(ranges(&s), vec![(0, 2000), (2000, 10)]);
+        assert_eq!(s[1].1, Vec::<String>::new());
+        let s = block_splits(&InputFormat::Lines, &file(2010), 2010, blocks, 1000);
+        assert_eq!(ranges(&s).len(), 3, "blocks of the minimum stay apart");
     }
 
     #[test]
@@ -228,7 +253,7 @@ mod tests {
             .step_by(64)
             .map(|o| (o, 64.min(len - o), vec![]))
             .collect();
-        let s = block_splits(&InputFormat::FixedLength(100), &file(len), len, blocks);
+        let s = block_splits(&InputFormat::FixedLength(100), &file(len), len, blocks, 0);
         let r = ranges(&s);
         assert!(
             r.iter().all(|(start, l)| start % 100 == 0 && l % 100 == 0),
@@ -250,7 +275,7 @@ mod tests {
         assert_eq!(splits.len(), 1 + 2, "{splits:?}");
         assert_eq!(range(&splits[0]), (0, 1000));
         let blocks = vec![(0, 600, vec!["a".into()]), (600, 400, vec!["b".into()])];
-        let by_block = block_splits(&InputFormat::FixedLength(30), &gz, 1000, blocks);
+        let by_block = block_splits(&InputFormat::FixedLength(30), &gz, 1000, blocks, 0);
         assert_eq!(ranges(&by_block), [(0, 1000)]);
         assert_eq!(by_block[0].1, ["a"]);
         let empty = InputFile { len: 0, ..gz };
@@ -335,7 +360,7 @@ mod tests {
             .step_by(64)
             .map(|o| (o, 64.min(len - o), vec![]))
             .collect();
-        let dfs: Vec<Split> = block_splits(&format, &input, len, blocks)
+        let dfs: Vec<Split> = block_splits(&format, &input, len, blocks, 0)
             .into_iter()
             .map(|(s, _)| s)
             .collect();

@@ -12,6 +12,7 @@ use examples::{grep, terasort, INVERTEDINDEX_JOB, WORDCOUNT_JOB};
 use mapreduce::cli::{
     exit_quietly_when_closed, fail, print_report, run_admin, AdminCommand, GeneratorArgs, JobArgs,
 };
+use mapreduce::compression::Codec;
 use mapreduce::logging::init_logging;
 use mapreduce::{Engine, JobConf, JobReport, Registry, Result, RunOptions};
 
@@ -69,7 +70,8 @@ enum Command {
         rows: u64,
         /// Output directory (must not exist)
         output: PathBuf,
-        /// Number of map tasks (output files) [default: one per million rows, at least one per thread]
+        /// Number of map tasks (output files), also `-D mapreduce.job.maps=N` [default: one
+        /// per million rows, at least one per thread]
         #[arg(long, value_name = "N")]
         maps: Option<u32>,
         #[command(flatten)]
@@ -278,7 +280,11 @@ fn run(registry: &Registry, engine: &Engine, command: Command) -> Result<ExitCod
             let args = args.job_args();
             let conf = args.conf(terasort::TERAGEN_JOB, Some(0))?;
             let by_size = rows.div_ceil(1_000_000).min(u64::from(u32::MAX)) as u32;
-            let maps = maps.unwrap_or_else(|| by_size.max(conf.settings.threads as u32));
+            // As Hadoop's teragen: `-D mapreduce.job.maps=N` sets the number of maps too.
+            let hint = mapreduce::properties::JobProperties::from_params(&conf.params)?.maps_hint;
+            let maps = maps
+                .or(hint)
+                .unwrap_or_else(|| by_size.max(conf.settings.threads as u32));
             let conf = conf
                 .with("rows", rows.to_string())
                 .with("maps", maps.to_string());
@@ -335,11 +341,21 @@ fn terasort_conf(
 
 /// Prints teravalidate's verdict from its report file; failure if it found any error.
 fn validate_verdict(engine: &Engine, output: &Path) -> Result<ExitCode> {
-    let path = engine.path(output)?.join("part-r-00000");
-    let mut text = String::new();
-    engine
+    let dir = engine.path(output)?;
+    // The report is compressed when the user asked for compressed output.
+    let path = engine
         .fs()
-        .open(&path)?
+        .list_dir(&dir)?
+        .into_iter()
+        .find(|p| p.file_stem().is_some_and(|s| s == "part-r-00000"))
+        .unwrap_or_else(|| dir.join("part-r-00000"));
+    let file = engine.fs().open(&path)?;
+    let mut reader: Box<dyn Read + Send> = match Codec::of_path(&path) {
+        Some(codec) => codec.decoder(file),
+        None => Box::new(file),
+    };
+    let mut text = String::new();
+    reader
         .read_to_string(&mut text)
         .map_err(|e| mapreduce::Error::io(format!("reading {}", path.display()), e))?;
     let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error\t")).collect();

@@ -3,7 +3,6 @@
 //! return the job the first one created.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -72,13 +71,10 @@ impl Jobtracker {
         let policy =
             task_policy(&spec.conf.params).map_err(|e| (ErrorKind::BadRequest, e.to_string()))?;
         let output = self.check_output(&spec).await?;
-        let (splits, hosts) = self
-            .splits_of(&spec.input_format, &spec.inputs)
-            .await
-            .map_err(|e| match e {
-                Error::BadInput { .. } => (ErrorKind::BadInput, e.to_string()),
-                e => dfs_refusal(e),
-            })?;
+        let (splits, hosts) = self.splits_of(&spec).await.map_err(|e| match e {
+            Error::BadInput { .. } => (ErrorKind::BadInput, e.to_string()),
+            e => dfs_refusal(e),
+        })?;
         if !self.lock().outputs.insert(output.clone()) {
             return Err((
                 ErrorKind::OutputExists,
@@ -181,13 +177,12 @@ impl Jobtracker {
         Ok(())
     }
 
-    /// One split per dfs block, with the hosts holding it (record-aligned for fixed-length
-    /// records: a record belongs to the block in which it starts).
-    pub(super) async fn splits_of(
-        &self,
-        format: &InputFormat,
-        inputs: &[PathBuf],
-    ) -> Result<(Vec<Split>, Vec<Vec<String>>)> {
+    /// One split per dfs block (or per run of blocks holding the job's minimum split size),
+    /// with the hosts holding it (record-aligned for fixed-length records: a record belongs
+    /// to the block in which it starts).
+    pub(super) async fn splits_of(&self, spec: &JobSpec) -> Result<(Vec<Split>, Vec<Vec<String>>)> {
+        let (format, inputs) = (&spec.input_format, &spec.inputs);
+        let min_bytes = JobProperties::from_params(&spec.conf.params)?.split_min_bytes;
         if let InputFormat::Generated { .. } = format {
             let splits = compute_splits(&LocalFs, format, &[], 1)?;
             let hosts = vec![Vec::new(); splits.len()];
@@ -210,7 +205,7 @@ impl Jobtracker {
                     (lb.offset_bytes, lb.block.len_bytes, h)
                 })
                 .collect();
-            for (split, h) in block_splits(format, &file, located.len_bytes, blocks) {
+            for (split, h) in block_splits(format, &file, located.len_bytes, blocks, min_bytes) {
                 splits.push(split);
                 hosts.push(h);
             }

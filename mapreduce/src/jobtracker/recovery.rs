@@ -102,7 +102,7 @@ impl Jobtracker {
             return self.fail_at_recovery(record, reason).await;
         }
         let spec = &record.spec;
-        let (splits, hosts) = match self.splits_of(&spec.input_format, &spec.inputs).await {
+        let (splits, hosts) = match self.splits_of(spec).await {
             Ok(s) => s,
             Err(e) => {
                 let reason = format!("{RESTART_REASON}; its input cannot be read again: {e}");
