@@ -338,7 +338,8 @@ pub fn parse_define(arg: &str) -> Result<(&str, &str)> {
 const NOTES: &[(&str, &str)] = &[
     (
         keys::MAPS,
-        "a hint: a local run cuts about total/N bytes per split; a cluster runs one map per block",
+        "a hint: a local run cuts about total/N bytes per split, teragen runs N maps; \
+         a cluster runs one map per block",
     ),
     (
         keys::TASK_TIMEOUT,
