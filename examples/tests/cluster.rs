@@ -527,6 +527,20 @@ fn failed_attempts_are_retried_and_output_is_exact() {
     assert_same(cluster.files("/out"), &local, "wordcount with failures");
     assert_eq!(counter(&stderr, "Failed map attempts"), 1, "{stderr}");
     assert_eq!(counter(&stderr, "Failed reduce attempts"), 1, "{stderr}");
+    // A job's own attempt limit reaches the jobtracker's scheduler: with one attempt per map,
+    // the same injected failure fails the job (the cluster's default would retry it), and
+    // its output directory is removed.
+    let out = cluster.mrjob(&[
+        "wordcount",
+        "/in",
+        "/out-once",
+        "-D",
+        "mapreduce.map.maxattempts=1",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("m_000001 failed 1 times"), "{stderr}");
+    assert!(!cluster.exists("/out-once"));
 }
 
 // Checks G6: a worker SIGKILLed after its maps completed but before the reducers fetched
