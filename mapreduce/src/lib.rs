@@ -25,7 +25,9 @@
 //!   output formats; [`committer`]: attempt directories and the commit protocol, one for both
 //!   local and dfs output (it works over [`fs::FileSystem`]).
 //! - [`runner`]: the local runner (thread pool); [`progress`]: what the user sees.
-//! - [`properties`]: per-job `-D key=value` settings by their Hadoop names, validated.
+//! - [`properties`]: per-job `-D key=value` settings by their Hadoop names, validated, in
+//!   one table; [`properties::JobProperties`] reads the ones kept in a job's parameters back
+//!   typed (name, output codec, split hints, the scheduler's per-job [`scheduler::TaskPolicy`]).
 //! - [`counters`]: built-in and user-defined counters; [`codec`]: byte encodings.
 //! - [`engine`]: where a job runs (this machine, or the configured cluster).
 //! - [`config`]: the `[mapreduce]` table of `cluster.toml` (scheduling and retry settings),

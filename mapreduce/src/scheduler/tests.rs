@@ -1297,12 +1297,21 @@ impl Sim {
             })
             .collect();
         self.jobs.insert(job, (maps, reduces));
+        // Some jobs bring their own speculation, attempt limits and timeouts (0: none).
+        let own = |rng: &mut XorShift, n: u64| rng.chance(30).then(|| rng.below(n));
+        let policy = TaskPolicy {
+            map_speculative: own(&mut self.rng, 2).map(|b| b == 1),
+            reduce_speculative: own(&mut self.rng, 2).map(|b| b == 1),
+            map_max_attempts: own(&mut self.rng, 4).map(|n| n as u32 + 1),
+            reduce_max_attempts: own(&mut self.rng, 4).map(|n| n as u32 + 1),
+            task_timeout_ms: own(&mut self.rng, 3).map(|n| n * 3_000),
+        };
         let event = Event::SubmitJob {
             job,
             map_hosts,
             reduces,
             first_attempt: 0,
-            policy: TaskPolicy::default(),
+            policy,
         };
         self.step(event);
     }
