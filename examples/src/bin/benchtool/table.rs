@@ -249,8 +249,9 @@ mod tests {
         let mut t = Table::with_capacity(1);
         let words: Vec<Vec<u8>> = (0..5000u32)
             .map(|i| {
+                // Distinct names, zero-padded to 1..40 bytes: inline and arena words.
                 let mut w = format!("w{i}").into_bytes();
-                w.resize(1 + (i as usize % 40), b'\0');
+                w.resize(w.len().max(1 + i as usize % 40), b'\0');
                 w
             })
             .collect();
@@ -283,5 +284,37 @@ mod tests {
         t.add(b"a\0", 1);
         t.add(b"a\0\0\0\0\0\0\0\0", 1);
         assert_eq!(t.len(), 3);
+    }
+}
+
+#[cfg(test)]
+mod probe_check {
+    use super::*;
+
+    /// Mean displacement from the home slot of inline and of arena entries, on the file in
+    /// `PROBE_FILE` (run by hand: `PROBE_FILE=... cargo test probe -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn probe() {
+        let data = std::fs::read(std::env::var("PROBE_FILE").unwrap()).unwrap();
+        let mut buf = data.clone();
+        buf.extend_from_slice(&[0; PAD_BYTES]);
+        let mut t = Table::with_capacity(data.len() / 128);
+        crate::scan::for_each_token(&data, |s, e| t.add_at(&buf, s, e - s));
+        let mask = t.slots.len() - 1;
+        let (mut n, mut d) = ([0usize; 2], [0usize; 2]);
+        for (i, e) in t.slots.iter().enumerate().filter(|(_, e)| !e.is_empty()) {
+            let k = (e.len() > INLINE_BYTES) as usize;
+            n[k] += 1;
+            d[k] += i.wrapping_sub((e.meta >> t.shift) as usize) & mask;
+        }
+        println!(
+            "slots {} inline {} (mean displacement {:.2}), long {} ({:.2})",
+            t.slots.len(),
+            n[0],
+            d[0] as f64 / n[0] as f64,
+            n[1],
+            d[1] as f64 / n[1] as f64
+        );
     }
 }
