@@ -93,6 +93,41 @@ fn meta_of(hash: u64, len: usize) -> u64 {
     (hash & !LEN_MASK) | len as u64
 }
 
+/// A token's hashed key, computed ahead of its insertion: an inline word's integers, or (`k0`)
+/// a long word's offset in the read buffer.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Key {
+    k0: u64,
+    k1: u64,
+    meta: u64,
+}
+
+impl Key {
+    /// The key of the word `buf[at..at + len]`; `buf` must hold [`PAD_BYTES`] bytes after `at`.
+    #[inline(always)]
+    pub fn at(buf: &[u8], at: usize, len: usize) -> Key {
+        if len > INLINE_BYTES {
+            let meta = meta_of(hash_long(&buf[at..at + len]), len);
+            return Key {
+                k0: at as u64,
+                k1: 0,
+                meta,
+            };
+        }
+        let (a, b) = (load_u64(buf, at), load_u64(buf, at + 8));
+        let (k0, k1) = if len > 8 {
+            (a, low_bytes(b, len - 8))
+        } else {
+            (low_bytes(a, len), 0)
+        };
+        Key {
+            k0,
+            k1,
+            meta: meta_of(hash_inline(k0, k1, len), len),
+        }
+    }
+}
+
 /// Word → count.
 pub struct Table {
     slots: Vec<Entry>,
@@ -124,34 +159,45 @@ impl Table {
         self.len
     }
 
+    /// Reads the home slot of every key, so that their cache misses overlap (the loads are
+    /// independent) instead of each stalling its own insertion; the result means nothing.
+    #[inline(always)]
+    pub fn touch(&self, keys: &[Key]) -> u64 {
+        keys.iter().fold(0, |x, k| {
+            x ^ self.slots[(k.meta >> self.shift) as usize].meta
+        })
+    }
+
+    /// Adds 1 to the word of `key`, taken from `buf` (the buffer [`Key::at`] read).
+    #[inline(always)]
+    pub fn add_key(&mut self, buf: &[u8], key: &Key) {
+        let len = (key.meta & LEN_MASK) as usize;
+        if len > INLINE_BYTES {
+            let at = key.k0 as usize;
+            return self.add_long(&buf[at..at + len], key.meta, 1);
+        }
+        self.add_inline(key.k0, key.k1, key.meta, 1);
+    }
+
     /// Adds 1 to the word `buf[at..at + len]`; `buf` must hold [`PAD_BYTES`] bytes after `at`.
     #[inline(always)]
     pub fn add_at(&mut self, buf: &[u8], at: usize, len: usize) {
-        if len > INLINE_BYTES {
-            return self.add_long(&buf[at..at + len], 1);
-        }
-        let (a, b) = (load_u64(buf, at), load_u64(buf, at + 8));
-        let (k0, k1) = if len > 8 {
-            (a, low_bytes(b, len - 8))
-        } else {
-            (low_bytes(a, len), 0)
-        };
-        self.add_inline(k0, k1, len, 1);
+        self.add_key(buf, &Key::at(buf, at, len));
     }
 
     /// Adds `n` to the word `w`.
     pub fn add(&mut self, w: &[u8], n: u64) {
         if w.len() > INLINE_BYTES {
-            return self.add_long(w, n);
+            return self.add_long(w, meta_of(hash_long(w), w.len()), n);
         }
         let mut padded = [0u8; INLINE_BYTES];
         padded[..w.len()].copy_from_slice(w);
-        self.add_inline(load_u64(&padded, 0), load_u64(&padded, 8), w.len(), n);
+        let (k0, k1) = (load_u64(&padded, 0), load_u64(&padded, 8));
+        self.add_inline(k0, k1, meta_of(hash_inline(k0, k1, w.len()), w.len()), n);
     }
 
     #[inline(always)]
-    fn add_inline(&mut self, k0: u64, k1: u64, len: usize, n: u64) {
-        let meta = meta_of(hash_inline(k0, k1, len), len);
+    fn add_inline(&mut self, k0: u64, k1: u64, meta: u64, n: u64) {
         let mask = self.slots.len() - 1;
         let mut i = (meta >> self.shift) as usize;
         loop {
@@ -173,8 +219,7 @@ impl Table {
         }
     }
 
-    fn add_long(&mut self, w: &[u8], n: u64) {
-        let meta = meta_of(hash_long(w), w.len());
+    fn add_long(&mut self, w: &[u8], meta: u64, n: u64) {
         let mask = self.slots.len() - 1;
         let mut i = (meta >> self.shift) as usize;
         loop {
