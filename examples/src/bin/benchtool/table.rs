@@ -185,7 +185,8 @@ impl Table {
         self.add_key(buf, &Key::at(buf, at, len));
     }
 
-    /// Adds `n` to the word `w`.
+    /// Adds `n` to the word `w` (the tests' way in; the count goes through [`Key`]s).
+    #[cfg(test)]
     pub fn add(&mut self, w: &[u8], n: u64) {
         if w.len() > INLINE_BYTES {
             return self.add_long(w, meta_of(hash_long(w), w.len()), n);
@@ -267,11 +268,17 @@ impl Table {
         }
     }
 
-    /// Adds every word of `other` with its count.
+    /// Adds every word of `other` with its count. The stored hash bits are reused: no word
+    /// is hashed again.
     pub fn absorb(&mut self, other: Table) {
-        let mut inline = [0u8; INLINE_BYTES];
         for e in other.slots.iter().filter(|e| !e.is_empty()) {
-            self.add(e.word(&other.arena, &mut inline), e.count);
+            let len = e.len();
+            if len > INLINE_BYTES {
+                let at = e.k0 as usize;
+                self.add_long(&other.arena[at..at + len], e.meta, e.count);
+            } else {
+                self.add_inline(e.k0, e.k1, e.meta, e.count);
+            }
         }
     }
 
