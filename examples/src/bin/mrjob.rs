@@ -101,6 +101,16 @@ enum Command {
         #[command(flatten)]
         args: JobArgs,
     },
+    /// Run any executables as mapper, combiner and reducer, as Hadoop Streaming does:
+    /// `mrjob streaming -input IN -output OUT -mapper CMD [-reducer CMD|NONE] [-combiner CMD]
+    /// [-files a.py,b#alias] [-cmdenv K=V] [-D key=value] [-numReduceTasks N] [--local] [-q]`
+    /// (`mrjob streaming -help` lists every option).
+    #[command(disable_help_flag = true)]
+    Streaming {
+        /// Hadoop Streaming options (single dash, as in Hadoop; double dash works too)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<std::ffi::OsString>,
+    },
     #[command(flatten)]
     Admin(AdminCommand),
 }
@@ -117,6 +127,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         // Daemons log at info level: run_admin sets that up.
         Command::Admin(cmd) => run_admin(cmd, cli.conf.as_deref()),
+        Command::Streaming { args } => {
+            init_logging();
+            mapreduce::streaming::run_cli(cli.conf.as_deref(), &args, &print_report)
+        }
         job => {
             init_logging();
             run_job(&registry, cli.conf.as_deref(), job)
@@ -166,7 +180,9 @@ fn paths_and_args(command: &Command) -> (Vec<&Path>, bool) {
             args,
         } => (vec![input.as_path(), output.as_path()], args.local),
         Command::Teragen { output, args, .. } => (vec![output.as_path()], args.local),
-        Command::Admin(_) => unreachable!("admin commands are not jobs"),
+        Command::Admin(_) | Command::Streaming { .. } => {
+            unreachable!("admin and streaming commands are not run here")
+        }
     }
 }
 
@@ -268,6 +284,7 @@ fn run(registry: &Registry, engine: &Engine, command: Command) -> Result<ExitCod
             run_one("teravalidate", conf, &[input], &output, &args)?;
             return validate_verdict(engine, &output);
         }
+        Command::Streaming { .. } => unreachable!("streaming is run by run_cli"),
         Command::Invertedindex {
             input,
             output,
