@@ -552,3 +552,192 @@ fn bad_arguments_are_named() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("-numReduceTasks"));
 }
+
+/// A pseudo-distributed cluster (3 namenodes, 3 hosts, a jobtracker) started with
+/// `mrjob cluster start`; stopped on drop, its directory kept when the test fails.
+struct Cluster {
+    dir: Option<tempfile::TempDir>,
+    conf: PathBuf,
+    fs: mapreduce::dfs_fs::DfsFs,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        use dfs::config::{local_config_with_ports, ClusterConfig, LocalPorts};
+        use mapreduce::config::{Config, MapReduceConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let base = 20_000 + (std::process::id() as u16).wrapping_mul(97) % 12_000;
+        let mut c = local_config_with_ports(3, 3, dir.path(), LocalPorts::from_base(base))
+            .with_fast_timeouts();
+        // Production's Raft tick and leases: Python task processes load this machine.
+        let production = ClusterConfig::default();
+        c.raft_tick_ms = production.raft_tick_ms;
+        c.lease_soft_limit_ms = production.lease_soft_limit_ms;
+        c.lease_hard_limit_ms = production.lease_hard_limit_ms;
+        let mut mr = MapReduceConfig::default().with_fast_timeouts();
+        mr.task_max_attempts = 2;
+        let whole = Config {
+            cluster: c.clone(),
+            mapreduce: mr,
+        };
+        let conf = dir.path().join("cluster.toml");
+        std::fs::write(&conf, whole.to_toml().unwrap()).unwrap();
+        let out = mrjob()
+            .args(["cluster", "start", "--wait-secs", "90", "--dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let fs = mapreduce::dfs_fs::DfsFs::new(dfs::client::DfsClient::new(c), false).unwrap();
+        let cluster = Cluster {
+            dir: Some(dir),
+            conf,
+            fs,
+        };
+        assert!(
+            out.status.success(),
+            "cluster start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster
+    }
+
+    fn put(&self, path: &str, data: &[u8]) {
+        let client = self.fs.client();
+        self.fs
+            .block_on(client.write_file(path, data, false))
+            .unwrap_or_else(|e| panic!("put {path}: {e}"));
+    }
+
+    /// Names and contents of the files directly in a dfs directory (empty when missing).
+    fn files(&self, dir: &str) -> BTreeMap<String, Vec<u8>> {
+        let client = self.fs.client();
+        let Ok(list) = self.fs.block_on(client.list(dir)) else {
+            return BTreeMap::new();
+        };
+        list.into_iter()
+            .map(|s| {
+                let name = s.path.rsplit('/').next().unwrap().to_owned();
+                (name, self.fs.block_on(client.read_file(&s.path)).unwrap())
+            })
+            .collect()
+    }
+
+    fn streaming(&self, work: &Work, args: &[&str]) -> Output {
+        mrjob()
+            .arg("--conf")
+            .arg(&self.conf)
+            .arg("streaming")
+            .args(args)
+            .current_dir(work.dir.path())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let dir = self.dir.as_ref().unwrap().path().to_owned();
+        let _ = mrjob()
+            .args(["cluster", "stop", "--dir"])
+            .arg(&dir)
+            .output();
+        if std::thread::panicking() {
+            let kept = self.dir.take().unwrap().keep();
+            eprintln!("cluster logs and data kept in {}", kept.display());
+        }
+    }
+}
+
+/// On a cluster: the word count with local side files (uploaded once, removed after) and a
+/// dfs side file with an alias equals the reference; a failing script is retried and its
+/// traceback reaches the submitter's terminal; nothing of either job is left behind.
+#[test]
+fn on_a_cluster_side_files_and_failures_work() {
+    let w = Work::new();
+    let text = w.corpus("on_a_cluster", 3, 2000);
+    let cluster = Cluster::start();
+    for f in 0..3 {
+        let data = std::fs::read(w.path(&format!("in/f{f}.txt"))).unwrap();
+        cluster.put(&format!("/in/f{f}.txt"), &data);
+    }
+    cluster.put("/side/stop.txt", b"w0\nw1\n");
+    w.write(
+        "stop_mapper.py",
+        "import sys\nstop = set(open('stop').read().split())\nfor l in sys.stdin:\n    for x in l.split():\n        if x not in stop: print(x + '\\t1')\n",
+    );
+    let out = cluster.streaming(
+        &w,
+        &[
+            "-input",
+            "/in",
+            "-output",
+            "/out",
+            "-mapper",
+            "python3 stop_mapper.py",
+            "-reducer",
+            "python3 reducer.py",
+            "-combiner",
+            "python3 reducer.py",
+            "-files",
+            "stop_mapper.py,reducer.py",
+            "-files",
+            "dfs:///side/stop.txt#stop",
+            "-numReduceTasks",
+            "2",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let filtered: String = text
+        .split_ascii_whitespace()
+        .filter(|x| *x != "w0" && *x != "w1")
+        .map(|x| format!("{x} "))
+        .collect();
+    let mut got: Vec<Vec<u8>> = cluster
+        .files("/out")
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("part-"))
+        .flat_map(|(_, data)| {
+            data.split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, word_counts(&filtered));
+    assert!(
+        !cluster
+            .files("/tmp")
+            .keys()
+            .any(|n| n.starts_with("mrjob-files")),
+        "the staged side files are removed: {:?}",
+        cluster.files("/tmp").keys()
+    );
+    w.write(
+        "bad.py",
+        "import sys\nfor l in sys.stdin:\n    raise KeyError('no such user: ' + l.split()[0])\n",
+    );
+    let out = cluster.streaming(
+        &w,
+        &[
+            "-input",
+            "/in/f1.txt",
+            "-output",
+            "/bad",
+            "-mapper",
+            "python3 bad.py",
+            "-file",
+            "bad.py",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("failed 2 times"), "retried: {stderr}");
+    assert!(
+        stderr.contains("\n  Traceback (most recent call last):"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("KeyError: 'no such user: w"), "{stderr}");
+    assert!(cluster.files("/bad").is_empty(), "no output is left");
+}

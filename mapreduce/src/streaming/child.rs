@@ -139,7 +139,8 @@ impl StreamChild {
         let (spent_out_tx, spent_out_rx) = bounded(CHANNEL_CHUNKS + 1);
         let writer = std::thread::spawn(move || write_input(stdin, in_rx, spent_in_tx));
         let reader = std::thread::spawn(move || read_output(stdout, out_tx, spent_out_rx));
-        let stderr = std::thread::spawn(move || reporter::read_stderr(stderr));
+        let stderr =
+            std::thread::spawn(move || reporter::read_stderr(stderr, &mut std::io::stderr()));
         Ok(StreamChild {
             role: launch.role,
             command: launch.command.to_owned(),
