@@ -390,3 +390,77 @@ fn read_output(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch<'a>(command: &'a str, dir: &'a Path) -> Launch<'a> {
+        Launch {
+            role: Role::Mapper,
+            command,
+            dir,
+            env: &[],
+            exit_is_failure: true,
+            max_line_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn commands_split_like_a_shell_and_prefer_shipped_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, args) = command_words("python3 -c 'print(1)' \"a b\"", dir.path()).unwrap();
+        assert_eq!(p, PathBuf::from("python3"));
+        assert_eq!(args, ["-c", "print(1)", "a b"]);
+        std::fs::write(dir.path().join("cat"), "").unwrap();
+        let (p, _) = command_words("cat -n", dir.path()).unwrap();
+        assert_eq!(
+            p,
+            dir.path().join("cat"),
+            "a shipped file comes before PATH"
+        );
+        assert!(command_words("a 'b", dir.path()).is_err());
+        assert!(command_words("  ", dir.path()).is_err());
+    }
+
+    /// Feeds `lines` lines through `command`, returning the output lines.
+    fn pipe(command: &str, lines: usize) -> Result<Vec<Vec<u8>>> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = StreamChild::start(&launch(command, dir.path()))?;
+        let mut got = Vec::new();
+        let mut take = |l: &[u8]| {
+            got.push(l.to_vec());
+            Ok(())
+        };
+        for i in 0..lines {
+            child.write_line(&[format!("line {i}").as_bytes(), b"\tv"], &mut take)?;
+        }
+        child.finish(&mut take)?;
+        Ok(got)
+    }
+
+    #[test]
+    fn output_is_taken_while_input_is_given_without_deadlock() {
+        // 200k lines is several MiB each way: far more than the pipes and channels hold.
+        let got = pipe("cat", 200_000).unwrap();
+        assert_eq!(got.len(), 200_000);
+        assert_eq!(got[123_456], b"line 123456\tv");
+        let got = pipe("head -n 2", 200_000).unwrap();
+        assert_eq!(got, [&b"line 0\tv"[..], b"line 1\tv"]);
+        assert!(pipe("true", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn failures_name_the_role_command_status_and_stderr() {
+        let e = pipe("sh -c 'echo oops >&2; echo more >&2; exit 7'", 3)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("mapper `sh -c"), "{e}");
+        assert!(e.contains("exit status 7"), "{e}");
+        assert!(e.ends_with("\n  oops\n  more"), "{e}");
+        let e = pipe("sh -c 'kill -9 $$'", 1).unwrap_err().to_string();
+        assert!(e.contains("killed by signal 9"), "{e}");
+        let e = pipe("/no/such/program", 1).unwrap_err().to_string();
+        assert!(e.contains("cannot run /no/such/program"), "{e}");
+    }
+}
