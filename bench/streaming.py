@@ -97,6 +97,9 @@ def main():
                   "-reducer", f"python3 {reducer}"]
     env = dict(os.environ)
     env.pop("MRJOB_CONF", None)
+    # Python's default (block-buffered stdout into a pipe) in both rows: with
+    # PYTHONUNBUFFERED set (as in some sandboxes) every print is a write(2) of its own.
+    unbuffered = env.pop("PYTHONUNBUFFERED", None)
     pipe_times, stream_times = [], []
     for r in range(a.runs):
         shutil.rmtree(stream_out, ignore_errors=True)
@@ -116,7 +119,7 @@ def main():
 
 {datetime.datetime.now().isoformat(timespec='seconds')}, {platform.node()}, {os.cpu_count()} cores, {a.runs} runs (median).
 Input: {a.size} of Zipf text (`benchtool gen-text zipf`, seed 42). Same Python 3 scripts in both.
-{a.note}
+{a.note}{" (PYTHONUNBUFFERED was set in the caller's environment and removed for both rows.)" if unbuffered else ""}
 
 | row | median s | MB/s |
 |---|---|---|
