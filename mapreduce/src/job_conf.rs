@@ -127,8 +127,8 @@ mod tests {
     fn conf_round_trips_and_rebuilds() {
         let reg = Registry::new().register("echo", echo);
         let conf = JobConf::new("echo", map_only()).with("p", "1");
-        let bytes = bincode::serialize(&conf).unwrap();
-        let back: JobConf = bincode::deserialize(&bytes).unwrap();
+        let bytes = dfs::frame::encode_msg(&conf).unwrap();
+        let back: JobConf = dfs::frame::decode_msg(&bytes).unwrap();
         assert_eq!(back, conf);
         assert_eq!(reg.build(&back).unwrap().name, "echo");
     }
