@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, Receiver, Select, Sender};
+use crossbeam_channel::{bounded, Receiver, Select, Sender, TrySendError};
 
 use super::reporter::{self, StderrSummary};
 use crate::error::{Error, Result};
@@ -198,7 +198,16 @@ impl StreamChild {
             .spent_input
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(2 * CHUNK_BYTES));
-        let chunk = std::mem::replace(&mut self.pending, next);
+        let mut chunk = std::mem::replace(&mut self.pending, next);
+        // The usual case: the writer keeps up, and no wait is needed.
+        match tx.try_send(chunk) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Disconnected(_)) => {
+                self.to_child = None;
+                return Ok(());
+            }
+            Err(TrySendError::Full(c)) => chunk = c,
+        }
         loop {
             let Some(rx) = self.from_child.clone() else {
                 // The child closed its stdout: the writer still drains (or discards) input.
@@ -383,7 +392,10 @@ fn write_input(
     drop(stdin);
 }
 
-/// The reader thread: reads the child's stdout in chunks until end of file.
+/// The reader thread: reads the child's stdout in chunks until end of file. A chunk is handed
+/// on once at least half full (a child typically writes 4-8 KiB at a time), so the job's
+/// thread is woken once per tens of KiB; withholding part of the output never blocks the
+/// child, since this thread keeps draining its pipe.
 fn read_output(
     mut stdout: ChildStdout,
     chunks: Sender<Vec<u8>>,
@@ -394,15 +406,25 @@ fn read_output(
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES));
         buf.resize(CHUNK_BYTES, 0);
-        let n = match stdout.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        buf.truncate(n);
-        if chunks.send(buf).is_err() {
+        let mut filled = 0;
+        let mut eof = false;
+        while filled < CHUNK_BYTES / 2 {
+            match stdout.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(filled);
+        if filled > 0 && chunks.send(buf).is_err() {
             // The task stopped listening (it failed); the child is being killed.
+            return Ok(());
+        }
+        if eof {
             return Ok(());
         }
     }
