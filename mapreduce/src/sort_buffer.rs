@@ -479,7 +479,17 @@ mod tests {
         let mut c = TaskCounters::default();
         // Keys with zero bytes check the length rule for equal zero-padded prefixes.
         let keys = [
-            "pear", "apple", "apple", "fig", "applesauce", "a", "", "ab\0", "ab", "ab\0\0", "a\0",
+            "pear",
+            "apple",
+            "apple",
+            "fig",
+            "applesauce",
+            "a",
+            "",
+            "ab\0",
+            "ab",
+            "ab\0\0",
+            "a\0",
         ];
         for (i, k) in keys.iter().enumerate() {
             b.add(k.as_bytes(), &[i as u8], &mut c);
