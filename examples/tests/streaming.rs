@@ -500,12 +500,19 @@ fn lines_are_binary_safe_and_crlf_is_cut() {
         b"last line without newline\t",
     ];
     want.sort();
-    assert_eq!(
-        concatenated(&w.path("out")),
-        want.iter()
-            .flat_map(|l| [*l, b"\n"].concat())
-            .collect::<Vec<u8>>()
-    );
+    let want: Vec<u8> = want.iter().flat_map(|l| [*l, b"\n"].concat()).collect();
+    assert_eq!(concatenated(&w.path("out")), want);
+    // Without -mapper and -reducer both are identities, with the same result.
+    w.must_streaming(&[
+        "-input",
+        "in",
+        "-output",
+        "out2",
+        "-numReduceTasks",
+        "1",
+        "-q",
+    ]);
+    assert_eq!(concatenated(&w.path("out2")), want);
 }
 
 // Checks G7: bad arguments are errors that name what is wrong, and nothing runs.
