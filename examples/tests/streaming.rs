@@ -419,6 +419,8 @@ fn children_that_stop_reading_or_write_nothing_do_not_hang() {
         "head -n 1",
         "-reducer",
         "NONE",
+        "-D",
+        "mapreduce.input.fileinputformat.split.maxsize=1000000",
         "-q",
     ]);
     // Each map task's child printed the first line of its split and stopped reading.

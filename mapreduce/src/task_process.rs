@@ -203,7 +203,7 @@ fn context<'a>(
 
 fn part_file(fs: &TaskFs, job: &Job, spec: &ChildSpec, name: &str) -> Result<OutputWriter> {
     let path = PathBuf::from(format!("{}/{name}", spec.task.output_dir));
-    OutputWriter::create(fs, &path, job.output)
+    OutputWriter::create(fs, &path, job)
 }
 
 fn run_reduce(
@@ -304,6 +304,10 @@ macro_rules! namespace_ops_of_inner {
 
         fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
             self.inner.list_dir(dir)
+        }
+
+        fn list_entries(&self, dir: &Path) -> Result<Vec<crate::glob::DirEntry>> {
+            self.inner.list_entries(dir)
         }
 
         fn sync_dir(&self, dir: &Path) -> Result<()> {

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::input::InputFormat;
-use crate::job::{HashPartitioner, Job, DEFAULT_SPLIT_SIZE_BYTES};
+use crate::job::{HashPartitioner, Job};
 use crate::job_conf::{JobConf, Registry};
 use crate::output::OutputFormat;
 use crate::runner::{JobReport, RunOptions};
@@ -63,6 +63,10 @@ pub fn build(job_conf: &JobConf) -> Result<Job> {
         // Output lines are written as the commands wrote them (see `task::text_line`).
         output: OutputFormat::Raw,
         settings: job_conf.settings.clone(),
+        // The registry applies -D properties (codec, split hints) to every job it builds.
+        output_codec: None,
+        split_min_bytes: 0,
+        maps_hint: None,
     };
     if conf.reducers > 0 {
         let c = conf.clone();
@@ -116,16 +120,6 @@ pub fn job_conf(a: &StreamArgs, staged: &files::Staged) -> JobConf {
     c
 }
 
-/// The split size of a local Streaming job without `-D
-/// mapreduce.input.fileinputformat.split.maxsize`: a command (a Python script) maps far
-/// slower than the engine, so the input is cut into at least two splits per thread, as
-/// Hadoop's old API cuts it into at least `mapreduce.job.maps` (2), and every core runs a
-/// mapper; but no split is larger than the default or smaller than 1 MiB.
-pub fn local_split_bytes(total_bytes: u64, threads: usize) -> u64 {
-    let goal = total_bytes.div_ceil(2 * threads.max(1) as u64);
-    goal.clamp(1 << 20, DEFAULT_SPLIT_SIZE_BYTES)
-}
-
 /// `mrjob streaming ARGS`: parses Hadoop Streaming arguments, runs the job locally or on the
 /// configured cluster (`conf`, else `MRJOB_CONF`), and calls `report` once with the job's
 /// name and report. Side files staged for the job are removed when it ends, failed or not.
@@ -146,14 +140,6 @@ pub fn run_cli(
     let engine = Engine::choose(conf, a.local, &paths)?;
     // Before staging anything: a missing input is named without side effects.
     engine.check_inputs(&a.inputs)?;
-    let mut a = a;
-    if !engine.is_cluster() && a.settings.split_size_bytes == DEFAULT_SPLIT_SIZE_BYTES {
-        // Best effort: where the inputs cannot be listed here, the run says why.
-        if let Ok(files) = engine.fs().list_input_files(&a.inputs) {
-            let total = files.iter().map(|f| f.len).sum();
-            a.settings.split_size_bytes = local_split_bytes(total, a.settings.threads);
-        }
-    }
     let staged = files::stage(&engine, &a.files)?;
     let job_conf = job_conf(&a, &staged);
     let opts = RunOptions { progress: !a.quiet };
@@ -171,18 +157,4 @@ pub fn run_cli(
         report(name, &job_report);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn local_splits_give_every_thread_two_mappers_within_bounds() {
-        assert_eq!(local_split_bytes(256 << 20, 2), 64 << 20);
-        assert_eq!(local_split_bytes(64 << 20, 2), 16 << 20);
-        assert_eq!(local_split_bytes(10 << 30, 2), DEFAULT_SPLIT_SIZE_BYTES);
-        assert_eq!(local_split_bytes(1000, 8), 1 << 20);
-        assert_eq!(local_split_bytes(0, 0), 1 << 20);
-    }
 }
