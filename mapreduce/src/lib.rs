@@ -17,7 +17,8 @@
 //!   extension (one split per file), compressed output on request.
 //! - [`input`]: input files, the [`Record`] a mapper gets, and record readers (lines,
 //!   fixed-length, generated rows).
-//! - [`sort_buffer`]: the bounded map-side buffer (sorting or hash-combining) that spills runs.
+//! - [`sort_buffer`]: the bounded map-side buffer (sorting or hash-combining) that spills runs;
+//!   [`group_combine`]: a reducer-shaped combiner (Hadoop's) run over each sorted spill.
 //! - [`run`]: sorted run files with per-partition segments and CRC32s.
 //! - [`merge`]: k-way merge and multi-pass merging bounded by the merge factor.
 //! - [`map_task`] / [`reduce_task`]: one task each, the same code locally and on a cluster;
@@ -26,6 +27,8 @@
 //!   output formats; [`committer`]: attempt directories and the commit protocol, one for both
 //!   local and dfs output (it works over [`fs::FileSystem`]).
 //! - [`runner`]: the local runner (thread pool); [`progress`]: what the user sees.
+//! - [`streaming`]: Hadoop Streaming (any executable as mapper, combiner, reducer), with
+//!   `run_cli` for `mrjob streaming` and the Hadoop front door.
 //! - [`properties`]: per-job `-D key=value` settings by their Hadoop names, validated, in
 //!   one table; [`properties::JobProperties`] reads the ones kept in a job's parameters back
 //!   typed (name, output codec, split hints, the scheduler's per-job [`scheduler::TaskPolicy`]).
@@ -60,6 +63,7 @@ pub mod error;
 pub mod fault;
 pub mod fs;
 pub mod glob;
+pub mod group_combine;
 pub mod input;
 pub mod job;
 pub mod job_binary;
@@ -81,6 +85,7 @@ pub mod scheduler;
 pub mod shuffle;
 pub mod sort_buffer;
 pub mod split;
+pub mod streaming;
 pub mod submit;
 pub mod task_context;
 pub mod task_process;

@@ -18,7 +18,8 @@ use hashbrown::HashTable;
 
 use crate::counters::TaskCounters;
 use crate::error::Result;
-use crate::job::{Accumulator, Combiner, CombinerKind, Partitioner};
+use crate::group_combine::combine_sorted;
+use crate::job::{Accumulator, Combiner, CombinerKind, Partitioner, ReducerFactory};
 use crate::run::{RunFile, RunWriter};
 
 /// Index entry of one buffered record.
@@ -61,6 +62,8 @@ pub struct SortBuffer {
     limit_bytes: usize,
     partitioner: Arc<dyn Partitioner>,
     partitions: u32,
+    /// A reducer-shaped combiner each sorted partition of a spill goes through.
+    group_combiner: Option<ReducerFactory>,
 }
 
 impl SortBuffer {
@@ -73,7 +76,13 @@ impl SortBuffer {
             limit_bytes,
             partitioner,
             partitions,
+            group_combiner: None,
         }
+    }
+
+    /// Sets (or clears) the reducer-shaped combiner run over each spill's partitions.
+    pub fn set_group_combiner(&mut self, combiner: Option<ReducerFactory>) {
+        self.group_combiner = combiner;
     }
 
     fn used_bytes(&self) -> usize {
@@ -129,17 +138,51 @@ impl MapBuffer for SortBuffer {
         self.index.sort_unstable_by(|a, b| {
             (a.partition, a.prefix)
                 .cmp(&(b.partition, b.prefix))
-                .then_with(|| key_of(a).cmp(key_of(b)))
+                .then_with(|| {
+                    // Equal zero-padded prefixes of two keys of at most 8 bytes: the shorter
+                    // is a prefix of the longer, so lengths decide without a `memcmp` (the
+                    // common case of a repeated short key, as words are).
+                    if a.key_len <= 8 && b.key_len <= 8 {
+                        a.key_len.cmp(&b.key_len)
+                    } else {
+                        key_of(a).cmp(key_of(b))
+                    }
+                })
                 // Equal keys keep emit order, so output does not depend on the sort algorithm.
                 .then_with(|| a.offset.cmp(&b.offset))
         });
         let mut writer = RunWriter::create(path, self.partitions as usize)?;
-        for e in &self.index {
+        let record = |e: &Entry| {
             let k = e.offset + e.key_len as usize;
             let v = k + e.value_len as usize;
-            writer.append(e.partition as usize, &data[e.offset..k], &data[k..v])?;
+            (&data[e.offset..k], &data[k..v])
+        };
+        match &self.group_combiner {
+            None => {
+                for e in &self.index {
+                    let (k, v) = record(e);
+                    writer.append(e.partition as usize, k, v)?;
+                }
+                counters.spilled_records += self.index.len() as u64;
+            }
+            Some(combiner) => {
+                let mut rest = &self.index[..];
+                while let Some(first) = rest.first() {
+                    let p = first.partition;
+                    let (part, after) = rest.split_at(rest.partition_point(|e| e.partition == p));
+                    let before = counters.combine_output_records;
+                    combine_sorted(
+                        combiner,
+                        &mut part.iter().map(record),
+                        &mut writer,
+                        p as usize,
+                        counters,
+                    )?;
+                    counters.spilled_records += counters.combine_output_records - before;
+                    rest = after;
+                }
+            }
         }
-        counters.spilled_records += self.index.len() as u64;
         counters.spills += 1;
         self.data.clear();
         self.index.clear();
@@ -434,7 +477,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut b = SortBuffer::new(1 << 20, Arc::new(HashPartitioner), 3);
         let mut c = TaskCounters::default();
-        let keys = ["pear", "apple", "apple", "fig", "applesauce", "a", ""];
+        // Keys with zero bytes check the length rule for equal zero-padded prefixes.
+        let keys = [
+            "pear",
+            "apple",
+            "apple",
+            "fig",
+            "applesauce",
+            "a",
+            "",
+            "ab\0",
+            "ab",
+            "ab\0\0",
+            "a\0",
+        ];
         for (i, k) in keys.iter().enumerate() {
             b.add(k.as_bytes(), &[i as u8], &mut c);
         }

@@ -14,6 +14,7 @@ use mapreduce::cli::{
 };
 use mapreduce::compression::Codec;
 use mapreduce::logging::init_logging;
+use mapreduce::streaming::{self, args::Parsed};
 use mapreduce::{Engine, JobConf, JobReport, Registry, Result, RunOptions};
 
 /// Run MapReduce jobs: wordcount, grep, teragen, terasort, teravalidate, invertedindex; locally
@@ -110,6 +111,16 @@ enum Command {
         #[command(flatten)]
         args: JobArgs,
     },
+    /// Run any executables as mapper, combiner and reducer, as Hadoop Streaming does:
+    /// `mrjob streaming -input IN -output OUT -mapper CMD [-reducer CMD|NONE] [-combiner CMD]
+    /// [-files a.py,b#alias] [-cmdenv K=V] [-D key=value] [-numReduceTasks N] [--local] [-q]`
+    /// (`mrjob streaming -help` lists every option).
+    #[command(disable_help_flag = true)]
+    Streaming {
+        /// Hadoop Streaming options (single dash, as in Hadoop; double dash works too)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<std::ffi::OsString>,
+    },
     #[command(flatten)]
     Admin(AdminCommand),
 }
@@ -126,6 +137,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         // Daemons log at info level: run_admin sets that up.
         Command::Admin(cmd) => run_admin(cmd, cli.conf.as_deref()),
+        Command::Streaming { args } => {
+            init_logging();
+            // Read the output directory first, so an interrupt cleans up as for other jobs.
+            if let Ok(Parsed::Run(a)) = streaming::args::parse(&args) {
+                if let Ok(engine) = Engine::choose(cli.conf.as_deref(), a.local, &[]) {
+                    clean_up_on_interrupt(&engine, a.output.clone());
+                }
+            }
+            streaming::run_cli(cli.conf.as_deref(), &args, &print_report)
+        }
         job => {
             init_logging();
             run_job(&registry, cli.conf.as_deref(), job)
@@ -184,7 +205,9 @@ fn paths_and_args(command: &Command) -> (Vec<PathBuf>, bool) {
             (paths, args.local)
         }
         Command::Teragen { output, args, .. } => (vec![output.clone()], args.local),
-        Command::Admin(_) => unreachable!("admin commands are not jobs"),
+        Command::Admin(_) | Command::Streaming { .. } => {
+            unreachable!("admin and streaming commands are not run here")
+        }
     }
 }
 
@@ -311,6 +334,7 @@ fn run(registry: &Registry, engine: &Engine, command: Command) -> Result<ExitCod
             run_one(conf, &inputs, &output, &args)?;
             return validate_verdict(engine, &output);
         }
+        Command::Streaming { .. } => unreachable!("streaming is run by run_cli"),
         Command::Invertedindex {
             inputs,
             output,
