@@ -1,8 +1,11 @@
 //! `mrjob`: runs the example jobs. With local paths (and no cluster configured) a job runs at
 //! once on this machine, on all cores; with a cluster configured (`--conf` or `MRJOB_CONF`) or
 //! `dfs://` paths, the same command runs on the cluster. It also runs the cluster's daemons and
-//! the task processes workers start (see `mapreduce::task_process`).
+//! the task processes workers start (see `mapreduce::task_process`). `mrjob hadoop ...`, or
+//! this binary run under the name `hadoop`, is the Hadoop command Yelp's mrjob drives (see
+//! `mapreduce::hadoop`).
 
+use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -101,8 +104,30 @@ enum Command {
         #[command(flatten)]
         args: JobArgs,
     },
+    /// Hadoop's command line on this cluster, for tools that drive Hadoop (Yelp's mrjob:
+    /// `-r hadoop --hadoop-bin 'mrjob hadoop'`): `version`, `fs -ls|-cat|-put|... ARGS`,
+    /// `jar ANY.jar STREAMING-ARGS`. Also what this binary does when run as `hadoop`.
+    #[command(disable_help_flag = true)]
+    Hadoop {
+        /// Hadoop's arguments, passed through unchanged.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<OsString>,
+    },
     #[command(flatten)]
     Admin(AdminCommand),
+}
+
+/// Run as `hadoop` (a link named so, as tools find Hadoop on `PATH`): Hadoop's arguments
+/// only, the cluster from `MRJOB_CONF`.
+fn run_as_hadoop() -> Option<ExitCode> {
+    let mut args = std::env::args_os();
+    let argv0 = PathBuf::from(args.next()?);
+    if argv0.file_name()? != "hadoop" {
+        return None;
+    }
+    init_logging();
+    let rest: Vec<OsString> = args.collect();
+    Some(mapreduce::hadoop::run(None, &rest))
 }
 
 fn main() -> ExitCode {
@@ -113,10 +138,17 @@ fn main() -> ExitCode {
     }
     // `mrjob list | head`: a closed stdout ends the command quietly (see dfs::stdout).
     exit_quietly_when_closed();
+    if let Some(code) = run_as_hadoop() {
+        return code;
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         // Daemons log at info level: run_admin sets that up.
         Command::Admin(cmd) => run_admin(cmd, cli.conf.as_deref()),
+        Command::Hadoop { args } => {
+            init_logging();
+            return mapreduce::hadoop::run(cli.conf.as_deref(), &args);
+        }
         job => {
             init_logging();
             run_job(&registry, cli.conf.as_deref(), job)
@@ -166,7 +198,7 @@ fn paths_and_args(command: &Command) -> (Vec<&Path>, bool) {
             args,
         } => (vec![input.as_path(), output.as_path()], args.local),
         Command::Teragen { output, args, .. } => (vec![output.as_path()], args.local),
-        Command::Admin(_) => unreachable!("admin commands are not jobs"),
+        Command::Admin(_) | Command::Hadoop { .. } => unreachable!("not a job"),
     }
 }
 
@@ -276,7 +308,7 @@ fn run(registry: &Registry, engine: &Engine, command: Command) -> Result<ExitCod
             let conf = JobConf::new(INVERTEDINDEX_JOB, args.settings(None)?);
             run_one("invertedindex", conf, &[input], &output, &args)?;
         }
-        Command::Admin(_) => unreachable!("admin commands are not jobs"),
+        Command::Admin(_) | Command::Hadoop { .. } => unreachable!("not a job"),
     }
     Ok(ExitCode::SUCCESS)
 }
