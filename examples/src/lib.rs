@@ -24,7 +24,7 @@ pub const WORDCOUNT_JOB: &str = "wordcount";
 /// Registered name of invertedindex.
 pub const INVERTEDINDEX_JOB: &str = "invertedindex";
 
-/// Every example job by name: how `mrjob` and its task processes rebuild a job from its
+/// Every example job by name (and Streaming jobs, see `mapreduce::streaming`): how `mrjob` and its task processes rebuild a job from its
 /// [`JobConf`].
 pub fn registry() -> Registry {
     fn wc(c: &JobConf) -> Result<mapreduce::Job> {
@@ -41,4 +41,5 @@ pub fn registry() -> Registry {
         .register(terasort::TERAGEN_JOB, terasort::build_teragen)
         .register(terasort::TERASORT_JOB, terasort::build_terasort)
         .register(terasort::TERAVALIDATE_JOB, terasort::build_teravalidate)
+        .register(mapreduce::streaming::JOB_NAME, mapreduce::streaming::build)
 }

@@ -181,6 +181,10 @@ pub struct Job {
     pub reducer: Option<ReducerFactory>,
     /// Optional map-side fold.
     pub combiner: Option<Arc<dyn Combiner>>,
+    /// Optional reducer-shaped map-side combine, as Hadoop's (a Streaming `-combiner`): each
+    /// sorted partition of a spill is run through a fresh one before it is written (see
+    /// [`crate::group_combine`]). Used only when `combiner` is `None`.
+    pub group_combiner: Option<ReducerFactory>,
     /// Chooses each key's reduce partition.
     pub partitioner: Arc<dyn Partitioner>,
     /// How input is cut and read.
@@ -196,6 +200,7 @@ impl std::fmt::Debug for Job {
         f.debug_struct("Job")
             .field("name", &self.name)
             .field("combiner", &self.combiner.is_some())
+            .field("group_combiner", &self.group_combiner.is_some())
             .field("input", &self.input)
             .field("output", &self.output)
             .field("settings", &self.settings)
@@ -211,6 +216,7 @@ impl Job {
             mapper: Arc::new(move || Box::new(mapper.clone())),
             reducer: None,
             combiner: None,
+            group_combiner: None,
             partitioner: Arc::new(HashPartitioner),
             input: InputFormat::Lines,
             output: OutputFormat::Text,
@@ -259,6 +265,13 @@ impl Job {
         self.combiner
             .as_ref()
             .filter(|_| self.settings.combiner_enabled)
+    }
+
+    /// The reducer-shaped combiner if one is set and enabled (and no fold is).
+    pub fn active_group_combiner(&self) -> Option<&ReducerFactory> {
+        self.group_combiner
+            .as_ref()
+            .filter(|_| self.settings.combiner_enabled && self.combiner.is_none())
     }
 
     /// Number of reduce partitions map output is cut into (1 for a map-only job, unused).

@@ -13,7 +13,8 @@
 //!   the one record-alignment rule both use.
 //! - [`input`]: input files, the [`Record`] a mapper gets, and record readers (lines,
 //!   fixed-length, generated rows).
-//! - [`sort_buffer`]: the bounded map-side buffer (sorting or hash-combining) that spills runs.
+//! - [`sort_buffer`]: the bounded map-side buffer (sorting or hash-combining) that spills runs;
+//!   [`group_combine`]: a reducer-shaped combiner (Hadoop's) run over each sorted spill.
 //! - [`run`]: sorted run files with per-partition segments and CRC32s.
 //! - [`merge`]: k-way merge and multi-pass merging bounded by the merge factor.
 //! - [`map_task`] / [`reduce_task`]: one task each, the same code locally and on a cluster.
@@ -21,6 +22,8 @@
 //!   output formats; [`committer`]: attempt directories and the commit protocol, one for both
 //!   local and dfs output (it works over [`fs::FileSystem`]).
 //! - [`runner`]: the local runner (thread pool); [`progress`]: what the user sees.
+//! - [`streaming`]: Hadoop Streaming (any executable as mapper, combiner, reducer), with
+//!   `run_cli` for `mrjob streaming` and the Hadoop front door.
 //! - [`properties`]: per-job `-D key=value` settings by their Hadoop names, validated.
 //! - [`counters`]: built-in and user-defined counters; [`codec`]: byte encodings.
 //! - [`engine`]: where a job runs (this machine, or the configured cluster).
@@ -54,6 +57,7 @@ pub mod engine;
 pub mod error;
 pub mod fault;
 pub mod fs;
+pub mod group_combine;
 pub mod hadoop;
 pub mod input;
 pub mod job;
@@ -76,6 +80,7 @@ pub mod scheduler;
 pub mod shuffle;
 pub mod sort_buffer;
 pub mod split;
+pub mod streaming;
 pub mod submit;
 pub mod task_process;
 pub mod worker;

@@ -127,8 +127,11 @@ pub fn run_map_task(
                 }
                 None => SortBuffer::new(limit, partitioner, partitions),
             };
+            buffer.set_group_combiner(job.active_group_combiner().cloned());
             let r = map_into(fs, job, split, dir, name, &mut buffer);
             buffer.clear();
+            // The next task of this thread may belong to another job.
+            buffer.set_group_combiner(None);
             SORT_BUFFER.with(|b| *b.borrow_mut() = Some(buffer));
             r
         }

@@ -18,7 +18,8 @@ use hashbrown::HashTable;
 
 use crate::counters::TaskCounters;
 use crate::error::Result;
-use crate::job::{Accumulator, Combiner, CombinerKind, Partitioner};
+use crate::group_combine::combine_sorted;
+use crate::job::{Accumulator, Combiner, CombinerKind, Partitioner, ReducerFactory};
 use crate::run::{RunFile, RunWriter};
 
 /// Index entry of one buffered record.
@@ -61,6 +62,8 @@ pub struct SortBuffer {
     limit_bytes: usize,
     partitioner: Arc<dyn Partitioner>,
     partitions: u32,
+    /// A reducer-shaped combiner each sorted partition of a spill goes through.
+    group_combiner: Option<ReducerFactory>,
 }
 
 impl SortBuffer {
@@ -73,7 +76,13 @@ impl SortBuffer {
             limit_bytes,
             partitioner,
             partitions,
+            group_combiner: None,
         }
+    }
+
+    /// Sets (or clears) the reducer-shaped combiner run over each spill's partitions.
+    pub fn set_group_combiner(&mut self, combiner: Option<ReducerFactory>) {
+        self.group_combiner = combiner;
     }
 
     fn used_bytes(&self) -> usize {
@@ -134,12 +143,37 @@ impl MapBuffer for SortBuffer {
                 .then_with(|| a.offset.cmp(&b.offset))
         });
         let mut writer = RunWriter::create(path, self.partitions as usize)?;
-        for e in &self.index {
+        let record = |e: &Entry| {
             let k = e.offset + e.key_len as usize;
             let v = k + e.value_len as usize;
-            writer.append(e.partition as usize, &data[e.offset..k], &data[k..v])?;
+            (&data[e.offset..k], &data[k..v])
+        };
+        match &self.group_combiner {
+            None => {
+                for e in &self.index {
+                    let (k, v) = record(e);
+                    writer.append(e.partition as usize, k, v)?;
+                }
+                counters.spilled_records += self.index.len() as u64;
+            }
+            Some(combiner) => {
+                let mut rest = &self.index[..];
+                while let Some(first) = rest.first() {
+                    let p = first.partition;
+                    let (part, after) = rest.split_at(rest.partition_point(|e| e.partition == p));
+                    let before = counters.combine_output_records;
+                    combine_sorted(
+                        combiner,
+                        &mut part.iter().map(record),
+                        &mut writer,
+                        p as usize,
+                        counters,
+                    )?;
+                    counters.spilled_records += counters.combine_output_records - before;
+                    rest = after;
+                }
+            }
         }
-        counters.spilled_records += self.index.len() as u64;
         counters.spills += 1;
         self.data.clear();
         self.index.clear();

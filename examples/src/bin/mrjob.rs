@@ -104,6 +104,16 @@ enum Command {
         #[command(flatten)]
         args: JobArgs,
     },
+    /// Run any executables as mapper, combiner and reducer, as Hadoop Streaming does:
+    /// `mrjob streaming -input IN -output OUT -mapper CMD [-reducer CMD|NONE] [-combiner CMD]
+    /// [-files a.py,b#alias] [-cmdenv K=V] [-D key=value] [-numReduceTasks N] [--local] [-q]`
+    /// (`mrjob streaming -help` lists every option).
+    #[command(disable_help_flag = true)]
+    Streaming {
+        /// Hadoop Streaming options (single dash, as in Hadoop; double dash works too)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Hadoop's command line on this cluster, for tools that drive Hadoop (Yelp's mrjob:
     /// `-r hadoop --hadoop-bin 'mrjob hadoop'`): `version`, `fs -ls|-cat|-put|... ARGS`,
     /// `jar ANY.jar STREAMING-ARGS`. Also what this binary does when run as `hadoop`.
@@ -145,6 +155,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         // Daemons log at info level: run_admin sets that up.
         Command::Admin(cmd) => run_admin(cmd, cli.conf.as_deref()),
+        Command::Streaming { args } => {
+            init_logging();
+            mapreduce::streaming::run_cli(cli.conf.as_deref(), &args, &print_report)
+        }
         Command::Hadoop { args } => {
             init_logging();
             return mapreduce::hadoop::run(cli.conf.as_deref(), &args);
@@ -198,7 +212,9 @@ fn paths_and_args(command: &Command) -> (Vec<&Path>, bool) {
             args,
         } => (vec![input.as_path(), output.as_path()], args.local),
         Command::Teragen { output, args, .. } => (vec![output.as_path()], args.local),
-        Command::Admin(_) | Command::Hadoop { .. } => unreachable!("not a job"),
+        Command::Admin(_) | Command::Streaming { .. } | Command::Hadoop { .. } => {
+            unreachable!("admin, streaming and hadoop commands are not run here")
+        }
     }
 }
 
@@ -300,6 +316,7 @@ fn run(registry: &Registry, engine: &Engine, command: Command) -> Result<ExitCod
             run_one("teravalidate", conf, &[input], &output, &args)?;
             return validate_verdict(engine, &output);
         }
+        Command::Streaming { .. } => unreachable!("streaming is run by run_cli"),
         Command::Invertedindex {
             input,
             output,

@@ -52,7 +52,7 @@ pub fn succeeded(
             &format!("Job {job} completed successfully"),
         ),
     ];
-    let block = counter_block(counters);
+    let block = counter_block(counters, on_dfs);
     lines.push(line(at, "INFO", "mapreduce.Job", &block[0]));
     lines.extend(block[1..].iter().cloned());
     let scheme = if on_dfs { "hdfs://" } else { "file://" };
@@ -80,17 +80,23 @@ fn first_line(text: &str) -> &str {
 }
 
 /// `Counters: N`, then each group indented by one tab and its counters by two, as Hadoop's
-/// job client prints them. Hadoop's names for the framework counters; user counters (from
-/// `reporter:counter:` lines) under their own groups.
-pub fn counter_block(c: &Counters) -> Vec<String> {
+/// job client prints them. Hadoop's names for the framework counters (the filesystem ones
+/// prefixed `DFS:` on a cluster, `FILE:` locally, as Hadoop prefixes `HDFS:` and `FILE:`);
+/// user counters (from `reporter:counter:` lines) under their own groups.
+pub fn counter_block(c: &Counters, on_dfs: bool) -> Vec<String> {
     let t = &c.task;
+    let (read, written) = if on_dfs {
+        ("DFS: Number of bytes read", "DFS: Number of bytes written")
+    } else {
+        (
+            "FILE: Number of bytes read",
+            "FILE: Number of bytes written",
+        )
+    };
     let groups: Vec<(&str, Vec<(&str, u64)>)> = vec![
         (
             "File System Counters",
-            vec![
-                ("DFS: Number of bytes read", t.map_input_bytes),
-                ("DFS: Number of bytes written", t.output_bytes),
-            ],
+            vec![(read, t.map_input_bytes), (written, t.output_bytes)],
         ),
         (
             "Job Counters ",

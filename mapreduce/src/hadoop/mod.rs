@@ -1,14 +1,15 @@
 //! The Hadoop front door: a `hadoop` command (`mrjob hadoop ...`, or the binary run under the
 //! name `hadoop`) that answers what Yelp's mrjob runner (`-r hadoop`) calls: `hadoop version`
 //! ([`version`]), `hadoop fs ...` on the configured cluster's dfs ([`fs`], arguments parsed by
-//! [`fs_command`]), and `hadoop jar ANY.jar STREAMING-ARGS` (a Streaming job, reported with
-//! Hadoop's job log lines, [`log`]).
+//! [`fs_command`]), and `hadoop jar ANY.jar STREAMING-ARGS` ([`jar`]: a Streaming job, reported
+//! with Hadoop's job log lines, [`log`]).
 //!
 //! It lives in the mapreduce crate beside Streaming because every job binary that wants to be
 //! driven as Hadoop can then offer it with one call ([`run`]); the binary only decides when.
 
 pub mod fs;
 pub mod fs_command;
+pub mod jar;
 pub mod log;
 pub mod version;
 
@@ -42,7 +43,7 @@ pub fn run(conf: Option<&Path>, args: &[OsString]) -> ExitCode {
                 ExitCode::from(255)
             }
         },
-        Some("jar") => jar(conf, &args[1..]),
+        Some("jar") => jar::run(conf, &args[1..]),
         _ => {
             eprintln!("hadoop: unknown command {command:?}\n{USAGE}");
             ExitCode::FAILURE
@@ -63,14 +64,4 @@ fn utf8(args: &[OsString]) -> Result<Vec<String>, OsString> {
     args.iter()
         .map(|a| a.clone().into_string())
         .collect::<Result<Vec<String>, OsString>>()
-}
-
-/// `hadoop jar JAR ARGS`: not yet wired to Streaming on this branch.
-fn jar(_conf: Option<&Path>, args: &[OsString]) -> ExitCode {
-    if args.is_empty() {
-        eprintln!("RunJar jarFile [mainClass] args...");
-        return ExitCode::FAILURE;
-    }
-    eprintln!("hadoop jar: Streaming is not available in this build");
-    ExitCode::FAILURE
 }
