@@ -154,8 +154,45 @@ async fn garbage_to_datanode() {
     bounded(LIMIT, async {
         let cluster = Cluster::start(Harness::Real, 3).await;
         data_path::garbage_to_datanode(&cluster, seed).await;
+        forged_reports_are_refused(&cluster).await;
     })
     .await;
+}
+
+/// Checks G7: replica reports from a host that never registered are refused by every
+/// namenode and leave no trace (issue 14: 3 M forged replicas grew a namenode to 2 GB).
+async fn forged_reports_are_refused(cluster: &Cluster) {
+    use dfs::protocol::{Block, ReplicaState, ReportedReplica, Request, Response};
+    let replicas: Vec<ReportedReplica> = (0..10_000u64)
+        .map(|i| ReportedReplica {
+            block: Block {
+                id: 1 << 40 | i,
+                gen_stamp: 1,
+                len_bytes: 1,
+            },
+            state: ReplicaState::Finalized,
+        })
+        .collect();
+    let nn = dfs::rpc::NamenodeClient::with_addrs(
+        cluster.config.namenode_addrs(),
+        Duration::from_secs(2),
+        Duration::from_secs(10),
+    );
+    let forged = Request::BlockReport {
+        host: "forged-host".into(),
+        replicas,
+    };
+    for (id, reply) in nn.call_each(forged).await {
+        let err = reply.expect_err("a report from an unregistered host must fail");
+        assert_eq!(err.kind(), dfs::ErrorKind::NotFound, "namenode {id}: {err}");
+    }
+    let Response::Datanodes(nodes) = nn.call(Request::DatanodeReport).await.unwrap() else {
+        panic!("a datanode report");
+    };
+    assert!(
+        nodes.iter().all(|n| n.node.host != "forged-host"),
+        "{nodes:?}"
+    );
 }
 
 // Checks G1 and G2: SIGKILL every namenode and datanode, restart them all, and every file and

@@ -411,8 +411,58 @@ async fn poke(addr: &str, bytes: &[u8]) -> Vec<u8> {
     buf
 }
 
+/// Well-formed Raft frames no peer sends, addressed to namenode `to` (issue 14: each of these
+/// aborted a namenode, or let anyone append as the leader, or made the leader step down).
+fn forged_raft_frames(to: u64, term: u64) -> Vec<(&'static str, Vec<u8>)> {
+    use raft::eraftpb::{Message, MessageType, Snapshot};
+    let msg = |t: MessageType, from: u64, term: u64| {
+        let mut m = Message::default();
+        m.set_msg_type(t);
+        m.from = from;
+        m.to = to;
+        m.term = term;
+        m
+    };
+    let other = if to == 1 { 2 } else { 1 };
+    let mut snapshot = msg(MessageType::MsgSnapshot, other, term + 1);
+    let mut snap = Snapshot::default();
+    snap.mut_metadata().index = 1_000_000;
+    snap.mut_metadata().term = term + 1;
+    snap.mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
+    snap.data = b"\x07truncated namespace".to_vec().into();
+    snapshot.set_snapshot(snap);
+    let mut append = msg(MessageType::MsgAppend, other, 0);
+    append.commit = 1_000_000;
+    let cases = vec![
+        (
+            "transfer-leader with a term",
+            msg(MessageType::MsgTransferLeader, other, term),
+        ),
+        (
+            "propose with a term",
+            msg(MessageType::MsgPropose, other, term),
+        ),
+        ("hup from the network", msg(MessageType::MsgHup, other, 0)),
+        ("append without a term", append),
+        ("truncated snapshot", snapshot),
+        (
+            "huge term from a non-member",
+            msg(MessageType::MsgRequestVote, 99, u64::MAX / 2),
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, m)| {
+            let body = dfs::namenode::raft_driver::encode_raft_message(&m).unwrap();
+            let frame = [&(body.len() as u32).to_be_bytes()[..], &body].concat();
+            (name, frame)
+        })
+        .collect()
+}
+
 // Checks G7: oversized, "negative", truncated and garbage frames to the client and Raft ports
-// get an error reply or a closed connection, and the cluster keeps serving everyone else.
+// get an error reply or a closed connection, forged Raft messages are dropped, and the cluster
+// keeps serving everyone else with its leader and term unchanged by them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_get_errors_and_the_cluster_keeps_serving() {
     let seed = seed();
@@ -458,12 +508,30 @@ async fn bad_frames_get_errors_and_the_cluster_keeps_serving() {
                 .unwrap();
         }
     }
-    let (_, _) = must_have_leader(&cluster, &client, Duration::from_secs(5)).await;
+    let (leader, _) = must_have_leader(&cluster, &client, Duration::from_secs(5)).await;
+    let term = statuses(&client).await[&leader].term;
+    for nn in &cluster.config.namenodes {
+        for (name, frame) in forged_raft_frames(nn.id, term) {
+            poke(&nn.raft_addr, &frame).await;
+            client
+                .call(Request::Mkdirs {
+                    path: format!("/forged/{}/{}", nn.id, name.replace(' ', "-")),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("after {name} to {}: {e}\n{}", nn.id, cluster.logs()));
+        }
+    }
     let st = statuses(&client).await;
     assert_eq!(
         st.len(),
         3,
         "a namenode stopped answering: {st:?}\n{}",
+        cluster.logs()
+    );
+    let terms: Vec<u64> = st.values().map(|s| s.term).collect();
+    assert!(
+        terms.iter().all(|t| *t < term + 3),
+        "forged messages moved the term from {term} to {terms:?}\n{}",
         cluster.logs()
     );
     // Bad paths get InvalidPath, not a crash.

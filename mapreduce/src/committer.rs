@@ -93,6 +93,19 @@ impl<'a> Committer<'a> {
     /// Commits an attempt's output as the output of `task`. Fails if the task was already
     /// committed by another attempt.
     pub fn commit_task(&self, task: &str, attempt_dir: &Path) -> Result<()> {
+        // Every attempt writes its part file (empty when it has no records), so a directory
+        // without one is an attempt that never ran or a forged success: committing it would
+        // publish a job with a missing part (G6).
+        let has_part = self.fs.list_dir(attempt_dir)?.iter().any(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
+        });
+        if !has_part {
+            return Err(Error::user(format!(
+                "{} holds no part file: the attempt of task {task} did not write its output",
+                attempt_dir.display()
+            )));
+        }
         let target = self.committed().join(task);
         if self.fs.exists(&target)? {
             return Err(Error::user(format!(
@@ -172,6 +185,9 @@ mod tests {
         let a0 = c.attempt_dir("attempt_r_000000_0").unwrap();
         let a1 = c.attempt_dir("attempt_r_000000_1").unwrap();
         std::fs::write(a0.join("part-r-00000"), b"first").unwrap();
+        // Checks G6: an attempt that wrote no part file is never committed.
+        let err = c.commit_task("task_r_000000", &a1).unwrap_err().to_string();
+        assert!(err.contains("holds no part file"), "{err}");
         std::fs::write(a1.join("part-r-00000"), b"second").unwrap();
         c.commit_task("task_r_000000", &a1).unwrap();
         assert!(c.commit_task("task_r_000000", &a0).is_err());

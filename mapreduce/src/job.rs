@@ -12,9 +12,14 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::input::{InputFormat, Record};
 use crate::output::{MapEmitter, OutputFormat, ReduceEmitter};
+use crate::task_context::TaskContext;
 
 /// Turns input records into key/value pairs.
 pub trait Mapper: Send + 'static {
+    /// Called once before the first record, with what the task knows about itself.
+    fn setup(&mut self, _ctx: &TaskContext<'_>) -> Result<()> {
+        Ok(())
+    }
     /// Called once per record.
     fn map(&mut self, record: Record<'_>, out: &mut dyn MapEmitter) -> Result<()>;
     /// Called once after the last record of the task.
@@ -31,6 +36,10 @@ pub trait ValueSource {
 
 /// Turns a key and all its values into output records.
 pub trait Reducer: Send + 'static {
+    /// Called once before the first key, with what the task knows about itself.
+    fn setup(&mut self, _ctx: &TaskContext<'_>) -> Result<()> {
+        Ok(())
+    }
     /// Called once per distinct key, in key order.
     fn reduce(
         &mut self,

@@ -17,7 +17,8 @@
 //!   [`group_combine`]: a reducer-shaped combiner (Hadoop's) run over each sorted spill.
 //! - [`run`]: sorted run files with per-partition segments and CRC32s.
 //! - [`merge`]: k-way merge and multi-pass merging bounded by the merge factor.
-//! - [`map_task`] / [`reduce_task`]: one task each, the same code locally and on a cluster.
+//! - [`map_task`] / [`reduce_task`]: one task each, the same code locally and on a cluster;
+//!   [`task_context`]: what a task knows about itself (names, split, scratch directory).
 //! - [`output`]: where map and reduce output goes ([`MapEmitter`], [`ReduceEmitter`]) and
 //!   output formats; [`committer`]: attempt directories and the commit protocol, one for both
 //!   local and dfs output (it works over [`fs::FileSystem`]).
@@ -82,6 +83,7 @@ pub mod sort_buffer;
 pub mod split;
 pub mod streaming;
 pub mod submit;
+pub mod task_context;
 pub mod task_process;
 pub mod worker;
 
@@ -96,3 +98,4 @@ pub use job::{
 pub use job_conf::{JobConf, Registry};
 pub use output::{MapEmitter, OutputFormat, ReduceEmitter};
 pub use runner::{run_local, JobReport, RunOptions};
+pub use task_context::TaskContext;

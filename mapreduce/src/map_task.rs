@@ -7,7 +7,6 @@ use std::path::Path;
 
 use crate::counters::Counters;
 use crate::error::{Error, Result};
-use crate::fs::FileSystem;
 use crate::input::{read_split, Split};
 use crate::job::Job;
 use crate::merge::{open_merge, remove_temporaries, write_sorted, SegmentRef};
@@ -15,6 +14,7 @@ use crate::output::MapEmitter;
 use crate::output::{OutputEmitter, OutputWriter};
 use crate::run::{RunFile, RunWriter};
 use crate::sort_buffer::{CombineBuffer, MapBuffer, SortBuffer};
+use crate::task_context::TaskContext;
 
 /// Collects mapper output into a buffer, spilling when it fills. I/O errors during a spill
 /// are kept and reported when the mapper returns, since `emit` cannot fail.
@@ -63,16 +63,17 @@ impl<B: MapBuffer> MapEmitter for Collector<'_, B> {
 /// Runs a fresh mapper over every record of `split` and its cleanup, checking `out` for a
 /// kept error after each call. Returns the number of records read.
 fn feed_mapper<E: MapEmitter>(
-    fs: &dyn FileSystem,
+    ctx: &TaskContext<'_>,
     job: &Job,
     split: &Split,
     out: &mut E,
     check: impl Fn(&mut E) -> Result<()>,
 ) -> Result<u64> {
     let mut mapper = (job.mapper)();
+    mapper.setup(ctx)?;
     let mut records = 0u64;
     read_split(
-        fs,
+        ctx.fs,
         &job.input,
         split,
         job.settings.max_record_bytes,
@@ -93,10 +94,10 @@ thread_local! {
     static SORT_BUFFER: RefCell<Option<SortBuffer>> = const { RefCell::new(None) };
 }
 
-/// Runs map task `name` over `split`, writing its output run (and index) into `dir`.
-/// Returns the run and the task's counters.
+/// Runs map task `name` over `split` (reading through `ctx.fs`), writing its output run (and
+/// index) into `dir`. Returns the run and the task's counters.
 pub fn run_map_task(
-    fs: &dyn FileSystem,
+    ctx: &TaskContext<'_>,
     job: &Job,
     split: &Split,
     dir: &Path,
@@ -114,7 +115,7 @@ pub fn run_map_task(
                 }
                 None => CombineBuffer::new(limit, c.clone(), partitioner, partitions),
             };
-            let r = map_into(fs, job, split, dir, name, &mut buffer);
+            let r = map_into(ctx, job, split, dir, name, &mut buffer);
             buffer.clear();
             COMBINE_BUFFER.with(|b| *b.borrow_mut() = Some(buffer));
             r
@@ -128,7 +129,7 @@ pub fn run_map_task(
                 None => SortBuffer::new(limit, partitioner, partitions),
             };
             buffer.set_group_combiner(job.active_group_combiner().cloned());
-            let r = map_into(fs, job, split, dir, name, &mut buffer);
+            let r = map_into(ctx, job, split, dir, name, &mut buffer);
             buffer.clear();
             // The next task of this thread may belong to another job.
             buffer.set_group_combiner(None);
@@ -139,7 +140,7 @@ pub fn run_map_task(
 }
 
 fn map_into<B: MapBuffer>(
-    fs: &dyn FileSystem,
+    ctx: &TaskContext<'_>,
     job: &Job,
     split: &Split,
     dir: &Path,
@@ -154,7 +155,7 @@ fn map_into<B: MapBuffer>(
         name,
         error: None,
     };
-    let records = feed_mapper(fs, job, split, &mut c, |c| c.check())?;
+    let records = feed_mapper(ctx, job, split, &mut c, |c| c.check())?;
     c.counters.task.map_input_records += records;
     if job.active_combiner().is_some() {
         // Every map output record went through the combining buffer.
@@ -225,13 +226,13 @@ fn merge_spills(
 
 /// Runs a map task of a map-only job, writing its output to the part file `out_file`.
 pub fn run_map_only_task(
-    fs: &dyn FileSystem,
+    ctx: &TaskContext<'_>,
     job: &Job,
     split: &Split,
     out: OutputWriter,
 ) -> Result<Counters> {
     let mut e = OutputEmitter::new(out);
-    let records = feed_mapper(fs, job, split, &mut e, OutputEmitter::take_error)?;
+    let records = feed_mapper(ctx, job, split, &mut e, OutputEmitter::take_error)?;
     let (out_records, out_bytes) = e.out.finish(job.settings.sync_output)?;
     let t = &mut e.counters.task;
     t.map_input_records += records;

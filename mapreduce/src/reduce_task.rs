@@ -9,6 +9,7 @@ use crate::job::{Job, ValueSource};
 use crate::merge::{open_merge, remove_temporaries, Merger, SegmentRef};
 use crate::output::{OutputEmitter, OutputWriter};
 use crate::run::{SegmentReader, SortedSource};
+use crate::task_context::TaskContext;
 
 /// The values of the current key, read straight off the merge.
 struct Group<'a> {
@@ -50,6 +51,7 @@ impl ValueSource for Group<'_> {
 /// Runs reduce task `name` over `segments` (partition `r` of each map output), writing the
 /// part file `out`. Intermediate merge passes, if any, go into `dir`.
 pub fn run_reduce_task(
+    ctx: &TaskContext<'_>,
     job: &Job,
     segments: Vec<SegmentRef>,
     dir: &Path,
@@ -75,6 +77,7 @@ pub fn run_reduce_task(
         .as_ref()
         .ok_or_else(|| Error::BadSetting("reduce task without a reducer".into()))?;
     let mut reducer = reducer_factory();
+    reducer.setup(ctx)?;
     let mut emitter = OutputEmitter::new(out);
     let mut key = Vec::new();
     let mut more = merger.advance()?;

@@ -19,6 +19,7 @@ use crate::progress::Progress;
 use crate::reduce_task::run_reduce_task;
 use crate::run::RunFile;
 use crate::split::compute_splits;
+use crate::task_context::{local_job_tag, local_names, TaskContext};
 
 /// What a finished job reports.
 #[derive(Debug, Clone)]
@@ -108,12 +109,22 @@ fn execute(
 ) -> Result<Counters> {
     let threads = job.settings.threads;
     let mut total = Counters::default();
+    let tag = local_job_tag();
+    let scratch = Scratch {
+        job,
+        tag: &tag,
+        work,
+    };
     if job.settings.reducers == 0 {
         let results = run_pool(splits.len(), threads, |i| {
             let task = format!("m_{i:06}");
             let dir = committer.attempt_dir(&format!("attempt_{task}_0"))?;
             let c = OutputWriter::create(&LocalFs, &dir.join(format!("part-m-{i:05}")), job.output)
-                .and_then(|out| run_map_only_task(&LocalFs, job, &splits[i], out))
+                .and_then(|out| {
+                    scratch.with(true, i, Some(&splits[i]), |ctx| {
+                        run_map_only_task(ctx, job, &splits[i], out)
+                    })
+                })
                 .map_err(|e| task_error(&task, e))?;
             committer.commit_task(&format!("task_{task}"), &dir)?;
             progress.map_done(splits[i].size());
@@ -124,7 +135,10 @@ fn execute(
     }
     let maps: Vec<(RunFile, Counters)> = run_pool(splits.len(), threads, |i| {
         let task = format!("m_{i:06}");
-        let r = run_map_task(&LocalFs, job, &splits[i], work, &task)
+        let r = scratch
+            .with(true, i, Some(&splits[i]), |ctx| {
+                run_map_task(ctx, job, &splits[i], work, &task)
+            })
             .map_err(|e| task_error(&task, e))?;
         progress.map_done(splits[i].size());
         Ok(r)
@@ -141,7 +155,11 @@ fn execute(
             .collect();
         let dir = committer.attempt_dir(&format!("attempt_{task}_0"))?;
         let c = OutputWriter::create(&LocalFs, &dir.join(format!("part-r-{r:05}")), job.output)
-            .and_then(|out| run_reduce_task(job, segments, work, &task, out))
+            .and_then(|out| {
+                scratch.with(false, r, None, |ctx| {
+                    run_reduce_task(ctx, job, segments, work, &task, out)
+                })
+            })
             .map_err(|e| task_error(&task, e))?;
         committer.commit_task(&format!("task_{task}"), &dir)?;
         progress.reduce_done();
@@ -149,6 +167,47 @@ fn execute(
     })?;
     results.iter().for_each(|c| total.merge(c));
     Ok(total)
+}
+
+/// Builds each local task's [`TaskContext`], with a scratch directory of its own under the
+/// job's work directory (removed after the task).
+struct Scratch<'a> {
+    job: &'a Job,
+    tag: &'a str,
+    work: &'a Path,
+}
+
+impl Scratch<'_> {
+    fn with<T>(
+        &self,
+        is_map: bool,
+        index: usize,
+        split: Option<&Split>,
+        f: impl FnOnce(&TaskContext<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let index =
+            u32::try_from(index).map_err(|_| Error::BadSetting("more than 2^32 tasks".into()))?;
+        let (job_id, task_id, attempt_id) = local_names(self.tag, is_map, index);
+        let dir = self.work.join(&attempt_id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let ctx = TaskContext {
+            job_id,
+            job_name: &self.job.name,
+            task_id,
+            attempt_id,
+            is_map,
+            partition: index,
+            reducers: self.job.settings.reducers,
+            split,
+            dir: &dir,
+            fs: &LocalFs,
+        };
+        let r = f(&ctx);
+        // Best effort: the whole work directory goes when the job ends.
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    }
 }
 
 fn task_error(task: &str, e: Error) -> Error {
@@ -195,4 +254,75 @@ pub fn run_pool<T: Send>(
     }
     let results = dfs::lock::into_inner(results);
     Ok(results.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::Record;
+    use crate::job::{Mapper, Reducer, Settings, ValueSource};
+    use crate::output::{MapEmitter, ReduceEmitter};
+    use crate::task_context::TaskContext;
+
+    /// Emits, per record, what its task's context said in `setup`.
+    #[derive(Clone, Default)]
+    struct Whoami(String);
+    impl Mapper for Whoami {
+        fn setup(&mut self, ctx: &TaskContext<'_>) -> Result<()> {
+            assert!(ctx.dir.is_dir(), "the scratch directory exists");
+            let file = match ctx.split {
+                Some(Split::File { path, .. }) => path.file_name().unwrap().to_string_lossy(),
+                _ => "?".into(),
+            };
+            self.0 = format!("{} {} {} {file}", ctx.job_id, ctx.attempt_id, ctx.is_map);
+            Ok(())
+        }
+        fn map(&mut self, _: Record<'_>, out: &mut dyn MapEmitter) -> Result<()> {
+            out.emit(self.0.as_bytes(), b"");
+            Ok(())
+        }
+    }
+    #[derive(Clone, Default)]
+    struct Names(String);
+    impl Reducer for Names {
+        fn setup(&mut self, ctx: &TaskContext<'_>) -> Result<()> {
+            self.0 = format!("{} of {}", ctx.task_id, ctx.reducers);
+            Ok(())
+        }
+        fn reduce(
+            &mut self,
+            key: &[u8],
+            _: &mut dyn ValueSource,
+            out: &mut dyn ReduceEmitter,
+        ) -> Result<()> {
+            out.emit(key, self.0.as_bytes());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn tasks_get_their_names_split_and_scratch_dir_in_setup() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        std::fs::create_dir(&input).unwrap();
+        std::fs::write(input.join("a.txt"), "x\n").unwrap();
+        std::fs::write(input.join("b.txt"), "y\n").unwrap();
+        let settings = Settings {
+            reducers: 1,
+            threads: 2,
+            ..Settings::default()
+        };
+        let job = Job::new("whoami", Whoami::default())
+            .reducer(Names::default())
+            .settings(settings);
+        let out = dir.path().join("out");
+        run_local(&job, &[input], &out, &RunOptions::default()).unwrap();
+        let text = std::fs::read_to_string(out.join("part-r-00000")).unwrap();
+        let tag = crate::task_context::local_job_tag();
+        let want = format!(
+            "job_{tag} attempt_{tag}_m_000000_0 true a.txt\ttask_{tag}_r_000000 of 1\n\
+             job_{tag} attempt_{tag}_m_000001_0 true b.txt\ttask_{tag}_r_000000 of 1\n"
+        );
+        assert_eq!(text, want);
+    }
 }

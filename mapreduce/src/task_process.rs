@@ -24,6 +24,7 @@ use crate::dfs_fs::DfsFs;
 use crate::error::{Error, Result};
 use crate::fault::{self, FaultAction};
 use crate::fs::{FileSystem, InputFile, OutputSink, ReadSeek};
+use crate::input::Split;
 use crate::job::Job;
 use crate::job_conf::Registry;
 use crate::map_task::{run_map_only_task, run_map_task};
@@ -31,6 +32,7 @@ use crate::output::OutputWriter;
 use crate::protocol::{TaskSpec, TaskWork};
 use crate::reduce_task::run_reduce_task;
 use crate::shuffle::fetch::{fetch_all, FetchPlan};
+use crate::task_context::{cluster_names, is_map, TaskContext};
 
 /// The first argument that makes a job binary run one task attempt.
 pub const TASK_ARG: &str = "__mrjob-task";
@@ -137,6 +139,7 @@ fn run_child(registry: &Registry, spec_path: &Path) -> Result<Counters> {
                 progress: progress.clone(),
                 total: split.size().max(1),
             };
+            let ctx = context(&spec, &job, Some(split), &counting);
             if spec.task.job.reduces == 0 {
                 let out = part_file(
                     &fs,
@@ -144,9 +147,9 @@ fn run_child(registry: &Registry, spec_path: &Path) -> Result<Counters> {
                     &spec,
                     &format!("part-m-{:05}", attempt.task.index),
                 )?;
-                run_map_only_task(&counting, &job, split, out)
+                run_map_only_task(&ctx, &job, split, out)
             } else {
-                run_map_task(&counting, &job, split, &spec.dir, &name).map(|(_, c)| c)
+                run_map_task(&ctx, &job, split, &spec.dir, &name).map(|(_, c)| c)
             }
         }
         TaskWork::Reduce { maps } => run_reduce(&fs, &job, &spec, *maps, &progress),
@@ -160,6 +163,29 @@ fn run_child(registry: &Registry, spec_path: &Path) -> Result<Counters> {
         }
     }
     result
+}
+
+/// The attempt's [`TaskContext`]: its scratch directory is the attempt's own directory.
+fn context<'a>(
+    spec: &'a ChildSpec,
+    job: &'a Job,
+    split: Option<&'a Split>,
+    fs: &'a dyn FileSystem,
+) -> TaskContext<'a> {
+    let attempt = spec.task.attempt;
+    let (job_id, task_id, attempt_id) = cluster_names(attempt);
+    TaskContext {
+        job_id,
+        job_name: &job.name,
+        task_id,
+        attempt_id,
+        is_map: is_map(attempt),
+        partition: attempt.task.index,
+        reducers: spec.task.job.reduces,
+        split,
+        dir: &spec.dir,
+        fs,
+    }
 }
 
 fn part_file(fs: &TaskFs, job: &Job, spec: &ChildSpec, name: &str) -> Result<OutputWriter> {
@@ -191,7 +217,14 @@ fn run_reduce(
     progress.set(1.0 / 3.0);
     let out = part_file(fs, job, spec, &format!("part-r-{:05}", attempt.task.index))?;
     let name = attempt.to_string();
-    run_reduce_task(job, segments, &spec.dir, &name, out)
+    run_reduce_task(
+        &context(spec, job, None, fs),
+        job,
+        segments,
+        &spec.dir,
+        &name,
+        out,
+    )
 }
 
 /// The attempt's progress, written to a file every few hundred milliseconds.

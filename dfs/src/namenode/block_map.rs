@@ -114,6 +114,11 @@ impl BlockMap {
         );
     }
 
+    /// Whether `host` registered (since this namenode started or forgot it).
+    pub fn is_registered(&self, host: &str) -> bool {
+        self.nodes.contains_key(host)
+    }
+
     /// A heartbeat; false when the datanode is unknown (it must register again).
     pub fn heartbeat(&mut self, host: &str, usage: DatanodeUsage, now_ms: u64) -> bool {
         match self.nodes.get_mut(host) {

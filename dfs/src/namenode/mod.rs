@@ -7,6 +7,7 @@
 //! - [`placement`]: replica placement, re-replication and deletion decisions.
 //! - [`completion`]: the rule for when a file may be closed (G2: enough good replicas).
 //! - [`block_recovery`]: the rule for the length a dead writer's last block is closed at.
+//! - [`raft_guard`]: which Raft messages from the network may reach raft-rs at all.
 //!
 //! The I/O shell around it:
 //!
@@ -26,6 +27,7 @@ pub mod lease_recovery;
 pub mod namespace;
 pub mod placement;
 pub mod raft_driver;
+pub mod raft_guard;
 pub mod server;
 pub mod storage;
 pub mod transport;

@@ -53,6 +53,7 @@ use crate::frame::{decode_msg, encode_msg};
 use crate::namenode::batch::{ProposalBatch, ReadBatch};
 use crate::namenode::block_map::BlockMap;
 use crate::namenode::namespace::{Entry, Namespace, OpResult, Outcome};
+use crate::namenode::raft_guard;
 use crate::namenode::storage::{Persister, RaftStore};
 use crate::protocol::{NamenodeStatus, RaftRole};
 
@@ -424,7 +425,7 @@ impl<S: MessageSink> Driver<S> {
             DriverMsg::Propose { entry, reply } => self.propose(entry, reply),
             DriverMsg::ReadIndex { reply } => self.read_index(reply),
             DriverMsg::Raft(mut m) => {
-                if m.to != self.shared.id || self.refuses_vote(&m) {
+                if !self.admits(&m) || self.refuses_vote(&m) {
                     return;
                 }
                 if m.get_msg_type() == raft::eraftpb::MessageType::MsgHeartbeat {
@@ -459,6 +460,31 @@ impl<S: MessageSink> Driver<S> {
     /// votes normally once a leader's entries or snapshot are on its disk. The price: while a
     /// wiped node catches up it does not count towards an election quorum, exactly as if its
     /// disk were still missing.
+    /// Whether a message from the network may reach raft-rs (see [`raft_guard`]).
+    fn admits(&self, m: &Message) -> bool {
+        let verdict = raft_guard::check(
+            m,
+            self.shared.id,
+            |id| self.node.raft.prs().get(id).is_some(),
+            |data| {
+                Namespace::from_snapshot(data)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            },
+        );
+        match verdict {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::warn!(
+                    "namenode {}: dropped a raft message from {}: {why}",
+                    self.shared.id,
+                    m.from
+                );
+                false
+            }
+        }
+    }
+
     fn refuses_vote(&mut self, m: &Message) -> bool {
         use raft::eraftpb::MessageType::{MsgRequestPreVote, MsgRequestVote};
         if !self.amnesiac {

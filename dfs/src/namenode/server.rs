@@ -146,7 +146,7 @@ impl NamenodeService {
             | Request::IncrementalReport { .. }
             | Request::ReportCorrupt { .. }
             | Request::DatanodeReport
-            | Request::Status => Ok(self.handle_datanode(body)),
+            | Request::Status => self.handle_datanode(body),
         }
     }
 
@@ -302,9 +302,25 @@ impl NamenodeService {
     }
 
     /// Datanode reports and status calls, answered by every namenode from its soft state.
-    fn handle_datanode(&self, body: Request) -> Response {
+    /// Replica reports are taken only from registered hosts: a report from anyone else (a
+    /// forgery, or a datanode this namenode forgot) would plant replicas that no heartbeat
+    /// ever expires; a real datanode registers again when told to by its next heartbeat.
+    fn handle_datanode(&self, body: Request) -> Result<Response> {
         let now = self.shared.now_ms();
-        match body {
+        let reporter = match &body {
+            Request::BlockReport { host, .. }
+            | Request::IncrementalReport { host, .. }
+            | Request::ReportCorrupt { host, .. } => Some(host),
+            _ => None,
+        };
+        if let Some(host) = reporter {
+            if !self.shared.block_map().is_registered(host) {
+                return Err(Error::NotFound(format!(
+                    "datanode {host} is not registered with this namenode: register first"
+                )));
+            }
+        }
+        Ok(match body {
             Request::Register { node, usage } => {
                 self.shared.block_map().register(node, usage, now);
                 Response::Done
@@ -336,7 +352,7 @@ impl NamenodeService {
                 ..self.shared.status()
             }),
             other => unreachable!("handle sends only datanode calls here, not {other:?}"),
-        }
+        })
     }
 
     /// Marks the failed hosts as suspects, chooses replacements to bring the pipeline back to

@@ -84,6 +84,15 @@ impl Jobtracker {
 
     fn attempt_done(self: &Arc<Self>, worker: &str, attempt: AttemptId, outcome: AttemptOutcome) {
         let mut st = self.lock();
+        // Only the worker running an attempt reports its end. (Until connections are
+        // authenticated, a worker's name is only claimed; this stops mistakes and blind
+        // forgeries, and the committer's part-file check stops an empty success.)
+        if let Some(runs_on) = st.sched.worker_of(attempt).filter(|w| *w != worker) {
+            tracing::warn!(
+                "ignoring the end of {attempt} reported by {worker}: it runs on {runs_on}"
+            );
+            return;
+        }
         let event = match outcome {
             AttemptOutcome::Succeeded { counters } => {
                 // A stale attempt (killed, superseded, or from before a restart: unknown to this

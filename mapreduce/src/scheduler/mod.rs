@@ -155,6 +155,12 @@ impl Scheduler {
         self.live.contains_key(&attempt)
     }
 
+    /// The worker a live attempt was launched on (`None` when it is not live). Reports about
+    /// an attempt are taken only from that worker.
+    pub fn worker_of(&self, attempt: AttemptId) -> Option<&str> {
+        self.live.get(&attempt).map(|a| a.worker.as_str())
+    }
+
     /// Forgets a finished job (after the jobtracker cleaned up). Attempts of it that still run
     /// are forgotten too; a worker that later lists one gets a `Kill`.
     pub fn remove_job(&mut self, job: JobId) {

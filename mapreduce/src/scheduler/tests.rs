@@ -169,6 +169,9 @@ fn submit_launches_at_once_on_idle_workers() {
     assert_eq!(status.first_launch_ms, Some(50));
     assert_eq!((status.maps_running, status.launched_maps), (3, 3));
     assert!(s.is_live(at(m(J, 0), 0)));
+    // Reports about an attempt are taken from the worker it was launched on.
+    assert_eq!(s.worker_of(at(m(J, 1), 0)), Some("b"));
+    assert_eq!(s.worker_of(at(m(J, 0), 1)), None);
 }
 
 #[test]

@@ -128,11 +128,14 @@ impl StreamChild {
                     launch.dir.display()
                 ))
             })?;
-        let (stdin, stdout, stderr) =
-            match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
-                (Some(i), Some(o), Some(e)) => (i, o, e),
-                _ => return Err(Error::user("child process without pipes".to_owned())),
-            };
+        let (stdin, stdout, stderr) = match (
+            child.stdin.take(),
+            child.stdout.take(),
+            child.stderr.take(),
+        ) {
+            (Some(i), Some(o), Some(e)) => (i, o, e),
+            _ => return Err(Error::user("child process without pipes".to_owned())),
+        };
         let (in_tx, in_rx) = bounded(CHANNEL_CHUNKS);
         let (spent_in_tx, spent_in_rx) = bounded(CHANNEL_CHUNKS + 1);
         let (out_tx, out_rx) = bounded(CHANNEL_CHUNKS);
@@ -259,7 +262,10 @@ impl StreamChild {
 
     /// Closes the child's stdin, takes the rest of its output, waits for it, and fails if it
     /// failed. Returns what its stderr reported (counters, status).
-    pub fn finish(mut self, on_line: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<StderrSummary> {
+    pub fn finish(
+        mut self,
+        on_line: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<StderrSummary> {
         if !self.pending.is_empty() {
             self.hand_over(on_line)?;
         }
@@ -279,10 +285,9 @@ impl StreamChild {
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
-        let status = self
-            .child
-            .wait()
-            .map_err(|e| Error::io(format!("waiting for {} `{}`", self.role, self.command), e))?;
+        let status = self.child.wait().map_err(|e| {
+            Error::io(format!("waiting for {} `{}`", self.role, self.command), e)
+        })?;
         let summary = self
             .stderr
             .take()

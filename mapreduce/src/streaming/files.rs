@@ -257,9 +257,6 @@ mod tests {
             assert!(parse_list(bad).is_err(), "{bad}");
         }
         let twice = parse_list("a/x,b/x").unwrap();
-        assert!(check_aliases(&twice)
-            .unwrap_err()
-            .to_string()
-            .contains("\"x\""));
+        assert!(check_aliases(&twice).unwrap_err().to_string().contains("\"x\""));
     }
 }

@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::input::Record;
 use crate::job::Mapper;
 use crate::output::MapEmitter;
+use crate::task_context::TaskContext;
 
 /// Runs the `-mapper` command of one map task (or passes lines through without one).
 pub struct StreamMapper {
@@ -30,26 +31,20 @@ impl StreamMapper {
         }
     }
 
-    fn ensure_started(&mut self, first: Option<&Record<'_>>) -> Result<()> {
+    /// Starts the command, if there is one and it is not running yet.
+    fn ensure_started(&mut self) -> Result<()> {
         if self.running.is_some() || self.conf.mapper.is_none() {
             return Ok(());
         }
         let info = &mut self.placement.info;
-        info.is_map = true;
-        info.reducers = self.conf.reducers;
         if info.job_id.is_empty() {
+            // Not set up by a task (a test driving the mapper directly).
             info.job_id = task::local_job_id();
             info.job_name.clone_from(&self.conf.job_name);
+            info.is_map = true;
+            info.reducers = self.conf.reducers;
         }
-        if let (None, Some(r)) = (&info.input, first) {
-            info.input = Some((r.file.to_owned(), r.offset, 0));
-        }
-        self.running = Some(task::start(
-            &self.conf,
-            Role::Mapper,
-            &self.placement,
-            None,
-        )?);
+        self.running = Some(task::start(&self.conf, Role::Mapper, &self.placement)?);
         Ok(())
     }
 }
@@ -73,8 +68,14 @@ fn emit_line(
 }
 
 impl Mapper for StreamMapper {
+    fn setup(&mut self, ctx: &TaskContext<'_>) -> Result<()> {
+        self.placement = task::prepare(&self.conf, ctx)?;
+        // As Hadoop, the command starts with the task, so it runs even over an empty split.
+        self.ensure_started()
+    }
+
     fn map(&mut self, record: Record<'_>, out: &mut dyn MapEmitter) -> Result<()> {
-        self.ensure_started(Some(&record))?;
+        self.ensure_started()?;
         let conf = &self.conf;
         let scratch = &mut self.scratch;
         match &mut self.running {
@@ -86,8 +87,7 @@ impl Mapper for StreamMapper {
     }
 
     fn cleanup(&mut self, out: &mut dyn MapEmitter) -> Result<()> {
-        // A mapper runs even over an empty split: it may write something anyway.
-        self.ensure_started(None)?;
+        self.ensure_started()?;
         let Some(running) = self.running.take() else {
             return Ok(());
         };

@@ -10,6 +10,7 @@ use super::task::{self, Placement, Running};
 use crate::error::Result;
 use crate::job::{Reducer, ValueSource};
 use crate::output::ReduceEmitter;
+use crate::task_context::TaskContext;
 
 /// Runs the `-reducer` (or `-combiner`) command of one task, or passes pairs through.
 pub struct StreamReducer {
@@ -32,18 +33,26 @@ impl StreamReducer {
         }
     }
 
+    /// Starts the command, if there is one and it is not running yet. A combiner runs inside
+    /// a map task's spill and takes that task's placement.
     fn ensure_started(&mut self) -> Result<()> {
         if self.running.is_some() || self.conf.command(self.role).is_none() {
             return Ok(());
         }
+        if self.role == Role::Combiner && self.placement.info.job_id.is_empty() {
+            if let Some(p) = task::current_map_task() {
+                self.placement = p;
+            }
+        }
         let info = &mut self.placement.info;
-        info.is_map = self.role == Role::Combiner;
-        info.reducers = self.conf.reducers;
         if info.job_id.is_empty() {
+            // Not set up by a task (a test driving the reducer directly).
             info.job_id = task::local_job_id();
             info.job_name.clone_from(&self.conf.job_name);
+            info.is_map = self.role == Role::Combiner;
+            info.reducers = self.conf.reducers;
         }
-        self.running = Some(task::start(&self.conf, self.role, &self.placement, None)?);
+        self.running = Some(task::start(&self.conf, self.role, &self.placement)?);
         Ok(())
     }
 }
@@ -67,6 +76,12 @@ fn emit_line(
 }
 
 impl Reducer for StreamReducer {
+    fn setup(&mut self, ctx: &TaskContext<'_>) -> Result<()> {
+        self.placement = task::prepare(&self.conf, ctx)?;
+        // As Hadoop, the command starts with the task, so it runs even without input.
+        self.ensure_started()
+    }
+
     fn reduce(
         &mut self,
         key: &[u8],
@@ -100,10 +115,6 @@ impl Reducer for StreamReducer {
     }
 
     fn cleanup(&mut self, out: &mut dyn ReduceEmitter) -> Result<()> {
-        if self.role == Role::Reducer {
-            // As in Hadoop, a reducer runs even without input: it may write something anyway.
-            self.ensure_started()?;
-        }
         let Some(running) = self.running.take() else {
             return Ok(());
         };

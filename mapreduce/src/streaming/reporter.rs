@@ -158,10 +158,6 @@ mod tests {
         assert_eq!(s.tail.front().unwrap(), "line 81");
         let long = "x".repeat(3000);
         let s = read_stderr(format!("{long}\n{long}\n{long}\n").as_bytes());
-        assert!(
-            s.tail.len() == 1 && s.tail_bytes <= TAIL_BYTES,
-            "{}",
-            s.tail.len()
-        );
+        assert!(s.tail.len() == 1 && s.tail_bytes <= TAIL_BYTES, "{}", s.tail.len());
     }
 }

@@ -1,88 +1,136 @@
 //! One task's Streaming command: its working directory (with the side files), its
 //! environment, and the running child.
 
-use std::path::{Path, PathBuf};
+use std::cell::RefCell;
+use std::path::PathBuf;
 
 use super::child::{Launch, Role, StreamChild};
 use super::conf::StreamConf;
 use super::env::{child_env, TaskInfo};
-use super::files;
-use crate::error::{Error, Result};
-use crate::fs::{FileSystem, LocalFs};
+use super::files::{self, Origin, SideFile};
+use crate::error::{Error, IoContext, Result};
+use crate::fs::LocalFs;
+use crate::input::Split;
+use crate::task_context::TaskContext;
 
-/// Where a task is, as far as its child is concerned: set by `setup` when the framework
-/// provides a task context, else worked out when the child starts.
+/// Where a task is, as far as its children are concerned.
 #[derive(Debug, Clone, Default)]
 pub struct Placement {
     /// The task's identity and input.
     pub info: TaskInfo,
-    /// A per-attempt scratch directory that exists (the working directory goes under it).
+    /// A per-attempt scratch directory that exists (working directories go under it).
     pub dir: Option<PathBuf>,
+    /// Where this task's copies of the side files are, once fetched.
+    pub files_dir: Option<PathBuf>,
+}
+
+thread_local! {
+    // The placement of the map task this thread runs: a combiner runs inside the map task's
+    // spills, where no task context is passed, and takes the task's identity and fetched side
+    // files from here.
+    static MAP_TASK: RefCell<Option<Placement>> = const { RefCell::new(None) };
+}
+
+/// The placement of a task from its context: its identity, and the side files fetched once
+/// into its scratch directory (through the task's filesystem: dfs on a cluster).
+pub fn prepare(conf: &StreamConf, ctx: &TaskContext<'_>) -> Result<Placement> {
+    let input = match ctx.split {
+        Some(Split::File {
+            path, start, len, ..
+        }) => Some((path.to_string_lossy().into_owned(), *start, *len)),
+        _ => None,
+    };
+    let info = TaskInfo {
+        job_id: ctx.job_id.clone(),
+        job_name: ctx.job_name.to_owned(),
+        task_id: ctx.task_id.clone(),
+        attempt_id: ctx.attempt_id.clone(),
+        is_map: ctx.is_map,
+        partition: ctx.partition,
+        reducers: ctx.reducers,
+        input,
+    };
+    let mut files_dir = None;
+    if !conf.files.is_empty() {
+        let d = ctx.dir.join("streaming-files");
+        std::fs::create_dir_all(&d).ctx("creating", &d)?;
+        files::place(&conf.files, conf.files_origin, ctx.fs, &d)?;
+        files_dir = Some(d);
+    }
+    let placement = Placement {
+        info,
+        dir: Some(ctx.dir.to_owned()),
+        files_dir,
+    };
+    if ctx.is_map {
+        MAP_TASK.with(|t| *t.borrow_mut() = Some(placement.clone()));
+    }
+    Ok(placement)
+}
+
+/// The placement of the map task running on this thread (for its combiner), if any.
+pub fn current_map_task() -> Option<Placement> {
+    MAP_TASK.with(|t| t.borrow().clone())
 }
 
 /// A started child and the working directory it runs in.
 pub struct Running {
     /// The child.
     pub child: StreamChild,
-    /// Removed when the task ends, when it was made here.
-    _scratch: Option<tempfile::TempDir>,
+    /// The working directory, removed when the task is done with the child.
+    _work: tempfile::TempDir,
 }
 
-/// Starts `role`'s command for a task placed at `placement`, reading side files through `fs`.
-pub fn start(
-    conf: &StreamConf,
-    role: Role,
-    placement: &Placement,
-    fs: Option<&dyn FileSystem>,
-) -> Result<Running> {
+/// Starts `role`'s command for a task placed at `placement`, in a fresh working directory
+/// holding the side files.
+pub fn start(conf: &StreamConf, role: Role, placement: &Placement) -> Result<Running> {
     let command = conf
         .command(role)
         .ok_or_else(|| Error::BadSetting(format!("the job has no {role} command")))?;
-    let (dir, scratch) = working_dir(conf, role, placement)?;
-    let fs = match (fs, conf.files_origin) {
-        (Some(fs), _) => fs,
-        (None, files::Origin::Local) => &LocalFs,
-        (None, files::Origin::Dfs) => {
-            return Err(Error::BadSetting(
-                "this task has no filesystem to fetch -files from".into(),
-            ))
+    let work = working_dir(conf, role, placement)?;
+    let dir = work.path();
+    match (&placement.files_dir, conf.files_origin) {
+        (Some(fetched), _) => {
+            let links: Vec<SideFile> = conf
+                .files
+                .iter()
+                .map(|f| SideFile {
+                    source: fetched.join(&f.alias).to_string_lossy().into_owned(),
+                    alias: f.alias.clone(),
+                })
+                .collect();
+            files::place(&links, Origin::Local, &LocalFs, dir)?;
         }
-    };
-    files::place(&conf.files, conf.files_origin, fs, &dir)?;
+        (None, Origin::Local) => files::place(&conf.files, Origin::Local, &LocalFs, dir)?,
+        (None, Origin::Dfs) if conf.files.is_empty() => {}
+        (None, Origin::Dfs) => {
+            return Err(Error::BadSetting(format!(
+                "the {role} has no task context to fetch -files from dfs"
+            )))
+        }
+    }
     let env = child_env(&conf.params, &placement.info, &conf.cmdenv);
     let child = StreamChild::start(&Launch {
         role,
         command,
-        dir: &dir,
+        dir,
         env: &env,
         exit_is_failure: conf.exit_is_failure,
         max_line_bytes: conf.max_line_bytes,
     })?;
-    Ok(Running {
-        child,
-        _scratch: scratch,
-    })
+    Ok(Running { child, _work: work })
 }
 
-/// A fresh directory for the child: under the task's own directory when it has one, else a
-/// temporary one removed with the task.
-fn working_dir(
-    conf: &StreamConf,
-    role: Role,
-    placement: &Placement,
-) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
-    let base = placement.dir.clone().unwrap_or_else(|| conf.scratch_base());
-    let made = tempfile::Builder::new()
+/// A fresh working directory for the child, under the task's own directory when it has one.
+fn working_dir(conf: &StreamConf, role: Role, placement: &Placement) -> Result<tempfile::TempDir> {
+    let base = placement
+        .dir
+        .clone()
+        .unwrap_or_else(|| conf.scratch_base());
+    tempfile::Builder::new()
         .prefix(&format!("{role}-work-"))
         .tempdir_in(&base)
-        .map_err(|e| {
-            Error::io(
-                format!("creating a working directory in {}", base.display()),
-                e,
-            )
-        })?;
-    let dir = made.path().to_owned();
-    Ok((dir, Some(made)))
+        .map_err(|e| Error::io(format!("creating a working directory in {}", base.display()), e))
 }
 
 /// Writes a line to the output as Streaming writes text: with the default TAB separator the
@@ -108,12 +156,7 @@ pub fn text_line<'a>(
     scratch
 }
 
-/// A placeholder for a task that was not set up: the job id of a local run.
+/// The job id of a task that was not set up (a local run's, as Hadoop's local runner).
 pub fn local_job_id() -> String {
     format!("job_local{}_0001", std::process::id())
-}
-
-/// The name of a task's input file as children see it.
-pub fn input_name(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
 }
