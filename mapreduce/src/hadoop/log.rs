@@ -35,7 +35,7 @@ pub fn started(at: SystemTime, job: &str) -> Vec<String> {
 }
 
 /// The lines printed when a job has succeeded: progress, completion, the counters block and
-/// the output directory (as a URI: `hdfs:///p` for a dfs path, `file:///p` for a local one).
+/// the output directory (see [`output_uri`]).
 pub fn succeeded(
     at: SystemTime,
     job: &str,
@@ -55,8 +55,7 @@ pub fn succeeded(
     let block = counter_block(counters, on_dfs);
     lines.push(line(at, "INFO", "mapreduce.Job", &block[0]));
     lines.extend(block[1..].iter().cloned());
-    let scheme = if on_dfs { "hdfs://" } else { "file://" };
-    let dir = format!("Output directory: {scheme}{}", output.display());
+    let dir = format!("Output directory: {}", output_uri(output, on_dfs));
     lines.push(line(at, "INFO", "streaming.StreamJob", &dir));
     lines
 }
@@ -73,6 +72,18 @@ pub fn failed(at: SystemTime, job: &str, error: &str) -> Vec<String> {
     lines.extend(error.lines().skip(1).map(str::to_owned));
     lines.push("Streaming Command Failed!".to_owned());
     lines
+}
+
+/// The output directory as the URI mrjob expects (`\S+://\S+`): a dfs path (`/p`, or
+/// `dfs://HOST:PORT/p`) as `hdfs://HOST:PORT/p` or `hdfs:///p`; a local one as `file:///p`
+/// (the caller makes it absolute).
+pub fn output_uri(output: &Path, on_dfs: bool) -> String {
+    let text = output.to_string_lossy();
+    match dfs::path::strip_scheme(&text) {
+        Some(rest) => format!("hdfs://{rest}"),
+        None if on_dfs => format!("hdfs://{text}"),
+        None => format!("file://{text}"),
+    }
 }
 
 fn first_line(text: &str) -> &str {
@@ -205,6 +216,18 @@ mod tests {
         assert_eq!(block[user + 2], "\t\tlines=seen=5");
         let out = message_of(lines.last().unwrap()).unwrap();
         assert_eq!(out, "Output directory: hdfs:///user/a/out");
+    }
+
+    #[test]
+    fn output_uris_have_a_scheme() {
+        let uri = |p: &str, on_dfs| output_uri(Path::new(p), on_dfs);
+        assert_eq!(uri("dfs:///user/a/out", true), "hdfs:///user/a/out");
+        assert_eq!(
+            uri("dfs://127.0.0.1:8020/o", true),
+            "hdfs://127.0.0.1:8020/o"
+        );
+        assert_eq!(uri("/user/a/out", true), "hdfs:///user/a/out");
+        assert_eq!(uri("/tmp/out", false), "file:///tmp/out");
     }
 
     #[test]
