@@ -159,15 +159,20 @@ fn hadoop_runner<'a>(cluster_bin: &'a str, python: &'a str) -> Vec<&'a str> {
 /// Checks that job `job` gives through `-r hadoop` on the cluster what `-r inline` gives, and
 /// returns the hadoop run (its stderr is mrjob's log).
 fn check_same_as_inline(cluster: &Cluster, python: &Path, job: &str, input: &Path) -> Output {
+    let bin = cluster.hadoop_bin();
+    let py = python.to_str().unwrap();
+    let hadoop = run_job(python, job, &hadoop_runner(&bin, py), input);
+    must_match_inline(python, job, input, &hadoop);
+    hadoop
+}
+
+fn must_match_inline(python: &Path, job: &str, input: &Path, hadoop: &Output) {
     let inline = run_job(python, job, &["-r", "inline"], input);
     assert!(
         inline.status.success(),
         "{job} -r inline: {}",
         String::from_utf8_lossy(&inline.stderr)
     );
-    let bin = cluster.hadoop_bin();
-    let py = python.to_str().unwrap();
-    let hadoop = run_job(python, job, &hadoop_runner(&bin, py), input);
     let log = String::from_utf8_lossy(&hadoop.stderr);
     assert!(hadoop.status.success(), "{job} -r hadoop: {log}");
     let expected = sorted_lines(&inline);
@@ -176,11 +181,35 @@ fn check_same_as_inline(cluster: &Cluster, python: &Path, job: &str, input: &Pat
         "{job}: the inline run printed nothing"
     );
     assert_eq!(
-        sorted_lines(&hadoop),
+        sorted_lines(hadoop),
         expected,
         "{job}: -r hadoop vs -r inline"
     );
-    hadoop
+}
+
+/// `-r hadoop` without `--hadoop-bin`: mrjob finds `hadoop` on `PATH` (a link to the binary,
+/// which then answers as Hadoop) and the cluster comes from `MRJOB_CONF`.
+fn run_with_hadoop_on_path(cluster: &Cluster, python: &Path, job: &str, input: &Path) -> Output {
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(mrjob_bin(), bin_dir.path().join("hadoop")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Command::new(python)
+        .arg(python_dir().join(job))
+        .args(["--no-conf", "-r", "hadoop", "--python-bin"])
+        .arg(python)
+        .args([
+            "--hadoop-streaming-jar",
+            "/nonexistent/hadoop-streaming.jar",
+        ])
+        .arg(input)
+        .env("PATH", path)
+        .env("MRJOB_CONF", &cluster.conf)
+        .output()
+        .unwrap()
 }
 
 /// The counter mrjob printed from our job log (`\t\tNAME=VALUE` under `Counters: N`).
@@ -321,7 +350,8 @@ fn yelp_mrjob_runs_unchanged_on_the_cluster() {
 
     check_same_as_inline(&cluster, &python, "mr_multistep.py", &input);
     check_same_as_inline(&cluster, &python, "mr_sidefile.py", &input);
-    check_same_as_inline(&cluster, &python, "mr_inputfile.py", &input);
+    let on_path = run_with_hadoop_on_path(&cluster, &python, "mr_inputfile.py", &input);
+    must_match_inline(&python, "mr_inputfile.py", &input, &on_path);
     check_same_as_inline(&cluster, &python, "mr_sortvalues.py", &input);
 
     // A failing job: non-zero exit, and the Python traceback in what mrjob prints.
@@ -333,4 +363,6 @@ fn yelp_mrjob_runs_unchanged_on_the_cluster() {
     assert!(!failed.status.success(), "{log}");
     assert!(log.contains("Traceback (most recent call last)"), "{log}");
     assert!(log.contains("the mapper was told to explode"), "{log}");
+    // From our `Task Id : attempt_..., Status : FAILED` record, as from Hadoop's.
+    assert!(log.contains("Probable cause of failure"), "{log}");
 }

@@ -60,18 +60,47 @@ pub fn succeeded(
     lines
 }
 
-/// The lines printed when a job failed: the error as one log record (its later lines are the
-/// record's continuation, so mrjob shows them together), then Streaming's closing line.
+/// The lines printed when a job failed: when the error names a task, Hadoop's `Task Id :
+/// attempt_..., Status : FAILED` record followed by the error (mrjob shows it as the "probable
+/// cause of failure"); then the error as one log record (its later lines are the record's
+/// continuation, so mrjob shows them together), and Streaming's closing line.
 pub fn failed(at: SystemTime, job: &str, error: &str) -> Vec<String> {
-    let mut lines = vec![line(
+    let mut lines = Vec::new();
+    if let Some(attempt) = failed_attempt(job, error) {
+        let status = format!("Task Id : {attempt}, Status : FAILED");
+        lines.push(line(at, "INFO", "mapreduce.Job", &status));
+        lines.extend(error.lines().map(str::to_owned));
+    }
+    lines.push(line(
         at,
         "ERROR",
         "streaming.StreamJob",
         &format!("Job {job} not successful! Error: {}", first_line(error)),
-    )];
+    ));
     lines.extend(error.lines().skip(1).map(str::to_owned));
     lines.push("Streaming Command Failed!".to_owned());
     lines
+}
+
+/// A Hadoop attempt id (`attempt_<job digits>_<job seq>_m_000001_0`) for the first task an
+/// error names (`task_0001_m_000001` on a cluster, `m_000001` locally), or `None`. The
+/// attempt number is not in the error; 0 stands for it.
+fn failed_attempt(job: &str, error: &str) -> Option<String> {
+    let job_part = job.strip_prefix("job_")?;
+    let bytes = error.as_bytes();
+    (1..bytes.len().saturating_sub(8)).find_map(|i| {
+        let kind = bytes[i];
+        let boundary = matches!(bytes[i - 1], b'_' | b' ');
+        let digits = &bytes[i + 2..i + 8];
+        let after = bytes.get(i + 8).is_none_or(|b| !b.is_ascii_digit());
+        let is_task = matches!(kind, b'm' | b'r')
+            && bytes[i + 1] == b'_'
+            && digits.iter().all(u8::is_ascii_digit);
+        (boundary && is_task && after).then(|| {
+            let number = std::str::from_utf8(digits).unwrap_or("000000");
+            format!("attempt_{job_part}_{}_{number}_0", kind as char)
+        })
+    })
 }
 
 /// The output directory as the URI mrjob expects (`\S+://\S+`): a dfs path (`/p`, or
@@ -234,13 +263,33 @@ mod tests {
     fn a_failure_carries_the_whole_error_then_streamings_last_line() {
         let error = "task m_000001 failed: exit status 1; stderr tail:\nTraceback (most recent call last):\n  File \"x.py\", line 3\nValueError: boom";
         let lines = failed(at(), "job_1_0001", error);
-        assert!(message_of(&lines[0])
+        // mrjob's pattern: `^Task Id *: (attempt_\d+_\d{4}_[mr]_\d+_\d+), Status *: FAILED$`.
+        let status = message_of(&lines[0]).unwrap();
+        assert_eq!(
+            status,
+            "Task Id : attempt_1_0001_m_000001_0, Status : FAILED"
+        );
+        assert_eq!(lines[1], error.lines().next().unwrap());
+        assert_eq!(lines[2], "Traceback (most recent call last):");
+        let end = lines
+            .iter()
+            .position(|l| l.contains("not successful"))
+            .unwrap();
+        assert!(message_of(&lines[end])
             .unwrap()
             .contains("task m_000001 failed"));
-        assert_eq!(lines[1], "Traceback (most recent call last):");
+        assert_eq!(lines[end + 1], "Traceback (most recent call last):");
         assert!(lines
             .iter()
             .all(|l| l != "ValueError: boom" || message_of(l).is_none()));
         assert_eq!(lines.last().unwrap(), "Streaming Command Failed!");
+        let cluster = "job 1 (streaming) failed: task_0001_r_000012 failed 4 times; last error: x";
+        let attempt = failed_attempt("job_17_0001", cluster);
+        assert_eq!(attempt.as_deref(), Some("attempt_17_0001_r_000012_0"));
+        assert_eq!(
+            failed_attempt("job_17_0001", "no task here: m_12 am_000001"),
+            None
+        );
+        assert_eq!(failed(at(), "job_1_0001", "bad input").len(), 2);
     }
 }
