@@ -1,25 +1,27 @@
 #!/usr/bin/env python3
 """Python jobs on mrjob (issue 13), each against its baseline in the same run:
 
-  (a) Streaming word count with plain Python mapper and reducer scripts
-      (bench/python/wc_mapper.py, wc_reducer.py), `mrjob streaming --local` on all cores,
-      against the same scripts in one pipe: `cat | mapper | LC_ALL=C sort | reducer`.
-      Target: >= 1.7x faster.
+  (a) Streaming word count with plain Python mapper and reducer scripts, `mrjob streaming
+      --local` on all cores, against the same scripts in one pipe: `cat | mapper | LC_ALL=C
+      sort | reducer`. Target: >= 1.7x faster. Measured by bench/streaming.py (run from here,
+      its ratio repeated; it writes bench/results/streaming-latest.md too).
   (b) The same word count as a Yelp MRJob (bench/python/mr_wordcount.py) through `-r hadoop`
       (`--hadoop-bin 'mrjob --conf C hadoop'`) on a 3-host pseudo-distributed cluster on this
       machine, against mrjob's own `-r local` runner on the same input. Target: >= 4x faster.
 
 Every output is checked equal (as sorted lines) to its baseline's before its time counts.
+Both use `benchtool gen-text zipf` text (seed 42).
 Prints the ratios and writes bench/results/NAME.md.
 
-Usage: bench/python_wc.py [--size 256MiB] [--mrjob-size 64MiB] [--runs 1] [--dir /tmp/pybench]
-       [--no-cluster] [--out-name python-latest]
+Usage: bench/python_wc.py [--size 256MiB] [--mrjob-size 64MiB] [--runs 1] [--dir /tmp/mrstream]
+       [--no-cluster] [--no-build] [--out-name python-latest]
 """
 import argparse
 import datetime
 import hashlib
 import os
 import platform
+import re
 import shlex
 import shutil
 import statistics
@@ -79,10 +81,6 @@ def sorted_digest(paths):
     return hashlib.sha256(b"\n".join(lines)).hexdigest(), len(lines)
 
 
-def parts(out):
-    return sorted(os.path.join(out, n) for n in os.listdir(out) if n.startswith("part-"))
-
-
 def corpus(tool, work, size, seed):
     path = os.path.join(work, f"zipf-{size}")
     if not os.path.isdir(path):
@@ -90,30 +88,22 @@ def corpus(tool, work, size, seed):
     return path
 
 
-def streaming_rows(args, mrjob, text, work, rows, commands):
-    mapper, reducer = os.path.join(SCRIPTS, "wc_mapper.py"), os.path.join(SCRIPTS, "wc_reducer.py")
-    pipe_out, out = os.path.join(work, "pipe.txt"), os.path.join(work, "stream-out")
-    files = sorted(os.path.join(text, n) for n in os.listdir(text))
-    pipe = (f"cat {' '.join(map(shlex.quote, files))} | python3 {mapper} | LC_ALL=C sort"
-            f" | python3 {reducer} > {pipe_out}")
-    t_pipe = best(args.runs, lambda: rm(pipe_out), pipe)
-    commands.append(pipe)
-    want = sorted_digest([pipe_out])
-    base = [mrjob, "streaming", "--local", "-q", "-input", text, "-output", out,
-            "-files", f"{mapper},{reducer}", "-mapper", "python3 wc_mapper.py",
-            "-reducer", "python3 wc_reducer.py"]
-    variants = [("mrjob streaming --local (mapper, reducer)", base),
-                ("mrjob streaming --local (+ reducer as -combiner)",
-                 base + ["-combiner", "python3 wc_reducer.py"])]
-    rows.append(("pipe: cat | mapper | LC_ALL=C sort | reducer", t_pipe, None))
-    for name, cmd in variants:
-        t = best(args.runs, lambda: rm(out), cmd)
-        commands.append(shlex.join(cmd))
-        got = sorted_digest(parts(out))
-        if got != want:
-            sys.exit(f"{name}: output differs from the pipe's ({got[1]} vs {want[1]} lines)")
-        rows.append((name, t, t_pipe / t))
-    return t_pipe / rows[-2][1]
+def streaming_ratio(args, rows, commands):
+    """Runs bench/streaming.py (the pipe and `mrjob streaming`) and returns its ratio."""
+    cmd = [sys.executable, os.path.join(ROOT, "bench", "streaming.py"), "--no-build",
+           "--size", args.size, "--runs", str(args.runs), "--dir", args.dir]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    commands.append(shlex.join(cmd))
+    m = re.search(r"Streaming is \*\*([0-9.]+)x\*\*", out)
+    if not m:
+        sys.exit(f"bench/streaming.py printed no ratio:\n{out}")
+    runs = re.findall(r"^run \d+: streaming ([0-9.]+) s, pipe ([0-9.]+) s$", out, re.M)
+    if runs:
+        stream = statistics.median(float(s) for s, _ in runs)
+        pipe = statistics.median(float(p) for _, p in runs)
+        rows.append(("pipe: cat | mapper | LC_ALL=C sort | reducer", pipe, None))
+        rows.append(("mrjob streaming --local", stream, float(m.group(1))))
+    return float(m.group(1))
 
 
 def cluster_rows(args, mrjob, tool, work, rows, commands):
@@ -175,7 +165,7 @@ def main():
     ap.add_argument("--size", default="256MiB", help="text for (a)")
     ap.add_argument("--mrjob-size", default="64MiB", help="text for (b): mrjob -r local is slow")
     ap.add_argument("--runs", type=int, default=1)
-    ap.add_argument("--dir", default="/tmp/pybench")
+    ap.add_argument("--dir", default="/tmp/mrstream", help="shared with bench/streaming.py")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--no-cluster", action="store_true", help="skip (b)")
     ap.add_argument("--no-build", action="store_true", help="use target/release as it is")
@@ -186,8 +176,7 @@ def main():
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "examples"], cwd=ROOT, check=True)
     mrjob, tool = os.path.join(BIN, "mrjob"), os.path.join(BIN, "benchtool")
     commands, rows_a, rows_b = [], [], []
-    text = corpus(tool, args.dir, parse_size(args.size), args.seed)
-    ratio_a = streaming_rows(args, mrjob, text, args.dir, rows_a, commands)
+    ratio_a = streaming_ratio(args, rows_a, commands)
     print(f"(a) streaming vs pipe: {ratio_a:.2f}x (target >= 1.7x)", flush=True)
     ratio_b = None
     if not args.no_cluster:
