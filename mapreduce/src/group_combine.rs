@@ -150,8 +150,13 @@ mod tests {
     fn run(reverse: bool) -> (Result<()>, TaskCounters, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let mut w = RunWriter::create(&dir.path().join("r"), 1).unwrap();
-        let records: Vec<(&[u8], &[u8])> =
-            vec![(b"a", b"1"), (b"a", b"1"), (b"b", b"1"), (b"c", b"1"), (b"c", b"1")];
+        let records: Vec<(&[u8], &[u8])> = vec![
+            (b"a", b"1"),
+            (b"a", b"1"),
+            (b"b", b"1"),
+            (b"c", b"1"),
+            (b"c", b"1"),
+        ];
         let factory: ReducerFactory = Arc::new(move || Box::new(Count { reverse }));
         let mut c = TaskCounters::default();
         let r = combine_sorted(&factory, &mut records.into_iter(), &mut w, 0, &mut c);

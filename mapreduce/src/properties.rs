@@ -81,6 +81,12 @@ const PROPERTIES: &[Property] = &[
         &["mapred.text.key.partitioner.options"],
         Effect::Text,
     ),
+    // Recognised so that Streaming can say KeyFieldBasedComparator is not supported.
+    prop(
+        "mapreduce.partition.keycomparator.options",
+        &["mapred.text.key.comparator.options"],
+        Effect::Text,
+    ),
 ];
 
 fn find(key: &str) -> Option<&'static Property> {

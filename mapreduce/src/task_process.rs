@@ -5,8 +5,8 @@
 //! The child reads its [`ChildSpec`], rebuilds the job from its [`JobConf`](crate::JobConf)
 //! with the binary's [`Registry`], runs the map or reduce task (the same code as the local
 //! runner, on dfs through [`DfsFs`]), and leaves `result.bin` (its counters) or `error.txt`
-//! (one line) in its directory for the worker. It reports progress by rewriting the small
-//! file `progress`, which the worker forwards in its heartbeats.
+//! (its error, a few lines at most) in its directory for the worker. It reports progress by
+//! rewriting the small file `progress`, which the worker forwards in its heartbeats.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,7 +57,7 @@ pub mod files {
     pub const SPEC: &str = "task.bin";
     /// Counters of a successful attempt.
     pub const RESULT: &str = "result.bin";
-    /// One-line error of a failed attempt.
+    /// Error text of a failed attempt (at most 8 KiB, possibly several lines).
     pub const ERROR: &str = "error.txt";
     /// Progress as an `f32` (little endian).
     pub const PROGRESS: &str = "progress";
@@ -86,10 +86,23 @@ pub fn run_if_requested(registry: &Registry) -> Option<ExitCode> {
     Some(code)
 }
 
+/// Most bytes of an attempt's error text kept for the worker (and so for the user).
+const ERROR_TEXT_LIMIT: usize = 8 * 1024;
+
 fn fail_child(dir: &Path, e: &Error) -> ExitCode {
-    let line = e.to_string().replace('\n', " ");
-    eprintln!("task failed: {line}");
-    let _ = std::fs::write(dir.join(files::ERROR), line);
+    // Several lines are kept: a Streaming task's error ends with its command's stderr (a
+    // Python traceback), which must reach the user's terminal as it was written.
+    let mut text = e.to_string();
+    if text.len() > ERROR_TEXT_LIMIT {
+        let mut cut = ERROR_TEXT_LIMIT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(" [...]");
+    }
+    eprintln!("task failed: {text}");
+    let _ = std::fs::write(dir.join(files::ERROR), text);
     ExitCode::from(1)
 }
 

@@ -395,7 +395,7 @@ fn set_executable(path: &Path) -> Result<()> {
         .map_err(|e| Error::io(format!("chmod {}", path.display()), e))
 }
 
-/// One line saying why a task process failed: its own error line, or its exit status and
+/// Why a task process failed: its own error text, or its exit status and
 /// the end of its stderr (a panic message, for example).
 fn failure_reason(dir: &Path, status: &std::process::ExitStatus) -> String {
     if let Ok(line) = std::fs::read_to_string(dir.join(files::ERROR)) {

@@ -16,6 +16,7 @@ use mapreduce::cli::{
     exit_quietly_when_closed, fail, print_report, run_admin, AdminCommand, GeneratorArgs, JobArgs,
 };
 use mapreduce::logging::init_logging;
+use mapreduce::streaming::{self, args::Parsed};
 use mapreduce::{Engine, JobConf, JobReport, Registry, Result, RunOptions};
 
 /// Run MapReduce jobs: wordcount, grep, teragen, terasort, teravalidate, invertedindex; locally
@@ -157,7 +158,13 @@ fn main() -> ExitCode {
         Command::Admin(cmd) => run_admin(cmd, cli.conf.as_deref()),
         Command::Streaming { args } => {
             init_logging();
-            mapreduce::streaming::run_cli(cli.conf.as_deref(), &args, &print_report)
+            // Read the output directory first, so an interrupt cleans up as for other jobs.
+            if let Ok(Parsed::Run(a)) = streaming::args::parse(&args) {
+                if let Ok(engine) = Engine::choose(cli.conf.as_deref(), a.local, &[]) {
+                    clean_up_on_interrupt(&engine, a.output.clone());
+                }
+            }
+            streaming::run_cli(cli.conf.as_deref(), &args, &print_report)
         }
         Command::Hadoop { args } => {
             init_logging();

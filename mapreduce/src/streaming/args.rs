@@ -289,11 +289,31 @@ mod tests {
     #[test]
     fn hadoop_and_double_dash_spellings_parse() {
         let a = run(&[
-            "-input", "a", "--input", "b", "-output", "o", "-mapper", "python3 m.py 'x y'",
-            "-reducer", "cat", "-files", "m.py,d.txt#data", "-file", "e", "-cmdenv", "K=V=W",
-            "-D", "stream.num.map.output.key.fields=2", "-Dmapreduce.job.reduces=3",
-            "-partitioner", "org.apache.hadoop.mapred.lib.KeyFieldBasedPartitioner",
-            "-inputformat", "org.apache.hadoop.mapred.TextInputFormat", "--local", "-q",
+            "-input",
+            "a",
+            "--input",
+            "b",
+            "-output",
+            "o",
+            "-mapper",
+            "python3 m.py 'x y'",
+            "-reducer",
+            "cat",
+            "-files",
+            "m.py,d.txt#data",
+            "-file",
+            "e",
+            "-cmdenv",
+            "K=V=W",
+            "-D",
+            "stream.num.map.output.key.fields=2",
+            "-Dmapreduce.job.reduces=3",
+            "-partitioner",
+            "org.apache.hadoop.mapred.lib.KeyFieldBasedPartitioner",
+            "-inputformat",
+            "org.apache.hadoop.mapred.TextInputFormat",
+            "--local",
+            "-q",
         ])
         .unwrap();
         assert_eq!(a.inputs, [PathBuf::from("a"), PathBuf::from("b")]);
@@ -310,8 +330,17 @@ mod tests {
     fn reducer_none_and_zero_reduces_are_map_only() {
         let a = run(&["-input", "a", "-output", "o", "-reducer", "NONE"]).unwrap();
         assert_eq!((a.settings.reducers, a.reducer), (0, None));
-        let a = run(&["-input", "a", "-output", "o", "-reducer", "wc", "-numReduceTasks", "0"])
-            .unwrap();
+        let a = run(&[
+            "-input",
+            "a",
+            "-output",
+            "o",
+            "-reducer",
+            "wc",
+            "-numReduceTasks",
+            "0",
+        ])
+        .unwrap();
         assert_eq!((a.settings.reducers, a.reducer), (0, None));
         let a = run(&["-input", "a", "-output", "o", "-numReduceTasks", "2"]).unwrap();
         assert_eq!((a.settings.reducers, a.mapper), (2, None));

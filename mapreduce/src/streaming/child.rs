@@ -128,21 +128,19 @@ impl StreamChild {
                     launch.dir.display()
                 ))
             })?;
-        let (stdin, stdout, stderr) = match (
-            child.stdin.take(),
-            child.stdout.take(),
-            child.stderr.take(),
-        ) {
-            (Some(i), Some(o), Some(e)) => (i, o, e),
-            _ => return Err(Error::user("child process without pipes".to_owned())),
-        };
+        let (stdin, stdout, stderr) =
+            match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+                (Some(i), Some(o), Some(e)) => (i, o, e),
+                _ => return Err(Error::user("child process without pipes".to_owned())),
+            };
         let (in_tx, in_rx) = bounded(CHANNEL_CHUNKS);
         let (spent_in_tx, spent_in_rx) = bounded(CHANNEL_CHUNKS + 1);
         let (out_tx, out_rx) = bounded(CHANNEL_CHUNKS);
         let (spent_out_tx, spent_out_rx) = bounded(CHANNEL_CHUNKS + 1);
         let writer = std::thread::spawn(move || write_input(stdin, in_rx, spent_in_tx));
         let reader = std::thread::spawn(move || read_output(stdout, out_tx, spent_out_rx));
-        let stderr = std::thread::spawn(move || reporter::read_stderr(stderr));
+        let stderr =
+            std::thread::spawn(move || reporter::read_stderr(stderr, &mut std::io::stderr()));
         Ok(StreamChild {
             role: launch.role,
             command: launch.command.to_owned(),
@@ -262,10 +260,7 @@ impl StreamChild {
 
     /// Closes the child's stdin, takes the rest of its output, waits for it, and fails if it
     /// failed. Returns what its stderr reported (counters, status).
-    pub fn finish(
-        mut self,
-        on_line: &mut dyn FnMut(&[u8]) -> Result<()>,
-    ) -> Result<StderrSummary> {
+    pub fn finish(mut self, on_line: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<StderrSummary> {
         if !self.pending.is_empty() {
             self.hand_over(on_line)?;
         }
@@ -285,9 +280,10 @@ impl StreamChild {
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
-        let status = self.child.wait().map_err(|e| {
-            Error::io(format!("waiting for {} `{}`", self.role, self.command), e)
-        })?;
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| Error::io(format!("waiting for {} `{}`", self.role, self.command), e))?;
         let summary = self
             .stderr
             .take()
@@ -392,5 +388,79 @@ fn read_output(
             // The task stopped listening (it failed); the child is being killed.
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch<'a>(command: &'a str, dir: &'a Path) -> Launch<'a> {
+        Launch {
+            role: Role::Mapper,
+            command,
+            dir,
+            env: &[],
+            exit_is_failure: true,
+            max_line_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn commands_split_like_a_shell_and_prefer_shipped_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, args) = command_words("python3 -c 'print(1)' \"a b\"", dir.path()).unwrap();
+        assert_eq!(p, PathBuf::from("python3"));
+        assert_eq!(args, ["-c", "print(1)", "a b"]);
+        std::fs::write(dir.path().join("cat"), "").unwrap();
+        let (p, _) = command_words("cat -n", dir.path()).unwrap();
+        assert_eq!(
+            p,
+            dir.path().join("cat"),
+            "a shipped file comes before PATH"
+        );
+        assert!(command_words("a 'b", dir.path()).is_err());
+        assert!(command_words("  ", dir.path()).is_err());
+    }
+
+    /// Feeds `lines` lines through `command`, returning the output lines.
+    fn pipe(command: &str, lines: usize) -> Result<Vec<Vec<u8>>> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = StreamChild::start(&launch(command, dir.path()))?;
+        let mut got = Vec::new();
+        let mut take = |l: &[u8]| {
+            got.push(l.to_vec());
+            Ok(())
+        };
+        for i in 0..lines {
+            child.write_line(&[format!("line {i}").as_bytes(), b"\tv"], &mut take)?;
+        }
+        child.finish(&mut take)?;
+        Ok(got)
+    }
+
+    #[test]
+    fn output_is_taken_while_input_is_given_without_deadlock() {
+        // 200k lines is several MiB each way: far more than the pipes and channels hold.
+        let got = pipe("cat", 200_000).unwrap();
+        assert_eq!(got.len(), 200_000);
+        assert_eq!(got[123_456], b"line 123456\tv");
+        let got = pipe("head -n 2", 200_000).unwrap();
+        assert_eq!(got, [&b"line 0\tv"[..], b"line 1\tv"]);
+        assert!(pipe("true", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn failures_name_the_role_command_status_and_stderr() {
+        let e = pipe("sh -c 'echo oops >&2; echo more >&2; exit 7'", 3)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("mapper `sh -c"), "{e}");
+        assert!(e.contains("exit status 7"), "{e}");
+        assert!(e.ends_with("\n  oops\n  more"), "{e}");
+        let e = pipe("sh -c 'kill -9 $$'", 1).unwrap_err().to_string();
+        assert!(e.contains("killed by signal 9"), "{e}");
+        let e = pipe("/no/such/program", 1).unwrap_err().to_string();
+        assert!(e.contains("cannot run /no/such/program"), "{e}");
     }
 }

@@ -101,7 +101,7 @@ impl StreamConf {
             reduce_input_separator: text("stream.reduce.input.field.separator", "\t").into_bytes(),
             exit_is_failure: p
                 .get("stream.non.zero.exit.is.failure")
-                .map_or(true, |v| v != "false"),
+                .is_none_or(|v| v != "false"),
             cmdenv,
             files: p.get(FILES).map_or(Ok(Vec::new()), |t| files::decode(t))?,
             files_origin,

@@ -52,7 +52,10 @@ pub fn child_env(
     };
     set(&["mapreduce_job_id", "mapred_job_id"], task.job_id.clone());
     set(&["mapreduce_job_name"], task.job_name.clone());
-    set(&["mapreduce_task_id", "mapred_tip_id"], task.task_id.clone());
+    set(
+        &["mapreduce_task_id", "mapred_tip_id"],
+        task.task_id.clone(),
+    );
     set(
         &["mapreduce_task_attempt_id", "mapred_task_id"],
         task.attempt_id.clone(),
@@ -70,7 +73,10 @@ pub fn child_env(
         task.reducers.to_string(),
     );
     if let Some((file, start, len)) = &task.input {
-        set(&["mapreduce_map_input_file", "map_input_file"], file.clone());
+        set(
+            &["mapreduce_map_input_file", "map_input_file"],
+            file.clone(),
+        );
         set(
             &["mapreduce_map_input_start", "map_input_start"],
             start.to_string(),
@@ -91,7 +97,10 @@ mod tests {
     #[test]
     fn properties_become_variables_and_cmdenv_wins() {
         let params = BTreeMap::from([
-            ("stream.num.map.output.key.fields".to_owned(), "2".to_owned()),
+            (
+                "stream.num.map.output.key.fields".to_owned(),
+                "2".to_owned(),
+            ),
             ("my-key.x".to_owned(), "v".to_owned()),
         ]);
         let task = TaskInfo {

@@ -124,10 +124,7 @@ pub fn stage(engine: &Engine, files: &[SideFile]) -> Result<Staged> {
 }
 
 fn missing(source: &str, e: std::io::Error) -> Error {
-    Error::BadInput {
-        path: PathBuf::from(source),
-        reason: format!("cannot ship it with -files: {e}"),
-    }
+    Error::BadSetting(format!("-files {source}: cannot ship it: {e}"))
 }
 
 fn check_aliases(files: &[SideFile]) -> Result<()> {
@@ -257,6 +254,9 @@ mod tests {
             assert!(parse_list(bad).is_err(), "{bad}");
         }
         let twice = parse_list("a/x,b/x").unwrap();
-        assert!(check_aliases(&twice).unwrap_err().to_string().contains("\"x\""));
+        assert!(check_aliases(&twice)
+            .unwrap_err()
+            .to_string()
+            .contains("\"x\""));
     }
 }

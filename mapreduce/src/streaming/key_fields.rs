@@ -183,7 +183,9 @@ mod tests {
     #[test]
     fn bad_partitioner_options_are_named() {
         for bad in ["k1,1", "-k0,1", "-k2,1", "-k1.2,1", "-k1n", "-kx"] {
-            let e = KeyFieldPartitioner::parse(bad, "\t").unwrap_err().to_string();
+            let e = KeyFieldPartitioner::parse(bad, "\t")
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("keypartitioner.options"), "{bad}: {e}");
         }
     }

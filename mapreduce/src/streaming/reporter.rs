@@ -87,12 +87,11 @@ impl StderrSummary {
 }
 
 /// Reads a child's stderr to end of file: reporter lines are taken, other lines written to
-/// this process's stderr (the task's log) and kept in the tail.
-pub fn read_stderr(mut stderr: impl Read) -> StderrSummary {
+/// `own` (this process's stderr: the task's log) and kept in the tail.
+pub fn read_stderr(mut stderr: impl Read, own: &mut dyn Write) -> StderrSummary {
     let mut summary = StderrSummary::default();
     let mut buf = vec![0u8; 16 * 1024];
     let mut line: Vec<u8> = Vec::new();
-    let mut own = std::io::stderr();
     loop {
         let n = match stderr.read(&mut buf) {
             Ok(0) | Err(_) => break,
@@ -100,7 +99,7 @@ pub fn read_stderr(mut stderr: impl Read) -> StderrSummary {
         };
         for &b in &buf[..n] {
             if b == b'\n' {
-                take_line(&mut summary, &mut own, &line);
+                take_line(&mut summary, own, &line);
                 line.clear();
             } else if line.len() < LINE_LIMIT_BYTES {
                 line.push(b);
@@ -108,12 +107,12 @@ pub fn read_stderr(mut stderr: impl Read) -> StderrSummary {
         }
     }
     if !line.is_empty() {
-        take_line(&mut summary, &mut own, &line);
+        take_line(&mut summary, own, &line);
     }
     summary
 }
 
-fn take_line(summary: &mut StderrSummary, own: &mut std::io::Stderr, line: &[u8]) {
+fn take_line(summary: &mut StderrSummary, own: &mut dyn Write, line: &[u8]) {
     let text = String::from_utf8_lossy(line);
     let text = text.strip_suffix('\r').unwrap_or(&text);
     if parse(text) == Line::Plain {
@@ -150,14 +149,24 @@ mod tests {
             text.push_str(&format!("line {i}\nreporter:counter:G,n,2\n"));
         }
         text.push_str("reporter:status:done\nlast line without newline");
-        let s = read_stderr(text.as_bytes());
+        let mut shown = Vec::new();
+        let s = read_stderr(text.as_bytes(), &mut shown);
+        let shown = String::from_utf8(shown).unwrap();
+        assert!(shown.starts_with("line 0\nline 1\n") && !shown.contains("reporter:"));
         assert_eq!(s.counters[&("G".to_owned(), "n".to_owned())], 200);
         assert_eq!(s.status.as_deref(), Some("done"));
         assert_eq!(s.tail.len(), TAIL_LINES);
         assert_eq!(s.tail.back().unwrap(), "last line without newline");
         assert_eq!(s.tail.front().unwrap(), "line 81");
         let long = "x".repeat(3000);
-        let s = read_stderr(format!("{long}\n{long}\n{long}\n").as_bytes());
-        assert!(s.tail.len() == 1 && s.tail_bytes <= TAIL_BYTES, "{}", s.tail.len());
+        let s = read_stderr(
+            format!("{long}\n{long}\n{long}\n").as_bytes(),
+            &mut std::io::sink(),
+        );
+        assert!(
+            s.tail.len() == 1 && s.tail_bytes <= TAIL_BYTES,
+            "{}",
+            s.tail.len()
+        );
     }
 }

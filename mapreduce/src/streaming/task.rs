@@ -123,14 +123,16 @@ pub fn start(conf: &StreamConf, role: Role, placement: &Placement) -> Result<Run
 
 /// A fresh working directory for the child, under the task's own directory when it has one.
 fn working_dir(conf: &StreamConf, role: Role, placement: &Placement) -> Result<tempfile::TempDir> {
-    let base = placement
-        .dir
-        .clone()
-        .unwrap_or_else(|| conf.scratch_base());
+    let base = placement.dir.clone().unwrap_or_else(|| conf.scratch_base());
     tempfile::Builder::new()
         .prefix(&format!("{role}-work-"))
         .tempdir_in(&base)
-        .map_err(|e| Error::io(format!("creating a working directory in {}", base.display()), e))
+        .map_err(|e| {
+            Error::io(
+                format!("creating a working directory in {}", base.display()),
+                e,
+            )
+        })
 }
 
 /// Writes a line to the output as Streaming writes text: with the default TAB separator the
