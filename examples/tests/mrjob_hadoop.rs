@@ -231,6 +231,13 @@ fn hadoop_version_usage_and_the_hadoop_name() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().next(), Some("Hadoop 3.3.6"), "{text}");
 
+    let help = Command::new(mrjob_bin())
+        .args(["hadoop", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("jar JAR STREAMING-ARGS"));
+
     // Run under the name `hadoop`, as a link on PATH is.
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("hadoop");

@@ -44,6 +44,10 @@ pub fn run(conf: Option<&Path>, args: &[OsString]) -> ExitCode {
             }
         },
         Some("jar") => jar::run(conf, &args[1..]),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
         _ => {
             eprintln!("hadoop: unknown command {command:?}\n{USAGE}");
             ExitCode::FAILURE
