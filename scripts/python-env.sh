@@ -7,6 +7,7 @@
 #
 #   scripts/python-env.sh            # prints the venv's python on stdout when done
 #   PYTHON=python3.12 scripts/python-env.sh
+#   MRJOB_VENV=/elsewhere scripts/python-env.sh
 set -euo pipefail
 
 # The mrjob release the Hadoop front door (mapreduce/src/hadoop/) was checked against.
@@ -15,7 +16,8 @@ set -euo pipefail
 MRJOB_VERSION=0.7.4
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-venv="${PYENV_DIR:-$root/target/pyenv}"
+# (Not PYENV_DIR: the pyenv tool, which may provide python3 here, reads that name.)
+venv="${MRJOB_VENV:-$root/target/pyenv}"
 python="${PYTHON:-python3}"
 
 have() {
