@@ -13,7 +13,7 @@ Every output is checked equal (as sorted lines) to its baseline's before its tim
 Both use `benchtool gen-text zipf` text (seed 42).
 Prints the ratios and writes bench/results/NAME.md.
 
-Usage: bench/python_wc.py [--size 256MiB] [--mrjob-size 64MiB] [--runs 1] [--dir /tmp/mrstream]
+Usage: bench/python_wc.py [--size 256MiB] [--mrjob-size 64MiB] [--runs 1] [--dir /tmp/mrpython]
        [--no-cluster] [--no-build] [--out-name python-latest]
 """
 import argparse
@@ -92,7 +92,10 @@ def streaming_ratio(args, rows, commands):
     """Runs bench/streaming.py (the pipe and `mrjob streaming`) and returns its ratio."""
     cmd = [sys.executable, os.path.join(ROOT, "bench", "streaming.py"), "--no-build",
            "--size", args.size, "--runs", str(args.runs), "--dir", args.dir]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"bench/streaming.py failed:\n{proc.stdout}\n{proc.stderr}")
+    out = proc.stdout
     commands.append(shlex.join(cmd))
     m = re.search(r"Streaming is \*\*([0-9.]+)x\*\*", out)
     if not m:
@@ -147,7 +150,8 @@ def report(args, rows_a, rows_b, ratio_a, ratio_b, commands):
         if not rows:
             continue
         lines += [f"## {title}", "", "| row | seconds | speedup |", "|---|---|---|"]
-        lines += [f"| {n} | {t:.1f} | {'' if r is None else f'{r:.2f}x'} |" for n, t, r in rows]
+        cell = lambda name: name.replace("|", "\\|")  # a pipe inside a table cell
+        lines += [f"| {cell(n)} | {t:.1f} | {'' if r is None else f'{r:.2f}x'} |" for n, t, r in rows]
         lines.append("")
     lines += ["## Targets", ""]
     lines.append(f"- Streaming vs the pipe: {ratio_a:.2f}x (target >= 1.7x)")
@@ -165,7 +169,7 @@ def main():
     ap.add_argument("--size", default="256MiB", help="text for (a)")
     ap.add_argument("--mrjob-size", default="64MiB", help="text for (b): mrjob -r local is slow")
     ap.add_argument("--runs", type=int, default=1)
-    ap.add_argument("--dir", default="/tmp/mrstream", help="shared with bench/streaming.py")
+    ap.add_argument("--dir", default="/tmp/mrpython", help="work directory (given to bench/streaming.py too)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--no-cluster", action="store_true", help="skip (b)")
     ap.add_argument("--no-build", action="store_true", help="use target/release as it is")
