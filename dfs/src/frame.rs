@@ -136,25 +136,50 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, payload: &[u8]) 
         .map_err(|e| Error::io("writing frame", e))
 }
 
-/// Encodes a message with the workspace's binary format (bincode).
+/// Encodes a message with the workspace's binary format (postcard: varint integers,
+/// length-prefixed sequences).
 pub fn encode_msg<T: Serialize>(msg: &T) -> Result<Vec<u8>> {
-    bincode::serialize(msg).map_err(|e| Error::Malformed(format!("encode: {e}")))
+    postcard::to_stdvec(msg).map_err(|e| Error::Malformed(format!("encode: {e}")))
 }
 
-/// Decodes a message, refusing to allocate more than the payload could possibly describe.
+/// Decodes a message. A length prefix larger than the bytes that follow is an error, not an
+/// allocation: strings and byte strings are checked against the payload, and serde
+/// pre-allocates sequences only up to a small cap, so a forged length cannot take memory.
+/// Bytes left over after the message are an error too (a frame holds one message).
 pub fn decode_msg<T: DeserializeOwned>(payload: &[u8]) -> Result<T> {
-    use bincode::Options;
-    bincode::options()
-        .with_fixint_encoding()
-        .with_limit(payload.len() as u64 * 8 + 1024)
-        .deserialize(payload)
-        .map_err(|e| Error::Malformed(format!("decode: {e}")))
+    let (msg, rest) =
+        postcard::take_from_bytes(payload).map_err(|e| Error::Malformed(format!("decode: {e}")))?;
+    if !rest.is_empty() {
+        return Err(Error::Malformed(format!(
+            "decode: {} bytes after the message",
+            rest.len()
+        )));
+    }
+    Ok(msg)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    // Checks G7: a forged length announces more than the payload holds: an error, at once,
+    // with no allocation of what it announced; trailing bytes are refused too.
+    #[test]
+    fn forged_lengths_and_trailing_bytes_are_refused() {
+        let huge_len = [0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(decode_msg::<Vec<u64>>(&huge_len).is_err());
+        assert!(decode_msg::<Vec<Vec<u8>>>(&huge_len).is_err());
+        assert!(decode_msg::<String>(&huge_len).is_err());
+        let mut bytes = encode_msg(&(7u64, "x".to_string())).unwrap();
+        assert_eq!(
+            decode_msg::<(u64, String)>(&bytes).unwrap(),
+            (7, "x".into())
+        );
+        bytes.push(0);
+        let err = decode_msg::<(u64, String)>(&bytes).unwrap_err().to_string();
+        assert!(err.contains("1 bytes after the message"), "{err}");
+    }
 
     #[test]
     fn round_trip_and_partial() {

@@ -135,7 +135,7 @@ pub fn run(
     regex: &str,
     inputs: &[PathBuf],
     output: &Path,
-    settings: Settings,
+    base: JobConf,
     opts: &RunOptions,
 ) -> Result<JobReport> {
     compile(regex)?;
@@ -144,13 +144,17 @@ pub fn run(
     }
     let registry = crate::registry();
     let counts = engine.temp_path("grep-temp")?;
-    let mut first_settings = settings.clone();
-    first_settings.sync_output = false; // temporary data
-    let count = JobConf::new(COUNT_JOB, first_settings).with("regex", regex);
+    // Both jobs get the user's settings and properties; the counts are temporary data,
+    // neither synced nor compressed.
+    let mut count = base.clone().with("regex", regex);
+    count.job = COUNT_JOB.to_owned();
+    count.settings.sync_output = false;
+    count.params.remove(mapreduce::properties::keys::COMPRESS);
+    let mut sort = base;
+    sort.job = SORT_JOB.to_owned();
     let result = engine
         .run(&registry, &count, inputs, &counts, opts)
         .and_then(|first| {
-            let sort = JobConf::new(SORT_JOB, settings);
             let mut report = engine.run(
                 &registry,
                 &sort,

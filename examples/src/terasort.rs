@@ -196,12 +196,18 @@ pub const TERAGEN_JOB: &str = "teragen";
 /// Registered name of teravalidate.
 pub const TERAVALIDATE_JOB: &str = "teravalidate";
 
-/// Samples `inputs` and returns the terasort job's configuration with its partition boundaries.
-pub fn plan(fs: &dyn FileSystem, inputs: &[PathBuf], settings: Settings) -> Result<JobConf> {
-    let sample = sample_keys(fs, inputs, settings.split_size_bytes)?;
-    let partitioner = TotalOrderPartitioner::from_sample(sample, settings.reducers.max(1));
+/// Samples `inputs` and returns the terasort job's configuration (`conf`, a configuration
+/// of [`TERASORT_JOB`]) with its partition boundaries.
+pub fn plan(fs: &dyn FileSystem, inputs: &[PathBuf], conf: JobConf) -> Result<JobConf> {
+    // The sample's splits: the user's split size, or a block (splits are only where to look).
+    let split_bytes = match conf.settings.split_size_bytes {
+        0 => mapreduce::job::DEFAULT_SPLIT_SIZE_BYTES,
+        n => n,
+    };
+    let sample = sample_keys(fs, inputs, split_bytes)?;
+    let partitioner = TotalOrderPartitioner::from_sample(sample, conf.settings.reducers.max(1));
     let cuts: Vec<String> = partitioner.cuts.iter().map(|c| to_hex(c)).collect();
-    Ok(JobConf::new(TERASORT_JOB, settings).with("cuts", cuts.join(",")))
+    Ok(conf.with("cuts", cuts.join(",")))
 }
 
 /// Rebuilds the terasort job from its configuration.
@@ -251,7 +257,11 @@ fn from_hex(text: &str) -> Option<Vec<u8>> {
 
 /// The terasort job with partition boundaries sampled from local `inputs`.
 pub fn terasort_job(inputs: &[PathBuf], settings: Settings) -> Result<Job> {
-    build_terasort(&plan(&LocalFs, inputs, settings)?)
+    build_terasort(&plan(
+        &LocalFs,
+        inputs,
+        JobConf::new(TERASORT_JOB, settings),
+    )?)
 }
 
 fn sort_job(partitioner: TotalOrderPartitioner, settings: Settings) -> Job {

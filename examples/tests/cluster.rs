@@ -342,6 +342,7 @@ fn every_example_job_matches_local_mode() {
     );
     assert!(!cluster.exists("/out-ii"));
     check_missing_inputs_say_where(&cluster, &input);
+    check_patterns_compression_and_properties(&cluster, &input, work.path());
 
     cluster.must_mrjob(&["teragen", "20000", "/gen", "--maps", "3"]);
     let local_gen = work.path().join("local-out-teragen");
@@ -399,6 +400,88 @@ fn every_example_job_matches_local_mode() {
     );
 }
 
+/// On dfs: a pattern over directories holding a gzip file that spans several blocks (read
+/// whole, as one map) and a plain file, plus a second input; gzip output; per-job
+/// properties. The output equals local mode on the same files byte for byte (gzip output
+/// included: the same encoder compresses the same bytes). A pattern matching nothing is an
+/// error naming it and the cluster.
+fn check_patterns_compression_and_properties(cluster: &Cluster, input: &Path, work: &Path) {
+    use std::io::Write;
+    let logs = work.join("logs");
+    std::fs::create_dir_all(logs.join("2026-01")).unwrap();
+    std::fs::create_dir_all(logs.join("2026-02")).unwrap();
+    let big = std::fs::read(input.join("plain.txt")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&big).unwrap();
+    let gz = gz.finish().unwrap();
+    let block = cluster.config.block_size_bytes;
+    assert!(
+        gz.len() as u64 > block,
+        "the .gz must span blocks: {} bytes",
+        gz.len()
+    );
+    std::fs::write(logs.join("2026-01/plain.txt.gz"), &gz).unwrap();
+    std::fs::copy(input.join("file01.txt"), logs.join("2026-02/file01.txt")).unwrap();
+    std::fs::write(logs.join("2026-02/_hidden"), b"not input\n").unwrap();
+    cluster.put(&logs, "/logs");
+    let props = [
+        "-r",
+        "2",
+        "--compress",
+        "gzip",
+        "-D",
+        "mapreduce.job.name=logs-2026",
+        "-D",
+        "mapreduce.map.speculative=false",
+        "-D",
+        "mapreduce.reduce.maxattempts=2",
+    ];
+    let mut args = vec![
+        "wordcount",
+        "/logs/2026-0[12]/*",
+        "/in/file02.txt",
+        "/out/logs",
+    ];
+    args.extend(props);
+    let stderr = cluster.must_mrjob(&args);
+    assert!(stderr.contains("Job logs-2026 completed"), "{stderr}");
+    let file_len = |p: &Path| std::fs::metadata(p).unwrap().len();
+    let plain_maps = [logs.join("2026-02/file01.txt"), input.join("file02.txt")]
+        .iter()
+        .map(|p| file_len(p).div_ceil(block))
+        .sum::<u64>();
+    assert_eq!(
+        counter(&stderr, "Launched map tasks"),
+        1 + plain_maps,
+        "{stderr}"
+    );
+    let pattern = logs.join("2026-0[12]/*");
+    let extra = input.join("file02.txt");
+    let mut local_args = vec!["wordcount"];
+    local_args.extend(props);
+    // A directory of its own: the local wordcount run above wrote `local-out-wordcount`.
+    let own = work.join("logs-run");
+    std::fs::create_dir_all(&own).unwrap();
+    let local = local_run(&local_args, &[&pattern, &extra], &own);
+    assert!(local.contains_key("part-r-00000.gz"), "{:?}", local.keys());
+    assert_same(
+        cluster.files("/out/logs"),
+        &local,
+        "wordcount over a pattern",
+    );
+    let list = cluster.mrjob(&["list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("logs-2026"));
+
+    let out = cluster.mrjob(&["wordcount", "/logs/2027-*/*", "/out/none"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/logs/2027-*/*: input pattern matches 0 files (in the cluster of"),
+        "{stderr}"
+    );
+    assert!(!cluster.exists("/out/none"));
+}
+
 /// With a cluster configured, an input that is not in dfs is named as the dfs path that was
 /// looked up, with the config that chose the cluster and the way to run locally.
 fn check_missing_inputs_say_where(cluster: &Cluster, local_input: &Path) {
@@ -444,6 +527,20 @@ fn failed_attempts_are_retried_and_output_is_exact() {
     assert_same(cluster.files("/out"), &local, "wordcount with failures");
     assert_eq!(counter(&stderr, "Failed map attempts"), 1, "{stderr}");
     assert_eq!(counter(&stderr, "Failed reduce attempts"), 1, "{stderr}");
+    // A job's own attempt limit reaches the jobtracker's scheduler: with one attempt per map,
+    // the same injected failure fails the job (the cluster's default would retry it), and
+    // its output directory is removed.
+    let out = cluster.mrjob(&[
+        "wordcount",
+        "/in",
+        "/out-once",
+        "-D",
+        "mapreduce.map.maxattempts=1",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("m_000001 failed 1 times"), "{stderr}");
+    assert!(!cluster.exists("/out-once"));
 }
 
 // Checks G6: a worker SIGKILLed after its maps completed but before the reducers fetched

@@ -138,7 +138,7 @@ fn grep_matches_reference_sorted_by_count() {
                 pattern,
                 &[dir.path().join("in")],
                 &out,
-                s.clone(),
+                mapreduce::JobConf::new(grep::COUNT_JOB, s.clone()),
                 &RunOptions::default(),
             )
             .unwrap_or_else(|e| panic!("seed {seed} {s:?}: {e}"));

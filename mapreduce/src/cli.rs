@@ -8,10 +8,13 @@ use std::time::Duration;
 use dfs::config::CONF_ENV;
 use dfs::listener::run_daemon;
 
+use crate::compression::Codec;
 use crate::config::Config;
 use crate::error::{dfs_error, Error, Result};
 use crate::job::Settings;
+use crate::job_conf::JobConf;
 use crate::logging::{init_logging, init_logging_at};
+use crate::properties;
 use crate::protocol::{JobInfo, JobPhase};
 use crate::pseudo_cluster;
 use crate::runner::JobReport;
@@ -30,7 +33,8 @@ pub struct JobArgs {
     /// Map-side sort buffer per task, e.g. 100MiB [default: 100MiB]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub sort_buffer: Option<u64>,
-    /// Split size, e.g. 64MiB [default: 64MiB]
+    /// Largest split of a local run, e.g. 64MiB [default: from the input size and threads,
+    /// 4MiB to 64MiB]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub split_size: Option<u64>,
     /// Longest input record accepted, e.g. 64MiB [default: 64MiB]
@@ -51,12 +55,47 @@ pub struct JobArgs {
     /// Run on this machine even when a cluster is configured
     #[arg(long)]
     pub local: bool,
+    /// Compress output files (part-r-00000.gz, ...) [gzip, bzip2, zstd, deflate]
+    #[arg(long, value_name = "CODEC", value_parser = parse_codec)]
+    pub compress: Option<Codec>,
+    /// A job property by its Hadoop name, e.g. -D mapreduce.job.reduces=4 (repeatable;
+    /// `mrjob properties` lists them; applied after the options above)
+    #[arg(short = 'D', value_name = "KEY=VALUE")]
+    pub define: Vec<String>,
+}
+
+/// Parses `--compress CODEC`.
+fn parse_codec(name: &str) -> std::result::Result<Codec, String> {
+    Codec::from_name(name).map_err(|e| e.to_string())
 }
 
 impl JobArgs {
-    /// The job settings these options describe; `default_reducers` applies when `--reducers`
-    /// is not given (`None`: one reducer per thread).
-    pub fn settings(&self, default_reducers: Option<u32>) -> Result<Settings> {
+    /// The configuration of the job registered as `job`: the settings these options
+    /// describe, then each `-D` in order (see [`crate::properties`]). `default_reducers`
+    /// applies when neither `--reducers` nor a `-D` sets them (`None`: one per thread).
+    pub fn conf(&self, job: &str, default_reducers: Option<u32>) -> Result<JobConf> {
+        let mut conf = JobConf::new(job, self.settings(default_reducers)?);
+        if let Some(codec) = self.compress {
+            conf.params
+                .insert(properties::keys::COMPRESS.to_owned(), "true".to_owned());
+            conf.params.insert(
+                properties::keys::COMPRESS_CODEC.to_owned(),
+                codec.name().to_owned(),
+            );
+        }
+        for define in &self.define {
+            let (key, value) = properties::parse_define(define)?;
+            properties::apply(&mut conf.settings, &mut conf.params, key, value)?;
+        }
+        conf.settings.validate()?;
+        // Checked here as well as in every process that rebuilds the job, so a bad value is
+        // reported before anything is submitted.
+        properties::JobProperties::from_params(&conf.params)?;
+        Ok(conf)
+    }
+
+    /// The settings of the options alone (no `-D`); see [`JobArgs::conf`].
+    fn settings(&self, default_reducers: Option<u32>) -> Result<Settings> {
         let mut s = Settings::default();
         if let Some(t) = self.threads {
             s.threads = t;
@@ -89,6 +128,12 @@ impl JobArgs {
 /// combiner, sort buffer or split size.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct GeneratorArgs {
+    /// Compress output files [gzip, bzip2, zstd, deflate]
+    #[arg(long, value_name = "CODEC", value_parser = parse_codec)]
+    pub compress: Option<Codec>,
+    /// A job property by its Hadoop name, e.g. -D mapreduce.job.name=gen (repeatable)
+    #[arg(short = 'D', value_name = "KEY=VALUE")]
+    pub define: Vec<String>,
     /// Worker threads [default: number of cores]
     #[arg(long, short = 't', value_name = "N")]
     pub threads: Option<usize>,
@@ -112,6 +157,8 @@ impl GeneratorArgs {
             no_sync: self.no_sync,
             quiet: self.quiet,
             local: self.local,
+            compress: self.compress,
+            define: self.define.clone(),
             ..JobArgs::default()
         }
     }

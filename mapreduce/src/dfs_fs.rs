@@ -11,7 +11,10 @@ use dfs::client::{CreateOptions, DfsClient, FileReader, FileWriter};
 use dfs::protocol::FileKind;
 
 use crate::error::{dfs_error, Error, Result};
-use crate::fs::{check_nonempty, is_hidden, no_files, FileSystem, InputFile, OutputSink, ReadSeek};
+use crate::fs::{
+    check_nonempty, is_hidden, matched_file, no_files, FileSystem, InputFile, OutputSink, ReadSeek,
+};
+use crate::glob::{is_pattern, no_match, DirEntry, Expansion};
 
 /// Bytes buffered before a write goes to the dfs pipeline.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
@@ -151,6 +154,10 @@ impl FileSystem for DfsFs {
         Ok(entries.into_iter().map(|e| PathBuf::from(e.path)).collect())
     }
 
+    fn list_entries(&self, dir: &Path) -> Result<Vec<DirEntry>> {
+        self.block_on(list_entries(&self.client, path_str(dir)?))
+    }
+
     fn sync_dir(&self, _dir: &Path) -> Result<()> {
         // A namespace change is in the namenodes' replicated log once acknowledged.
         Ok(())
@@ -164,11 +171,26 @@ fn path_str(path: &Path) -> Result<&str> {
     })
 }
 
-/// Lists the data files under each dfs input path, sorted, hidden names skipped (the rules of
-/// [`FileSystem::list_input_files`]).
+/// Lists the data files under each dfs input path, sorted, hidden names skipped, patterns
+/// expanded (the rules of [`FileSystem::list_input_files`]).
 pub async fn list_input_files(client: &DfsClient, inputs: &[PathBuf]) -> Result<Vec<InputFile>> {
     let mut files = Vec::new();
     for input in inputs {
+        if is_pattern(input) {
+            let before = files.len();
+            let (root, matches) = expand(client, input).await?;
+            for m in matches {
+                if m.is_dir {
+                    files.extend(walk(client, &root, path_str(&m.path)?).await?);
+                } else {
+                    files.push(matched_file(&root, m));
+                }
+            }
+            if files.len() == before {
+                return Err(no_match(input));
+            }
+            continue;
+        }
         let p = path_str(input)?;
         let status = client.stat(p).await.map_err(|e| Error::BadInput {
             path: input.clone(),
@@ -183,40 +205,72 @@ pub async fn list_input_files(client: &DfsClient, inputs: &[PathBuf]) -> Result<
             });
             continue;
         }
-        let before = files.len();
-        // Depth-first with an explicit stack; children come back in name order.
-        let mut stack = vec![p.trim_end_matches('/').to_owned()];
-        let mut found = Vec::new();
-        while let Some(dir) = stack.pop() {
-            let entries = client
-                .list(&dir)
-                .await
-                .map_err(|e| dfs_error(format_args!("listing dfs://{dir}"), e))?;
-            for e in entries {
-                let name = e.path.rsplit('/').next().unwrap_or("");
-                if is_hidden(name) {
-                    continue;
-                }
-                match e.kind {
-                    FileKind::Dir => stack.push(e.path.clone()),
-                    FileKind::File => found.push(e),
-                }
-            }
-        }
-        found.sort_by(|a, b| a.path.cmp(&b.path));
-        let root = format!("{}/", p.trim_end_matches('/'));
-        for e in found {
-            files.push(InputFile {
-                name: e.path.strip_prefix(&root).unwrap_or(&e.path).to_owned(),
-                path: PathBuf::from(&e.path),
-                len: e.len_bytes,
-            });
-        }
-        if files.len() == before {
+        let found = walk(client, Path::new(p), p).await?;
+        if found.is_empty() {
             return Err(no_files(input));
         }
+        files.extend(found);
     }
     check_nonempty(files)
+}
+
+/// The visible files under dfs directory `dir`, sorted, named relative to `root`.
+async fn walk(client: &DfsClient, root: &Path, dir: &str) -> Result<Vec<InputFile>> {
+    // Depth-first with an explicit stack; children come back in name order.
+    let mut stack = vec![dir.trim_end_matches('/').to_owned()];
+    let mut found = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for e in list_entries(client, &dir).await? {
+            let name = e.path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let hidden = match name.as_deref() {
+                Some(n) => is_hidden(n),
+                None => true,
+            };
+            if hidden {
+                continue;
+            }
+            if e.is_dir {
+                stack.push(path_str(&e.path)?.to_owned());
+            } else {
+                found.push(e);
+            }
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(found.into_iter().map(|e| matched_file(root, e)).collect())
+}
+
+/// A dfs directory's entries.
+async fn list_entries(client: &DfsClient, dir: &str) -> Result<Vec<DirEntry>> {
+    let entries = client
+        .list(dir)
+        .await
+        .map_err(|e| dfs_error(format_args!("listing dfs://{dir}"), e))?;
+    Ok(entries
+        .into_iter()
+        .map(|e| DirEntry {
+            is_dir: e.kind == FileKind::Dir,
+            len: e.len_bytes,
+            path: PathBuf::from(e.path),
+        })
+        .collect())
+}
+
+/// Expands an input pattern in dfs (see [`crate::fs::expand`]).
+pub async fn expand(client: &DfsClient, pattern: &Path) -> Result<(PathBuf, Vec<DirEntry>)> {
+    let mut exp = Expansion::new(pattern)?;
+    let root = exp.root().to_owned();
+    let exists = client
+        .exists(path_str(&root)?)
+        .await
+        .map_err(|e| dfs_error(format_args!("checking dfs://{}", root.display()), e))?;
+    if !exists {
+        return Err(no_match(pattern));
+    }
+    while let Some((dir, depth)) = exp.next_dir() {
+        exp.listed(depth, list_entries(client, path_str(&dir)?).await?)?;
+    }
+    Ok((root, exp.finish()?))
 }
 
 /// A dfs file as [`Read`] + [`Seek`].

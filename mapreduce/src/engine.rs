@@ -14,6 +14,7 @@ use dfs::config::{find_config_path, CONF_ENV};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, LocalFs};
+use crate::glob::is_pattern;
 use crate::job_conf::{JobConf, Registry};
 use crate::runner::{run_local, JobReport, RunOptions};
 use crate::submit::ClusterClient;
@@ -96,17 +97,35 @@ impl Engine {
         }
     }
 
-    /// Checks that every input exists where the job would read it, before anything is
-    /// staged or submitted. The error says what was looked up where, since a local path on a
-    /// cluster (or a dfs path without one) is the usual cause.
+    /// Checks that every input exists where the job would read it (a pattern: that it
+    /// matches something), before anything is staged or submitted. The error says what was
+    /// looked up where, since a local path on a cluster (or a dfs path without one) is the
+    /// usual cause.
     pub fn check_inputs(&self, inputs: &[PathBuf]) -> Result<()> {
         for input in inputs {
             let path = self.path(input)?;
-            if !self.fs().exists(&path)? {
+            if is_pattern(&path) {
+                crate::fs::expand(self.fs(), &path).map_err(|e| self.unmatched(input, e))?;
+            } else if !self.fs().exists(&path)? {
                 return Err(self.missing_input(input, &path));
             }
         }
         Ok(())
+    }
+
+    /// A pattern's error, saying where it was matched.
+    fn unmatched(&self, given: &Path, e: Error) -> Error {
+        let Error::BadInput { reason, .. } = e else {
+            return e;
+        };
+        let place = match self {
+            Engine::Local => "on this machine".to_owned(),
+            Engine::Cluster(_, source) => format!("in the cluster of {source}"),
+        };
+        Error::BadInput {
+            path: given.to_owned(),
+            reason: format!("{reason} ({place})"),
+        }
     }
 
     fn missing_input(&self, given: &Path, resolved: &Path) -> Error {

@@ -8,6 +8,7 @@ use std::io::{BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+use crate::glob::{is_pattern, no_match, DirEntry, Expansion};
 
 /// A readable, seekable input file.
 pub trait ReadSeek: Read + Seek + Send {}
@@ -33,7 +34,9 @@ pub struct InputFile {
 /// The operations tasks and the committer need from a filesystem.
 pub trait FileSystem: Send + Sync {
     /// Lists the data files under each input path, sorted; hidden files (`.x`, `_x`) are
-    /// skipped as Hadoop skips them. A missing path, or input with no files at all, is an error.
+    /// skipped as Hadoop skips them. An input may be a pattern (see [`crate::glob`]): its
+    /// files are named relative to the pattern's literal prefix. A missing path, a pattern
+    /// matching nothing, or input with no files at all, is an error.
     fn list_input_files(&self, inputs: &[PathBuf]) -> Result<Vec<InputFile>>;
     /// Opens a file for reading.
     fn open(&self, path: &Path) -> Result<Box<dyn ReadSeek>>;
@@ -51,6 +54,8 @@ pub trait FileSystem: Send + Sync {
     fn exists(&self, path: &Path) -> Result<bool>;
     /// The paths of a directory's entries, hidden ones included, sorted by name.
     fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>>;
+    /// A directory's entries with their kinds and lengths, hidden ones included.
+    fn list_entries(&self, dir: &Path) -> Result<Vec<DirEntry>>;
     /// Makes the creations and renames inside `dir` survive a crash. Local files need the
     /// directory fsynced; a dfs namespace change is durable once acknowledged (it is in the
     /// namenodes' replicated log), so there it does nothing.
@@ -65,6 +70,21 @@ impl FileSystem for LocalFs {
     fn list_input_files(&self, inputs: &[PathBuf]) -> Result<Vec<InputFile>> {
         let mut files = Vec::new();
         for input in inputs {
+            if is_pattern(input) {
+                let (root, matches) = expand(self, input)?;
+                let before = files.len();
+                for m in matches {
+                    if m.is_dir {
+                        walk(&root, &m.path, &mut files)?;
+                    } else {
+                        files.push(matched_file(&root, m));
+                    }
+                }
+                if files.len() == before {
+                    return Err(no_match(input));
+                }
+                continue;
+            }
             let meta = std::fs::metadata(input).map_err(|e| Error::BadInput {
                 path: input.clone(),
                 reason: if e.kind() == std::io::ErrorKind::NotFound {
@@ -155,6 +175,23 @@ impl FileSystem for LocalFs {
         Ok(paths)
     }
 
+    fn list_entries(&self, dir: &Path) -> Result<Vec<DirEntry>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).ctx("listing", dir)? {
+            let path = e.ctx("listing", dir)?.path();
+            // Followed links: a link to a directory of logs is a directory of logs.
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue; // a dangling link holds no input
+            };
+            out.push(DirEntry {
+                is_dir: meta.is_dir(),
+                len: meta.len(),
+                path,
+            });
+        }
+        Ok(out)
+    }
+
     fn sync_dir(&self, dir: &Path) -> Result<()> {
         // dfs's audited fsync, which also reports to the test-only power-loss model.
         dfs::durable::fsync_dir(dir).map_err(durable_error)
@@ -196,6 +233,29 @@ pub fn check_nonempty(files: Vec<InputFile>) -> Result<Vec<InputFile>> {
         });
     }
     Ok(files)
+}
+
+/// Expands an input pattern over `fs`: the pattern's root and what it matched (not empty).
+pub fn expand(fs: &dyn FileSystem, pattern: &Path) -> Result<(PathBuf, Vec<DirEntry>)> {
+    let mut exp = Expansion::new(pattern)?;
+    let root = exp.root().to_owned();
+    if !fs.exists(&root)? {
+        return Err(no_match(pattern));
+    }
+    while let Some((dir, depth)) = exp.next_dir() {
+        exp.listed(depth, fs.list_entries(&dir)?)?;
+    }
+    Ok((root, exp.finish()?))
+}
+
+/// A file a pattern matched, named relative to the pattern's root.
+pub fn matched_file(root: &Path, m: DirEntry) -> InputFile {
+    let name = m.path.strip_prefix(root).unwrap_or(&m.path);
+    InputFile {
+        name: name.to_string_lossy().into_owned(),
+        len: m.len,
+        path: m.path,
+    }
 }
 
 /// Whether a file or directory name is hidden from job input (`.x`, `_x`, as in Hadoop).

@@ -6,13 +6,14 @@
 //! `start == 0`) and reads past `end` to finish the last line that starts before `end`, so
 //! every line is read exactly once however the file is cut.
 
-use std::io::SeekFrom;
+use std::io::{Read, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::compression::Codec;
 use crate::error::{Error, IoContext, Result};
-use crate::fs::{FileSystem, LocalFs, ReadSeek};
+use crate::fs::{FileSystem, LocalFs};
 
 /// How a job's input is cut and read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,48 +107,88 @@ pub fn read_split(
             Ok(0)
         }
         (
-            InputFormat::FixedLength(n),
+            format,
             Split::File {
                 path,
                 name,
                 start,
                 len,
             },
-        ) => read_fixed(fs.open(path)?, path, name, *start, *len, *n, f),
-        (
-            _,
-            Split::File {
+        ) => {
+            let piece = Piece {
                 path,
                 name,
-                start,
-                len,
-            },
-        ) => read_lines(
-            fs.open(path)?,
-            path,
-            name,
-            *start,
-            *len,
-            max_record_bytes,
-            f,
-        ),
+                start: *start,
+                len: *len,
+            };
+            read_file_split(fs, format, piece, max_record_bytes, f)
+        }
     }
 }
 
-/// Reads the lines that start in `[start, start + len)`.
-fn read_lines(
-    mut file: Box<dyn ReadSeek>,
-    path: &Path,
-    name: &str,
+/// A byte range of one file, as a reader sees it.
+#[derive(Debug, Clone, Copy)]
+struct Piece<'a> {
+    path: &'a Path,
+    name: &'a str,
     start: u64,
     len: u64,
+}
+
+/// Reads the records of a file split: a compressed file (always one whole-file split)
+/// through its decoder, any other file from its byte range.
+fn read_file_split(
+    fs: &dyn FileSystem,
+    format: &InputFormat,
+    piece: Piece<'_>,
     max_record_bytes: usize,
     f: &mut dyn FnMut(Record<'_>) -> Result<()>,
 ) -> Result<u64> {
-    let end = start + len;
-    // Start one byte early: if that byte is '\n', a line starts exactly at `start`.
+    let mut file = fs.open(piece.path)?;
+    if let Some(codec) = Codec::of_path(piece.path) {
+        // Offsets are in the decompressed stream, which is read to its end.
+        let whole = Piece {
+            start: 0,
+            len: u64::MAX,
+            ..piece
+        };
+        let decoded = codec.decoder(file);
+        return match format {
+            InputFormat::FixedLength(n) => read_fixed(decoded, whole, *n, true, f),
+            _ => read_lines(decoded, whole, max_record_bytes, f),
+        };
+    }
+    match format {
+        InputFormat::FixedLength(n) => {
+            file.seek(SeekFrom::Start(piece.start))
+                .ctx("seeking in", piece.path)?;
+            read_fixed(file, piece, *n, false, f)
+        }
+        _ => {
+            // Start one byte early: if that byte is '\n', a line starts exactly at `start`.
+            file.seek(SeekFrom::Start(piece.start.saturating_sub(1)))
+                .ctx("seeking in", piece.path)?;
+            read_lines(file, piece, max_record_bytes, f)
+        }
+    }
+}
+
+/// Reads the lines that start in `[start, start + len)` from `file`, positioned one byte
+/// before `start` (at 0 when `start` is 0).
+fn read_lines(
+    mut file: impl Read,
+    piece: Piece<'_>,
+    max_record_bytes: usize,
+    f: &mut dyn FnMut(Record<'_>) -> Result<()>,
+) -> Result<u64> {
+    let Piece {
+        path,
+        name,
+        start,
+        len,
+    } = piece;
+    let end = start.saturating_add(len);
     let mut pos = start.saturating_sub(1);
-    file.seek(SeekFrom::Start(pos)).ctx("seeking in", path)?;
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     let mut lo = 0; // first unconsumed byte in buf
     let mut hi = 0; // end of valid bytes in buf
@@ -222,17 +263,22 @@ fn strip_cr(line: &[u8]) -> &[u8] {
     }
 }
 
-/// Reads fixed-length records from `[start, start + len)`; `start` is a record boundary.
+/// Reads fixed-length records from `[start, start + len)` of `file`, positioned at `start`
+/// (a record boundary); with `to_eof`, the end of the file ends the range early (a
+/// decompressed stream, whose length is not known in advance).
 fn read_fixed(
-    mut file: Box<dyn ReadSeek>,
-    path: &Path,
-    name: &str,
-    start: u64,
-    len: u64,
+    mut file: impl Read,
+    piece: Piece<'_>,
     record_bytes: usize,
+    to_eof: bool,
     f: &mut dyn FnMut(Record<'_>) -> Result<()>,
 ) -> Result<u64> {
-    file.seek(SeekFrom::Start(start)).ctx("seeking in", path)?;
+    let Piece {
+        path,
+        name,
+        start,
+        len,
+    } = piece;
     let per_read = (READ_CHUNK_BYTES / record_bytes).max(1) * record_bytes;
     let mut buf = vec![0u8; per_read];
     let mut done = 0u64;
@@ -247,6 +293,9 @@ fn read_fixed(
             got += n;
         }
         let whole = got / record_bytes * record_bytes;
+        if to_eof && got == 0 {
+            break;
+        }
         for (i, rec) in buf[..whole].chunks_exact(record_bytes).enumerate() {
             f(Record {
                 value: rec,
@@ -254,17 +303,24 @@ fn read_fixed(
                 file: name,
             })?;
         }
-        if whole < want {
+        if whole < want && !(to_eof && whole == got) {
             return Err(Error::BadRecord {
                 file: path.to_owned(),
                 offset: start + done + whole as u64,
                 reason: format!(
                     "truncated record: {} bytes where {record_bytes} were expected",
-                    (got - whole).max(want - whole)
+                    if to_eof {
+                        got - whole
+                    } else {
+                        (got - whole).max(want - whole)
+                    }
                 ),
             });
         }
-        done += want as u64;
+        done += got as u64;
+        if got < want {
+            break; // the end of a decompressed stream, at a record boundary
+        }
     }
     Ok(done)
 }
@@ -364,6 +420,52 @@ mod tests {
         let splits = compute_splits(&LocalFs, &fmt, &[path], 1000).unwrap();
         let err = read_split(&LocalFs, &fmt, &splits[0], 100, &mut |_| Ok(())).unwrap_err();
         assert!(err.to_string().contains("truncated record"), "{err}");
+    }
+
+    // Checks G7: compressed input is read through its decoder (never as raw bytes), and a
+    // corrupt file is an error naming it.
+    #[test]
+    fn compressed_files_read_like_their_plain_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let content: &[u8] = b"alpha\r\nbeta gamma\n\xff bytes\nlast";
+        let fixed: Vec<u8> = (0..50u8).flat_map(|i| [i; 10]).collect();
+        for codec in [Codec::Gzip, Codec::Bzip2, Codec::Zstd, Codec::Deflate] {
+            let path = dir.path().join(format!("f.{}", codec.extension()));
+            let packed = crate::compression::compress_bytes(codec, content).unwrap();
+            std::fs::write(&path, &packed).unwrap();
+            let splits = compute_splits(
+                &LocalFs,
+                &InputFormat::Lines,
+                std::slice::from_ref(&path),
+                5,
+            )
+            .unwrap();
+            assert_eq!(splits.len(), 1, "{codec:?}");
+            let mut got = Vec::new();
+            read_split(&LocalFs, &InputFormat::Lines, &splits[0], 100, &mut |r| {
+                got.push((r.offset, r.value.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(got, reference_lines(content), "{codec:?}");
+
+            let packed = crate::compression::compress_bytes(codec, &fixed).unwrap();
+            std::fs::write(&path, &packed).unwrap();
+            let fmt = InputFormat::FixedLength(10);
+            let split = &compute_splits(&LocalFs, &fmt, std::slice::from_ref(&path), 5).unwrap()[0];
+            let mut recs = 0u8;
+            read_split(&LocalFs, &fmt, split, 100, &mut |r| {
+                assert_eq!(r.value, [recs; 10]);
+                recs += 1;
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(recs, 50, "{codec:?}");
+
+            std::fs::write(&path, &packed[..packed.len() - 4]).unwrap();
+            let err = read_split(&LocalFs, &fmt, split, 100, &mut |_| Ok(())).unwrap_err();
+            assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::compression::Codec;
 use crate::error::{Error, Result};
 use crate::input::{InputFormat, Record};
 use crate::output::{MapEmitter, OutputFormat, ReduceEmitter};
@@ -111,7 +112,9 @@ pub struct Settings {
     pub threads: usize,
     /// Map-side buffer for output before it is sorted and spilled.
     pub sort_buffer_bytes: usize,
-    /// Target split size; files are cut into splits of at most this many bytes.
+    /// Largest split of a local run: files are cut into splits of at most this many bytes.
+    /// 0 (the default): chosen from the input's size and the threads, so that every thread
+    /// has work (see [`crate::split::local_split_size`]). A cluster cuts one split per block.
     pub split_size_bytes: u64,
     /// Whether the job's combiner (if any) runs.
     pub combiner_enabled: bool,
@@ -127,7 +130,7 @@ pub struct Settings {
 
 /// The default map-side sort buffer, as Hadoop's `mapreduce.task.io.sort.mb`.
 pub const DEFAULT_SORT_BUFFER_BYTES: usize = 100 << 20;
-/// The default split size (a dfs block).
+/// The largest split the local runner picks by itself (a dfs block).
 pub const DEFAULT_SPLIT_SIZE_BYTES: u64 = 64 << 20;
 
 impl Default for Settings {
@@ -138,7 +141,7 @@ impl Default for Settings {
                 .map(|n| n.get())
                 .unwrap_or(1),
             sort_buffer_bytes: DEFAULT_SORT_BUFFER_BYTES,
-            split_size_bytes: DEFAULT_SPLIT_SIZE_BYTES,
+            split_size_bytes: 0,
             combiner_enabled: true,
             max_record_bytes: 64 << 20,
             merge_factor: 64,
@@ -160,9 +163,6 @@ impl Settings {
         }
         if self.sort_buffer_bytes < 1024 {
             return bad("sort buffer must be at least 1 KiB");
-        }
-        if self.split_size_bytes == 0 {
-            return bad("split size must be at least 1 byte");
         }
         if self.max_record_bytes == 0 {
             return bad("max record size must be at least 1 byte");
@@ -202,6 +202,12 @@ pub struct Job {
     pub output: OutputFormat,
     /// Tunables.
     pub settings: Settings,
+    /// Compress output files with this codec (their names get its extension).
+    pub output_codec: Option<Codec>,
+    /// Smallest split of a local run (`mapreduce.input.fileinputformat.split.minsize`).
+    pub split_min_bytes: u64,
+    /// Number of maps wanted by a local run (`mapreduce.job.maps`; a hint for the split size).
+    pub maps_hint: Option<u32>,
 }
 
 impl std::fmt::Debug for Job {
@@ -213,6 +219,7 @@ impl std::fmt::Debug for Job {
             .field("input", &self.input)
             .field("output", &self.output)
             .field("settings", &self.settings)
+            .field("output_codec", &self.output_codec)
             .finish()
     }
 }
@@ -230,6 +237,9 @@ impl Job {
             input: InputFormat::Lines,
             output: OutputFormat::Text,
             settings: Settings::default(),
+            output_codec: None,
+            split_min_bytes: 0,
+            maps_hint: None,
         }
     }
 
@@ -260,6 +270,12 @@ impl Job {
     /// Sets the output format.
     pub fn output(mut self, output: OutputFormat) -> Job {
         self.output = output;
+        self
+    }
+
+    /// Compresses the job's output files with `codec`.
+    pub fn compress_output(mut self, codec: Codec) -> Job {
+        self.output_codec = Some(codec);
         self
     }
 

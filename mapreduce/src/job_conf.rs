@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::job::{Job, Settings};
+use crate::properties::JobProperties;
 
 /// Everything needed to rebuild a job in any process of the same binary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +39,15 @@ impl JobConf {
     pub fn with(mut self, key: &str, value: impl Into<String>) -> JobConf {
         self.params.insert(key.to_owned(), value.into());
         self
+    }
+
+    /// The name users see: `mapreduce.job.name` when set, else the registered job name.
+    pub fn display_name(&self) -> &str {
+        self.params
+            .get(crate::properties::keys::JOB_NAME)
+            .map(String::as_str)
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or(&self.job)
     }
 
     /// A parameter that must be present.
@@ -80,7 +90,8 @@ impl Registry {
         self
     }
 
-    /// Rebuilds the job `conf` describes.
+    /// Rebuilds the job `conf` describes, with the properties its parameters set (its name,
+    /// output compression, split hints) over what the builder chose.
     pub fn build(&self, conf: &JobConf) -> Result<Job> {
         let builder = self.builders.get(&conf.job).ok_or_else(|| {
             Error::BadSetting(format!(
@@ -89,7 +100,14 @@ impl Registry {
                 self.builders.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
         })?;
-        let job = builder(conf)?;
+        let mut job = builder(conf)?;
+        let props = JobProperties::from_params(&conf.params)?;
+        if let Some(name) = &props.name {
+            job.name.clone_from(name);
+        }
+        job.output_codec = props.output_codec.or(job.output_codec);
+        job.split_min_bytes = job.split_min_bytes.max(props.split_min_bytes);
+        job.maps_hint = props.maps_hint.or(job.maps_hint);
         job.validate()?;
         Ok(job)
     }
@@ -127,8 +145,8 @@ mod tests {
     fn conf_round_trips_and_rebuilds() {
         let reg = Registry::new().register("echo", echo);
         let conf = JobConf::new("echo", map_only()).with("p", "1");
-        let bytes = bincode::serialize(&conf).unwrap();
-        let back: JobConf = bincode::deserialize(&bytes).unwrap();
+        let bytes = dfs::frame::encode_msg(&conf).unwrap();
+        let back: JobConf = dfs::frame::decode_msg(&bytes).unwrap();
         assert_eq!(back, conf);
         assert_eq!(reg.build(&back).unwrap().name, "echo");
     }

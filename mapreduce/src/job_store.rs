@@ -7,7 +7,7 @@
 //! starts after a restart and when the job ends, and keeps the records of the last
 //! [`FINISHED_RECORDS_KEPT`] finished jobs.
 //!
-//! A record is `MRJR`, a format version, the CRC32 of the payload, and the payload (bincode).
+//! A record is `MRJR`, a format version, the CRC32 of the payload, and the payload (`dfs::frame::encode_msg`).
 //! A new job's first record is written in place. dfs's rename does not replace an existing
 //! file, so an update writes `job_NNNN.tmp` in full
 //! (durable when `close` returns, G2), deletes `job_NNNN`, and renames the new file into its
@@ -44,8 +44,8 @@ pub const MAX_RUNS: u32 = 4;
 pub const RESTART_REASON: &str = "jobtracker restarted while the job ran";
 
 const MAGIC: &[u8; 4] = b"MRJR";
-// Version 2 added the submission token to the spec.
-const FORMAT_VERSION: u32 = 2;
+// Version 2 added the submission token to the spec; version 3 is the postcard encoding.
+const FORMAT_VERSION: u32 = 3;
 const HEADER_BYTES: usize = 12;
 const TMP_SUFFIX: &str = ".tmp";
 
@@ -421,7 +421,7 @@ mod tests {
         let mut other_version = bytes.clone();
         other_version[7] = 1;
         let err = decode(&other_version).unwrap_err().to_string();
-        assert!(err.contains("format version 1 is not 2"), "{err}");
+        assert!(err.contains("format version 1 is not 3"), "{err}");
     }
 
     #[test]

@@ -9,8 +9,12 @@
 //!   writing, and the namespace operations (rename, mkdirs, delete) the committer needs.
 //! - [`dfs_fs`]: the filesystem trait on dfs, for task processes, submitters and the
 //!   jobtracker's commits.
+//! - [`glob`]: input patterns in Hadoop's glob syntax, expanded one path component at a time
+//!   over any filesystem's listings.
 //! - [`split`]: cutting input into splits (pieces of a local file, or one per dfs block), with
 //!   the one record-alignment rule both use.
+//! - [`compression`]: Hadoop's codecs (gzip, bzip2, zstd, deflate): compressed input by
+//!   extension (one split per file), compressed output on request.
 //! - [`input`]: input files, the [`Record`] a mapper gets, and record readers (lines,
 //!   fixed-length, generated rows).
 //! - [`sort_buffer`]: the bounded map-side buffer (sorting or hash-combining) that spills runs;
@@ -25,7 +29,9 @@
 //! - [`runner`]: the local runner (thread pool); [`progress`]: what the user sees.
 //! - [`streaming`]: Hadoop Streaming (any executable as mapper, combiner, reducer), with
 //!   `run_cli` for `mrjob streaming` and the Hadoop front door.
-//! - [`properties`]: per-job `-D key=value` settings by their Hadoop names, validated.
+//! - [`properties`]: per-job `-D key=value` settings by their Hadoop names, validated, in
+//!   one table; [`properties::JobProperties`] reads the ones kept in a job's parameters back
+//!   typed (name, output codec, split hints, the scheduler's per-job [`scheduler::TaskPolicy`]).
 //! - [`counters`]: built-in and user-defined counters; [`codec`]: byte encodings.
 //! - [`engine`]: where a job runs (this machine, or the configured cluster).
 //! - [`config`]: the `[mapreduce]` table of `cluster.toml` (scheduling and retry settings),
@@ -51,6 +57,7 @@
 pub mod cli;
 pub mod codec;
 pub mod committer;
+pub mod compression;
 pub mod config;
 pub mod counters;
 pub mod dfs_fs;
@@ -58,6 +65,7 @@ pub mod engine;
 pub mod error;
 pub mod fault;
 pub mod fs;
+pub mod glob;
 pub mod group_combine;
 pub mod hadoop;
 pub mod input;

@@ -4,9 +4,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::compression::Codec;
 use crate::counters::Counters;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{FileSystem, OutputSink};
+use crate::job::Job;
 
 /// How output records are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,11 +46,32 @@ pub struct OutputWriter {
 }
 
 impl OutputWriter {
-    /// Creates the part file at `path` in `fs`.
-    pub fn create(fs: &dyn FileSystem, path: &Path, format: OutputFormat) -> Result<OutputWriter> {
+    /// Creates the part file `path` of `job` in `fs`: with the job's output codec, the file
+    /// is compressed and its name gets the codec's extension (`part-r-00000.gz`).
+    pub fn create(fs: &dyn FileSystem, path: &Path, job: &Job) -> Result<OutputWriter> {
+        OutputWriter::create_as(fs, path, job.output, job.output_codec)
+    }
+
+    /// Creates the part file `path` (plus the codec's extension) in `fs`.
+    pub fn create_as(
+        fs: &dyn FileSystem,
+        path: &Path,
+        format: OutputFormat,
+        codec: Option<Codec>,
+    ) -> Result<OutputWriter> {
+        let (out, path) = match codec {
+            None => (fs.create(path)?, path.to_owned()),
+            Some(codec) => {
+                let mut name = path.as_os_str().to_owned();
+                name.push(format!(".{}", codec.extension()));
+                let path = PathBuf::from(name);
+                let sink = fs.create(&path)?;
+                (codec.encoder(sink).ctx("compressing", &path)?, path)
+            }
+        };
         Ok(OutputWriter {
-            out: fs.create(path)?,
-            path: path.to_owned(),
+            out,
+            path,
             format,
             bytes: 0,
             records: 0,

@@ -1,7 +1,7 @@
 //! Messages between submitters, the jobtracker, workers, task processes and shuffle servers.
 //!
 //! Framing is dfs's ([`dfs::frame`]: a `u32` length checked against a limit before anything
-//! is allocated, then a bincode payload). Every request gets one response; errors carry a
+//! is allocated, then a payload in the workspace's binary format, `dfs::frame::encode_msg`). Every request gets one response; errors carry a
 //! kind the caller can act on and a one-line message.
 
 use std::path::PathBuf;

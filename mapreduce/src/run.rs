@@ -60,7 +60,7 @@ impl RunFile {
     /// Writes the index beside the data file (`<path>.index`), for readers in other processes.
     pub fn write_index(&self) -> Result<PathBuf> {
         let index_path = index_path(&self.path);
-        let bytes = bincode::serialize(&self.segments)
+        let bytes = dfs::frame::encode_msg(&self.segments)
             .map_err(|e| Error::user(format!("encoding run index: {e}")))?;
         std::fs::write(&index_path, bytes).ctx("writing", &index_path)?;
         Ok(index_path)
@@ -70,7 +70,7 @@ impl RunFile {
     pub fn read_index(path: &Path) -> Result<RunFile> {
         let index_path = index_path(path);
         let bytes = std::fs::read(&index_path).ctx("reading", &index_path)?;
-        let segments = bincode::deserialize(&bytes).map_err(|e| Error::Corrupt {
+        let segments = dfs::frame::decode_msg(&bytes).map_err(|e| Error::Corrupt {
             file: index_path.clone(),
             reason: e.to_string(),
         })?;

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use crate::committer::Committer;
 use crate::counters::Counters;
 use crate::error::{Error, Result};
+use crate::fs::FileSystem;
 use crate::fs::LocalFs;
+use crate::input::InputFormat;
 use crate::input::Split;
 use crate::job::Job;
 use crate::map_task::{run_map_only_task, run_map_task};
@@ -18,7 +20,7 @@ use crate::output::OutputWriter;
 use crate::progress::Progress;
 use crate::reduce_task::run_reduce_task;
 use crate::run::RunFile;
-use crate::split::compute_splits;
+use crate::split::{compute_splits, local_split_size, split_files, SplitRequest};
 use crate::task_context::{local_job_tag, local_names, TaskContext};
 
 /// What a finished job reports.
@@ -51,7 +53,7 @@ pub fn run_local(
 ) -> Result<JobReport> {
     let started = Instant::now();
     job.validate()?;
-    let splits = compute_splits(&LocalFs, &job.input, inputs, job.settings.split_size_bytes)?;
+    let splits = local_splits(job, inputs)?;
     let committer = Committer::setup(&LocalFs, output)?;
     let work = match make_work_dir(job) {
         Ok(w) => w,
@@ -88,6 +90,23 @@ pub fn run_local(
     }
 }
 
+/// The splits of a local run, cut at the size [`local_split_size`] picks.
+fn local_splits(job: &Job, inputs: &[PathBuf]) -> Result<Vec<Split>> {
+    if let InputFormat::Generated { .. } = job.input {
+        return compute_splits(&LocalFs, &job.input, inputs, 1);
+    }
+    let files = LocalFs.list_input_files(inputs)?;
+    let total_bytes = files.iter().map(|f| f.len).sum();
+    let request = SplitRequest {
+        max_bytes: job.settings.split_size_bytes,
+        min_bytes: job.split_min_bytes,
+        maps: job.maps_hint,
+    };
+    let size = local_split_size(request, total_bytes, job.settings.threads);
+    tracing::debug!("split size {size} bytes for {total_bytes} bytes of input");
+    Ok(split_files(&job.input, &files, size))
+}
+
 fn make_work_dir(job: &Job) -> Result<tempfile::TempDir> {
     let base = job
         .settings
@@ -119,7 +138,7 @@ fn execute(
         let results = run_pool(splits.len(), threads, |i| {
             let task = format!("m_{i:06}");
             let dir = committer.attempt_dir(&format!("attempt_{task}_0"))?;
-            let c = OutputWriter::create(&LocalFs, &dir.join(format!("part-m-{i:05}")), job.output)
+            let c = OutputWriter::create(&LocalFs, &dir.join(format!("part-m-{i:05}")), job)
                 .and_then(|out| {
                     scratch.with(true, i, Some(&splits[i]), |ctx| {
                         run_map_only_task(ctx, job, &splits[i], out)
@@ -154,7 +173,7 @@ fn execute(
             .map(|run| SegmentRef::file(run.path.clone(), run.segments[r], false))
             .collect();
         let dir = committer.attempt_dir(&format!("attempt_{task}_0"))?;
-        let c = OutputWriter::create(&LocalFs, &dir.join(format!("part-r-{r:05}")), job.output)
+        let c = OutputWriter::create(&LocalFs, &dir.join(format!("part-r-{r:05}")), job)
             .and_then(|out| {
                 scratch.with(false, r, None, |ctx| {
                     run_reduce_task(ctx, job, segments, work, &task, out)

@@ -138,7 +138,16 @@ impl MapBuffer for SortBuffer {
         self.index.sort_unstable_by(|a, b| {
             (a.partition, a.prefix)
                 .cmp(&(b.partition, b.prefix))
-                .then_with(|| key_of(a).cmp(key_of(b)))
+                .then_with(|| {
+                    // Equal zero-padded prefixes of two keys of at most 8 bytes: the shorter
+                    // is a prefix of the longer, so lengths decide without a `memcmp` (the
+                    // common case of a repeated short key, as words are).
+                    if a.key_len <= 8 && b.key_len <= 8 {
+                        a.key_len.cmp(&b.key_len)
+                    } else {
+                        key_of(a).cmp(key_of(b))
+                    }
+                })
                 // Equal keys keep emit order, so output does not depend on the sort algorithm.
                 .then_with(|| a.offset.cmp(&b.offset))
         });
@@ -468,7 +477,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut b = SortBuffer::new(1 << 20, Arc::new(HashPartitioner), 3);
         let mut c = TaskCounters::default();
-        let keys = ["pear", "apple", "apple", "fig", "applesauce", "a", ""];
+        // Keys with zero bytes check the length rule for equal zero-padded prefixes.
+        let keys = [
+            "pear",
+            "apple",
+            "apple",
+            "fig",
+            "applesauce",
+            "a",
+            "",
+            "ab\0",
+            "ab",
+            "ab\0\0",
+            "a\0",
+        ];
         for (i, k) in keys.iter().enumerate() {
             b.add(k.as_bytes(), &[i as u8], &mut c);
         }

@@ -6,12 +6,61 @@
 //! a whole record, so a split never starts inside a fixed-length record and every record
 //! belongs to exactly one split (the one it starts in). Lines need no alignment here: a line
 //! reader finds its own line starts (see [`crate::input`]).
+//!
+//! A compressed file (by extension, see [`crate::compression`]) cannot be entered in the
+//! middle, so it is always one split, whatever the split size or its number of blocks.
+//!
+//! When the user sets no split size, the local runner picks one from the input's total size
+//! and its threads ([`local_split_size`]), so that one big file keeps every core busy.
 
 use std::path::PathBuf;
 
+use crate::compression::Codec;
 use crate::error::Result;
 use crate::fs::{FileSystem, InputFile};
 use crate::input::{InputFormat, Split};
+use crate::job::DEFAULT_SPLIT_SIZE_BYTES;
+
+/// The smallest split the local runner picks by itself: below this, a task's start-up and
+/// its spill and merge cost more than the parallelism gains.
+pub const MIN_AUTO_SPLIT_BYTES: u64 = 4 << 20;
+/// Splits per thread the local runner aims for, so that threads finishing early find work
+/// left and the last split is small.
+pub const SPLITS_PER_THREAD: u64 = 4;
+
+/// What the user said about split sizes (`0`/`None`: nothing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SplitRequest {
+    /// Largest split (`--split-size`, `mapreduce.input.fileinputformat.split.maxsize`).
+    pub max_bytes: u64,
+    /// Smallest split (`mapreduce.input.fileinputformat.split.minsize`).
+    pub min_bytes: u64,
+    /// Wanted number of maps (`mapreduce.job.maps`).
+    pub maps: Option<u32>,
+}
+
+/// The split size of a local run over `total_bytes` on `threads` threads.
+///
+/// An explicit maximum wins. Else a `maps` hint asks for `total / maps` bytes per split (as
+/// Hadoop's goal size), and with no hint the size gives every thread about
+/// [`SPLITS_PER_THREAD`] splits, at least [`MIN_AUTO_SPLIT_BYTES`]; either way at most a dfs
+/// block ([`DEFAULT_SPLIT_SIZE_BYTES`]). The minimum, if set, is applied last, as Hadoop's
+/// `max(minSize, min(goal, blockSize))`.
+pub fn local_split_size(request: SplitRequest, total_bytes: u64, threads: usize) -> u64 {
+    let chosen = if request.max_bytes > 0 {
+        request.max_bytes
+    } else if let Some(maps) = request.maps.filter(|&m| m > 0) {
+        total_bytes
+            .div_ceil(u64::from(maps))
+            .clamp(1, DEFAULT_SPLIT_SIZE_BYTES)
+    } else {
+        let pieces = (threads.max(1) as u64).saturating_mul(SPLITS_PER_THREAD);
+        total_bytes
+            .div_ceil(pieces)
+            .clamp(MIN_AUTO_SPLIT_BYTES, DEFAULT_SPLIT_SIZE_BYTES)
+    };
+    chosen.max(request.min_bytes).max(1)
+}
 
 /// Cuts the input into splits of at most `split_size_bytes` (rounded down to whole records
 /// for fixed-length input). Empty files produce no splits.
@@ -24,33 +73,81 @@ pub fn compute_splits(
     if let InputFormat::Generated { rows, maps } = format {
         return Ok(row_splits(*rows, *maps));
     }
+    let files = fs.list_input_files(inputs)?;
+    Ok(split_files(format, &files, split_size_bytes))
+}
+
+/// Cuts listed files into splits of at most `split_size_bytes` (see [`compute_splits`]).
+pub fn split_files(format: &InputFormat, files: &[InputFile], split_size_bytes: u64) -> Vec<Split> {
     let record_bytes = record_bytes(format);
     // A whole number of records, so that every piece already starts on a record boundary.
-    let step = (split_size_bytes / record_bytes).max(1) * record_bytes;
+    let step = (split_size_bytes.max(1) / record_bytes).max(1) * record_bytes;
     let mut splits = Vec::new();
-    for file in fs.list_input_files(inputs)? {
+    for file in files {
         let len = file.len;
+        if Codec::of_path(&file.path).is_some() {
+            splits.extend(whole_file(file));
+            continue;
+        }
         let pieces = (0..len)
             .step_by(step as usize)
             .map(|start| (start, step.min(len - start), ()));
         splits.extend(
-            cut_file(format, &file, len, pieces)
+            cut_file(format, file, len, pieces)
                 .into_iter()
                 .map(|(s, ())| s),
         );
     }
-    Ok(splits)
+    splits
+}
+
+/// The one split of a file that cannot be cut (none for an empty file).
+fn whole_file(file: &InputFile) -> Option<Split> {
+    (file.len > 0).then(|| Split::File {
+        path: file.path.clone(),
+        name: file.name.clone(),
+        start: 0,
+        len: file.len,
+    })
 }
 
 /// The splits of one dfs file: one per block `(offset, length, hosts)`, with the hosts that
-/// hold it, boundaries moved up to whole records for fixed-length input.
+/// hold it, boundaries moved up to whole records for fixed-length input. With `min_bytes`
+/// larger than a block (`mapreduce.input.fileinputformat.split.minsize`), consecutive blocks
+/// are joined until a split holds that many bytes, and it runs where its first block is.
 pub fn block_splits(
     format: &InputFormat,
     file: &InputFile,
     file_len: u64,
     blocks: Vec<(u64, u64, Vec<String>)>,
+    min_bytes: u64,
 ) -> Vec<(Split, Vec<String>)> {
-    cut_file(format, file, file_len, blocks)
+    if Codec::of_path(&file.path).is_some() {
+        // One split, run where its first block is (it is read from the start).
+        let file = InputFile {
+            len: file_len,
+            ..file.clone()
+        };
+        let hosts = blocks.into_iter().next().map(|b| b.2).unwrap_or_default();
+        return whole_file(&file).map(|s| (s, hosts)).into_iter().collect();
+    }
+    cut_file(format, file, file_len, join_blocks(blocks, min_bytes))
+}
+
+/// Joins consecutive blocks until each piece holds at least `min_bytes` (the last may hold
+/// less); a piece keeps the hosts of its first block.
+fn join_blocks(
+    blocks: Vec<(u64, u64, Vec<String>)>,
+    min_bytes: u64,
+) -> Vec<(u64, u64, Vec<String>)> {
+    let mut joined: Vec<(u64, u64, Vec<String>)> = Vec::new();
+    for (offset, len, hosts) in blocks {
+        match joined.last_mut() {
+            Some(last) if last.1 < min_bytes => last.1 += len,
+            _ => joined.push((offset, len, hosts)),
+        }
+    }
+    joined
 }
 
 /// Bytes of one record for the alignment rule (1: any byte is a boundary).
@@ -136,9 +233,15 @@ mod tests {
             (1000, 1000, vec!["c".into()]),
             (2000, 10, vec![]),
         ];
-        let s = block_splits(&InputFormat::Lines, &file(2010), 2010, blocks);
+        let s = block_splits(&InputFormat::Lines, &file(2010), 2010, blocks.clone(), 0);
         assert_eq!(ranges(&s), vec![(0, 1000), (1000, 1000), (2000, 10)]);
         assert_eq!(s[0].1, vec!["a".to_string(), "b".to_string()]);
+        // A minimum split size joins blocks; a split runs where its first block is.
+        let s = block_splits(&InputFormat::Lines, &file(2010), 2010, blocks.clone(), 1500);
+        assert_eq!(ranges(&s), vec![(0, 2000), (2000, 10)]);
+        assert_eq!(s[1].1, Vec::<String>::new());
+        let s = block_splits(&InputFormat::Lines, &file(2010), 2010, blocks, 1000);
+        assert_eq!(ranges(&s).len(), 3, "blocks of the minimum stay apart");
     }
 
     #[test]
@@ -150,7 +253,7 @@ mod tests {
             .step_by(64)
             .map(|o| (o, 64.min(len - o), vec![]))
             .collect();
-        let s = block_splits(&InputFormat::FixedLength(100), &file(len), len, blocks);
+        let s = block_splits(&InputFormat::FixedLength(100), &file(len), len, blocks, 0);
         let r = ranges(&s);
         assert!(
             r.iter().all(|(start, l)| start % 100 == 0 && l % 100 == 0),
@@ -159,6 +262,55 @@ mod tests {
         let covered: u64 = r.iter().map(|(_, l)| l).sum();
         assert_eq!(covered, len);
         assert!(r.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0), "{r:?}");
+    }
+
+    #[test]
+    fn a_compressed_file_is_one_split_whatever_the_size_or_blocks() {
+        let gz = InputFile {
+            path: PathBuf::from("/in/f.gz"),
+            name: "f.gz".into(),
+            len: 1000,
+        };
+        let splits = split_files(&InputFormat::Lines, &[gz.clone(), file(10)], 7);
+        assert_eq!(splits.len(), 1 + 2, "{splits:?}");
+        assert_eq!(range(&splits[0]), (0, 1000));
+        let blocks = vec![(0, 600, vec!["a".into()]), (600, 400, vec!["b".into()])];
+        let by_block = block_splits(&InputFormat::FixedLength(30), &gz, 1000, blocks, 0);
+        assert_eq!(ranges(&by_block), [(0, 1000)]);
+        assert_eq!(by_block[0].1, ["a"]);
+        let empty = InputFile { len: 0, ..gz };
+        assert!(split_files(&InputFormat::Lines, &[empty], 7).is_empty());
+    }
+
+    #[test]
+    fn local_split_size_keeps_every_thread_busy_within_bounds() {
+        const MIB: u64 = 1 << 20;
+        let auto = SplitRequest::default();
+        // One 64 MiB file on 2 threads: 8 splits, not 1.
+        assert_eq!(local_split_size(auto, 64 * MIB, 2), 8 * MIB);
+        assert_eq!(local_split_size(auto, 64 * MIB, 8), MIN_AUTO_SPLIT_BYTES);
+        // Tiny input: never below the minimum (one split); huge input: never above a block.
+        assert_eq!(local_split_size(auto, 1000, 4), MIN_AUTO_SPLIT_BYTES);
+        assert_eq!(
+            local_split_size(auto, 100 << 30, 2),
+            DEFAULT_SPLIT_SIZE_BYTES
+        );
+        // An explicit size wins; a maps hint sets the goal; the minimum applies last.
+        let max = SplitRequest {
+            max_bytes: 1000,
+            ..auto
+        };
+        assert_eq!(local_split_size(max, 64 * MIB, 2), 1000);
+        let maps = SplitRequest {
+            maps: Some(16),
+            ..auto
+        };
+        assert_eq!(local_split_size(maps, 64 * MIB, 2), 4 * MIB);
+        let min = SplitRequest {
+            min_bytes: 32 * MIB,
+            ..maps
+        };
+        assert_eq!(local_split_size(min, 64 * MIB, 2), 32 * MIB);
     }
 
     #[test]
@@ -208,7 +360,7 @@ mod tests {
             .step_by(64)
             .map(|o| (o, 64.min(len - o), vec![]))
             .collect();
-        let dfs: Vec<Split> = block_splits(&format, &input, len, blocks)
+        let dfs: Vec<Split> = block_splits(&format, &input, len, blocks, 0)
             .into_iter()
             .map(|(s, _)| s)
             .collect();

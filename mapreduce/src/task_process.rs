@@ -107,7 +107,7 @@ fn fail_child(dir: &Path, e: &Error) -> ExitCode {
 }
 
 fn write_file<T: Serialize>(path: &Path, v: &T) -> Result<()> {
-    let bytes = bincode::serialize(v).map_err(|e| Error::user(format!("encoding: {e}")))?;
+    let bytes = dfs::frame::encode_msg(v).map_err(|e| Error::user(format!("encoding: {e}")))?;
     std::fs::write(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
@@ -115,7 +115,7 @@ fn write_file<T: Serialize>(path: &Path, v: &T) -> Result<()> {
 pub fn read_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes =
         std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    bincode::deserialize(&bytes).map_err(|e| Error::Corrupt {
+    dfs::frame::decode_msg(&bytes).map_err(|e| Error::Corrupt {
         file: path.to_owned(),
         reason: e.to_string(),
     })
@@ -203,7 +203,7 @@ fn context<'a>(
 
 fn part_file(fs: &TaskFs, job: &Job, spec: &ChildSpec, name: &str) -> Result<OutputWriter> {
     let path = PathBuf::from(format!("{}/{name}", spec.task.output_dir));
-    OutputWriter::create(fs, &path, job.output)
+    OutputWriter::create(fs, &path, job)
 }
 
 fn run_reduce(
@@ -304,6 +304,10 @@ macro_rules! namespace_ops_of_inner {
 
         fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
             self.inner.list_dir(dir)
+        }
+
+        fn list_entries(&self, dir: &Path) -> Result<Vec<crate::glob::DirEntry>> {
+            self.inner.list_entries(dir)
         }
 
         fn sync_dir(&self, dir: &Path) -> Result<()> {

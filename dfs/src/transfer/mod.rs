@@ -1,6 +1,6 @@
 //! The datanode data-transfer protocol: block reads, pipeline writes and replication.
 //!
-//! Every frame (see [`crate::frame`]) starts with a tag byte: `M` then a bincode
+//! Every frame (see [`crate::frame`]) starts with a tag byte: `M` then an encoded (`frame::encode_msg`)
 //! [`TransferRequest`] or [`TransferReply`], or `P` then a [`Packet`]. A connection carries one
 //! operation:
 //!

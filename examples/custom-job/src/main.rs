@@ -89,7 +89,7 @@ fn main() -> ExitCode {
             cli.args.local,
             &[&cli.input, &cli.output],
         )?;
-        let conf = JobConf::new("wordlen", cli.args.settings(None)?);
+        let conf = cli.args.conf("wordlen", None)?;
         let opts = RunOptions {
             progress: !cli.args.quiet,
         };

@@ -15,6 +15,7 @@ use examples::{grep, terasort, INVERTEDINDEX_JOB, WORDCOUNT_JOB};
 use mapreduce::cli::{
     exit_quietly_when_closed, fail, print_report, run_admin, AdminCommand, GeneratorArgs, JobArgs,
 };
+use mapreduce::compression::Codec;
 use mapreduce::logging::init_logging;
 use mapreduce::streaming::{self, args::Parsed};
 use mapreduce::{Engine, JobConf, JobReport, Registry, Result, RunOptions};
@@ -45,8 +46,10 @@ enum Command {
     /// Count the words of the input (split on space, tab, newline, carriage return, form feed).
     /// Output: `word<TAB>count` lines in part-r-NNNNN files.
     Wordcount {
-        /// Input file or directory
-        input: PathBuf,
+        /// Input files, directories or patterns (`logs/2026-*/*.gz`); .gz, .bz2, .zst
+        /// files are decompressed
+        #[arg(required = true, num_args = 1..)]
+        inputs: Vec<PathBuf>,
         /// Output directory (must not exist)
         output: PathBuf,
         #[command(flatten)]
@@ -55,8 +58,9 @@ enum Command {
     /// Count the matches of a regular expression, sorted by count, descending.
     /// Output: `count<TAB>match` lines in one part file.
     Grep {
-        /// Input file or directory
-        input: PathBuf,
+        /// Input file, directory or pattern; several as a comma-separated list, as Hadoop's
+        /// grep takes them (commas inside `{a,b}` stay in the pattern)
+        input: String,
         /// Output directory (must not exist)
         output: PathBuf,
         /// Regular expression (Rust regex syntax), matched against each line
@@ -70,7 +74,8 @@ enum Command {
         rows: u64,
         /// Output directory (must not exist)
         output: PathBuf,
-        /// Number of map tasks (output files) [default: one per million rows, at least one per thread]
+        /// Number of map tasks (output files), also `-D mapreduce.job.maps=N` [default: one
+        /// per million rows, at least one per thread]
         #[arg(long, value_name = "N")]
         maps: Option<u32>,
         #[command(flatten)]
@@ -78,8 +83,9 @@ enum Command {
     },
     /// Sort 100-byte records by their 10-byte keys; the part files concatenated are globally sorted.
     Terasort {
-        /// Input file or directory of 100-byte records
-        input: PathBuf,
+        /// Input files, directories or patterns of 100-byte records
+        #[arg(required = true, num_args = 1..)]
+        inputs: Vec<PathBuf>,
         /// Output directory (must not exist)
         output: PathBuf,
         #[command(flatten)]
@@ -89,7 +95,8 @@ enum Command {
     /// Output: `records`, `checksum` and any `error` lines.
     Teravalidate {
         /// Terasort output directory (part files are read in name order)
-        input: PathBuf,
+        #[arg(required = true, num_args = 1..)]
+        inputs: Vec<PathBuf>,
         /// Output directory for the report (must not exist)
         output: PathBuf,
         #[command(flatten)]
@@ -98,8 +105,10 @@ enum Command {
     /// Build an inverted index: each word and the sorted list of files it occurs in.
     /// Output: `word<TAB>file1,file2,...` lines.
     Invertedindex {
-        /// Input directory (file names are given relative to it)
-        input: PathBuf,
+        /// Input directories, files or patterns (file names are given relative to each
+        /// directory, or to a pattern's directory part)
+        #[arg(required = true, num_args = 1..)]
+        inputs: Vec<PathBuf>,
         /// Output directory (must not exist)
         output: PathBuf,
         #[command(flatten)]
@@ -183,42 +192,51 @@ fn main() -> ExitCode {
 
 fn run_job(registry: &Registry, conf: Option<&Path>, command: Command) -> Result<ExitCode> {
     let (paths, local) = paths_and_args(&command);
-    let engine = Engine::choose(conf, local, &paths)?;
-    let output = paths.last().map(|p| p.to_path_buf()).unwrap_or_default();
+    let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let engine = Engine::choose(conf, local, &refs)?;
+    let output = paths.last().cloned().unwrap_or_default();
     clean_up_on_interrupt(&engine, output);
     run(registry, &engine, command)
 }
 
 /// A job command's path arguments (inputs, then the output) and its `--local` flag.
-fn paths_and_args(command: &Command) -> (Vec<&Path>, bool) {
+fn paths_and_args(command: &Command) -> (Vec<PathBuf>, bool) {
     match command {
         Command::Wordcount {
-            input,
+            inputs,
             output,
             args,
-        }
-        | Command::Grep {
-            input,
-            output,
-            args,
-            ..
         }
         | Command::Terasort {
-            input,
+            inputs,
             output,
             args,
         }
         | Command::Teravalidate {
-            input,
+            inputs,
             output,
             args,
         }
         | Command::Invertedindex {
+            inputs,
+            output,
+            args,
+        } => {
+            let mut paths = inputs.clone();
+            paths.push(output.clone());
+            (paths, args.local)
+        }
+        Command::Grep {
             input,
             output,
             args,
-        } => (vec![input.as_path(), output.as_path()], args.local),
-        Command::Teragen { output, args, .. } => (vec![output.as_path()], args.local),
+            ..
+        } => {
+            let mut paths = split_input_list(input);
+            paths.push(output.clone());
+            (paths, args.local)
+        }
+        Command::Teragen { output, args, .. } => (vec![output.clone()], args.local),
         Command::Admin(_) | Command::Streaming { .. } | Command::Hadoop { .. } => {
             unreachable!("admin, streaming and hadoop commands are not run here")
         }
@@ -253,6 +271,29 @@ fn options(args: &JobArgs) -> RunOptions {
     }
 }
 
+/// Hadoop's comma-separated input list: commas inside `{...}` belong to the pattern.
+fn split_input_list(list: &str) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    let (mut depth, mut start) = (0usize, 0);
+    for (i, c) in list.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                paths.push(&list[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    paths.push(&list[start..]);
+    paths
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .collect()
+}
+
 fn finish(name: &str, args: &JobArgs, report: &JobReport) {
     if !args.quiet {
         print_report(name, report);
@@ -260,19 +301,18 @@ fn finish(name: &str, args: &JobArgs, report: &JobReport) {
 }
 
 fn run(registry: &Registry, engine: &Engine, command: Command) -> Result<ExitCode> {
-    let run_one = |name: &str, conf: JobConf, inputs: &[PathBuf], output: &Path, args: &JobArgs| {
+    let run_one = |conf: JobConf, inputs: &[PathBuf], output: &Path, args: &JobArgs| {
         let report = engine.run(registry, &conf, inputs, output, &options(args))?;
-        finish(name, args, &report);
+        finish(conf.display_name(), args, &report);
         Ok::<JobReport, mapreduce::Error>(report)
     };
     match command {
         Command::Wordcount {
-            input,
+            inputs,
             output,
             args,
         } => {
-            let conf = JobConf::new(WORDCOUNT_JOB, args.settings(None)?);
-            run_one("wordcount", conf, &[input], &output, &args)?;
+            run_one(args.conf(WORDCOUNT_JOB, None)?, &inputs, &output, &args)?;
         }
         Command::Grep {
             input,
@@ -280,9 +320,11 @@ fn run(registry: &Registry, engine: &Engine, command: Command) -> Result<ExitCod
             regex,
             args,
         } => {
-            let settings = args.settings(None)?;
-            let report = grep::run(engine, &regex, &[input], &output, settings, &options(&args))?;
-            finish("grep", &args, &report);
+            let base = args.conf(grep::COUNT_JOB, None)?;
+            let name = base.display_name().replace(grep::COUNT_JOB, "grep");
+            let inputs = split_input_list(&input);
+            let report = grep::run(engine, &regex, &inputs, &output, base, &options(&args))?;
+            finish(&name, &args, &report);
         }
         Command::Teragen {
             rows,
@@ -291,59 +333,85 @@ fn run(registry: &Registry, engine: &Engine, command: Command) -> Result<ExitCod
             args,
         } => {
             let args = args.job_args();
-            let settings = args.settings(Some(0))?;
+            let conf = args.conf(terasort::TERAGEN_JOB, Some(0))?;
             let by_size = rows.div_ceil(1_000_000).min(u64::from(u32::MAX)) as u32;
-            let maps = maps.unwrap_or_else(|| by_size.max(settings.threads as u32));
-            let conf = JobConf::new(terasort::TERAGEN_JOB, settings)
+            // As Hadoop's teragen: `-D mapreduce.job.maps=N` sets the number of maps too.
+            let hint = mapreduce::properties::JobProperties::from_params(&conf.params)?.maps_hint;
+            let maps = maps
+                .or(hint)
+                .unwrap_or_else(|| by_size.max(conf.settings.threads as u32));
+            let conf = conf
                 .with("rows", rows.to_string())
                 .with("maps", maps.to_string());
-            let report = run_one("teragen", conf, &[], &output, &args)?;
+            let report = run_one(conf, &[], &output, &args)?;
             println!(
                 "teragen: {rows} records, checksum {:x}",
                 report.counters.get(terasort::COUNTER_GROUP, "checksum")
             );
         }
         Command::Terasort {
-            input,
+            inputs,
             output,
             args,
         } => {
-            // Before sampling, so a missing input gets the message that says where it was sought.
-            engine.check_inputs(std::slice::from_ref(&input))?;
-            let inputs = [engine.path(&input)?];
-            let conf = terasort::plan(engine.fs(), &inputs, args.settings(None)?)?;
-            run_one("terasort", conf, &inputs, &output, &args)?;
+            let (conf, inputs) = terasort_conf(engine, &inputs, &args)?;
+            run_one(conf, &inputs, &output, &args)?;
         }
         Command::Teravalidate {
-            input,
+            inputs,
             output,
             args,
         } => {
-            let conf = JobConf::new(terasort::TERAVALIDATE_JOB, args.settings(Some(1))?);
-            run_one("teravalidate", conf, &[input], &output, &args)?;
+            let conf = args.conf(terasort::TERAVALIDATE_JOB, Some(1))?;
+            run_one(conf, &inputs, &output, &args)?;
             return validate_verdict(engine, &output);
         }
         Command::Streaming { .. } => unreachable!("streaming is run by run_cli"),
         Command::Invertedindex {
-            input,
+            inputs,
             output,
             args,
         } => {
-            let conf = JobConf::new(INVERTEDINDEX_JOB, args.settings(None)?);
-            run_one("invertedindex", conf, &[input], &output, &args)?;
+            run_one(args.conf(INVERTEDINDEX_JOB, None)?, &inputs, &output, &args)?;
         }
         Command::Admin(_) | Command::Hadoop { .. } => unreachable!("not a job"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// The terasort job over `inputs` (resolved for the engine), sampled for its cut points.
+fn terasort_conf(
+    engine: &Engine,
+    inputs: &[PathBuf],
+    args: &JobArgs,
+) -> Result<(JobConf, Vec<PathBuf>)> {
+    // Before sampling, so a missing input gets the message that says where it was sought.
+    engine.check_inputs(inputs)?;
+    let inputs: Vec<PathBuf> = inputs
+        .iter()
+        .map(|i| engine.path(i))
+        .collect::<Result<_>>()?;
+    let base = args.conf(terasort::TERASORT_JOB, None)?;
+    Ok((terasort::plan(engine.fs(), &inputs, base)?, inputs))
+}
+
 /// Prints teravalidate's verdict from its report file; failure if it found any error.
 fn validate_verdict(engine: &Engine, output: &Path) -> Result<ExitCode> {
-    let path = engine.path(output)?.join("part-r-00000");
-    let mut text = String::new();
-    engine
+    let dir = engine.path(output)?;
+    // The report is compressed when the user asked for compressed output.
+    let path = engine
         .fs()
-        .open(&path)?
+        .list_dir(&dir)?
+        .into_iter()
+        .find(|p| p.file_stem().is_some_and(|s| s == "part-r-00000"))
+        .unwrap_or_else(|| dir.join("part-r-00000"));
+    let file = engine.fs().open(&path)?;
+    let mut reader: Box<dyn Read + Send> = match Codec::of_path(&path) {
+        Some(codec) => codec.decoder(file),
+        None => Box::new(file),
+    };
+    let mut text = String::new();
+    reader
         .read_to_string(&mut text)
         .map_err(|e| mapreduce::Error::io(format!("reading {}", path.display()), e))?;
     let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error\t")).collect();

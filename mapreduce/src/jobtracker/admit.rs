@@ -2,7 +2,7 @@
 //! [`crate::split`]), the job's durable record, and submit tokens that make a repeated submit
 //! return the job the first one created.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,8 +12,9 @@ use crate::error::{dfs_error, Error, Result};
 use crate::fs::LocalFs;
 use crate::input::{InputFormat, Split};
 use crate::job_store::{first_attempt, RecordState};
+use crate::properties::JobProperties;
 use crate::protocol::{unix_ms, ErrorKind, JobSpec};
-use crate::scheduler::{Event, JobId};
+use crate::scheduler::{Event, JobId, TaskPolicy};
 use crate::split::{block_splits, compute_splits};
 
 use super::{JobEntry, Jobtracker, Submitted};
@@ -67,14 +68,13 @@ impl Jobtracker {
     async fn accept(self: &Arc<Self>, spec: JobSpec) -> Submitted {
         let received_unix_ms = unix_ms();
         let received = Instant::now();
+        let policy =
+            task_policy(&spec.conf.params).map_err(|e| (ErrorKind::BadRequest, e.to_string()))?;
         let output = self.check_output(&spec).await?;
-        let (splits, hosts) = self
-            .splits_of(&spec.input_format, &spec.inputs)
-            .await
-            .map_err(|e| match e {
-                Error::BadInput { .. } => (ErrorKind::BadInput, e.to_string()),
-                e => dfs_refusal(e),
-            })?;
+        let (splits, hosts) = self.splits_of(&spec).await.map_err(|e| match e {
+            Error::BadInput { .. } => (ErrorKind::BadInput, e.to_string()),
+            e => dfs_refusal(e),
+        })?;
         if !self.lock().outputs.insert(output.clone()) {
             return Err((
                 ErrorKind::OutputExists,
@@ -115,6 +115,7 @@ impl Jobtracker {
                 map_hosts: hosts,
                 reduces,
                 first_attempt: first_attempt(1),
+                policy,
             },
         );
         Ok(id)
@@ -176,13 +177,12 @@ impl Jobtracker {
         Ok(())
     }
 
-    /// One split per dfs block, with the hosts holding it (record-aligned for fixed-length
-    /// records: a record belongs to the block in which it starts).
-    pub(super) async fn splits_of(
-        &self,
-        format: &InputFormat,
-        inputs: &[PathBuf],
-    ) -> Result<(Vec<Split>, Vec<Vec<String>>)> {
+    /// One split per dfs block (or per run of blocks holding the job's minimum split size),
+    /// with the hosts holding it (record-aligned for fixed-length records: a record belongs
+    /// to the block in which it starts).
+    pub(super) async fn splits_of(&self, spec: &JobSpec) -> Result<(Vec<Split>, Vec<Vec<String>>)> {
+        let (format, inputs) = (&spec.input_format, &spec.inputs);
+        let min_bytes = JobProperties::from_params(&spec.conf.params)?.split_min_bytes;
         if let InputFormat::Generated { .. } = format {
             let splits = compute_splits(&LocalFs, format, &[], 1)?;
             let hosts = vec![Vec::new(); splits.len()];
@@ -205,13 +205,18 @@ impl Jobtracker {
                     (lb.offset_bytes, lb.block.len_bytes, h)
                 })
                 .collect();
-            for (split, h) in block_splits(format, &file, located.len_bytes, blocks) {
+            for (split, h) in block_splits(format, &file, located.len_bytes, blocks, min_bytes) {
                 splits.push(split);
                 hosts.push(h);
             }
         }
         Ok((splits, hosts))
     }
+}
+
+/// The job's own scheduling settings, from its `-D` properties.
+pub(super) fn task_policy(params: &BTreeMap<String, String>) -> Result<TaskPolicy> {
+    Ok(JobProperties::from_params(params)?.tasks)
 }
 
 /// A refusal for a dfs failure while accepting a job.

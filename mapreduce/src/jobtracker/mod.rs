@@ -371,7 +371,7 @@ impl Jobtracker {
         let end = e.finished.unwrap_or_else(Instant::now);
         Some(JobInfo {
             id,
-            name: e.spec.conf.job.clone(),
+            name: e.spec.conf.display_name().to_owned(),
             user: e.spec.user.clone(),
             output: e.spec.output.clone(),
             phase: e.phase.clone(),

@@ -19,6 +19,7 @@ use crate::job_store::{
 use crate::protocol::{unix_ms, JobInfo, JobPhase};
 use crate::scheduler::{Event, JobState, JobStatus};
 
+use super::admit::task_policy;
 use super::{JobEntry, Jobtracker};
 
 impl Jobtracker {
@@ -101,7 +102,7 @@ impl Jobtracker {
             return self.fail_at_recovery(record, reason).await;
         }
         let spec = &record.spec;
-        let (splits, hosts) = match self.splits_of(&spec.input_format, &spec.inputs).await {
+        let (splits, hosts) = match self.splits_of(spec).await {
             Ok(s) => s,
             Err(e) => {
                 let reason = format!("{RESTART_REASON}; its input cannot be read again: {e}");
@@ -136,6 +137,7 @@ impl Jobtracker {
                 map_hosts: hosts,
                 reduces: record.spec.reduces,
                 first_attempt: first_attempt(record.runs),
+                policy: task_policy(&record.spec.conf.params).unwrap_or_default(),
             },
         );
     }
@@ -211,7 +213,7 @@ fn ended_info(record: &JobRecord, phase: JobPhase) -> Box<JobInfo> {
     };
     Box::new(JobInfo {
         id: record.id,
-        name: record.spec.conf.job.clone(),
+        name: record.spec.conf.display_name().to_owned(),
         user: record.spec.user.clone(),
         output: record.spec.output.clone(),
         phase,

@@ -29,7 +29,14 @@ impl Scheduler {
     /// Fills free slots with regular work, then (when enabled) with backups for stragglers.
     pub(super) fn assign(&mut self, now_ms: u64, actions: &mut Vec<Action>) {
         self.assign_pass(now_ms, Pass::Regular, actions);
-        if self.config.speculative {
+        // Speculation is per job and kind (the cluster's setting is the default).
+        let any_speculates = self.jobs.values().any(|j| {
+            j.is_running()
+                && [TaskKind::Map, TaskKind::Reduce]
+                    .into_iter()
+                    .any(|k| self.config.speculative_for(&j.policy, k))
+        });
+        if any_speculates {
             self.assign_pass(now_ms, Pass::Speculative, actions);
         }
     }
@@ -169,6 +176,9 @@ impl Scheduler {
         let rack = &self.workers.get(name)?.rack;
         for (&id, job) in self.jobs.iter().filter(|(_, j)| j.is_running()) {
             for kind in [TaskKind::Map, TaskKind::Reduce] {
+                if !self.config.speculative_for(&job.policy, kind) {
+                    continue;
+                }
                 if let Some(task) = self.straggler(id, job, kind, name, now_ms) {
                     let locality = match kind {
                         TaskKind::Map => self.locality(&job.maps[task.index as usize], name, rack),

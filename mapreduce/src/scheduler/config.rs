@@ -1,4 +1,7 @@
-//! The scheduler's tunables, and the clamping that keeps odd values from stalling it.
+//! The scheduler's tunables, and the clamping that keeps odd values from stalling it; a job
+//! may override some of them for itself ([`TaskPolicy`]).
+
+use super::ids::TaskKind;
 
 /// The scheduler's tunables. [`Default`] gives Hadoop's usual values.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,10 +45,49 @@ impl Default for SchedulerConfig {
     }
 }
 
+/// One job's own scheduling settings (`-D mapreduce.map.speculative=false`, ...); `None`
+/// takes the cluster's value from [`SchedulerConfig`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskPolicy {
+    /// Backups of slow maps.
+    pub map_speculative: Option<bool>,
+    /// Backups of slow reduces.
+    pub reduce_speculative: Option<bool>,
+    /// Failed attempts of one map before the job fails.
+    pub map_max_attempts: Option<u32>,
+    /// Failed attempts of one reduce before the job fails.
+    pub reduce_max_attempts: Option<u32>,
+    /// Milliseconds without progress before an attempt fails; `Some(0)`: never (Hadoop's 0).
+    pub task_timeout_ms: Option<u64>,
+}
+
 impl SchedulerConfig {
-    /// At least one attempt, whatever was configured.
-    pub(super) fn max_attempts(&self) -> u32 {
-        self.max_attempts.max(1)
+    /// Whether a job with `policy` gets backups of its slow tasks of `kind`.
+    pub(super) fn speculative_for(&self, policy: &TaskPolicy, kind: TaskKind) -> bool {
+        let own = match kind {
+            TaskKind::Map => policy.map_speculative,
+            TaskKind::Reduce => policy.reduce_speculative,
+        };
+        own.unwrap_or(self.speculative)
+    }
+
+    /// Failed attempts of one task of `kind` before a job with `policy` fails (at least 1).
+    pub(super) fn max_attempts_for(&self, policy: &TaskPolicy, kind: TaskKind) -> u32 {
+        let own = match kind {
+            TaskKind::Map => policy.map_max_attempts,
+            TaskKind::Reduce => policy.reduce_max_attempts,
+        };
+        own.unwrap_or(self.max_attempts).max(1)
+    }
+
+    /// How long an attempt of a job with `policy` may go without progress; `None`: forever
+    /// (a job's `mapreduce.task.timeout=0`, as in Hadoop).
+    pub(super) fn task_timeout_for(&self, policy: &TaskPolicy) -> Option<u64> {
+        match policy.task_timeout_ms {
+            Some(0) => None,
+            Some(ms) => Some(ms),
+            None => Some(self.task_timeout_ms),
+        }
     }
 
     /// At least one report, whatever was configured.

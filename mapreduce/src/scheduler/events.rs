@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::config::TaskPolicy;
 use super::ids::{AttemptId, JobId};
 
 /// How close a map attempt runs to a replica of its input split.
@@ -34,6 +35,8 @@ pub enum Event {
         /// [`crate::job_store::first_attempt`]), so that an attempt still running from before
         /// the restart is never taken for one of the new run's.
         first_attempt: u32,
+        /// The job's own speculation, attempt and timeout settings.
+        policy: TaskPolicy,
     },
     /// A worker is alive. The first heartbeat (or the first after it was lost) registers it.
     Heartbeat {

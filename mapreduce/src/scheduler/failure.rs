@@ -135,10 +135,10 @@ impl Scheduler {
         let Some(live) = self.end_attempt(attempt) else {
             return;
         };
-        let max_attempts = self.config.max_attempts();
         let Some(job) = self.jobs.get_mut(&attempt.task.job) else {
             return;
         };
+        let max_attempts = self.config.max_attempts_for(&job.policy, attempt.task.kind);
         match attempt.task.kind {
             TaskKind::Map => job.status.failed_maps += 1,
             TaskKind::Reduce => job.status.failed_reduces += 1,
@@ -219,16 +219,23 @@ impl Scheduler {
     }
 
     pub(super) fn time_out_stalled_attempts(&mut self, now_ms: u64, actions: &mut Vec<Action>) {
-        let timeout_ms = self.config.task_timeout_ms;
-        let stalled: Vec<AttemptId> = self
+        // Each job's own timeout (a job may have none).
+        let timeout_of = |a: &AttemptId| {
+            let policy = self.jobs.get(&a.task.job).map(|j| j.policy);
+            self.config.task_timeout_for(&policy.unwrap_or_default())
+        };
+        let stalled: Vec<(AttemptId, u64)> = self
             .live
             .iter()
             .filter(|(_, l)| l.phase == Phase::Running)
-            .filter(|(_, l)| now_ms.saturating_sub(l.progress_changed_ms) >= timeout_ms)
-            .map(|(a, _)| *a)
+            .filter_map(|(a, l)| {
+                let timeout_ms = timeout_of(a)?;
+                let stalled = now_ms.saturating_sub(l.progress_changed_ms) >= timeout_ms;
+                stalled.then_some((*a, timeout_ms))
+            })
             .collect();
-        let reason = format!("timed out after {timeout_ms} ms without progress");
-        for attempt in stalled {
+        for (attempt, timeout_ms) in stalled {
+            let reason = format!("timed out after {timeout_ms} ms without progress");
             // An earlier timeout may have failed the whole job, taking this attempt with it.
             let Some(live) = self.live.get(&attempt) else {
                 continue;

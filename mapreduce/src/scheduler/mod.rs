@@ -46,7 +46,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use config::SchedulerConfig;
+pub use config::{SchedulerConfig, TaskPolicy};
 pub use events::{Action, Event, Locality};
 pub use ids::{AttemptId, JobId, TaskId, TaskKind};
 pub use table::{JobState, JobStatus, MAX_TASKS_PER_JOB};
@@ -88,11 +88,13 @@ impl Scheduler {
                 map_hosts,
                 reduces,
                 first_attempt,
+                policy,
             } => {
                 let shape = JobShape {
                     map_hosts,
                     reduces,
                     first_attempt,
+                    policy,
                 };
                 self.on_submit(now_ms, job, shape, &mut actions)
             }

@@ -9,6 +9,7 @@ use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 
+use super::config::TaskPolicy;
 use super::events::{Action, Locality};
 use super::ids::{map_task, AttemptId, JobId, TaskId, TaskKind};
 use super::Scheduler;
@@ -181,6 +182,7 @@ pub(super) struct JobShape {
     pub(super) map_hosts: Vec<Vec<String>>,
     pub(super) reduces: u32,
     pub(super) first_attempt: u32,
+    pub(super) policy: TaskPolicy,
 }
 
 /// One job's tasks and statistics.
@@ -201,6 +203,8 @@ pub(super) struct Job {
     pub(super) reduce_durations: Durations,
     /// State and counters; the running counts and locality counts are filled in on query.
     pub(super) status: JobStatus,
+    /// The job's own speculation, attempt and timeout settings.
+    pub(super) policy: TaskPolicy,
 }
 
 impl Job {
@@ -209,6 +213,7 @@ impl Job {
             map_hosts,
             reduces,
             first_attempt,
+            policy,
         } = shape;
         let maps: Vec<Task> = map_hosts
             .into_iter()
@@ -232,6 +237,7 @@ impl Job {
                 reduces_total: reduces,
                 ..JobStatus::default()
             },
+            policy,
         }
     }
 
@@ -241,6 +247,7 @@ impl Job {
             map_hosts: Vec::new(),
             reduces: 0,
             first_attempt: 0,
+            policy: TaskPolicy::default(),
         };
         let mut job = Job::new(empty, 0);
         job.status.state = JobState::Failed(reason);

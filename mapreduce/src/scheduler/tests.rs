@@ -61,11 +61,23 @@ fn submit(
     map_hosts: Vec<Vec<String>>,
     reduces: u32,
 ) -> Vec<Action> {
+    submit_with(s, now_ms, job, map_hosts, reduces, TaskPolicy::default())
+}
+
+fn submit_with(
+    s: &mut Scheduler,
+    now_ms: u64,
+    job: JobId,
+    map_hosts: Vec<Vec<String>>,
+    reduces: u32,
+    policy: TaskPolicy,
+) -> Vec<Action> {
     let event = Event::SubmitJob {
         job,
         map_hosts,
         reduces,
         first_attempt: 0,
+        policy,
     };
     s.step(now_ms, event)
 }
@@ -572,14 +584,21 @@ fn returning_lost_worker_gets_kills_and_its_late_success_is_refused() {
 /// Two workers with two slots, three maps; the first two succeed after 1 s, so the third
 /// becomes a straggler once it has run longer than 1.5 s.
 fn with_straggler(reduces: u32) -> Scheduler {
+    with_straggler_of(reduces, true, TaskPolicy::default())
+}
+
+/// Job `J` with maps 0 and 1 done after 1 s and map 2 still running on "a", on a cluster
+/// whose speculation is `speculative`, the job's own settings `policy`.
+fn with_straggler_of(reduces: u32, speculative: bool, policy: TaskPolicy) -> Scheduler {
     let config = SchedulerConfig {
         reduce_slowstart: 1.0,
+        speculative,
         ..SchedulerConfig::default()
     };
     let mut s = Scheduler::new(config);
     heartbeat(&mut s, 0, "a", "r1", 2, &[]);
     heartbeat(&mut s, 0, "b", "r1", 2, &[]);
-    let launched = launches(&submit(&mut s, 0, J, hostless(3), reduces));
+    let launched = launches(&submit_with(&mut s, 0, J, hostless(3), reduces, policy));
     assert_eq!(launched[2], launch("a", at(m(J, 2), 0), Locality::Other));
     for index in 0..2 {
         let attempt = at(m(J, index), 0);
@@ -611,6 +630,69 @@ fn speculative_backup_runs_elsewhere_and_the_loser_is_killed() {
     assert_eq!((status.killed_attempts, status.maps_done), (1, 3));
     let outputs = s.map_outputs(J).unwrap();
     assert_eq!(outputs[2], output(original, "a"));
+}
+
+#[test]
+fn a_job_turns_speculation_on_or_off_for_itself() {
+    let off = TaskPolicy {
+        map_speculative: Some(false),
+        ..TaskPolicy::default()
+    };
+    let mut s = with_straggler_of(1, true, off);
+    assert!(launches(&tick(&mut s, 5_000)).is_empty(), "job said no");
+    let on = TaskPolicy {
+        map_speculative: Some(true),
+        ..TaskPolicy::default()
+    };
+    let mut s = with_straggler_of(1, false, on);
+    let backup = at(m(J, 2), 1);
+    assert_eq!(
+        launches(&tick(&mut s, 1_600)),
+        vec![launch("b", backup, Locality::Other)],
+        "job said yes on a cluster that says no"
+    );
+    // The reduce setting does not touch maps.
+    let reduces_only = TaskPolicy {
+        reduce_speculative: Some(true),
+        ..TaskPolicy::default()
+    };
+    let mut s = with_straggler_of(1, false, reduces_only);
+    assert!(launches(&tick(&mut s, 5_000)).is_empty());
+}
+
+#[test]
+fn a_job_sets_its_own_attempts_and_timeout() {
+    let policy = TaskPolicy {
+        map_max_attempts: Some(1),
+        task_timeout_ms: Some(0),
+        ..TaskPolicy::default()
+    };
+    let config = SchedulerConfig {
+        task_timeout_ms: 1_000,
+        ..SchedulerConfig::default()
+    };
+    let mut s = Scheduler::new(config.clone());
+    heartbeat(&mut s, 0, "a", "r1", 2, &[]);
+    submit_with(&mut s, 0, J, hostless(2), 1, policy);
+    // Timeout 0: an attempt without progress for 9 s (the cluster says 1 s) is not timed out.
+    assert!(tick(&mut s, 9_000).is_empty());
+    // One attempt allowed: the first failure fails the job.
+    let actions = fail(&mut s, 9_001, at(m(J, 0), 0), "boom");
+    assert!(
+        matches!(actions.last(), Some(Action::JobFailed { .. })),
+        "{actions:?}"
+    );
+
+    // A job's shorter timeout applies before the cluster's.
+    let short = TaskPolicy {
+        task_timeout_ms: Some(300),
+        ..TaskPolicy::default()
+    };
+    let mut s = Scheduler::new(config);
+    heartbeat(&mut s, 0, "a", "r1", 1, &[]);
+    submit_with(&mut s, 0, J, hostless(1), 0, short);
+    let actions = tick(&mut s, 300);
+    assert_eq!(kills(&actions), vec![("a".to_string(), at(m(J, 0), 0))]);
 }
 
 #[test]
@@ -944,6 +1026,7 @@ fn resumed_job_never_adopts_an_earlier_runs_attempts() {
         map_hosts: hostless(1),
         reduces: 1,
         first_attempt: first,
+        policy: TaskPolicy::default(),
     };
     s.step(0, resume);
     // The worker comes back still running the earlier run's map attempt 0.
@@ -1217,11 +1300,21 @@ impl Sim {
             })
             .collect();
         self.jobs.insert(job, (maps, reduces));
+        // Some jobs bring their own speculation, attempt limits and timeouts (0: none).
+        let own = |rng: &mut XorShift, n: u64| rng.chance(30).then(|| rng.below(n));
+        let policy = TaskPolicy {
+            map_speculative: own(&mut self.rng, 2).map(|b| b == 1),
+            reduce_speculative: own(&mut self.rng, 2).map(|b| b == 1),
+            map_max_attempts: own(&mut self.rng, 4).map(|n| n as u32 + 1),
+            reduce_max_attempts: own(&mut self.rng, 4).map(|n| n as u32 + 1),
+            task_timeout_ms: own(&mut self.rng, 3).map(|n| n * 3_000),
+        };
         let event = Event::SubmitJob {
             job,
             map_hosts,
             reduces,
             first_attempt: 0,
+            policy,
         };
         self.step(event);
     }
@@ -1339,6 +1432,7 @@ impl Sim {
                 map_hosts: Vec::new(),
                 reduces: 0,
                 first_attempt: 0,
+                policy: TaskPolicy::default(),
             },
         };
         self.step(event);

@@ -15,9 +15,11 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, Receiver, Select, Sender};
+use crossbeam_channel::{bounded, Receiver, Select, Sender, TrySendError};
 
 use super::reporter::{self, StderrSummary};
 use crate::error::{Error, Result};
@@ -102,6 +104,8 @@ pub struct StreamChild {
     /// The start of an output line whose end has not arrived yet.
     partial: Vec<u8>,
     writer: Option<JoinHandle<()>>,
+    /// Set by the writer when the child closed its stdin: further input is not even buffered.
+    input_closed: Arc<AtomicBool>,
     reader: Option<JoinHandle<std::io::Result<()>>>,
     stderr: Option<JoinHandle<StderrSummary>>,
 }
@@ -137,7 +141,9 @@ impl StreamChild {
         let (spent_in_tx, spent_in_rx) = bounded(CHANNEL_CHUNKS + 1);
         let (out_tx, out_rx) = bounded(CHANNEL_CHUNKS);
         let (spent_out_tx, spent_out_rx) = bounded(CHANNEL_CHUNKS + 1);
-        let writer = std::thread::spawn(move || write_input(stdin, in_rx, spent_in_tx));
+        let input_closed = Arc::new(AtomicBool::new(false));
+        let closed = input_closed.clone();
+        let writer = std::thread::spawn(move || write_input(stdin, in_rx, spent_in_tx, &closed));
         let reader = std::thread::spawn(move || read_output(stdout, out_tx, spent_out_rx));
         let stderr =
             std::thread::spawn(move || reporter::read_stderr(stderr, &mut std::io::stderr()));
@@ -154,6 +160,7 @@ impl StreamChild {
             spent_output: spent_out_tx,
             partial: Vec::new(),
             writer: Some(writer),
+            input_closed,
             reader: Some(reader),
             stderr: Some(stderr),
         })
@@ -167,6 +174,10 @@ impl StreamChild {
         parts: &[&[u8]],
         on_line: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
+        if self.input_closed.load(Ordering::Relaxed) {
+            self.pending.clear();
+            return Ok(());
+        }
         for p in parts {
             self.pending.extend_from_slice(p);
         }
@@ -187,7 +198,16 @@ impl StreamChild {
             .spent_input
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(2 * CHUNK_BYTES));
-        let chunk = std::mem::replace(&mut self.pending, next);
+        let mut chunk = std::mem::replace(&mut self.pending, next);
+        // The usual case: the writer keeps up, and no wait is needed.
+        match tx.try_send(chunk) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Disconnected(_)) => {
+                self.to_child = None;
+                return Ok(());
+            }
+            Err(TrySendError::Full(c)) => chunk = c,
+        }
         loop {
             let Some(rx) = self.from_child.clone() else {
                 // The child closed its stdout: the writer still drains (or discards) input.
@@ -353,12 +373,18 @@ fn trim_cr(line: &[u8]) -> &[u8] {
 /// The writer thread: writes chunks to the child's stdin until the channel closes. After the
 /// child closed its stdin (a broken pipe) it keeps taking chunks and drops them, so the job's
 /// thread never blocks on a child that stopped reading.
-fn write_input(mut stdin: ChildStdin, chunks: Receiver<Vec<u8>>, spent: Sender<Vec<u8>>) {
+fn write_input(
+    mut stdin: ChildStdin,
+    chunks: Receiver<Vec<u8>>,
+    spent: Sender<Vec<u8>>,
+    closed: &AtomicBool,
+) {
     let mut open = true;
     for mut chunk in chunks {
         if open && stdin.write_all(&chunk).is_err() {
             // Broken pipe: the child stopped reading. Its exit status decides the outcome.
             open = false;
+            closed.store(true, Ordering::Relaxed);
         }
         chunk.clear();
         let _ = spent.try_send(chunk);
@@ -366,7 +392,10 @@ fn write_input(mut stdin: ChildStdin, chunks: Receiver<Vec<u8>>, spent: Sender<V
     drop(stdin);
 }
 
-/// The reader thread: reads the child's stdout in chunks until end of file.
+/// The reader thread: reads the child's stdout in chunks until end of file. A chunk is handed
+/// on once at least half full (a child typically writes 4-8 KiB at a time), so the job's
+/// thread is woken once per tens of KiB; withholding part of the output never blocks the
+/// child, since this thread keeps draining its pipe.
 fn read_output(
     mut stdout: ChildStdout,
     chunks: Sender<Vec<u8>>,
@@ -377,15 +406,25 @@ fn read_output(
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES));
         buf.resize(CHUNK_BYTES, 0);
-        let n = match stdout.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        buf.truncate(n);
-        if chunks.send(buf).is_err() {
+        let mut filled = 0;
+        let mut eof = false;
+        while filled < CHUNK_BYTES / 2 {
+            match stdout.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(filled);
+        if filled > 0 && chunks.send(buf).is_err() {
             // The task stopped listening (it failed); the child is being killed.
+            return Ok(());
+        }
+        if eof {
             return Ok(());
         }
     }

@@ -63,6 +63,10 @@ pub fn build(job_conf: &JobConf) -> Result<Job> {
         // Output lines are written as the commands wrote them (see `task::text_line`).
         output: OutputFormat::Raw,
         settings: job_conf.settings.clone(),
+        // The registry applies -D properties (codec, split hints) to every job it builds.
+        output_codec: None,
+        split_min_bytes: 0,
+        maps_hint: None,
     };
     if conf.reducers > 0 {
         let c = conf.clone();
