@@ -7,8 +7,9 @@
 //! component is non-empty, not `.` or `..`, at most [`MAX_COMPONENT_BYTES`] long and free of NUL.
 //! A single trailing slash is accepted and ignored; `/` is the root.
 //!
-//! What users type is turned into such a path by [`resolve`]: `dfs://HOST:PORT/p` names one of
-//! the configured namenodes, and a relative path is taken relative to the working directory,
+//! What users type is turned into such a path by [`resolve`]: `dfs://HOST:PORT/p` (or
+//! `hdfs://HOST:PORT/p`, as Hadoop tools such as Yelp's mrjob write it) names one of the
+//! configured namenodes, and a relative path is taken relative to the working directory,
 //! `/user/NAME` as in Hadoop ([`working_dir`]), so `dfs put x rel` and `mrjob wordcount in out`
 //! on a cluster never write into `/` by accident.
 
@@ -134,7 +135,7 @@ pub fn resolve(config: &ClusterConfig, arg: &str) -> Result<String> {
 }
 
 /// Turns a path as a user wrote it into a filesystem path: `/path` as is; `dfs://HOST:PORT/path`
-/// after checking that HOST:PORT is one of the cluster's namenodes (`dfs:///path` names the
+/// (or `hdfs://...`, see [`strip_scheme`]) after checking that HOST:PORT is one of the cluster's namenodes (`dfs:///path` names the
 /// configured cluster); anything else is relative to `cwd`, where `.` and `..` components
 /// are resolved (`..` stops at the root). Pure: the caller supplies the working directory.
 pub fn resolve_in(config: &ClusterConfig, cwd: &str, arg: &str) -> Result<String> {
@@ -144,7 +145,7 @@ pub fn resolve_in(config: &ClusterConfig, cwd: &str, arg: &str) -> Result<String
     if arg.starts_with('/') {
         return Ok(arg.to_string());
     }
-    let Some(rest) = arg.strip_prefix("dfs://") else {
+    let Some(rest) = strip_scheme(arg) else {
         return Ok(relative_to(cwd, arg));
     };
     let (authority, path) = match rest.find('/') {
@@ -158,6 +159,16 @@ pub fn resolve_in(config: &ClusterConfig, cwd: &str, arg: &str) -> Result<String
         ));
     }
     Ok(path.to_string())
+}
+
+/// The URL schemes that name the cluster's filesystem: our own `dfs://`, and Hadoop's `hdfs://`
+/// so that paths written for Hadoop (by mrjob, by habit) work unchanged.
+pub const SCHEMES: [&str; 2] = ["dfs://", "hdfs://"];
+
+/// `url` without its `dfs://` or `hdfs://` scheme (`HOST:PORT/path`), or `None` when it has
+/// neither: the one place that knows which URLs are dfs paths.
+pub fn strip_scheme(url: &str) -> Option<&str> {
+    SCHEMES.iter().find_map(|s| url.strip_prefix(s))
 }
 
 /// `rel` joined to the absolute `cwd`, with `.` dropped and `..` taking one component off.
@@ -260,6 +271,11 @@ mod tests {
         assert_eq!(r("dfs://127.0.0.2:8020").unwrap(), "/");
         assert_eq!(r("dfs:///x").unwrap(), "/x");
         assert!(r("dfs://10.0.0.1:1/a").is_err());
+        // Hadoop's spelling names the same paths, with the same check of the authority.
+        assert_eq!(r("hdfs:///user/ann/x").unwrap(), "/user/ann/x");
+        assert_eq!(r("hdfs://127.0.0.2:8020/a").unwrap(), "/a");
+        assert!(r("hdfs://10.0.0.1:1/a").is_err());
+        assert_eq!(strip_scheme("file:///a"), None);
     }
 
     #[test]

@@ -26,7 +26,9 @@ use crate::units::{human, parse_size, SizeFormat};
 mod destination;
 mod listing;
 
-use listing::{format_status, format_time, fsck_lines, FsckTotals};
+use listing::{format_status, fsck_lines, FsckTotals};
+// Hadoop's listing (`mrjob hadoop fs -ls`) prints times the same way.
+pub use listing::format_time;
 
 /// Transfers at least this long get a progress bar (when stderr is a terminal).
 const PROGRESS_MIN_BYTES: u64 = 16 << 20;

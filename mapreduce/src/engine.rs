@@ -2,7 +2,7 @@
 //!
 //! The rule (DESIGN.md): with local paths and no cluster configured, a job runs at once on
 //! this machine with all cores. With a cluster configured (`--conf FILE` or `MRJOB_CONF`), or
-//! with a `dfs://` path, the same command runs on the cluster, reading and writing dfs.
+//! with a `dfs://` (or `hdfs://`) path, the same command runs on the cluster, reading and writing dfs.
 //! `--local` forces local mode. On a cluster, relative paths are relative to the dfs working
 //! directory `/user/NAME` (see `dfs::path::resolve`).
 
@@ -49,7 +49,7 @@ impl Engine {
     pub fn choose(conf: Option<&Path>, force_local: bool, paths: &[&Path]) -> Result<Engine> {
         let wants_dfs = paths
             .iter()
-            .any(|p| p.to_string_lossy().starts_with("dfs://"));
+            .any(|p| dfs::path::strip_scheme(&p.to_string_lossy()).is_some());
         if force_local {
             if wants_dfs {
                 return Err(Error::BadSetting(
@@ -152,7 +152,8 @@ impl Engine {
         }
     }
 
-    /// A path as this engine's filesystem names it: on a cluster, `dfs://HOST:PORT/p` becomes
+    /// A path as this engine's filesystem names it: on a cluster, `dfs://HOST:PORT/p` (or
+    /// `hdfs://...`) becomes
     /// `/p` and a relative path is taken relative to the working directory `/user/NAME`;
     /// local paths stay as they are.
     pub fn path(&self, p: &Path) -> Result<PathBuf> {

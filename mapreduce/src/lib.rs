@@ -46,6 +46,9 @@
 //!   [`submit`] (staging, submitting, status), [`job_binary`] (what is staged, and which
 //!   staged binaries the jobtracker removes), [`pseudo_cluster`] (a cluster on this machine),
 //!   [`fault`] (test fault hooks).
+//! - [`hadoop`]: the Hadoop front door (`mrjob hadoop version | fs ... | jar ...`) that Yelp's
+//!   mrjob `-r hadoop` drives: `fs` commands on dfs printed as Hadoop prints them, Streaming
+//!   jobs reported with Hadoop's job log lines.
 //! - [`cli`]: command-line pieces shared by job binaries, including the cluster commands;
 //!   [`logging`]: log setup for every process a job binary becomes.
 //! - [`error`]: the crate's one error type, and the one mapping of dfs errors into it.
@@ -64,6 +67,7 @@ pub mod fault;
 pub mod fs;
 pub mod glob;
 pub mod group_combine;
+pub mod hadoop;
 pub mod input;
 pub mod job;
 pub mod job_binary;

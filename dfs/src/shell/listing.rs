@@ -77,7 +77,7 @@ pub(super) fn format_status(s: &FileStatus, size: SizeFormat) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM` in UTC, without a date crate.
-pub(super) fn format_time(ms: u64) -> String {
+pub fn format_time(ms: u64) -> String {
     let secs = ms / 1000;
     let days = (secs / 86_400) as i64;
     let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);

@@ -1,8 +1,11 @@
 //! `mrjob`: runs the example jobs. With local paths (and no cluster configured) a job runs at
 //! once on this machine, on all cores; with a cluster configured (`--conf` or `MRJOB_CONF`) or
 //! `dfs://` paths, the same command runs on the cluster. It also runs the cluster's daemons and
-//! the task processes workers start (see `mapreduce::task_process`).
+//! the task processes workers start (see `mapreduce::task_process`). `mrjob hadoop ...`, or
+//! this binary run under the name `hadoop`, is the Hadoop command Yelp's mrjob drives (see
+//! `mapreduce::hadoop`).
 
+use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -121,8 +124,30 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Hadoop's command line on this cluster, for tools that drive Hadoop (Yelp's mrjob:
+    /// `-r hadoop --hadoop-bin 'mrjob hadoop'`): `version`, `fs -ls|-cat|-put|... ARGS`,
+    /// `jar ANY.jar STREAMING-ARGS`. Also what this binary does when run as `hadoop`.
+    #[command(disable_help_flag = true)]
+    Hadoop {
+        /// Hadoop's arguments, passed through unchanged.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<OsString>,
+    },
     #[command(flatten)]
     Admin(AdminCommand),
+}
+
+/// Run as `hadoop` (a link named so, as tools find Hadoop on `PATH`): Hadoop's arguments
+/// only, the cluster from `MRJOB_CONF`.
+fn run_as_hadoop() -> Option<ExitCode> {
+    let mut args = std::env::args_os();
+    let argv0 = PathBuf::from(args.next()?);
+    if argv0.file_name()? != "hadoop" {
+        return None;
+    }
+    init_logging();
+    let rest: Vec<OsString> = args.collect();
+    Some(mapreduce::hadoop::run(None, &rest))
 }
 
 fn main() -> ExitCode {
@@ -133,6 +158,9 @@ fn main() -> ExitCode {
     }
     // `mrjob list | head`: a closed stdout ends the command quietly (see dfs::stdout).
     exit_quietly_when_closed();
+    if let Some(code) = run_as_hadoop() {
+        return code;
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         // Daemons log at info level: run_admin sets that up.
@@ -146,6 +174,10 @@ fn main() -> ExitCode {
                 }
             }
             streaming::run_cli(cli.conf.as_deref(), &args, &print_report)
+        }
+        Command::Hadoop { args } => {
+            init_logging();
+            return mapreduce::hadoop::run(cli.conf.as_deref(), &args);
         }
         job => {
             init_logging();
@@ -205,8 +237,8 @@ fn paths_and_args(command: &Command) -> (Vec<PathBuf>, bool) {
             (paths, args.local)
         }
         Command::Teragen { output, args, .. } => (vec![output.clone()], args.local),
-        Command::Admin(_) | Command::Streaming { .. } => {
-            unreachable!("admin and streaming commands are not run here")
+        Command::Admin(_) | Command::Streaming { .. } | Command::Hadoop { .. } => {
+            unreachable!("admin, streaming and hadoop commands are not run here")
         }
     }
 }
@@ -342,7 +374,7 @@ fn run(registry: &Registry, engine: &Engine, command: Command) -> Result<ExitCod
         } => {
             run_one(args.conf(INVERTEDINDEX_JOB, None)?, &inputs, &output, &args)?;
         }
-        Command::Admin(_) => unreachable!("admin commands are not jobs"),
+        Command::Admin(_) | Command::Hadoop { .. } => unreachable!("not a job"),
     }
     Ok(ExitCode::SUCCESS)
 }
