@@ -111,16 +111,58 @@ fn whole_file(file: &InputFile) -> Option<Split> {
     })
 }
 
+/// The largest split of a cluster job, as Hadoop's `min(maxSize, blockSize)` with one
+/// difference: when the user set no maximum (`requested_max == 0`), a small input is cut so
+/// that every task slot of the cluster gets about two splits (never below 4 MiB), instead of
+/// one map per block leaving the other slots idle. `None`: blocks are not cut.
+pub fn cluster_split_max(requested_max: u64, total_bytes: u64, slots: u32) -> Option<u64> {
+    const FLOOR: u64 = 4 << 20;
+    if requested_max > 0 {
+        return Some(requested_max);
+    }
+    let pieces = 2 * u64::from(slots.max(1));
+    Some(total_bytes.div_ceil(pieces).max(FLOOR))
+}
+
+/// Cuts every block longer than `max_bytes` into near-equal pieces of at most that size; each
+/// piece keeps its block's hosts, so a cut split is as data-local as the block.
+fn cut_blocks(
+    blocks: Vec<(u64, u64, Vec<String>)>,
+    max_bytes: Option<u64>,
+) -> Vec<(u64, u64, Vec<String>)> {
+    let Some(max) = max_bytes.filter(|m| *m > 0) else {
+        return blocks;
+    };
+    let mut out = Vec::with_capacity(blocks.len());
+    for (offset, len, hosts) in blocks {
+        let n = len.div_ceil(max).max(1);
+        let step = len.div_ceil(n);
+        let mut at = 0;
+        while at < len || (len == 0 && at == 0) {
+            let piece = step.min(len - at);
+            out.push((offset + at, piece, hosts.clone()));
+            if piece == 0 {
+                break;
+            }
+            at += piece;
+        }
+    }
+    out
+}
+
 /// The splits of one dfs file: one per block `(offset, length, hosts)`, with the hosts that
-/// hold it, boundaries moved up to whole records for fixed-length input. With `min_bytes`
-/// larger than a block (`mapreduce.input.fileinputformat.split.minsize`), consecutive blocks
-/// are joined until a split holds that many bytes, and it runs where its first block is.
+/// hold it, boundaries moved up to whole records for fixed-length input. A block longer than
+/// `max_bytes` (see [`cluster_split_max`]) is cut into several splits on the same hosts. With
+/// `min_bytes` larger than a block (`mapreduce.input.fileinputformat.split.minsize`),
+/// consecutive blocks are joined instead until a split holds that many bytes, and it runs
+/// where its first block is.
 pub fn block_splits(
     format: &InputFormat,
     file: &InputFile,
     file_len: u64,
     blocks: Vec<(u64, u64, Vec<String>)>,
     min_bytes: u64,
+    max_bytes: Option<u64>,
 ) -> Vec<(Split, Vec<String>)> {
     if Codec::of_path(&file.path).is_some() {
         // One split, run where its first block is (it is read from the start).
@@ -131,7 +173,12 @@ pub fn block_splits(
         let hosts = blocks.into_iter().next().map(|b| b.2).unwrap_or_default();
         return whole_file(&file).map(|s| (s, hosts)).into_iter().collect();
     }
-    cut_file(format, file, file_len, join_blocks(blocks, min_bytes))
+    let blocks = if min_bytes > 0 {
+        join_blocks(blocks, min_bytes)
+    } else {
+        cut_blocks(blocks, max_bytes)
+    };
+    cut_file(format, file, file_len, blocks)
 }
 
 /// Joins consecutive blocks until each piece holds at least `min_bytes` (the last may hold
@@ -233,15 +280,44 @@ mod tests {
             (1000, 1000, vec!["c".into()]),
             (2000, 10, vec![]),
         ];
-        let s = block_splits(&InputFormat::Lines, &file(2010), 2010, blocks.clone(), 0);
+        let s = block_splits(
+            &InputFormat::Lines,
+            &file(2010),
+            2010,
+            blocks.clone(),
+            0,
+            None,
+        );
         assert_eq!(ranges(&s), vec![(0, 1000), (1000, 1000), (2000, 10)]);
         assert_eq!(s[0].1, vec!["a".to_string(), "b".to_string()]);
         // A minimum split size joins blocks; a split runs where its first block is.
-        let s = block_splits(&InputFormat::Lines, &file(2010), 2010, blocks.clone(), 1500);
+        let s = block_splits(
+            &InputFormat::Lines,
+            &file(2010),
+            2010,
+            blocks.clone(),
+            1500,
+            None,
+        );
         assert_eq!(ranges(&s), vec![(0, 2000), (2000, 10)]);
         assert_eq!(s[1].1, Vec::<String>::new());
-        let s = block_splits(&InputFormat::Lines, &file(2010), 2010, blocks, 1000);
+        let s = block_splits(&InputFormat::Lines, &file(2010), 2010, blocks, 1000, None);
         assert_eq!(ranges(&s).len(), 3, "blocks of the minimum stay apart");
+    }
+
+    #[test]
+    fn blocks_longer_than_the_split_maximum_are_cut_on_their_hosts() {
+        let blocks = vec![(0, 1000, vec!["a".into()]), (1000, 10, vec!["b".into()])];
+        let s = block_splits(&InputFormat::Lines, &file(1010), 1010, blocks, 0, Some(300));
+        assert_eq!(
+            ranges(&s),
+            vec![(0, 250), (250, 250), (500, 250), (750, 250), (1000, 10)]
+        );
+        assert!(s[..4].iter().all(|(_, h)| h == &vec!["a".to_string()]));
+        // Hadoop's rule with a maximum set; without one, about two splits per slot.
+        assert_eq!(cluster_split_max(1 << 20, 1 << 30, 6), Some(1 << 20));
+        assert_eq!(cluster_split_max(0, 64 << 20, 8), Some(4 << 20));
+        assert_eq!(cluster_split_max(0, 1 << 30, 4), Some(128 << 20));
     }
 
     #[test]
@@ -253,7 +329,14 @@ mod tests {
             .step_by(64)
             .map(|o| (o, 64.min(len - o), vec![]))
             .collect();
-        let s = block_splits(&InputFormat::FixedLength(100), &file(len), len, blocks, 0);
+        let s = block_splits(
+            &InputFormat::FixedLength(100),
+            &file(len),
+            len,
+            blocks,
+            0,
+            None,
+        );
         let r = ranges(&s);
         assert!(
             r.iter().all(|(start, l)| start % 100 == 0 && l % 100 == 0),
@@ -275,7 +358,7 @@ mod tests {
         assert_eq!(splits.len(), 1 + 2, "{splits:?}");
         assert_eq!(range(&splits[0]), (0, 1000));
         let blocks = vec![(0, 600, vec!["a".into()]), (600, 400, vec!["b".into()])];
-        let by_block = block_splits(&InputFormat::FixedLength(30), &gz, 1000, blocks, 0);
+        let by_block = block_splits(&InputFormat::FixedLength(30), &gz, 1000, blocks, 0, None);
         assert_eq!(ranges(&by_block), [(0, 1000)]);
         assert_eq!(by_block[0].1, ["a"]);
         let empty = InputFile { len: 0, ..gz };
@@ -360,7 +443,7 @@ mod tests {
             .step_by(64)
             .map(|o| (o, 64.min(len - o), vec![]))
             .collect();
-        let dfs: Vec<Split> = block_splits(&format, &input, len, blocks, 0)
+        let dfs: Vec<Split> = block_splits(&format, &input, len, blocks, 0, None)
             .into_iter()
             .map(|(s, _)| s)
             .collect();

@@ -15,7 +15,7 @@ use crate::job_store::{first_attempt, RecordState};
 use crate::properties::JobProperties;
 use crate::protocol::{unix_ms, ErrorKind, JobSpec};
 use crate::scheduler::{Event, JobId, TaskPolicy};
-use crate::split::{block_splits, compute_splits};
+use crate::split::{block_splits, cluster_split_max, compute_splits};
 
 use super::{JobEntry, Jobtracker, Submitted};
 
@@ -190,7 +190,11 @@ impl Jobtracker {
         }
         let mut splits = Vec::new();
         let mut hosts = Vec::new();
-        for file in list_input_files(&self.dfs, inputs).await? {
+        let files = list_input_files(&self.dfs, inputs).await?;
+        let total: u64 = files.iter().map(|f| f.len).sum();
+        let slots: u32 = self.lock().workers.values().map(|w| w.slots).sum();
+        let max_bytes = cluster_split_max(spec.conf.settings.split_size_bytes, total, slots);
+        for file in files {
             let p = file.path.to_string_lossy().into_owned();
             let located = self
                 .dfs
@@ -205,7 +209,14 @@ impl Jobtracker {
                     (lb.offset_bytes, lb.block.len_bytes, h)
                 })
                 .collect();
-            for (split, h) in block_splits(format, &file, located.len_bytes, blocks, min_bytes) {
+            for (split, h) in block_splits(
+                format,
+                &file,
+                located.len_bytes,
+                blocks,
+                min_bytes,
+                max_bytes,
+            ) {
                 splits.push(split);
                 hosts.push(h);
             }
