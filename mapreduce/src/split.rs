@@ -133,21 +133,17 @@ fn cut_blocks(
     let Some(max) = max_bytes.filter(|m| *m > 0) else {
         return blocks;
     };
-    let mut out = Vec::with_capacity(blocks.len());
-    for (offset, len, hosts) in blocks {
-        let n = len.div_ceil(max).max(1);
-        let step = len.div_ceil(n);
-        let mut at = 0;
-        while at < len || (len == 0 && at == 0) {
-            let piece = step.min(len - at);
-            out.push((offset + at, piece, hosts.clone()));
-            if piece == 0 {
-                break;
-            }
-            at += piece;
-        }
-    }
-    out
+    blocks
+        .into_iter()
+        .flat_map(|(offset, len, hosts)| {
+            let n = len.div_ceil(max).max(1);
+            let step = len.div_ceil(n).max(1);
+            (0..n).map(move |i| {
+                let at = i * step;
+                (offset + at, step.min(len.saturating_sub(at)), hosts.clone())
+            })
+        })
+        .collect()
 }
 
 /// The splits of one dfs file: one per block `(offset, length, hosts)`, with the hosts that

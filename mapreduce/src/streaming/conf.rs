@@ -106,7 +106,7 @@ impl StreamConf {
             files: p.get(FILES).map_or(Ok(Vec::new()), |t| files::decode(t))?,
             files_origin,
             params: p.clone(),
-            job_name: text("mapreduce.job.name", "streaming"),
+            job_name: conf.display_name().to_owned(),
             reducers: conf.settings.reducers,
             max_line_bytes: conf.settings.max_record_bytes,
             local_dir: conf.settings.local_dir.clone(),

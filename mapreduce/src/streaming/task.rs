@@ -160,5 +160,5 @@ pub fn text_line<'a>(
 
 /// The job id of a task that was not set up (a local run's, as Hadoop's local runner).
 pub fn local_job_id() -> String {
-    format!("job_local{}_0001", std::process::id())
+    format!("job_{}", crate::task_context::local_job_tag())
 }
