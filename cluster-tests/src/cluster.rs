@@ -174,7 +174,7 @@ impl Cluster {
             cluster: config,
             mapreduce: mr,
         };
-        fs::write(&conf, whole.to_toml().unwrap()).unwrap();
+        whole.save(&conf).unwrap();
         let Config {
             cluster: config,
             mapreduce,

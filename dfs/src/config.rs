@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Secrets;
 use crate::error::{Error, Result};
 
 /// Environment variable that names the cluster config when `--conf` is absent.
@@ -47,6 +48,8 @@ pub const JOBTRACKER_PORT: u16 = 8030;
 pub const DEFAULT_RACK: &str = "/default-rack";
 /// The table of `cluster.toml` that belongs to MapReduce (`mapreduce::config`); dfs skips it.
 pub const MAPREDUCE_SECTION: &str = "mapreduce";
+/// The cluster key's file name beside `cluster.toml`, as generated configs name it.
+pub const DEFAULT_KEY_FILE: &str = "cluster.key";
 
 /// One namenode replica.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +164,13 @@ pub struct ClusterConfig {
     /// back at once, and replication would put every byte in several hosts' caches. Turn it
     /// off when jobs read what was just written and it fits in memory.
     pub drop_cache_behind_writes: bool,
+    /// The cluster key's file (mode 0600; relative paths are relative to this file's
+    /// directory). Every daemon and the admin's tools need it; connections without it are
+    /// refused (see [`crate::auth`]).
+    pub key_file: PathBuf,
+    /// The keys `key_file` led to when loaded (or that a generator made): never written here.
+    #[serde(skip)]
+    pub secrets: Secrets,
 }
 
 impl Default for ClusterConfig {
@@ -187,6 +197,8 @@ impl Default for ClusterConfig {
             idle_timeout_ms: 10 * 60 * 1000,
             max_connections: 1024,
             drop_cache_behind_writes: true,
+            key_file: PathBuf::from(DEFAULT_KEY_FILE),
+            secrets: Secrets::default(),
         }
     }
 }
@@ -229,14 +241,32 @@ impl ClusterConfig {
         Ok(config)
     }
 
-    /// Reads, parses and validates a config file.
+    /// Reads, parses and validates a config file, and loads the secrets its `key_file`
+    /// leads to (see [`Secrets::load`]).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
-        Self::parse(&text).map_err(|e| match e {
+        let mut config = Self::parse(&text).map_err(|e| match e {
             Error::Config(msg) => Error::Config(format!("{}: {msg}", path.display())),
             other => other,
-        })
+        })?;
+        config.secrets = Secrets::load(&config.key_path(path));
+        Ok(config)
+    }
+
+    /// Where the key file of the config at `config_path` is.
+    pub fn key_path(&self, config_path: &Path) -> PathBuf {
+        match config_path.parent() {
+            Some(dir) if self.key_file.is_relative() => dir.join(&self.key_file),
+            _ => self.key_file.clone(),
+        }
+    }
+
+    /// Writes the config to `path` and, if it is not there yet, the cluster key beside it
+    /// (mode 0600): how a generated config becomes a cluster's.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.secrets.write_key_file(&self.key_path(path))?;
+        crate::durable::write_durable(path, self.to_toml()?.as_bytes())
     }
 
     /// Loads the config chosen by `--conf` or `MRJOB_CONF`; `Ok(None)` when neither is set.
@@ -561,6 +591,8 @@ pub fn local_config_in(
         namenodes,
         hosts,
         jobtracker_addr: format!("{}:{}", layout.addr(0, 1), ports.jobtracker),
+        key_file: dir.join(DEFAULT_KEY_FILE),
+        secrets: Secrets::generated(),
         ..ClusterConfig::default()
     }
 }
@@ -781,6 +813,9 @@ pub fn hosts_config(spec: &HostsSpec) -> Result<ClusterConfig> {
         namenodes,
         hosts,
         jobtracker_addr: SocketAddr::new(spec.jobtracker, JOBTRACKER_PORT).to_string(),
+        // Beside cluster.toml wherever it is copied (the Vagrantfile copies both).
+        key_file: PathBuf::from(DEFAULT_KEY_FILE),
+        secrets: Secrets::generated(),
         ..ClusterConfig::default()
     };
     config.validate()?;

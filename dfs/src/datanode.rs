@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::block_store::{BlockStore, Replica};
 use crate::config::{ClusterConfig, HostConfig};
 use crate::error::{Error, Result};
+use crate::auth::{names, Gate};
 use crate::listener::{stop_on_signal, ShutdownTrigger};
 use crate::protocol::{
     Block, DatanodeCommand, DatanodeRef, DatanodeUsage, ReplicaState, ReportedReplica, Request,
@@ -47,8 +48,12 @@ struct Datanode {
 
 /// Runs the datanode for `host` until the process is killed, or until SIGTERM/SIGINT, which
 /// it handles by shutting down gracefully and returning `Ok`.
-pub async fn run(config: ClusterConfig, host: &str) -> Result<()> {
+pub async fn run(mut config: ClusterConfig, host: &str) -> Result<()> {
     let host_cfg = config.host(host)?.clone();
+    // The namenodes and other datanodes learn this process as `host`'s datanode.
+    let authority = config.secrets.authority()?;
+    let credentials = authority.member_credentials(&names::datanode(host));
+    config.secrets.set_credentials(credentials.clone());
     let dirs = host_cfg.data_dirs.clone();
     for dir in &dirs {
         crate::power_loss::register_root(dir)?;
@@ -74,9 +79,11 @@ pub async fn run(config: ClusterConfig, host: &str) -> Result<()> {
         events_tx.clone(),
         TransferLimits::from_config(&config),
         host,
+        credentials,
     );
     let stop = ShutdownTrigger::new();
-    let transfers = tokio::spawn(server.clone().serve(listener, stop.subscribe()));
+    let gate = Gate::Authenticate(authority);
+    let transfers = tokio::spawn(server.clone().serve(listener, gate, stop.subscribe()));
     tracing::info!(host, addr = %host_cfg.addr, "datanode serving");
     let dn = Arc::new(Datanode {
         namenodes: NamenodeClient::new(&config),
@@ -284,7 +291,11 @@ impl Datanode {
         };
         let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
         let hosts: Vec<&str> = targets.iter().map(|t| t.host.as_str()).collect();
-        match transfer::replicate(self.store.clone(), block.id, &targets, timeout).await {
+        let Ok(credentials) = self.config.secrets.credentials() else {
+            return; // Set at start: not reached.
+        };
+        let store = self.store.clone();
+        match transfer::replicate(store, block.id, &targets, credentials, timeout).await {
             Ok(()) => tracing::info!(block = block.id, ?hosts, "replicated"),
             Err(e) => {
                 tracing::warn!(block = block.id, ?hosts, "replication failed: {e}");

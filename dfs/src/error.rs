@@ -89,6 +89,13 @@ pub enum Error {
         /// The peer's message.
         message: String,
     },
+    /// A connection's handshake failed: no key, a wrong key, a replayed or garbled handshake,
+    /// or an expired token. Nothing of the connection was acted on.
+    #[error("not authenticated: {0}")]
+    Unauthenticated(String),
+    /// The authenticated caller may not do this (a file's mode, a member-only operation).
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     /// Raft library error.
     #[error("raft: {0}")]
     Raft(String),
@@ -134,6 +141,10 @@ pub enum ErrorKind {
     Timeout,
     /// Anything else.
     Other,
+    /// See [`Error::Unauthenticated`].
+    Unauthenticated,
+    /// See [`Error::PermissionDenied`].
+    PermissionDenied,
 }
 
 /// What a `NotLeader` answer says, in words (a user reads it when a call runs out of time).
@@ -182,6 +193,8 @@ impl Error {
             Error::NoDatanodes(_) => ErrorKind::NoDatanodes,
             Error::Timeout(_) => ErrorKind::Timeout,
             Error::Remote { kind, .. } => *kind,
+            Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
             Error::Raft(_) | Error::Io { .. } => ErrorKind::Other,
         }
     }

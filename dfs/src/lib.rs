@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //!
+//! - [`auth`]: keys, principals and the HMAC handshake every connection begins with.
 //! - [`error`]: the crate's one error type and its wire kinds.
 //! - [`frame`]: length-prefixed framing with limits, and the binary message format.
 //! - [`config`]: `cluster.toml` (namenodes, hosts, sizes, timeouts; the `[mapreduce]` table is
@@ -40,6 +41,7 @@
 //! - [`lock`]: the one policy for poisoned locks (the process ends), and the helpers that apply it.
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod block_store;
 pub mod checksum;
 pub mod client;

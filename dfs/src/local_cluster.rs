@@ -120,13 +120,18 @@ impl ConfigFile {
 pub fn write_config_once(
     dir: &Path,
     layout: &LocalLayout,
-    config: impl FnOnce() -> Result<String>,
+    config: impl FnOnce() -> Result<(ClusterConfig, String)>,
 ) -> Result<ConfigFile> {
     let conf_path = dir.join("cluster.toml");
     let fresh = !conf_path.exists();
     if fresh {
         crate::durable::create_dir_durable(dir)?;
-        crate::durable::write_durable(&conf_path, config()?.as_bytes())?;
+        let (cluster, text) = config()?;
+        // The key first: a config naming a key file that is not there yet would not load.
+        cluster
+            .secrets
+            .write_key_file(&cluster.key_path(&conf_path))?;
+        crate::durable::write_durable(&conf_path, text.as_bytes())?;
     } else if *layout != LocalLayout::default() {
         eprintln!(
             "{} exists: its addresses are used, not --base-addr/--base-port \
@@ -149,7 +154,9 @@ async fn cluster_start(
 ) -> Result<()> {
     layout.check()?;
     let conf = write_config_once(dir, layout, || {
-        config::local_config_in(namenodes, hosts, dir, layout).to_toml()
+        let config = config::local_config_in(namenodes, hosts, dir, layout);
+        let text = config.to_toml()?;
+        Ok((config, text))
     })?;
     let conf_path = conf.path.clone();
     let config = ClusterConfig::load(&conf_path)?;

@@ -187,7 +187,7 @@ fn run_config(cmd: ConfigCommand) -> dfs::Result<()> {
             dfs::durable::create_dir_durable(&dir)?;
             let config = config::local_config_in(namenodes, hosts, &dir, &layout);
             let path = dir.join("cluster.toml");
-            dfs::durable::write_durable(&path, config.to_toml()?.as_bytes())?;
+            config.save(&path)?;
             println!("{}", path.display());
             Ok(())
         }
@@ -199,12 +199,24 @@ fn run_config(cmd: ConfigCommand) -> dfs::Result<()> {
             out,
         } => {
             let spec = config::HostsSpec::parse(&namenodes, &hosts, &jobtracker, &state_dir)?;
-            let text = config::hosts_config(&spec)?.to_toml()?;
+            let config = config::hosts_config(&spec)?;
             match out {
-                // Durable and atomic, so a daemon starting meanwhile never reads half a file.
-                Some(path) => dfs::durable::write_durable(&path, text.as_bytes()),
+                // Durable and atomic, so a daemon starting meanwhile never reads half a file;
+                // the cluster key goes beside it (mode 0600), to be copied with it.
+                Some(path) => {
+                    config.save(&path)?;
+                    eprintln!(
+                        "wrote {} and its cluster key {}: copy both to every machine                          (the key with mode 0600)",
+                        path.display(),
+                        config.key_path(&path).display()
+                    );
+                    Ok(())
+                }
                 None => {
-                    print!("{text}");
+                    print!("{}", config.to_toml()?);
+                    eprintln!(
+                        "note: no cluster key was written (use --out FILE to write one beside                          the config); the daemons need one"
+                    );
                     Ok(())
                 }
             }

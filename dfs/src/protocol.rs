@@ -587,6 +587,8 @@ impl From<WireError> for Error {
             },
             // The message is already the whole sentence for a user (see `add_block`).
             ErrorKind::NoDatanodes => Error::NoDatanodes(err.message),
+            ErrorKind::PermissionDenied => Error::PermissionDenied(err.message),
+            ErrorKind::Unauthenticated => Error::Unauthenticated(err.message),
             kind => Error::Remote {
                 kind,
                 message: err.message,

@@ -23,6 +23,7 @@ use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::auth::{Credentials, Gate, Principal};
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
 use crate::frame::{decode_msg, encode_msg, read_frame, write_frame, DEFAULT_FRAME_LIMIT_BYTES};
@@ -54,8 +55,12 @@ pub trait Service: Send + Sync + 'static {
     type Request: DeserializeOwned + Send;
     /// Response type.
     type Response: Serialize + Send + Sync;
-    /// Handles one request.
-    fn call(&self, req: Self::Request) -> impl Future<Output = Self::Response> + Send;
+    /// Handles one request of `caller` (who the connection authenticated as).
+    fn call(
+        &self,
+        caller: &Principal,
+        req: Self::Request,
+    ) -> impl Future<Output = Self::Response> + Send;
     /// The reply to a frame that could not be read or decoded (sent before closing).
     fn malformed(&self, err: &Error) -> Self::Response;
 }
@@ -65,6 +70,7 @@ pub trait Service: Send + Sync + 'static {
 pub async fn serve<S: Service>(
     listener: TcpListener,
     limits: ServerLimits,
+    gate: Gate,
     service: Arc<S>,
     shutdown: Shutdown,
 ) {
@@ -72,6 +78,7 @@ pub async fn serve<S: Service>(
         listener,
         "rpc",
         limits.listener,
+        gate,
         shutdown,
         move |stream, conn| {
             let service = service.clone();
@@ -88,6 +95,7 @@ async fn serve_connection<S: Service>(
     service: &S,
 ) -> Result<()> {
     let _ = stream.set_nodelay(true);
+    let caller = conn.caller("an RPC")?.clone();
     let (read, write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut writer = BufWriter::new(write);
@@ -110,7 +118,7 @@ async fn serve_connection<S: Service>(
                 return Err(e);
             }
         };
-        let resp = service.call(req).await;
+        let resp = service.call(&caller, req).await;
         send_reply(&mut writer, &resp, write_timeout).await?;
     }
 }
@@ -149,6 +157,9 @@ pub struct NamenodeClient {
     pool: Mutex<HashMap<u64, Vec<Conn>>>,
     rpc_timeout: Duration,
     retry_for: Duration,
+    /// What every connection authenticates with, or why there is nothing to (reported at
+    /// the first call, so a user's tools without a key say so rather than fail to start).
+    credentials: std::result::Result<Credentials, String>,
 }
 
 impl std::fmt::Debug for NamenodeClient {
@@ -168,12 +179,18 @@ impl NamenodeClient {
     /// call keeps retrying for three times that (enough for a leader election).
     pub fn new(config: &ClusterConfig) -> Self {
         let rpc_timeout = Duration::from_millis(config.rpc_timeout_ms);
-        Self::with_addrs(config.namenode_addrs(), rpc_timeout, rpc_timeout * 3)
+        Self::with_addrs(
+            config.namenode_addrs(),
+            config.secrets.credentials().cloned(),
+            rpc_timeout,
+            rpc_timeout * 3,
+        )
     }
 
-    /// A client for explicit `(id, address)` pairs.
+    /// A client for explicit `(id, address)` pairs, authenticating with `credentials`.
     pub fn with_addrs(
         addrs: Vec<(u64, SocketAddr)>,
+        credentials: Result<Credentials>,
         rpc_timeout: Duration,
         retry_for: Duration,
     ) -> Self {
@@ -187,6 +204,7 @@ impl NamenodeClient {
             pool: Mutex::new(HashMap::new()),
             rpc_timeout,
             retry_for,
+            credentials: credentials.map_err(|e| e.to_string()),
         }
     }
 
@@ -331,11 +349,13 @@ impl NamenodeClient {
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<Conn> {
-        let stream = tokio::time::timeout(self.rpc_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| Error::Timeout(format!("connecting to {addr}")))?
-            .map_err(|e| Error::io(format!("connecting to namenode {addr}"), e))?;
-        let _ = stream.set_nodelay(true);
+        let credentials = self
+            .credentials
+            .as_ref()
+            .map_err(|e| Error::Unauthenticated(e.clone()))?;
+        let stream =
+            crate::auth::connect(&addr.to_string(), "namenode", credentials, self.rpc_timeout)
+                .await?;
         let (r, w) = stream.into_split();
         Ok(Conn {
             reader: BufReader::new(r),
@@ -408,7 +428,7 @@ mod tests {
     impl Service for Echo {
         type Request = RequestFrame;
         type Response = ResponseFrame;
-        async fn call(&self, req: RequestFrame) -> ResponseFrame {
+        async fn call(&self, _: &Principal, req: RequestFrame) -> ResponseFrame {
             let result = match req.body {
                 Request::Status => Err(WireError::from(&Error::NotLeader { hint: Some(2) })),
                 _ => Ok(Response::Done),
@@ -423,6 +443,16 @@ mod tests {
         }
     }
 
+    /// The test cluster's key: every server here checks it, every client presents it.
+    fn key() -> &'static crate::auth::Key {
+        static KEY: std::sync::OnceLock<crate::auth::Key> = std::sync::OnceLock::new();
+        KEY.get_or_init(crate::auth::Key::generate)
+    }
+
+    fn creds() -> Result<Credentials> {
+        Ok(Credentials::member("test-client", key()))
+    }
+
     async fn start() -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -432,10 +462,12 @@ mod tests {
                 idle_timeout: Duration::from_secs(5),
                 read_timeout: Duration::from_secs(5),
                 shutdown_grace: Duration::from_secs(5),
+                handshake_timeout: Duration::from_secs(5),
             },
             frame_limit_bytes: 1024,
         };
-        tokio::spawn(serve(listener, limits, Arc::new(Echo), Shutdown::never()));
+        let gate = Gate::Authenticate(crate::auth::Authority::new(key().clone()));
+        tokio::spawn(serve(listener, limits, gate, Arc::new(Echo), Shutdown::never()));
         addr
     }
 
@@ -446,6 +478,7 @@ mod tests {
         let addr = start().await;
         let client = NamenodeClient::with_addrs(
             vec![(1, addr)],
+            creds(),
             Duration::from_secs(2),
             Duration::from_secs(2),
         );
@@ -454,7 +487,11 @@ mod tests {
             vec![0, 0, 0, 3, 1, 2, 3],
             vec![0, 0, 0, 9, 1],
         ] {
+            // Authenticated first: the garbage must reach the RPC decoder, not the handshake.
             let mut s = TcpStream::connect(addr).await.unwrap();
+            crate::auth::handshake::connect(&mut s, &creds().unwrap(), "rpc")
+                .await
+                .unwrap();
             s.write_all(&bad).await.unwrap();
             s.shutdown().await.unwrap();
             let mut buf = Vec::new();
@@ -482,6 +519,7 @@ mod tests {
         let addr = start().await;
         let client = NamenodeClient::with_addrs(
             vec![(1, addr)],
+            creds(),
             Duration::from_secs(1),
             Duration::from_millis(200),
         );
@@ -499,6 +537,7 @@ mod tests {
         drop(closed);
         let client = NamenodeClient::with_addrs(
             vec![(1, follower), (2, leader)],
+            creds(),
             Duration::from_secs(1),
             Duration::from_millis(300),
         );

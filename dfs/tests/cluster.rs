@@ -159,9 +159,25 @@ async fn garbage_to_datanode() {
     .await;
 }
 
-/// Checks G7: replica reports from a host that never registered are refused by every
-/// namenode and leave no trace (issue 14: 3 M forged replicas grew a namenode to 2 GB).
+/// Checks G7 and G8: replica reports are refused by every namenode and leave no trace when
+/// they come from a host that never registered, from a member speaking for another host, or
+/// from a user (issue 14: 3 M forged replicas grew a namenode to 2 GB).
 async fn forged_reports_are_refused(cluster: &Cluster) {
+    use dfs::auth::{names, Credentials};
+    let authority = cluster.config.secrets.authority().unwrap();
+    let as_forged_host = authority.member_credentials(&names::datanode("forged-host"));
+    forged_report(cluster, as_forged_host, dfs::ErrorKind::NotFound).await;
+    let as_other_host = authority.member_credentials(&names::datanode("host1"));
+    forged_report(cluster, as_other_host, dfs::ErrorKind::PermissionDenied).await;
+    let as_user = Credentials::user("mallory", authority.user_key("mallory"));
+    forged_report(cluster, as_user, dfs::ErrorKind::PermissionDenied).await;
+}
+
+async fn forged_report(
+    cluster: &Cluster,
+    credentials: dfs::auth::Credentials,
+    refused_as: dfs::ErrorKind,
+) {
     use dfs::protocol::{Block, ReplicaState, ReportedReplica, Request, Response};
     let replicas: Vec<ReportedReplica> = (0..10_000u64)
         .map(|i| ReportedReplica {
@@ -175,6 +191,7 @@ async fn forged_reports_are_refused(cluster: &Cluster) {
         .collect();
     let nn = dfs::rpc::NamenodeClient::with_addrs(
         cluster.config.namenode_addrs(),
+        Ok(credentials),
         Duration::from_secs(2),
         Duration::from_secs(10),
     );
@@ -183,8 +200,8 @@ async fn forged_reports_are_refused(cluster: &Cluster) {
         replicas,
     };
     for (id, reply) in nn.call_each(forged).await {
-        let err = reply.expect_err("a report from an unregistered host must fail");
-        assert_eq!(err.kind(), dfs::ErrorKind::NotFound, "namenode {id}: {err}");
+        let err = reply.expect_err("a forged report must fail");
+        assert_eq!(err.kind(), refused_as, "namenode {id}: {err}");
     }
     let Response::Datanodes(nodes) = nn.call(Request::DatanodeReport).await.unwrap() else {
         panic!("a datanode report");

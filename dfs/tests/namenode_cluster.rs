@@ -72,7 +72,7 @@ impl Cluster {
         config.lease_hard_limit_ms = 1_500;
         adjust(&mut config);
         let conf_path = dir.path().join("cluster.toml");
-        std::fs::write(&conf_path, config.to_toml().unwrap()).unwrap();
+        config.save(&conf_path).unwrap();
         let mut cluster = Cluster {
             dir,
             config,
@@ -134,6 +134,7 @@ impl Cluster {
     fn client(&self) -> NamenodeClient {
         NamenodeClient::with_addrs(
             self.config.namenode_addrs(),
+            self.config.secrets.credentials().cloned(),
             Duration::from_secs(2),
             Duration::from_secs(15),
         )
@@ -397,9 +398,15 @@ async fn wiped_follower_catches_up_from_snapshot() {
     }
 }
 
-/// Sends raw bytes, then reads until the server replies or closes; returns what came back.
-async fn poke(addr: &str, bytes: &[u8]) -> Vec<u8> {
+/// Authenticates as `who` (none: skips the handshake), sends raw bytes, then reads until the
+/// server replies or closes; returns what came back.
+async fn poke(addr: &str, who: Option<&dfs::auth::Credentials>, bytes: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).await.unwrap();
+    if let Some(who) = who {
+        if let Err(e) = dfs::auth::handshake::connect(&mut s, who, addr).await {
+            return e.to_string().into_bytes();
+        }
+    }
     s.write_all(bytes).await.unwrap();
     let _ = s.shutdown().await;
     let mut buf = Vec::new();
@@ -460,7 +467,8 @@ fn forged_raft_frames(to: u64, term: u64) -> Vec<(&'static str, Vec<u8>)> {
         .collect()
 }
 
-// Checks G7: oversized, "negative", truncated and garbage frames to the client and Raft ports
+// Checks G7 and G8: unauthenticated connections are refused at the handshake; oversized,
+// "negative", truncated and garbage frames after a valid handshake to the client and Raft ports
 // get an error reply or a closed connection, forged Raft messages are dropped, and the cluster
 // keeps serving everyone else with its leader and term unchanged by them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -480,9 +488,21 @@ async fn bad_frames_get_errors_and_the_cluster_keeps_serving() {
         garbage.clone(),
         vec![0, 0],
     ];
+    let admin = cluster.config.secrets.credentials().unwrap().clone();
+    let authority = cluster.config.secrets.authority().unwrap();
+    let stranger = dfs::auth::Credentials::member("nn2", &dfs::auth::Key::generate());
     for nn in &cluster.config.namenodes {
+        let peer = authority.member_credentials(&dfs::auth::names::namenode(nn.id % 3 + 1));
         for (i, case) in cases.iter().enumerate() {
-            let reply = poke(&nn.addr, case).await;
+            // Checks G8: without the handshake, or with another cluster's key, nothing is
+            // read past the handshake and nothing comes back but a refusal.
+            for port in [&nn.addr, &nn.raft_addr] {
+                let reply = poke(port, None, case).await;
+                assert!(reply.is_empty(), "case {i} unauthenticated to {port}: {reply:?}");
+                let refused = String::from_utf8(poke(port, Some(&stranger), case).await).unwrap();
+                assert!(refused.contains("could not prove"), "case {i}: {refused}");
+            }
+            let reply = poke(&nn.addr, Some(&admin), case).await;
             if !reply.is_empty() {
                 let mut buf = bytes::BytesMut::from(&reply[..]);
                 let frame = dfs::frame::decode_frame(&mut buf, 1 << 20)
@@ -499,7 +519,7 @@ async fn bad_frames_get_errors_and_the_cluster_keeps_serving() {
                     nn.addr
                 );
             }
-            poke(&nn.raft_addr, case).await;
+            poke(&nn.raft_addr, Some(&peer), case).await;
             client
                 .call(Request::Mkdirs {
                     path: format!("/ok/{}/{i}", nn.id),
@@ -511,8 +531,12 @@ async fn bad_frames_get_errors_and_the_cluster_keeps_serving() {
     let (leader, _) = must_have_leader(&cluster, &client, Duration::from_secs(5)).await;
     let term = statuses(&client).await[&leader].term;
     for nn in &cluster.config.namenodes {
+        // Authenticated as the namenode each message claims to be from: the guard, not the
+        // sender check, must drop them (the non-member's is dropped by the sender check).
+        let other = if nn.id == 1 { 2 } else { 1 };
+        let peer = authority.member_credentials(&dfs::auth::names::namenode(other));
         for (name, frame) in forged_raft_frames(nn.id, term) {
-            poke(&nn.raft_addr, &frame).await;
+            poke(&nn.raft_addr, Some(&peer), &frame).await;
             client
                 .call(Request::Mkdirs {
                     path: format!("/forged/{}/{}", nn.id, name.replace(' ', "-")),
@@ -574,6 +598,7 @@ async fn isolated_old_leader_serves_nothing_stale() {
     cluster.signal(old, false);
     let direct = NamenodeClient::with_addrs(
         cluster.config.namenode_addrs(),
+        cluster.config.secrets.credentials().cloned(),
         Duration::from_secs(3),
         Duration::ZERO,
     );

@@ -70,7 +70,7 @@ fn sigterm_stops_a_namenode_and_a_datanode_with_status_zero() {
     let dir = tempfile::tempdir().unwrap();
     let config = common::test_config(dir.path(), 1, 1);
     let conf = dir.path().join("cluster.toml");
-    std::fs::write(&conf, config.to_toml().unwrap()).unwrap();
+    config.save(&conf).unwrap();
     let nn_log = dir.path().join("nn1.log");
     let dn_log = dir.path().join("dn.log");
     let host = config.hosts[0].name.clone();

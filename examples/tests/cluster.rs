@@ -68,7 +68,7 @@ impl Cluster {
             mapreduce: mr,
         };
         let conf = dir.path().join("cluster.toml");
-        std::fs::write(&conf, whole.to_toml().unwrap()).unwrap();
+        whole.save(&conf).unwrap();
         let out = Command::new(mrjob_bin())
             .args(["cluster", "start", "--wait-secs", "90", "--dir"])
             .arg(dir.path())
@@ -929,7 +929,12 @@ fn raw_submit(cluster: &Cluster, spec: &mapreduce::protocol::JobSpec) -> String 
     let addr = &cluster.config.jobtracker_addr;
     let resp: JtResponse = cluster
         .fs
-        .block_on(call(addr, &req, Duration::from_secs(60)))
+        .block_on(call(
+            addr,
+            cluster.config.secrets.credentials().unwrap(),
+            &req,
+            Duration::from_secs(60),
+        ))
         .unwrap();
     format!("{resp:?}")
 }

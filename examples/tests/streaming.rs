@@ -600,7 +600,7 @@ impl Cluster {
             mapreduce: mr,
         };
         let conf = dir.path().join("cluster.toml");
-        std::fs::write(&conf, whole.to_toml().unwrap()).unwrap();
+        whole.save(&conf).unwrap();
         let out = mrjob()
             .args(["cluster", "start", "--wait-secs", "90", "--dir"])
             .arg(dir.path())

@@ -146,7 +146,18 @@ impl Config {
         let in_file =
             |msg: String| Error::BadSetting(format!("cluster config {}: {msg}", path.display()));
         let text = std::fs::read_to_string(path).map_err(|e| in_file(e.to_string()))?;
-        Self::parse_both(&text).map_err(in_file)
+        let mut config = Self::parse_both(&text).map_err(in_file)?;
+        config.cluster.secrets = dfs::auth::Secrets::load(&config.cluster.key_path(path));
+        Ok(config)
+    }
+
+    /// Writes the whole file to `path`, and the cluster key beside it if it is not there yet
+    /// (see [`ClusterConfig::save`]).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let key = self.cluster.key_path(path);
+        let io = |e: dfs::Error| Error::BadSetting(format!("writing {}: {e}", path.display()));
+        self.cluster.secrets.write_key_file(&key).map_err(io)?;
+        dfs::durable::write_durable(path, self.to_toml()?.as_bytes()).map_err(io)
     }
 
     /// Loads the config chosen by `--conf` or `MRJOB_CONF`; `Ok(None)` when neither is set.

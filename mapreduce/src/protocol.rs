@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use dfs::auth::Credentials;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::TcpStream;
 
 use dfs::frame::{decode_msg, encode_msg, read_frame, write_frame};
 
@@ -82,6 +82,25 @@ pub struct TaskSpec {
     /// dfs directory for the attempt's part file (reduces and map-only maps); it exists
     /// while the attempt may still commit.
     pub output_dir: String,
+    /// The job's token: the attempt acts as the job's user, for this job only, with it.
+    pub token: TaskToken,
+}
+
+/// A delegation token with its password, as the jobtracker hands it to an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskToken {
+    /// The token.
+    pub token: dfs::auth::Token,
+    /// Its password, as hex.
+    pub password_hex: String,
+}
+
+impl TaskToken {
+    /// The credentials an attempt presents.
+    pub fn credentials(&self) -> Result<Credentials> {
+        let password = dfs::auth::Key::from_hex(&self.password_hex)?;
+        Ok(Credentials::token(self.token.clone(), password))
+    }
 }
 
 /// How an attempt ended, as its worker saw it.
@@ -297,6 +316,26 @@ pub enum ErrorKind {
     BadInput,
     /// dfs failed.
     Dfs,
+    /// The caller may not do this (G8).
+    PermissionDenied,
+}
+
+impl JtRequest {
+    /// The request's name, for logs and refusals.
+    pub fn name(&self) -> &'static str {
+        match self {
+            JtRequest::Submit(_) => "Submit",
+            JtRequest::JobStatus { .. } => "JobStatus",
+            JtRequest::ListJobs => "ListJobs",
+            JtRequest::KillJob { .. } => "KillJob",
+            JtRequest::Heartbeat { .. } => "Heartbeat",
+            JtRequest::AttemptDone { .. } => "AttemptDone",
+            JtRequest::AttemptStarted { .. } => "AttemptStarted",
+            JtRequest::MapOutputs { .. } => "MapOutputs",
+            JtRequest::FetchFailure { .. } => "FetchFailure",
+            JtRequest::ListWorkers => "ListWorkers",
+        }
+    }
 }
 
 impl JtResponse {
@@ -344,9 +383,11 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Sends one request to `addr` and waits for its response, all within `timeout`.
+/// Connects to `addr`, authenticates with `credentials`, sends one request and waits for
+/// its response, all within `timeout`.
 pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
     addr: &str,
+    credentials: &Credentials,
     req: &Req,
     timeout: Duration,
 ) -> Result<Resp> {
@@ -355,10 +396,13 @@ pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
             addr: addr.to_owned(),
             message,
         };
-        let stream = TcpStream::connect(addr)
+        let stream = dfs::auth::connect(addr, "server", credentials, timeout)
             .await
-            .map_err(|e| broken(format!("connecting to {addr}: {e}")))?;
-        let _ = stream.set_nodelay(true);
+            .map_err(|e| match e {
+                // Not a network problem: retrying will not help, and the user must see why.
+                dfs::Error::Unauthenticated(_) => Error::from(e),
+                other => broken(other.to_string()),
+            })?;
         let (r, w) = stream.into_split();
         let mut w = BufWriter::new(w);
         let mut r = BufReader::new(r);

@@ -46,9 +46,10 @@ pub fn start(dir: &Path, hosts: usize, layout: &LocalLayout, wait: Duration) -> 
             cluster: config::local_config_in(3, hosts, dir, layout),
             mapreduce: MapReduceConfig::default(),
         };
-        config
+        let text = config
             .to_toml()
-            .map_err(|e| dfs::Error::Config(e.to_string()))
+            .map_err(|e| dfs::Error::Config(e.to_string()))?;
+        Ok((config.cluster, text))
     })
     .map_err(|e| dfs_error("writing the config", e))?;
     let conf_path = conf.path.clone();

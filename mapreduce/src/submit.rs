@@ -70,7 +70,8 @@ impl ClusterClient {
     fn jt_raw(&self, req: &JtRequest) -> Result<JtResponse> {
         let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
         let addr = &self.config.jobtracker_addr;
-        self.fs.block_on(call(addr, req, timeout))
+        let credentials = self.config.secrets.credentials()?;
+        self.fs.block_on(call(addr, credentials, req, timeout))
     }
 
     /// Copies this process's executable, without its debug info ([`UploadCopy`]), into dfs
@@ -300,6 +301,7 @@ fn reply<T>(resp: JtResponse, f: impl FnOnce(JtResponse) -> Option<T>) -> Result
             ErrorKind::OutputExists | ErrorKind::BadInput | ErrorKind::NotFound => {
                 Error::Refused(message)
             }
+            ErrorKind::PermissionDenied => Error::Refused(format!("permission denied: {message}")),
             _ => Error::Refused(format!("jobtracker: {message}")),
         });
     }

@@ -123,11 +123,23 @@ pub fn read_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 
 /// Writes the job's spec for a child process.
 pub fn write_spec(path: &Path, spec: &ChildSpec) -> Result<()> {
-    write_file(path, spec)
+    write_file(path, spec)?;
+    // It holds the job's token: for the attempt's eyes only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io(format!("restricting {}", path.display()), e))?;
+    }
+    Ok(())
 }
 
 fn run_child(registry: &Registry, spec_path: &Path) -> Result<Counters> {
-    let spec: ChildSpec = read_file(spec_path)?;
+    let mut spec: ChildSpec = read_file(spec_path)?;
+    // The attempt acts as its job's user through the job's token: never with the worker's
+    // own (member) credentials.
+    let credentials = spec.task.token.credentials()?;
+    spec.cluster.secrets.set_credentials(credentials);
     let mut job = registry.build(&spec.task.job.conf)?;
     job.settings.local_dir = Some(spec.dir.clone());
     let faults = fault::for_attempt(spec.task.attempt)?;
@@ -225,6 +237,7 @@ fn run_reduce(
         work_dir: &spec.work_dir,
         dir: &fetch_dir,
         timeout: Duration::from_millis(spec.cluster.rpc_timeout_ms),
+        credentials: spec.cluster.secrets.credentials()?,
     };
     let segments = fs.inner.block_on(fetch_all(&plan, &|p| progress.set(p)))?;
     progress.set(1.0 / 3.0);

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use dfs::client::DfsClient;
 use dfs::config::ClusterConfig;
+use dfs::auth::{names, Credentials, Gate};
 use dfs::listener::{stop_on_signal, Limits, ShutdownTrigger};
 
 use crate::config::{Config, MapReduceConfig};
@@ -39,6 +40,8 @@ struct Running {
 /// One worker.
 pub struct Worker {
     config: ClusterConfig,
+    /// This worker's own credentials (member `worker:HOST`).
+    credentials: Credentials,
     mapreduce: MapReduceConfig,
     host: String,
     work_dir: PathBuf,
@@ -54,9 +57,16 @@ impl Worker {
     /// handles by shutting down gracefully and returning `Ok`.
     pub async fn run(config: Config, host: String) -> Result<()> {
         let Config {
-            cluster: config,
+            cluster: mut config,
             mapreduce,
         } = config;
+        // The jobtracker and dfs learn this process as `host`'s worker.
+        let authority = config
+            .secrets
+            .authority()
+            .map_err(|e| Error::BadSetting(e.to_string()))?;
+        let credentials = authority.member_credentials(&names::worker(&host));
+        config.secrets.set_credentials(credentials.clone());
         let h = config
             .host(&host)
             .map_err(|e| Error::BadSetting(e.to_string()))?
@@ -81,6 +91,7 @@ impl Worker {
             listener,
             work_dir.clone(),
             Limits::from_config(&config),
+            Gate::Authenticate(authority),
             stop.subscribe(),
         ));
         let slots = match h.worker_slots {
@@ -89,6 +100,7 @@ impl Worker {
         };
         let w = Arc::new(Worker {
             dfs: DfsClient::new(config.clone()).with_local_host(Some(host.clone())),
+            credentials,
             config,
             mapreduce,
             host,
@@ -133,7 +145,8 @@ impl Worker {
                 running,
                 wait_ms,
             };
-            match call::<_, JtResponse>(&self.config.jobtracker_addr, &req, timeout).await {
+            let jt = &self.config.jobtracker_addr;
+            match call::<_, JtResponse>(jt, &self.credentials, &req, timeout).await {
                 Ok(JtResponse::Commands(cmds)) => {
                     reported_down = false;
                     for cmd in cmds {
@@ -300,9 +313,10 @@ impl Worker {
         };
         let addr = self.config.jobtracker_addr.clone();
         let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
+        let credentials = self.credentials.clone();
         tokio::spawn(async move {
             // Only a statistic: a lost report is not retried.
-            let _ = call::<_, JtResponse>(&addr, &req, timeout).await;
+            let _ = call::<_, JtResponse>(&addr, &credentials, &req, timeout).await;
         });
     }
 
@@ -315,7 +329,8 @@ impl Worker {
         };
         let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
         for i in 0..30u64 {
-            match call::<_, JtResponse>(&self.config.jobtracker_addr, &req, timeout).await {
+            let jt = &self.config.jobtracker_addr;
+            match call::<_, JtResponse>(jt, &self.credentials, &req, timeout).await {
                 Ok(_) => return,
                 Err(e) => tracing::warn!("reporting {attempt} (try {i}): {e}"),
             }

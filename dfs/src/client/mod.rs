@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::Credentials;
 use crate::config::ClusterConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{
@@ -112,6 +113,12 @@ impl DfsClient {
     /// The cluster config this client uses.
     pub fn config(&self) -> &ClusterConfig {
         &self.inner.config
+    }
+
+    /// The credentials this client authenticates with to datanodes (the namenode client
+    /// holds its own copy).
+    pub(crate) fn credentials(&self) -> Result<&Credentials> {
+        self.inner.config.secrets.credentials()
     }
 
     async fn call(&self, req: Request) -> Result<Response> {

@@ -148,7 +148,12 @@ impl FileReader {
         let in_block = self.pos - lb.offset_bytes;
         let len = lb.block.len_bytes - in_block;
         let timeout = self.client.inner.timeout;
-        match transfer::BlockReadStream::open(node, lb.block, in_block, len, timeout).await {
+        let Ok(credentials) = self.client.credentials() else {
+            return false; // read_range reports the missing credentials.
+        };
+        match transfer::BlockReadStream::open(node, lb.block, in_block, len, credentials, timeout)
+            .await
+        {
             Ok(stream) if stream.replica_len_bytes >= lb.block.len_bytes => {
                 self.stream = Some(OpenStream {
                     block_idx: idx,
@@ -345,8 +350,9 @@ impl FileReader {
                 Err(e) => return Err(e),
             }
         }
-        let data =
-            transfer::read_range(node, *block, offset, len, self.client.inner.timeout).await?;
+        let credentials = self.client.credentials()?;
+        let timeout = self.client.inner.timeout;
+        let data = transfer::read_range(node, *block, offset, len, credentials, timeout).await?;
         if (data.len() as u64) < len {
             return Err(Error::Malformed(format!(
                 "replica on {} is shorter than the namenode says",

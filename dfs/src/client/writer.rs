@@ -26,6 +26,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::DfsClient;
 use crate::checksum;
+use crate::auth::Credentials;
 use crate::error::{Error, Result};
 use crate::protocol::{Block, DatanodeRef, FileStatus, LocatedBlock, Request, Response};
 use crate::transfer::{self, Packet, PipelineFailure, PipelineWriter, MAX_PACKET_DATA_BYTES};
@@ -64,11 +65,12 @@ impl OpenBlock {
     async fn resend(
         &mut self,
         located: LocatedBlock,
+        credentials: &Credentials,
         timeout: Duration,
     ) -> std::result::Result<PipelineWriter, PipelineFailure> {
         self.located = located;
-        let mut pipe =
-            PipelineWriter::open(self.located.block, &self.located.locations, timeout).await?;
+        let (block, nodes) = (self.located.block, &self.located.locations);
+        let mut pipe = PipelineWriter::open(block, nodes, credentials, timeout).await?;
         for p in &self.packets {
             pipe.send(p.data.clone(), p.crcs.clone(), false).await?;
         }
@@ -397,15 +399,15 @@ impl FileWriter {
         };
         let packet = block.push_packet(data);
         let timeout = self.client.inner.timeout;
+        let credentials = self.client.credentials()?.clone();
         let sent = match pipe {
             Some(mut pipe) => pipe
                 .send(packet.data, packet.crcs, false)
                 .await
                 .map(|()| pipe),
             None => {
-                match PipelineWriter::open(block.located.block, &block.located.locations, timeout)
-                    .await
-                {
+                let (b, nodes) = (block.located.block, &block.located.locations);
+                match PipelineWriter::open(b, nodes, &credentials, timeout).await {
                     Ok(mut pipe) => pipe
                         .send(packet.data, packet.crcs, false)
                         .await
@@ -490,6 +492,7 @@ impl FileWriter {
         mut failure: PipelineFailure,
     ) -> Result<()> {
         let timeout = self.client.inner.timeout;
+        let credentials = self.client.credentials()?.clone();
         for _ in 0..MAX_PIPELINE_RECOVERIES {
             let pipeline = self
                 .rebuild_pipeline(
@@ -515,7 +518,8 @@ impl FileWriter {
                 len_bytes: ob.len_bytes,
                 ..ob.located.block
             };
-            match transfer::write_block(block, &ob.located.locations, &ob.packets, timeout).await {
+            let nodes = &ob.located.locations;
+            match transfer::write_block(block, nodes, &ob.packets, &credentials, timeout).await {
                 Ok(_) => return Ok(()),
                 Err(f) => failure = f,
             }
@@ -548,6 +552,7 @@ impl FileWriter {
         mut failure: PipelineFailure,
     ) -> Result<PipelineWriter> {
         let timeout = self.client.inner.timeout;
+        let credentials = self.client.credentials()?.clone();
         for _ in 0..MAX_PIPELINE_RECOVERIES {
             let (block_id, nodes) = (ob.located.block.id, ob.located.locations.clone());
             let pipeline = self
@@ -560,7 +565,7 @@ impl FileWriter {
                 )));
             }
             let located = self.update_pipeline(block_id, &pipeline).await?;
-            match ob.resend(located, timeout).await {
+            match ob.resend(located, &credentials, timeout).await {
                 Ok(pipe) => return Ok(pipe),
                 Err(f) => failure = f,
             }

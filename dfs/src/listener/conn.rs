@@ -9,6 +9,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use super::{Limits, Shutdown};
+use crate::auth::Principal;
 use crate::error::{Error, Result};
 
 /// One accepted connection's context (see the module docs).
@@ -18,6 +19,7 @@ pub struct Conn {
     idle_timeout: Duration,
     read_timeout: Duration,
     shutdown: Shutdown,
+    principal: Option<Principal>,
 }
 
 impl Conn {
@@ -27,7 +29,28 @@ impl Conn {
             idle_timeout: limits.idle_timeout,
             read_timeout: limits.read_timeout,
             shutdown,
+            principal: None,
         }
+    }
+
+    pub(super) fn authenticated(mut self, principal: Option<Principal>) -> Conn {
+        self.principal = principal;
+        self
+    }
+
+    /// Who the peer authenticated as. Every server but the read-only HTTP pages
+    /// authenticates, so a handler of those gets a principal; `None` only behind an open
+    /// gate.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_ref()
+    }
+
+    /// Who the peer authenticated as, or a refusal naming `what` for a connection behind an
+    /// open gate (a server wired wrongly refuses rather than acting for nobody).
+    pub fn caller(&self, what: &str) -> Result<&Principal> {
+        self.principal.as_ref().ok_or_else(|| {
+            Error::Unauthenticated(format!("{what} needs an authenticated connection"))
+        })
     }
 
     /// The peer's address.

@@ -4,8 +4,8 @@
 //!
 //! - a connection limit: past it a new connection is closed at once, unread, with a warning
 //!   naming the peer and the limit (a refused client costs nobody anything);
-//! - [`handshake`]: the one place a connection is vetted before its first request is read
-//!   (authentication goes there);
+//! - [`handshake`]: the one place a connection is vetted before its first request is read:
+//!   the authentication handshake ([`crate::auth`]), under its own short timeout;
 //! - an idle timeout (no frame begins) and a read timeout (a begun frame does not finish),
 //!   enforced by the handler's reads through [`Conn`];
 //! - accept back-off: an accept error (EMFILE, ENFILE, ENOBUFS) sleeps, doubling up to a cap,
@@ -16,6 +16,7 @@
 
 mod conn;
 mod handshake;
+mod pending;
 mod shutdown;
 #[cfg(test)]
 mod tests;
@@ -29,10 +30,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::auth::Gate;
 use crate::config::ClusterConfig;
 
 pub use conn::Conn;
 pub use handshake::handshake;
+pub use pending::{Full, Pending, PendingGuard, Throttle, MAX_PENDING, MAX_PENDING_PER_PEER};
 pub use shutdown::{
     run_daemon, terminate_requested, Shutdown, ShutdownTrigger, HARD_DEADLINE, RUNTIME_SHUTDOWN,
 };
@@ -41,6 +44,9 @@ pub use shutdown::{
 /// enough for requests in hand (an RPC, a block of a pipeline write) and well inside the
 /// patience of `cluster stop` (10 s) and systemd (`TimeoutStopSec=30`).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Longest time a connection may take to authenticate: a handshake is two round trips of a
+/// few hundred bytes, so a peer slower than this is stalled or hostile.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// First pause after a failed accept.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// Longest pause after repeated failed accepts.
@@ -58,6 +64,9 @@ pub struct Limits {
     pub read_timeout: Duration,
     /// How long shutdown waits for open connections.
     pub shutdown_grace: Duration,
+    /// A new connection must have authenticated within this long, or it is closed: an
+    /// unauthenticated connection holds a slot for no longer.
+    pub handshake_timeout: Duration,
 }
 
 impl Limits {
@@ -69,6 +78,7 @@ impl Limits {
             idle_timeout: Duration::from_millis(config.idle_timeout_ms),
             read_timeout: Duration::from_millis(config.rpc_timeout_ms),
             shutdown_grace: SHUTDOWN_GRACE,
+            handshake_timeout: Duration::from_millis(config.rpc_timeout_ms).min(HANDSHAKE_TIMEOUT),
         }
     }
 }
@@ -81,6 +91,7 @@ pub async fn serve<H, Fut, E>(
     listener: TcpListener,
     name: &'static str,
     limits: Limits,
+    gate: Gate,
     mut shutdown: Shutdown,
     handler: H,
 ) where
@@ -89,7 +100,10 @@ pub async fn serve<H, Fut, E>(
     E: Display,
 {
     let handler = Arc::new(handler);
+    let gate = Arc::new(gate);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let pending = Pending::new();
+    let refusals = Arc::new(Throttle::default());
     let mut connections = JoinSet::new();
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
@@ -113,21 +127,31 @@ pub async fn serve<H, Fut, E>(
             }
         };
         backoff = ACCEPT_BACKOFF_MIN;
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(
-                %peer,
-                limit = limits.max_connections,
-                "{name}: refusing connection from {peer}: {} connections open",
-                limits.max_connections
-            );
-            drop(stream);
-            continue;
+        // A stranger's connection costs a place among the handshakes in progress, never one
+        // of the slots of authenticated peers: those are taken once it has proven itself.
+        let place = match pending.enter(peer.ip()) {
+            Ok(place) => place,
+            Err(full) => {
+                refusals.note(|n| {
+                    tracing::warn!(
+                        "{name}: refusing {peer} and {n} more: too many connections still \
+                         authenticating ({full:?})"
+                    )
+                });
+                continue;
+            }
         };
         let conn = Conn::new(peer, &limits, shutdown.clone());
+        let ctx = Arc::new(ConnCtx {
+            name,
+            gate: gate.clone(),
+            slots: slots.clone(),
+            limits,
+            refusals: refusals.clone(),
+        });
         let handler = handler.clone();
         connections.spawn(async move {
-            let _permit = permit;
-            run_connection(name, stream, conn, limits.read_timeout, &*handler).await;
+            run_connection(&ctx, stream, conn, place, &*handler).await;
         });
     }
     // Closing the port first: a client connecting now is refused at once rather than left in
@@ -141,30 +165,57 @@ fn next_backoff(backoff: Duration) -> Duration {
     (backoff * 2).min(ACCEPT_BACKOFF_MAX)
 }
 
+/// What every connection of one server shares.
+struct ConnCtx {
+    name: &'static str,
+    gate: Arc<Gate>,
+    slots: Arc<Semaphore>,
+    limits: Limits,
+    refusals: Arc<Throttle>,
+}
+
 async fn run_connection<H, Fut, E>(
-    name: &str,
+    ctx: &ConnCtx,
     mut stream: TcpStream,
     conn: Conn,
-    read_timeout: Duration,
+    place: PendingGuard,
     handler: &H,
 ) where
     H: Fn(TcpStream, Conn) -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
-    let peer = conn.peer();
-    match tokio::time::timeout(read_timeout, handshake(&mut stream, peer)).await {
+    let (name, peer) = (ctx.name, conn.peer());
+    let timeout = ctx.limits.handshake_timeout;
+    let vetted = tokio::time::timeout(timeout, handshake(&mut stream, peer, &ctx.gate)).await;
+    drop(place);
+    let principal = match vetted {
         Err(_) => {
-            tracing::debug!("{name}: handshake of {peer} timed out");
+            ctx.refusals.note(|n| {
+                tracing::info!("{name}: refused {peer} (and {n} more): no handshake within {timeout:?}")
+            });
             return;
         }
         Ok(Err(e)) => {
-            tracing::debug!("{name}: handshake of {peer} failed: {e}");
+            // Worth a line: a refused client is either misconfigured or hostile.
+            ctx.refusals
+                .note(|n| tracing::info!("{name}: refused {peer} (and {n} more): {e}"));
             return;
         }
-        Ok(Ok(())) => {}
-    }
-    if let Err(e) = handler(stream, conn).await {
+        Ok(Ok(p)) => p,
+    };
+    let Ok(_permit) = ctx.slots.clone().try_acquire_owned() else {
+        let limit = ctx.limits.max_connections;
+        ctx.refusals.note(|n| {
+            tracing::warn!(
+                %peer,
+                limit,
+                "{name}: refusing connection from {peer} (and {n} more): {limit} connections open"
+            )
+        });
+        return;
+    };
+    if let Err(e) = handler(stream, conn.authenticated(principal)).await {
         tracing::debug!("{name}: connection from {peer} ended: {e}");
     }
 }

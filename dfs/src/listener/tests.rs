@@ -21,6 +21,7 @@ fn limits(max_connections: usize) -> Limits {
         idle_timeout: Duration::from_secs(10),
         read_timeout: Duration::from_secs(10),
         shutdown_grace: Duration::from_secs(10),
+        handshake_timeout: Duration::from_secs(10),
     }
 }
 
@@ -46,6 +47,10 @@ struct Server {
 }
 
 async fn start(limits: Limits) -> Server {
+    start_gated(limits, Gate::Open).await
+}
+
+async fn start_gated(limits: Limits, gate: Gate) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let trigger = ShutdownTrigger::new();
@@ -54,6 +59,7 @@ async fn start(limits: Limits) -> Server {
         listener,
         "test",
         limits,
+        gate,
         trigger.subscribe(),
         move |stream, conn| echo(stream, conn, tx.clone()),
     ));
@@ -254,4 +260,70 @@ fn a_dropped_trigger_is_not_a_shutdown() {
     let s = trigger.subscribe();
     trigger.trigger();
     assert!(s.is_shutdown());
+}
+
+/// A server that authenticates with a fresh key, and credentials it accepts.
+async fn start_authenticating(limits: Limits) -> (Server, crate::auth::Credentials) {
+    let key = crate::auth::Key::generate();
+    let creds = crate::auth::Credentials::member("test", &key);
+    let gate = Gate::Authenticate(crate::auth::Authority::new(key));
+    (start_gated(limits, gate).await, creds)
+}
+
+/// A connection from `source` (another loopback address: another "host").
+async fn connect_from(source: [u8; 4], to: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::from((source, 0)))
+        .unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+// Checks G8: a connection that does not authenticate never reaches the handler (its frame is
+// not echoed), and one that does is served.
+#[tokio::test]
+async fn only_authenticated_connections_reach_the_handler() {
+    let (server, creds) = start_authenticating(limits(4)).await;
+    let mut stranger = TcpStream::connect(server.addr).await.unwrap();
+    assert_eq!(roundtrip(&mut stranger, b"hi").await, None);
+    let wrong = crate::auth::Credentials::member("test", &crate::auth::Key::generate());
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let err = crate::auth::handshake::connect(&mut s, &wrong, "test")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, crate::Error::Unauthenticated(_)), "{err}");
+    let mut member = TcpStream::connect(server.addr).await.unwrap();
+    crate::auth::handshake::connect(&mut member, &creds, "test")
+        .await
+        .unwrap();
+    assert_eq!(roundtrip(&mut member, b"hi").await.unwrap(), b"hi");
+}
+
+// Checks G7 and G8: strangers holding many silent connections take no slot of authenticated
+// peers (the limit here is 2), are closed after the handshake timeout, and one host cannot
+// hold more than its share of handshakes in progress.
+#[tokio::test]
+async fn silent_strangers_take_no_slot_and_are_closed() {
+    let mut l = limits(2);
+    l.handshake_timeout = Duration::from_millis(500);
+    let (server, creds) = start_authenticating(l).await;
+    let mut strangers = Vec::new();
+    for _ in 0..(MAX_PENDING_PER_PEER + 20) {
+        strangers.push(connect_from([127, 0, 9, 9], server.addr).await);
+    }
+    let start = Instant::now();
+    for _ in 0..2 {
+        let mut member = TcpStream::connect(server.addr).await.unwrap();
+        crate::auth::handshake::connect(&mut member, &creds, "test")
+            .await
+            .unwrap();
+        assert_eq!(roundtrip(&mut member, b"x").await.unwrap(), b"x");
+        strangers.push(member);
+    }
+    assert!(start.elapsed() < Duration::from_millis(400), "{:?}", start.elapsed());
+    // Past its share, a stranger is closed at once; within it, after the handshake timeout.
+    let took = must_be_closed(&mut strangers[MAX_PENDING_PER_PEER + 5], Duration::from_secs(2)).await;
+    assert!(took < Duration::from_millis(400), "{took:?}");
+    let took = must_be_closed(&mut strangers[0], Duration::from_secs(3)).await;
+    assert!(took <= Duration::from_millis(600), "{took:?}");
 }

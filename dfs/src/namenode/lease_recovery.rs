@@ -225,11 +225,14 @@ impl Duty<'_> {
             return Err(Error::Raft("UpdatePipeline returned no block".into()));
         };
         let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
+        let credentials = self.config.secrets.credentials()?.clone();
         let nodes = self.recovery_candidates(last.id);
         let mut asks = tokio::task::JoinSet::new();
         for node in nodes {
+            let credentials = credentials.clone();
             asks.spawn(async move {
-                let answer = crate::transfer::recovery_info(&node, last.id, timeout).await;
+                let answer =
+                    crate::transfer::recovery_info(&node, last.id, &credentials, timeout).await;
                 (node.host, answer)
             });
         }
@@ -317,6 +320,9 @@ impl Duty<'_> {
         block_id: u64,
     ) -> Vec<String> {
         let timeout = Duration::from_millis(self.config.rpc_timeout_ms);
+        let Ok(credentials) = self.config.secrets.credentials().cloned() else {
+            return Vec::new(); // The namenode started with them: not reached.
+        };
         let from = Block {
             id: block_id,
             gen_stamp: plan.from_gen_stamp,
@@ -325,8 +331,11 @@ impl Duty<'_> {
         let nodes = self.shared.block_map().refs(&plan.hosts);
         let mut finishes = tokio::task::JoinSet::new();
         for node in nodes {
+            let credentials = credentials.clone();
             finishes.spawn(async move {
-                let done = crate::transfer::finish_recovery(&node, from, gen_stamp, timeout).await;
+                let done =
+                    crate::transfer::finish_recovery(&node, from, gen_stamp, &credentials, timeout)
+                        .await;
                 (node.host, done)
             });
         }

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 
 use super::lease_recovery::{leader_duties, Duty, Recovering};
 use super::wall_ms;
+use crate::auth::{names, Gate, Principal};
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
 use crate::listener::{stop_on_signal, ShutdownTrigger};
@@ -56,8 +57,8 @@ impl Service for NamenodeService {
     type Request = RequestFrame;
     type Response = ResponseFrame;
 
-    async fn call(&self, req: RequestFrame) -> ResponseFrame {
-        let result = self.handle(req.call, req.body).await;
+    async fn call(&self, caller: &Principal, req: RequestFrame) -> ResponseFrame {
+        let result = self.handle(caller, req.call, req.body).await;
         ResponseFrame {
             request_id: req.request_id,
             result: result.map_err(|e| WireError::from(&e)),
@@ -122,7 +123,12 @@ impl NamenodeService {
     /// Dispatches a request to the handler of its group: a writer's calls on the file it holds
     /// the lease of (opening, closing, renewing; the blocks and their pipelines), other
     /// namespace calls, or datanode and status calls.
-    async fn handle(&self, call: Option<CallId>, body: Request) -> Result<Response> {
+    async fn handle(
+        &self,
+        caller: &Principal,
+        call: Option<CallId>,
+        body: Request,
+    ) -> Result<Response> {
         match body {
             Request::Create { .. } | Request::Complete { .. } | Request::RenewLease { .. } => {
                 self.handle_writer(call, body).await
@@ -146,7 +152,7 @@ impl NamenodeService {
             | Request::IncrementalReport { .. }
             | Request::ReportCorrupt { .. }
             | Request::DatanodeReport
-            | Request::Status => self.handle_datanode(body),
+            | Request::Status => self.handle_datanode(caller, body),
         }
     }
 
@@ -301,12 +307,42 @@ impl NamenodeService {
         }
     }
 
+    /// A datanode speaks only for itself (G8): Register, heartbeats and reports are taken only
+    /// from the member that authenticated as that host's datanode, and a Register only with
+    /// the address the config gives that host, so nobody can move a host elsewhere.
+    fn check_datanode_caller(&self, caller: &Principal, body: &Request) -> Result<()> {
+        let (host, addr) = match body {
+            Request::Register { node, .. } => (&node.host, Some(&node.addr)),
+            Request::Heartbeat { host, .. }
+            | Request::BlockReport { host, .. }
+            | Request::IncrementalReport { host, .. }
+            | Request::ReportCorrupt { host, .. } => (host, None),
+            _ => return Ok(()),
+        };
+        if caller.datanode_host() != Some(host.as_str()) {
+            return Err(Error::PermissionDenied(format!(
+                "{caller} may not speak for datanode {host}"
+            )));
+        }
+        match (addr, self.config.host(host)) {
+            (Some(addr), Ok(h)) if *addr != h.addr => Err(Error::PermissionDenied(format!(
+                "datanode {host} registered from {addr}, but the config puts it at {}",
+                h.addr
+            ))),
+            (Some(_), Err(_)) => Err(Error::PermissionDenied(format!(
+                "no host {host} in the cluster config"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Datanode reports and status calls, answered by every namenode from its soft state.
     /// Replica reports are taken only from registered hosts: a report from anyone else (a
     /// forgery, or a datanode this namenode forgot) would plant replicas that no heartbeat
     /// ever expires; a real datanode registers again when told to by its next heartbeat.
-    fn handle_datanode(&self, body: Request) -> Result<Response> {
+    fn handle_datanode(&self, caller: &Principal, body: Request) -> Result<Response> {
         let now = self.shared.now_ms();
+        self.check_datanode_caller(caller, &body)?;
         let reporter = match &body {
             Request::BlockReport { host, .. }
             | Request::IncrementalReport { host, .. }
@@ -673,8 +709,13 @@ async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener> {
 
 /// Runs namenode `id` of `config` until a fatal error (storage failure, port in use), or
 /// until SIGTERM/SIGINT, which it handles by shutting down gracefully and returning `Ok`.
-pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
+pub async fn run(mut config: ClusterConfig, id: u64) -> Result<()> {
     config.validate()?;
+    // Everything this namenode connects to (peers, datanodes in lease recovery) learns it as
+    // namenode `id`.
+    let authority = config.secrets.authority()?;
+    let credentials = authority.member_credentials(&names::namenode(id));
+    config.secrets.set_credentials(credentials.clone());
     let me = config.namenode(id)?.clone();
     let voters = config.namenodes.iter().map(|n| n.id).collect();
     crate::power_loss::register_root(&me.meta_dir)?;
@@ -686,7 +727,11 @@ pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
         .map(|n| parse("raft_addr", &n.raft_addr).map(|a| (n.id, a)))
         .collect::<Result<Vec<_>>>()?;
     let tick = Duration::from_millis(config.raft_tick_ms);
-    let (transport, reports) = Transport::start(peers, tick * config.raft_election_ticks as u32);
+    let (transport, reports) = Transport::start(
+        peers,
+        tick * config.raft_election_ticks as u32,
+        credentials,
+    );
     let settings = DriverSettings {
         tick,
         election_ticks: config.raft_election_ticks,
@@ -704,6 +749,7 @@ pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
         raft_listener,
         handle.clone(),
         limits.listener,
+        Gate::Authenticate(authority.clone()),
         stop.subscribe(),
     ));
     let recovering: Recovering = Arc::default();
@@ -713,7 +759,13 @@ pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
         config: config.clone(),
         recovering: recovering.clone(),
     });
-    let rpc_server = tokio::spawn(serve(rpc_listener, limits, service, stop.subscribe()));
+    let rpc_server = tokio::spawn(serve(
+        rpc_listener,
+        limits,
+        Gate::Authenticate(authority),
+        service,
+        stop.subscribe(),
+    ));
     tokio::spawn(leader_duties(shared, handle, config, recovering));
     tracing::info!(
         "namenode {id}: clients on {}, raft on {}, state in {}",

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::frame::write_frame;
+use crate::auth::{Credentials, Gate};
 use crate::listener::{Conn, Limits, Shutdown};
 use crate::namenode::raft_driver::{
     decode_raft_message, encode_raft_message, DriverMsg, MessageSink, RaftHandle,
@@ -53,6 +54,7 @@ impl Transport {
     pub fn start(
         peers: Vec<(u64, SocketAddr)>,
         connect_timeout: Duration,
+        credentials: Credentials,
     ) -> (Transport, PeerReports) {
         let (report_tx, report_rx) = mpsc::unbounded_channel();
         let senders = peers
@@ -65,6 +67,7 @@ impl Transport {
                     rx,
                     report_tx.clone(),
                     connect_timeout,
+                    credentials.clone(),
                 ));
                 (id, tx)
             })
@@ -100,12 +103,21 @@ async fn peer_sender(
     mut rx: mpsc::Receiver<Message>,
     reports: mpsc::UnboundedSender<DriverMsg>,
     connect_timeout: Duration,
+    credentials: Credentials,
 ) {
     let mut conn: Option<BufWriter<TcpStream>> = None;
     while let Some(msg) = rx.recv().await {
         let is_snapshot = msg.get_msg_type() == MessageType::MsgSnapshot;
         if conn.is_none() {
-            conn = connect(addr, connect_timeout).await.ok();
+            conn = match connect(addr, connect_timeout, &credentials).await {
+                Ok(c) => Some(c),
+                Err(e @ Error::Unauthenticated(_)) => {
+                    // Not a network blip: a peer with another key. Worth saying, once per try.
+                    tracing::warn!("raft to {id}: {e}");
+                    None
+                }
+                Err(_) => None,
+            };
         }
         let sent = match conn.as_mut() {
             Some(w) => send_one(w, &msg, rx.is_empty(), connect_timeout * 4).await,
@@ -127,12 +139,13 @@ async fn peer_sender(
     }
 }
 
-async fn connect(addr: SocketAddr, timeout: Duration) -> Result<BufWriter<TcpStream>> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| Error::Timeout(format!("connecting to {addr}")))?
-        .map_err(|e| Error::io(format!("connecting to {addr}"), e))?;
-    let _ = stream.set_nodelay(true);
+async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+    credentials: &Credentials,
+) -> Result<BufWriter<TcpStream>> {
+    let stream =
+        crate::auth::connect(&addr.to_string(), "namenode", credentials, timeout).await?;
     set_user_timeout(&stream, timeout * 4);
     Ok(BufWriter::new(stream))
 }
@@ -183,13 +196,14 @@ pub async fn serve_raft(
     listener: TcpListener,
     handle: RaftHandle,
     limits: Limits,
+    gate: Gate,
     shutdown: Shutdown,
 ) {
     let limits = Limits {
         max_connections: MAX_RAFT_CONNECTIONS,
         ..limits
     };
-    crate::listener::serve(listener, "raft", limits, shutdown, move |stream, conn| {
+    crate::listener::serve(listener, "raft", limits, gate, shutdown, move |stream, conn| {
         let handle = handle.clone();
         async move { raft_connection(stream, conn, &handle).await }
     })
@@ -197,9 +211,25 @@ pub async fn serve_raft(
 }
 
 async fn raft_connection(stream: TcpStream, mut conn: Conn, handle: &RaftHandle) -> Result<()> {
+    // Only a namenode speaks Raft, and only as itself: a message whose sender is not the
+    // member that authenticated ends the connection (G8).
+    let caller = conn.caller("Raft")?;
+    let sender = caller.namenode_id().ok_or_else(|| {
+        Error::PermissionDenied(format!("Raft is for namenodes only, not {caller}"))
+    })?;
     let mut reader = BufReader::new(stream);
     while let Some(payload) = conn.read_frame(&mut reader, RAFT_FRAME_LIMIT_BYTES).await? {
         let msg = decode_raft_message(&payload)?;
+        if msg.from != sender {
+            tracing::warn!(
+                "raft: namenode {sender} sent a message claiming to be from {}; closing",
+                msg.from
+            );
+            return Err(Error::PermissionDenied(format!(
+                "namenode {sender} sent a Raft message as {}",
+                msg.from
+            )));
+        }
         handle.send(DriverMsg::Raft(msg)).await?;
     }
     Ok(())

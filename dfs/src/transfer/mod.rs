@@ -101,6 +101,7 @@ struct Handler<'a> {
     events: &'a mpsc::Sender<ReplicaEvent>,
     limits: TransferLimits,
     label: &'a str,
+    credentials: &'a crate::auth::Credentials,
 }
 
 /// Runs blocking store work on the blocking pool.

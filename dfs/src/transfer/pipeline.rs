@@ -19,6 +19,7 @@ use super::wire::{
 };
 use super::{blocking, Handler, ReplicaEvent};
 use crate::block_store::{BlockStore, BlockWriter};
+use crate::auth::Credentials;
 use crate::error::{Error, Result};
 use crate::frame::write_frame;
 use crate::protocol::{Block, DatanodeRef};
@@ -50,7 +51,9 @@ impl Handler<'_> {
         let down = match downstream.split_first() {
             None => None,
             Some((next, rest)) => {
-                match connect_write(next, block, rest, self.limits.peer_timeout).await {
+                match connect_write(next, block, rest, self.credentials, self.limits.peer_timeout)
+                    .await
+                {
                     Ok(conn) => Some(conn),
                     Err(f) => {
                         send_message(&mut w, &failed(f.bad_index as u32 + 1, &f.error)).await?;
@@ -289,9 +292,10 @@ async fn connect_write(
     first: &DatanodeRef,
     block: Block,
     rest: &[DatanodeRef],
+    credentials: &Credentials,
     timeout: Duration,
 ) -> std::result::Result<(BufReader<OwnedReadHalf>, BufWriter<OwnedWriteHalf>), PipelineFailure> {
-    let stream = connect(&first.addr, timeout)
+    let stream = connect(&first.addr, credentials, timeout)
         .await
         .map_err(|e| fail_at(0, e))?;
     let (r, w) = stream.into_split();
@@ -355,12 +359,13 @@ impl PipelineWriter {
     pub async fn open(
         block: Block,
         targets: &[DatanodeRef],
+        credentials: &Credentials,
         timeout: Duration,
     ) -> std::result::Result<Self, PipelineFailure> {
         let (first, rest) = targets
             .split_first()
             .ok_or_else(|| fail_at(0, Error::Unavailable("empty pipeline".into())))?;
-        let (mut r, w) = connect_write(first, block, rest, timeout).await?;
+        let (mut r, w) = connect_write(first, block, rest, credentials, timeout).await?;
         let (tx, acks) = mpsc::channel(PIPELINE_WINDOW_PACKETS + 1);
         // Acks may take a whole pipeline's worth of fsyncs for the last packet.
         let ack_timeout = timeout * (targets.len() as u32 + 1);
@@ -510,9 +515,10 @@ pub async fn write_block(
     block: Block,
     targets: &[DatanodeRef],
     packets: &[Packet],
+    credentials: &Credentials,
     timeout: Duration,
 ) -> std::result::Result<u64, PipelineFailure> {
-    let mut pipe = PipelineWriter::open(block, targets, timeout).await?;
+    let mut pipe = PipelineWriter::open(block, targets, credentials, timeout).await?;
     for p in packets {
         pipe.send(p.data.clone(), p.crcs.clone(), false).await?;
     }
@@ -524,6 +530,7 @@ pub async fn replicate(
     store: Arc<BlockStore>,
     block_id: u64,
     targets: &[DatanodeRef],
+    credentials: &Credentials,
     timeout: Duration,
 ) -> Result<()> {
     let s = store.clone();
@@ -536,7 +543,7 @@ pub async fn replicate(
         gen_stamp: replica.gen_stamp,
         len_bytes: replica.len_bytes,
     };
-    let mut pipe = PipelineWriter::open(block, targets, timeout)
+    let mut pipe = PipelineWriter::open(block, targets, credentials, timeout)
         .await
         .map_err(|f| f.error)?;
     let mut pos = 0;

@@ -14,6 +14,7 @@ use super::wire::{
 };
 use super::{blocking, Handler, ReplicaEvent};
 use crate::block_store::Replica;
+use crate::auth::Credentials;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{Block, DatanodeRef, WireError};
 
@@ -124,9 +125,10 @@ impl BlockReadStream {
         block: Block,
         offset: u64,
         len: u64,
+        credentials: &Credentials,
         timeout: Duration,
     ) -> Result<Self> {
-        let stream = connect(&node.addr, timeout).await?;
+        let stream = connect(&node.addr, credentials, timeout).await?;
         let (r, mut w) = stream.into_split();
         let mut reader = BufReader::new(r);
         let req = TransferRequest::Read {
@@ -205,9 +207,10 @@ pub async fn read_range(
     block: Block,
     offset: u64,
     len: u64,
+    credentials: &Credentials,
     timeout: Duration,
 ) -> Result<Vec<u8>> {
-    let mut stream = BlockReadStream::open(node, block, offset, len, timeout).await?;
+    let mut stream = BlockReadStream::open(node, block, offset, len, credentials, timeout).await?;
     let end = offset.saturating_add(len).min(stream.replica_len_bytes);
     let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
     while let Some(p) = stream.next_packet().await? {

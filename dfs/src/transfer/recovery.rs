@@ -11,6 +11,7 @@ use super::wire::{
     connect, decode_message, recv_frame, reply, send_message, TransferReply, TransferRequest,
 };
 use super::{blocking, Handler, ReplicaEvent};
+use crate::auth::Credentials;
 use crate::error::{Error, Result};
 use crate::protocol::{Block, DatanodeRef, ReportedReplica};
 
@@ -58,9 +59,10 @@ impl Handler<'_> {
 async fn one_shot(
     node: &DatanodeRef,
     req: &TransferRequest,
+    credentials: &Credentials,
     timeout: Duration,
 ) -> Result<TransferReply> {
-    let stream = connect(&node.addr, timeout).await?;
+    let stream = connect(&node.addr, credentials, timeout).await?;
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
     send_message(&mut w, req).await?;
@@ -75,9 +77,11 @@ async fn one_shot(
 pub async fn recovery_info(
     node: &DatanodeRef,
     block_id: u64,
+    credentials: &Credentials,
     timeout: Duration,
 ) -> Result<Vec<ReportedReplica>> {
-    match one_shot(node, &TransferRequest::RecoveryInfo { block_id }, timeout).await? {
+    let req = TransferRequest::RecoveryInfo { block_id };
+    match one_shot(node, &req, credentials, timeout).await? {
         TransferReply::Replicas { replicas } => Ok(replicas),
         other => Err(Error::Malformed(format!(
             "unexpected recovery reply {other:?}"
@@ -91,11 +95,12 @@ pub async fn finish_recovery(
     node: &DatanodeRef,
     from: Block,
     gen_stamp: u64,
+    credentials: &Credentials,
     timeout: Duration,
 ) -> Result<u64> {
     // Finalizing fsyncs twice and renames: allow it more than one round trip.
     let req = TransferRequest::FinishRecovery { from, gen_stamp };
-    match one_shot(node, &req, timeout * 2).await? {
+    match one_shot(node, &req, credentials, timeout * 2).await? {
         TransferReply::Ready { len_bytes } => Ok(len_bytes),
         other => Err(Error::Malformed(format!(
             "unexpected recovery reply {other:?}"

@@ -12,7 +12,9 @@ use super::wire::{decode_message, failed, recv_frame, send_message, TransferRequ
 use super::{Handler, ReplicaEvent, TransferLimits};
 use crate::block_store::BlockStore;
 use crate::error::Result;
-use crate::listener::{Conn, Limits, Shutdown, SHUTDOWN_GRACE};
+use crate::auth::{Credentials, Gate, Principal};
+use crate::error::Error;
+use crate::listener::{Conn, Limits, Shutdown, HANDSHAKE_TIMEOUT, SHUTDOWN_GRACE};
 
 /// The datanode's transfer server.
 #[derive(Debug)]
@@ -22,6 +24,8 @@ pub struct TransferServer {
     limits: TransferLimits,
     active: AtomicU32,
     label: String,
+    /// This datanode's own credentials, for the pipelines it forwards to.
+    credentials: Credentials,
 }
 
 impl TransferServer {
@@ -32,6 +36,7 @@ impl TransferServer {
         events: mpsc::Sender<ReplicaEvent>,
         limits: TransferLimits,
         label: &str,
+        credentials: Credentials,
     ) -> Arc<Self> {
         Arc::new(TransferServer {
             store,
@@ -39,6 +44,7 @@ impl TransferServer {
             limits,
             active: AtomicU32::new(0),
             label: label.to_string(),
+            credentials,
         })
     }
 
@@ -49,17 +55,19 @@ impl TransferServer {
 
     /// Serves connections on the shared [`crate::listener`] until `shutdown` fires and the
     /// transfers in hand are done. The read timeout of a request frame is the peer timeout.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: Shutdown) {
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, gate: Gate, shutdown: Shutdown) {
         let limits = Limits {
             max_connections: self.limits.max_connections,
             idle_timeout: self.limits.idle_timeout,
             read_timeout: self.limits.peer_timeout,
             shutdown_grace: SHUTDOWN_GRACE,
+            handshake_timeout: self.limits.peer_timeout.min(HANDSHAKE_TIMEOUT),
         };
         crate::listener::serve(
             listener,
             "transfer",
             limits,
+            gate,
             shutdown,
             move |stream, conn| {
                 let server = self.clone();
@@ -81,6 +89,7 @@ impl TransferServer {
             events: &self.events,
             limits: self.limits,
             label: &self.label,
+            credentials: &self.credentials,
         }
     }
 
@@ -107,6 +116,10 @@ impl TransferServer {
                 return Err(e);
             }
         };
+        if let Err(e) = authorize(conn.caller("a data transfer")?, &request) {
+            let _ = send_message(&mut w, &failed(0, &e)).await;
+            return Err(e);
+        }
         let handler = self.handler();
         match request {
             TransferRequest::Read {
@@ -124,5 +137,21 @@ impl TransferServer {
                 handler.serve_finish_recovery(w, from, gen_stamp).await
             }
         }
+    }
+}
+
+/// Who may ask what of a datanode (G8). Lease recovery rewrites finalized replicas, so only a
+/// namenode may ask for it; reads and writes are open to every authenticated principal (the
+/// namenode's file permissions decide who learns which blocks to ask for).
+fn authorize(caller: &Principal, request: &TransferRequest) -> Result<()> {
+    match request {
+        TransferRequest::RecoveryInfo { .. } | TransferRequest::FinishRecovery { .. }
+            if caller.namenode_id().is_none() =>
+        {
+            Err(Error::PermissionDenied(format!(
+                "lease recovery is for namenodes only, not {caller}"
+            )))
+        }
+        _ => Ok(()),
     }
 }

@@ -7,10 +7,22 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::*;
+use crate::auth::{Authority, Credentials, Gate, Key};
 use crate::block_store::BlockStore;
 use crate::checksum;
 use crate::listener::Shutdown;
 use crate::protocol::{Block, DatanodeRef};
+
+/// The test cluster's key: every node here checks it.
+fn key() -> &'static Key {
+    static KEY: std::sync::OnceLock<Key> = std::sync::OnceLock::new();
+    KEY.get_or_init(Key::generate)
+}
+
+/// A namenode's credentials: the tests drive lease recovery, which only a namenode may.
+fn creds() -> Credentials {
+    Credentials::member(&crate::auth::names::namenode(1), key())
+}
 
 fn payload(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -34,10 +46,11 @@ async fn start_node(name: &str) -> Node {
         idle_timeout: Duration::from_secs(5),
         peer_timeout: Duration::from_secs(2),
     };
-    let server = TransferServer::new(store.clone(), tx, limits, name);
+    let server = TransferServer::new(store.clone(), tx, limits, name, creds());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(server.serve(listener, Shutdown::never()));
+    let gate = Gate::Authenticate(Authority::new(key().clone()));
+    tokio::spawn(server.serve(listener, gate, Shutdown::never()));
     Node {
         store,
         node: DatanodeRef {
@@ -77,13 +90,13 @@ async fn pipeline_write_then_read_every_replica() {
         gen_stamp: 1,
         len_bytes: 0,
     };
-    let len = write_block(block, &targets, &packets_of(&data), Duration::from_secs(2))
+    let len = write_block(block, &targets, &packets_of(&data), &creds(), Duration::from_secs(2))
         .await
         .unwrap();
     assert_eq!(len, data.len() as u64);
     for n in &nodes {
         assert_eq!(n.store.get(11).unwrap().len_bytes, data.len() as u64);
-        let got = read_range(&n.node, block, 1000, 150_000, Duration::from_secs(2))
+        let got = read_range(&n.node, block, 1000, 150_000, &creds(), Duration::from_secs(2))
             .await
             .unwrap();
         assert_eq!(got, &data[1000..151_000]);
@@ -94,11 +107,12 @@ async fn pipeline_write_then_read_every_replica() {
         nodes[0].store.clone(),
         11,
         std::slice::from_ref(&d.node),
+        &creds(),
         Duration::from_secs(2),
     )
     .await
     .unwrap();
-    let got = read_range(&d.node, block, 0, u64::MAX, Duration::from_secs(2))
+    let got = read_range(&d.node, block, 0, u64::MAX, &creds(), Duration::from_secs(2))
         .await
         .unwrap();
     assert_eq!(got, data);
@@ -118,7 +132,7 @@ async fn abandoned_pipeline_is_parked_and_recoverable() {
         len_bytes: 0,
     };
     let timeout = Duration::from_secs(2);
-    let mut pipe = PipelineWriter::open(block, &targets, timeout)
+    let mut pipe = PipelineWriter::open(block, &targets, &creds(), timeout)
         .await
         .unwrap();
     for p in packets_of(&data) {
@@ -135,7 +149,7 @@ async fn abandoned_pipeline_is_parked_and_recoverable() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for n in &nodes {
-        let reported = recovery_info(&n.node, 21, timeout).await.unwrap();
+        let reported = recovery_info(&n.node, 21, &creds(), timeout).await.unwrap();
         assert_eq!(reported.len(), 1, "{reported:?}");
         assert_eq!(reported[0].block.len_bytes, data.len() as u64);
         assert_eq!(reported[0].state, crate::protocol::ReplicaState::InProgress);
@@ -147,7 +161,7 @@ async fn abandoned_pipeline_is_parked_and_recoverable() {
     };
     for n in &nodes {
         assert_eq!(
-            finish_recovery(&n.node, from, 9, timeout).await.unwrap(),
+            finish_recovery(&n.node, from, 9, &creds(), timeout).await.unwrap(),
             keep
         );
         let recovered = Block {
@@ -155,12 +169,12 @@ async fn abandoned_pipeline_is_parked_and_recoverable() {
             gen_stamp: 9,
             len_bytes: keep,
         };
-        let got = read_range(&n.node, recovered, 0, u64::MAX, timeout)
+        let got = read_range(&n.node, recovered, 0, u64::MAX, &creds(), timeout)
             .await
             .unwrap();
         assert_eq!(got, &data[..keep as usize]);
     }
-    let after = recovery_info(&nodes[0].node, 21, timeout).await.unwrap();
+    let after = recovery_info(&nodes[0].node, 21, &creds(), timeout).await.unwrap();
     assert_eq!(
         after.len(),
         1,
@@ -194,6 +208,7 @@ async fn dead_downstream_is_named() {
         block,
         &targets,
         &packets_of(&payload(10, 1)),
+        &creds(),
         Duration::from_secs(1),
     )
     .await
@@ -216,6 +231,7 @@ async fn corrupt_replica_is_not_served() {
         block,
         std::slice::from_ref(&a.node),
         &packets_of(&data),
+        &creds(),
         Duration::from_secs(2),
     )
     .await
@@ -224,7 +240,7 @@ async fn corrupt_replica_is_not_served() {
     let mut raw = std::fs::read(&path).unwrap();
     raw[2000] ^= 1;
     std::fs::write(&path, raw).unwrap();
-    let err = read_range(&a.node, block, 0, 5000, Duration::from_secs(2))
+    let err = read_range(&a.node, block, 0, 5000, &creds(), Duration::from_secs(2))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Corrupt { block: 2, .. }), "{err}");
@@ -248,9 +264,15 @@ async fn garbage_does_not_hurt_the_server() {
         vec![0, 0, 0, 1, b'P'],
         vec![0x80, 0, 0, 0, 1, 2],
     ];
-    for bytes in garbage {
+    for (bytes, authenticated) in garbage.iter().flat_map(|g| [(g, false), (g, true)]) {
+        // Garbage before the handshake, and garbage after a valid one (reaching the decoder).
         let mut s = TcpStream::connect(&a.node.addr).await.unwrap();
-        s.write_all(&bytes).await.unwrap();
+        if authenticated {
+            crate::auth::handshake::connect(&mut s, &creds(), "dn")
+                .await
+                .unwrap();
+        }
+        s.write_all(bytes).await.unwrap();
         s.shutdown().await.unwrap();
         let mut buf = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
@@ -267,11 +289,12 @@ async fn garbage_does_not_hurt_the_server() {
         block,
         std::slice::from_ref(&a.node),
         &packets_of(&data),
+        &creds(),
         Duration::from_secs(2),
     )
     .await
     .unwrap();
-    let got = read_range(&a.node, block, 0, 700, Duration::from_secs(2))
+    let got = read_range(&a.node, block, 0, 700, &creds(), Duration::from_secs(2))
         .await
         .unwrap();
     assert_eq!(got, data);

@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::checksum::{self, BYTES_PER_CHECKSUM, CHECKSUM_BYTES};
+use crate::auth::Credentials;
 use crate::error::{Error, Result};
 use crate::frame::{decode_msg, encode_msg, write_frame};
 use crate::protocol::{Block, DatanodeRef, ReportedReplica, WireError};
@@ -334,14 +335,13 @@ pub fn split_packets(offset: u64, data: Bytes, crcs: Bytes, seqno: &mut u64) -> 
     out
 }
 
-/// Connects to a datanode within `timeout`.
-pub(super) async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| Error::Timeout(format!("connecting to datanode {addr}")))?
-        .map_err(|e| Error::io(format!("connecting to datanode {addr}"), e))?;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
+/// Connects to a datanode and authenticates with `credentials`, within `timeout`.
+pub(super) async fn connect(
+    addr: &str,
+    credentials: &Credentials,
+    timeout: Duration,
+) -> Result<TcpStream> {
+    crate::auth::connect(addr, "datanode", credentials, timeout).await
 }
 
 #[cfg(test)]

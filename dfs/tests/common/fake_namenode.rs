@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dfs::auth::{Authority, Gate, Principal};
 use dfs::error::Error;
 use dfs::listener::{Limits, Shutdown, SHUTDOWN_GRACE};
 use dfs::protocol::*;
@@ -396,7 +397,7 @@ impl Service for FakeNamenode {
     type Request = RequestFrame;
     type Response = ResponseFrame;
 
-    async fn call(&self, req: RequestFrame) -> ResponseFrame {
+    async fn call(&self, _: &Principal, req: RequestFrame) -> ResponseFrame {
         ResponseFrame {
             request_id: req.request_id,
             result: self.handle(req.body).map_err(|e| WireError::from(&e)),
@@ -409,7 +410,12 @@ impl Service for FakeNamenode {
 }
 
 /// Starts the fake on `addr` in the current tokio runtime.
-pub async fn start(addr: &str, dead_after: Duration, block_size: u64) -> Arc<FakeNamenode> {
+pub async fn start(
+    addr: &str,
+    dead_after: Duration,
+    block_size: u64,
+    authority: Authority,
+) -> Arc<FakeNamenode> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .expect("bind fake namenode");
@@ -424,6 +430,7 @@ pub async fn start(addr: &str, dead_after: Duration, block_size: u64) -> Arc<Fak
             idle_timeout: Duration::from_secs(60),
             read_timeout: Duration::from_secs(60),
             shutdown_grace: SHUTDOWN_GRACE,
+            handshake_timeout: Duration::from_secs(5),
         },
         frame_limit_bytes: 64 << 20,
     };
@@ -431,6 +438,7 @@ pub async fn start(addr: &str, dead_after: Duration, block_size: u64) -> Arc<Fak
     tokio::spawn(rpc::serve(
         listener,
         limits,
+        Gate::Authenticate(authority),
         service.clone(),
         Shutdown::never(),
     ));

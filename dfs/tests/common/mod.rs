@@ -104,7 +104,7 @@ impl Cluster {
         power_loss: bool,
     ) -> Cluster {
         let conf_path = dir.path().join("cluster.toml");
-        std::fs::write(&conf_path, config.to_toml().unwrap()).unwrap();
+        config.save(&conf_path).unwrap();
         let mut cluster = Cluster {
             dir,
             config,
@@ -124,7 +124,9 @@ impl Cluster {
             Harness::Fake => {
                 let nn = &cluster.config.namenodes[0];
                 let dead = Duration::from_millis(cluster.config.datanode_dead_after_ms);
-                cluster.fake = Some(fake_namenode::start(&nn.addr, dead, BLOCK as u64).await);
+                let authority = cluster.config.secrets.authority().unwrap();
+                let fake = fake_namenode::start(&nn.addr, dead, BLOCK as u64, authority).await;
+                cluster.fake = Some(fake);
             }
         }
         for host in cluster.host_names() {

@@ -46,7 +46,7 @@ fn user_binary_runs_on_a_cluster_started_by_mrjob() {
         mapreduce: MapReduceConfig::default().with_fast_timeouts(),
     };
     let conf = dir.path().join("cluster.toml");
-    std::fs::write(&conf, whole.to_toml().unwrap()).unwrap();
+    whole.save(&conf).unwrap();
     let mrjob = mrjob_bin();
     let stop = || {
         let _ = Command::new(&mrjob)

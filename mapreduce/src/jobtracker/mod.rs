@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use dfs::auth::{names, Authority, Gate};
 use dfs::client::DfsClient;
 use dfs::config::ClusterConfig;
 use dfs::listener::{stop_on_signal, ShutdownTrigger};
@@ -28,7 +29,7 @@ use crate::input::Split;
 use crate::job_binary::{binaries_to_remove, StagedFile, BINARY_DIR, UNUSED_BINARY_GRACE_MS};
 use crate::job_store::{records_to_prune, JobRecord, JobStore, RecordState, FINISHED_RECORDS_KEPT};
 use crate::protocol::{
-    unix_ms, ErrorKind, JobInfo, JobPhase, JobSpec, TaskSpec, TaskWork, WorkerCommand,
+    unix_ms, ErrorKind, JobInfo, JobPhase, JobSpec, TaskSpec, TaskToken, TaskWork, WorkerCommand,
     CONTROL_FRAME_LIMIT_BYTES,
 };
 use crate::scheduler::{
@@ -43,6 +44,10 @@ pub mod admit;
 pub mod commit;
 pub mod recovery;
 pub mod rpc;
+
+/// How long a task's token is good for: longer than any attempt runs (a task that outlives
+/// it can no longer reach the cluster, and fails as any attempt that loses its connections).
+const TASK_TOKEN_LIFETIME_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
 /// Period of the scheduler's clock tick.
 const TICK_MS: u64 = 100;
@@ -160,6 +165,8 @@ type Submitted = Result<JobId, (ErrorKind, String)>;
 /// The jobtracker service.
 pub struct Jobtracker {
     config: ClusterConfig,
+    /// The cluster key: checks every caller, signs the tasks' tokens.
+    authority: Authority,
     mapreduce: MapReduceConfig,
     dfs: DfsClient,
     store: JobStore,
@@ -170,16 +177,23 @@ pub struct Jobtracker {
 
 impl Jobtracker {
     /// A jobtracker for `config` (not yet serving).
-    pub fn new(config: Config) -> Arc<Jobtracker> {
+    pub fn new(config: Config) -> Result<Arc<Jobtracker>> {
         let Config {
-            cluster: config,
+            cluster: mut config,
             mapreduce,
         } = config;
+        // dfs and the workers learn this process as the jobtracker; it issues the tasks'
+        // tokens with the cluster key.
+        let authority = config.secrets.authority()?;
+        config
+            .secrets
+            .set_credentials(authority.member_credentials(names::JOBTRACKER));
         let sched = Scheduler::new(scheduler_config(&mapreduce));
         let dfs = DfsClient::new(config.clone());
-        Arc::new(Jobtracker {
+        Ok(Arc::new(Jobtracker {
             store: JobStore::new(dfs.clone()),
             dfs,
+            authority,
             config,
             mapreduce,
             state: Mutex::new(State {
@@ -195,7 +209,7 @@ impl Jobtracker {
             }),
             wake: Notify::new(),
             started: Instant::now(),
-        })
+        }))
     }
 
     /// Serves on the configured address until the process ends, or until SIGTERM/SIGINT,
@@ -207,7 +221,8 @@ impl Jobtracker {
             .map_err(|e| Error::io(format!("binding the jobtracker to {addr}"), e))?;
         let mut limits = ServerLimits::from_config(&config.cluster);
         limits.frame_limit_bytes = CONTROL_FRAME_LIMIT_BYTES;
-        let jt = Jobtracker::new(config);
+        let jt = Jobtracker::new(config)?;
+        let gate = Gate::Authenticate(jt.authority.clone());
         // Calls wait in the listen backlog meanwhile: a submitter or worker sees a jobtracker
         // that does not answer yet, and retries.
         jt.recover().await;
@@ -234,12 +249,24 @@ impl Jobtracker {
         let server = tokio::spawn(serve(
             listener,
             limits,
+            gate,
             Arc::new(JtService(jt)),
             stop.subscribe(),
         ));
         stop_on_signal(stop, vec![server]).await;
         tracing::info!("jobtracker stopped");
         Ok(())
+    }
+
+    /// A token for an attempt of `job`: it acts as `user` for this job only, so a task holds
+    /// neither the user's key nor the cluster's (Hadoop's delegation tokens).
+    fn task_token(&self, user: &str, job: JobId) -> TaskToken {
+        let expires = unix_ms().saturating_add(TASK_TOKEN_LIFETIME_MS);
+        let (token, password) = self.authority.issue_token(user, &job.to_string(), expires);
+        TaskToken {
+            token,
+            password_hex: password.to_hex(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -323,6 +350,7 @@ impl Jobtracker {
             job: (*job.spec).clone(),
             work,
             output_dir: output_dir.clone(),
+            token: self.task_token(&job.spec.user, attempt.task.job),
         };
         tracing::info!("launching {attempt} on {worker} ({locality:?})");
         st.launching

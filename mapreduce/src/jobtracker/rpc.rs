@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dfs::auth::Principal;
 use dfs::rpc::Service;
 
 use crate::protocol::{
@@ -155,6 +156,37 @@ impl Jobtracker {
             .collect()
     }
 
+    /// Who may send what (G8): a worker speaks only for itself, an attempt's calls come from
+    /// its job's token (or a member), a job is killed only by its user or the superuser.
+    fn authorize(&self, caller: &Principal, req: &JtRequest) -> std::result::Result<(), String> {
+        let of_job = |job: JobId| match caller {
+            Principal::Member(_) => true,
+            Principal::Task { job: j, .. } => *j == job.to_string(),
+            Principal::User(_) => false,
+        };
+        let ok = match req {
+            JtRequest::Heartbeat { worker, .. } | JtRequest::AttemptDone { worker, .. } => {
+                caller.worker_host() == Some(worker.as_str())
+            }
+            JtRequest::AttemptStarted { attempt, .. } => of_job(attempt.task.job),
+            JtRequest::MapOutputs { reduce } | JtRequest::FetchFailure { reduce, .. } => {
+                of_job(reduce.task.job)
+            }
+            JtRequest::KillJob { job } => {
+                let st = self.lock();
+                let owner = st.jobs.get(job).map(|e| e.spec.user.clone());
+                caller.is_superuser() || owner.is_none_or(|u| u == caller.user())
+            }
+            JtRequest::Submit(_) => !matches!(caller, Principal::Task { .. }),
+            JtRequest::JobStatus { .. } | JtRequest::ListJobs | JtRequest::ListWorkers => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{caller} may not send {}", req.name()))
+        }
+    }
+
     async fn handle(self: &Arc<Self>, req: JtRequest) -> JtResponse {
         match req {
             JtRequest::Submit(spec) => match self.submit(*spec).await {
@@ -232,7 +264,19 @@ impl Service for JtService {
     type Request = JtRequest;
     type Response = JtResponse;
 
-    async fn call(&self, req: JtRequest) -> JtResponse {
+    async fn call(&self, caller: &Principal, req: JtRequest) -> JtResponse {
+        if let Err(message) = self.0.authorize(caller, &req) {
+            tracing::warn!("refused {caller}: {message}");
+            return JtResponse::error(ErrorKind::PermissionDenied, message);
+        }
+        let req = match req {
+            // The job runs as whoever authenticated, whatever the client wrote.
+            JtRequest::Submit(mut spec) => {
+                spec.user = caller.user().to_string();
+                JtRequest::Submit(spec)
+            }
+            other => other,
+        };
         self.0.handle(req).await
     }
 

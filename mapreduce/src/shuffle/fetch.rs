@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 use dfs::frame::decode_msg;
 
 use crate::error::{Error, Result};
 use crate::merge::SegmentRef;
+use dfs::auth::Credentials;
+
 use crate::protocol::{
     call, FetchHeader, FetchRequest, JtRequest, JtResponse, MapOutputLoc, SHUFFLE_CHUNK_BYTES,
 };
@@ -53,6 +54,8 @@ pub struct FetchPlan<'a> {
     pub dir: &'a Path,
     /// Timeout of each call and of each stalled fetch.
     pub timeout: Duration,
+    /// What the attempt authenticates with (its job's token).
+    pub credentials: &'a Credentials,
 }
 
 /// Fetches this reduce's partition of every map output, as map outputs become available,
@@ -77,7 +80,7 @@ pub async fn fetch_all(plan: &FetchPlan<'_>, progress: &dyn Fn(f32)) -> Result<V
 async fn map_outputs(plan: &FetchPlan<'_>) -> Result<Vec<Option<MapOutputLoc>>> {
     let reduce = plan.reduce;
     let req = JtRequest::MapOutputs { reduce };
-    let resp: JtResponse = call(plan.jobtracker_addr, &req, plan.timeout).await?;
+    let resp: JtResponse = call(plan.jobtracker_addr, plan.credentials, &req, plan.timeout).await?;
     let JtResponse::MapOutputs { outputs, live } = resp else {
         return Err(Error::Protocol(format!("unexpected reply: {resp:?}")));
     };
@@ -142,8 +145,9 @@ impl<'a> Fetches<'a> {
             let dest = segment_path(self.plan.dir, i);
             let budget = self.budget.clone();
             let timeout = self.plan.timeout;
+            let creds = self.plan.credentials.clone();
             self.in_flight.spawn(async move {
-                let r = fetch_segment(&loc, partition, &dest, timeout, &budget).await;
+                let r = fetch_segment(&loc, partition, &dest, &creds, timeout, &budget).await;
                 (i, loc, r)
             });
         }
@@ -186,7 +190,8 @@ impl<'a> Fetches<'a> {
                     map: loc.attempt,
                 };
                 let jt = self.plan.jobtracker_addr;
-                let _ = call::<_, JtResponse>(jt, &req, self.plan.timeout).await;
+                let creds = self.plan.credentials;
+                let _ = call::<_, JtResponse>(jt, creds, &req, self.plan.timeout).await;
             }
         }
     }
@@ -287,13 +292,14 @@ pub async fn fetch_segment(
     loc: &MapOutputLoc,
     partition: u32,
     dest: &Path,
+    credentials: &Credentials,
     timeout: Duration,
     budget: &MemoryBudget,
 ) -> Result<Fetched> {
     let addr = &loc.shuffle_addr;
     // The write half stays open until the reply is read: closing it early would half-close
     // the connection under the server, which the fetch never did.
-    let (mut r, _w) = request(loc, partition, timeout).await?;
+    let (mut r, _w) = request(loc, partition, credentials, timeout).await?;
     let (len, records, crc32) = read_header(&mut r, loc, timeout).await?;
     if records == 0 {
         return Ok(Fetched::Empty);
@@ -336,16 +342,17 @@ pub async fn fetch_segment(
 async fn request(
     loc: &MapOutputLoc,
     partition: u32,
+    credentials: &Credentials,
     timeout: Duration,
 ) -> Result<(BufReader<OwnedReadHalf>, BufWriter<OwnedWriteHalf>)> {
     let addr = &loc.shuffle_addr;
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+    let stream = dfs::auth::connect(addr, "shuffle server", credentials, timeout)
         .await
-        .map_err(|_| Error::Timeout {
-            what: format!("connecting to shuffle server {addr}: timed out"),
-        })?
-        .map_err(|e| unreachable(addr, format!("connecting to shuffle server {addr}: {e}")))?;
-    let _ = stream.set_nodelay(true);
+        .map_err(|e| match e {
+            dfs::Error::Timeout(what) => Error::Timeout { what },
+            dfs::Error::Unauthenticated(_) => Error::from(e),
+            other => unreachable(addr, other.to_string()),
+        })?;
     let (r, w) = stream.into_split();
     let r = BufReader::with_capacity(256 * 1024, r);
     let mut w = BufWriter::new(w);

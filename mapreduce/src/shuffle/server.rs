@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter}
 use tokio::net::{TcpListener, TcpStream};
 
 use dfs::frame::{decode_msg, write_frame};
+use dfs::auth::{Gate, Principal};
 use dfs::listener::{Conn, Limits, Shutdown};
 
 use crate::error::{Error, Result};
@@ -24,7 +25,13 @@ const REQUEST_LIMIT_BYTES: usize = 4096;
 /// Serves map outputs under `work_dir` on the shared [`dfs::listener`] (at most
 /// [`MAX_SHUFFLE_CONNECTIONS`] connections, whatever `limits` says) until `shutdown` fires and
 /// the fetches in hand are sent.
-pub async fn serve(listener: TcpListener, work_dir: PathBuf, limits: Limits, shutdown: Shutdown) {
+pub async fn serve(
+    listener: TcpListener,
+    work_dir: PathBuf,
+    limits: Limits,
+    gate: Gate,
+    shutdown: Shutdown,
+) {
     let limits = Limits {
         max_connections: MAX_SHUFFLE_CONNECTIONS,
         ..limits
@@ -34,6 +41,7 @@ pub async fn serve(listener: TcpListener, work_dir: PathBuf, limits: Limits, shu
         listener,
         "shuffle",
         limits,
+        gate,
         shutdown,
         move |stream, conn| {
             let work_dir = work_dir.clone();
@@ -45,6 +53,7 @@ pub async fn serve(listener: TcpListener, work_dir: PathBuf, limits: Limits, shu
 
 async fn serve_connection(stream: TcpStream, mut conn: Conn, work_dir: &Path) -> Result<()> {
     let idle = conn.idle_timeout();
+    let caller = conn.caller("a shuffle fetch")?.clone();
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
     let mut r = BufReader::new(r);
@@ -68,11 +77,30 @@ async fn serve_connection(stream: TcpStream, mut conn: Conn, work_dir: &Path) ->
                 return Ok(());
             }
         };
+        if let Err(reason) = may_fetch(&caller, &req) {
+            tracing::warn!("shuffle: refused {}: {reason}", conn.peer());
+            send(&mut w, &FetchHeader::Missing { reason }).await?;
+            w.flush().await.map_err(net_err)?;
+            return Ok(());
+        }
         tokio::time::timeout(idle, send_segment(&mut w, work_dir, &req))
             .await
             .map_err(|_| Error::Timeout {
                 what: "stalled shuffle reply".into(),
             })??;
+    }
+}
+
+/// A map's output is only for the tasks of its own job (G8): a reduce of another job, or a
+/// user, is refused. Members (workers, the admin) may read any.
+fn may_fetch(caller: &Principal, req: &FetchRequest) -> std::result::Result<(), String> {
+    match caller {
+        Principal::Member(_) => Ok(()),
+        Principal::Task { job, .. } if *job == req.map.task.job.to_string() => Ok(()),
+        other => Err(format!(
+            "{other} may not read the map outputs of job {}",
+            req.map.task.job
+        )),
     }
 }
 

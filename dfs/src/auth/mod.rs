@@ -1,0 +1,76 @@
+//! Authentication: who may talk to the cluster, and as whom.
+//!
+//! - [`key`]: the cluster key (a file of mode 0600 named by `cluster.toml`'s `key_file`), the
+//!   keys derived from it, key files.
+//! - [`principal`]: what a client claims ([`Claim`]: member, user, or a job's token), the
+//!   [`Principal`] a server acts for, a client's [`Credentials`], a server's [`Authority`].
+//! - [`secrets`]: what a loaded `cluster.toml` leads to: the cluster key and this process's
+//!   credentials.
+//! - [`handshake`]: the mutual HMAC challenge-response every connection of every port begins
+//!   with ([`crate::listener::serve`] runs the server side before any handler; [`connect`] is
+//!   the client side, used by every client).
+//!
+//! Members (daemons, the admin's tools) hold the cluster key and act as the superuser. Users
+//! hold a key derived from it for their name (`dfs user add NAME`). A job's tasks hold a
+//! token that acts as the job's user until it expires. Traffic after the handshake is not
+//! encrypted or MACed: the threat model (ARCHITECTURE.md, "Trust") is a network where
+//! strangers can connect and send, not one where they can rewrite a member's packets.
+
+pub mod handshake;
+pub mod key;
+pub mod principal;
+pub mod secrets;
+
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+pub use key::{Key, KeyFile};
+pub use secrets::{user_credentials, Secrets};
+pub use principal::{
+    names, validate_user_name, Authority, Claim, Credentials, Principal, Token, SUPERUSER,
+};
+
+use crate::error::{Error, Result};
+
+/// Environment variable naming a user's key file: a client that sets it acts as that user
+/// instead of as the superuser (which needs the cluster key itself).
+pub const USER_KEY_ENV: &str = "MRJOB_USER_KEY";
+
+/// How a server treats a new connection before its handler runs.
+#[derive(Debug, Clone)]
+pub enum Gate {
+    /// Run the handshake; only an authenticated principal reaches the handler.
+    Authenticate(Authority),
+    /// No handshake: for read-only pages (HTTP), whose handler acts for nobody.
+    Open,
+}
+
+/// Milliseconds since the Unix epoch (the clock of token expiry).
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Connects to `addr` and authenticates with `credentials`, all within `timeout`. `what`
+/// names the server in errors ("namenode", "datanode", ...).
+pub async fn connect(
+    addr: &str,
+    what: &str,
+    credentials: &Credentials,
+    timeout: Duration,
+) -> Result<TcpStream> {
+    let peer = format!("{what} {addr}");
+    let io = async {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| Error::io(format!("connecting to {peer}"), e))?;
+        let _ = stream.set_nodelay(true);
+        handshake::connect(&mut stream, credentials, &peer).await?;
+        Ok(stream)
+    };
+    tokio::time::timeout(timeout, io)
+        .await
+        .map_err(|_| Error::Timeout(format!("connecting to {peer}")))?
+}
