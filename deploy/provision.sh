@@ -13,6 +13,9 @@
 #   MRJOB_STATE_DIR   state directory on every machine (default /var/lib/mrjob)
 #   MRJOB_SRC         source tree to build from (default /vagrant)
 #   MRJOB_BIN_DIR     prebuilt dfs and mrjob binaries to install instead of building
+#   MRJOB_CLUSTER_KEY the cluster key, 64 hex digits, the same on every machine (the
+#                     Vagrantfile makes one); written to /etc/mrjob/cluster.key, mode 0600.
+#                     Unset: /etc/mrjob/cluster.key must already be there (copied by hand).
 #
 # Steps: binaries (MRJOB_BIN_DIR, else MRJOB_SRC/target/release when they run on this machine,
 # else a release build here), install.sh, /etc/mrjob/cluster.toml from `dfs config hosts` (the
@@ -114,6 +117,20 @@ else
 fi
 echo "provision.sh: installing from $bin_dir"
 bash "$here/install.sh" "$bin_dir"
+
+# The cluster key first: `dfs config hosts` keeps a key file that exists, and one generated
+# here would differ from every other machine's.
+key=/etc/mrjob/cluster.key
+if [[ -n ${MRJOB_CLUSTER_KEY:-} ]]; then
+  [[ $MRJOB_CLUSTER_KEY =~ ^[0-9a-f]{64}$ ]] || die "MRJOB_CLUSTER_KEY must be 64 hex digits"
+  (
+    umask 077
+    printf '# Secret: whoever holds this key acts as a member of the cluster. Keep it mode 0600.\nkey = "%s"\n' \
+      "$MRJOB_CLUSTER_KEY" >"$key.tmp"
+  )
+  mv "$key.tmp" "$key"
+fi
+[[ -f $key ]] || die "no cluster key: set MRJOB_CLUSTER_KEY (the same on every machine) or copy $key here"
 
 # The one generator: the same flags on every machine give the same file everywhere.
 /usr/local/bin/dfs config hosts --namenodes "$MRJOB_NAMENODES" --hosts "$MRJOB_HOSTS" \

@@ -316,8 +316,16 @@ fn every_example_job_matches_local_mode() {
     send_garbage(&cluster.config.jobtracker_addr);
     send_garbage(&cluster.config.hosts[0].worker_addr);
     security::strangers_are_refused_everywhere(&cluster.fs, &cluster.config);
+    // G7 and G8: 2,000+ strangers holding connections on every port (issue 14: 6,000 on the
+    // shuffle ports stalled a job for 125 s) while the first job below runs and writes.
+    let squatters = security::Squatters::start(&cluster.config, 200);
 
+    let started = Instant::now();
     let stderr = cluster.must_mrjob(&["wordcount", "/in", "dfs:///out/wc", "-r", "3"]);
+    let took = started.elapsed();
+    let opened = squatters.stop();
+    assert!(opened >= 2_000, "only {opened} squatting connections were opened");
+    assert!(took < Duration::from_secs(60), "the job took {took:?} among squatters");
     let staged_first = cluster.staged_binaries();
     let local = local_run(&["wordcount", "-r", "3"], &[&input], work.path());
     assert_same(cluster.files("/out/wc"), &local, "wordcount");

@@ -174,3 +174,70 @@ fn forged_task_success_is_refused(fs: &DfsFs, config: &ClusterConfig, mallory: &
         .unwrap();
     assert!(format!("{resp:?}").contains("PermissionDenied"), "{resp:?}");
 }
+
+/// Strangers that hold connections open on every port, from many addresses, reconnecting
+/// as soon as a server closes one, until dropped.
+pub struct Squatters {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl Squatters {
+    /// `per_port` connections on each port of `config`, from loopback addresses 127.0.9.x
+    /// (other "hosts" than the cluster's, so each address stays within its share).
+    pub fn start(config: &ClusterConfig, per_port: usize) -> Squatters {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let addrs: Vec<std::net::SocketAddr> = ports(config)
+            .into_iter()
+            .map(|(_, a)| a.parse().unwrap())
+            .collect();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                let mut tasks = tokio::task::JoinSet::new();
+                for (p, addr) in addrs.into_iter().enumerate() {
+                    for i in 0..per_port {
+                        let source: std::net::IpAddr = [127, 0, 9, (1 + (p * 7 + i) % 200) as u8].into();
+                        let (flag, opened) = (flag.clone(), opened.clone());
+                        tasks.spawn(async move {
+                            use tokio::io::AsyncReadExt;
+                            while !flag.load(Ordering::Relaxed) {
+                                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                                socket.bind((source, 0).into()).unwrap();
+                                let Ok(mut s) = socket.connect(addr).await else {
+                                    tokio::time::sleep(Duration::from_millis(50)).await;
+                                    continue;
+                                };
+                                opened.fetch_add(1, Ordering::Relaxed);
+                                let mut buf = [0u8; 64];
+                                // Held until the server closes it (or the test ends).
+                                let _ = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf)).await;
+                            }
+                        });
+                    }
+                }
+                while !flag.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                tasks.abort_all();
+                opened.load(Ordering::Relaxed)
+            })
+        });
+        Squatters {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops them; returns how many connections they opened in all.
+    pub fn stop(mut self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
