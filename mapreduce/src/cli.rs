@@ -229,6 +229,22 @@ pub enum AdminCommand {
         /// Job id.
         job: JobId,
     },
+    /// Explain why a job failed or was slow, in a few lines, from the events the jobtracker
+    /// recorded (failed attempts and their errors, lost workers, re-run maps, stragglers,
+    /// skewed reduce partitions).
+    Why {
+        /// Job id.
+        job: JobId,
+    },
+    /// Print the kept stdout and stderr of a job's attempts, from the workers that ran them
+    /// (also after the job ended, until the workers prune them).
+    Logs {
+        /// Job id.
+        job: JobId,
+        /// Only this task (task_0003_m_000001, or m_000001) or attempt
+        /// (attempt_0003_m_000001_0) [default: every attempt]
+        task: Option<String>,
+    },
     /// Start, stop or show a whole cluster on this machine.
     #[command(subcommand)]
     Cluster(PseudoClusterCommand),
@@ -324,10 +340,24 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
             client.kill(job)?;
             let info = client.wait(job, false)?;
             match info.phase {
-                JobPhase::Failed(reason) => eprintln!("job {job} killed: {reason}"),
+                JobPhase::Killed => eprintln!("job {job} killed; its output directory was removed"),
+                JobPhase::Failed(reason) => {
+                    eprintln!("job {job} had failed before the kill: {reason}")
+                }
                 JobPhase::Succeeded => eprintln!("job {job} had already succeeded"),
                 JobPhase::Running => eprintln!("job {job} is still running"),
             }
+        }
+        AdminCommand::Why { job } => {
+            let client = ClusterClient::new(load_config(conf)?)?;
+            for line in crate::job_inspect::why(&client, job)? {
+                println!("{line}");
+            }
+        }
+        AdminCommand::Logs { job, task } => {
+            let client = ClusterClient::new(load_config(conf)?)?;
+            let mut out = std::io::stdout().lock();
+            crate::job_inspect::print_logs(&client, job, task.as_deref(), &mut out)?;
         }
         AdminCommand::Cluster(PseudoClusterCommand::Start {
             dir,
@@ -373,9 +403,8 @@ pub fn load_config(conf: Option<&Path>) -> Result<Config> {
 
 fn phase_text(p: &JobPhase) -> String {
     match p {
-        JobPhase::Running => "RUNNING".into(),
-        JobPhase::Succeeded => "SUCCEEDED".into(),
         JobPhase::Failed(r) => format!("FAILED: {r}"),
+        other => other.name().into(),
     }
 }
 
@@ -413,11 +442,7 @@ fn print_jobs(jobs: &[JobInfo]) {
         "JOB", "NAME", "STATE", "SECONDS"
     );
     for j in jobs {
-        let state = match &j.phase {
-            JobPhase::Running => "RUNNING",
-            JobPhase::Succeeded => "SUCCEEDED",
-            JobPhase::Failed(_) => "FAILED",
-        };
+        let state = j.phase.name();
         println!(
             "{:>5}  {:<14} {:<10} {:>8.1}  dfs://{}",
             j.id,

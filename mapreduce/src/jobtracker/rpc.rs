@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use dfs::rpc::Service;
 
+use crate::diagnosis::AttemptEnd;
 use crate::protocol::{
     AttemptOutcome, ErrorKind, JobPhase, JtRequest, JtResponse, MapOutputLoc, WorkerCommand,
     WorkerInfo,
@@ -101,6 +102,8 @@ impl Jobtracker {
                     tracing::info!("ignoring the late success of {attempt} on {worker}");
                 } else if let Some(job) = st.jobs.get_mut(&attempt.task.job) {
                     job.pending.insert(attempt, counters);
+                    job.history
+                        .ended(attempt, AttemptEnd::Succeeded, crate::protocol::unix_ms());
                 }
                 Event::AttemptSucceeded { attempt }
             }
@@ -221,6 +224,16 @@ impl Jobtracker {
                 JtResponse::Done
             }
             JtRequest::ListWorkers => JtResponse::Workers(self.workers()),
+            JtRequest::JobHistory { job } => {
+                let st = self.lock();
+                match (self.job_info(&st, job), st.jobs.get(&job)) {
+                    (Some(info), Some(entry)) => JtResponse::History {
+                        info: Box::new(info),
+                        history: Box::new(entry.history.clone()),
+                    },
+                    _ => JtResponse::error(ErrorKind::NotFound, format!("no job {job}")),
+                }
+            }
         }
     }
 }
