@@ -67,7 +67,12 @@ pub fn print_logs(
     let (_, history) = client.history(job)?;
     let io = |e: std::io::Error| Error::io("writing the logs".to_owned(), e);
     for run in select(job, &history.attempts, which)? {
-        writeln!(out, "==> {} on {} ({:?}) <==", run.attempt, run.host, run.end).map_err(io)?;
+        writeln!(
+            out,
+            "==> {} on {} ({:?}) <==",
+            run.attempt, run.host, run.end
+        )
+        .map_err(io)?;
         for stream in [LogStream::Stdout, LogStream::Stderr] {
             writeln!(out, "--- {} ---", stream.file_name()).map_err(io)?;
             match fetch_log(client, &run.host, run.attempt, stream) {
@@ -152,7 +157,10 @@ mod tests {
         ];
         assert_eq!(select(3, &runs, None).unwrap().len(), 4);
         assert_eq!(select(3, &runs, Some("m_000001")).unwrap().len(), 2);
-        assert_eq!(select(3, &runs, Some("task_0003_r_000001")).unwrap().len(), 1);
+        assert_eq!(
+            select(3, &runs, Some("task_0003_r_000001")).unwrap().len(),
+            1
+        );
         let one = select(3, &runs, Some("attempt_0003_m_000001_1")).unwrap();
         assert_eq!(one[0].attempt.attempt, 1);
         let err = select(3, &runs, Some("m_9")).unwrap_err().to_string();

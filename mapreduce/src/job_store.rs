@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use dfs::client::DfsClient;
 
-use crate::error::{dfs_error, Error, Result};
 use crate::diagnosis::JobHistory;
+use crate::error::{dfs_error, Error, Result};
 use crate::protocol::{JobInfo, JobPhase, JobSpec, CONTROL_FRAME_LIMIT_BYTES};
 use crate::scheduler::JobId;
 

@@ -98,6 +98,7 @@ pub mod split;
 pub mod streaming;
 pub mod submit;
 pub mod task_context;
+pub mod task_log;
 pub mod task_process;
 pub mod worker;
 

@@ -497,6 +497,34 @@ mod tests {
     use super::*;
     use crate::scheduler::{TaskId, TaskKind};
 
+    // A worker's port tells a task-log request from a shuffle fetch by its first bytes: a
+    // fetch (any job id, the largest included) never starts with the mark, and a worker
+    // request never decodes as a fetch.
+    #[test]
+    fn worker_requests_and_fetches_are_never_confused() {
+        for job in [0, 1, 300, u64::MAX] {
+            let map = AttemptId {
+                task: TaskId {
+                    job,
+                    kind: TaskKind::Map,
+                    index: u32::MAX,
+                },
+                attempt: u32::MAX,
+            };
+            let fetch = encode_msg(&FetchRequest { map, partition: 7 }).unwrap();
+            assert!(!fetch.starts_with(&WORKER_REQUEST_MARK));
+            let log = encode_msg(&WorkerRequest::new(WorkerCall::TaskLog {
+                attempt: map,
+                stream: LogStream::Stderr,
+                offset: 0,
+            }))
+            .unwrap();
+            assert!(log.starts_with(&WORKER_REQUEST_MARK));
+            assert!(decode_msg::<FetchRequest>(&log).is_err());
+            assert!(decode_msg::<WorkerRequest>(&fetch).is_err());
+        }
+    }
+
     // Checks G7: random and truncated bytes never decode into a request by accident, and
     // never panic.
     #[test]

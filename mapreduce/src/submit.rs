@@ -18,8 +18,7 @@ use crate::error::{dfs_error, Error, Result};
 use crate::job_binary::UploadCopy;
 use crate::job_conf::{JobConf, Registry};
 use crate::protocol::{
-    call, BinaryRef, ErrorKind, JobInfo, JobPhase, JobSpec, JtRequest, JtResponse,
-    WorkerInfo,
+    call, BinaryRef, ErrorKind, JobInfo, JobPhase, JobSpec, JtRequest, JtResponse, WorkerInfo,
 };
 use crate::runner::{JobReport, RunOptions};
 use crate::scheduler::JobId;

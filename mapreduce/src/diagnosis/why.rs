@@ -173,8 +173,10 @@ fn describe_fatal(task: TaskId, failures: &Failures<'_>) -> Vec<String> {
 }
 
 fn other_failures(fatal: Option<TaskId>, failures: &BTreeMap<TaskId, Failures<'_>>) -> Vec<String> {
-    let others: Vec<(&TaskId, &Failures<'_>)> =
-        failures.iter().filter(|(t, _)| Some(**t) != fatal).collect();
+    let others: Vec<(&TaskId, &Failures<'_>)> = failures
+        .iter()
+        .filter(|(t, _)| Some(**t) != fatal)
+        .collect();
     let mut lines: Vec<String> = others
         .iter()
         .take(OTHER_TASKS_NAMED)

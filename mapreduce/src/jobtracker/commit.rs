@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use crate::committer::{Committer, TEMPORARY_DIR};
 use crate::dfs_fs::on_blocking_thread;
+use crate::diagnosis::{skewed_partitions, slow_attempts};
 use crate::error::Result;
 use crate::job_store::{JobRecord, RecordState};
-use crate::protocol::{JobPhase, WorkerCommand};
-use crate::diagnosis::{skewed_partitions, slow_attempts};
 use crate::protocol::unix_ms;
+use crate::protocol::{JobPhase, WorkerCommand};
 use crate::scheduler::{AttemptId, Event, JobId, JobState, TaskKind, KILLED_BY_USER};
 
 use super::{forget_old_jobs, JobEntry, Jobtracker, State};

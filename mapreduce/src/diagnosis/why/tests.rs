@@ -72,8 +72,20 @@ fn the_task_that_failed_the_job_comes_first_with_its_error_tail() {
     let reason = JobPhase::Failed(format!("{t} failed 2 times; last error: boom"));
     let events = vec![
         failed(TaskKind::Reduce, 0, 0, "h3", "fetch trouble"),
-        failed(TaskKind::Map, 1, 0, "h1", "Traceback\n  File x\nValueError: bad row"),
-        failed(TaskKind::Map, 1, 1, "h2", "Traceback\n  File x\nValueError: bad row 2"),
+        failed(
+            TaskKind::Map,
+            1,
+            0,
+            "h1",
+            "Traceback\n  File x\nValueError: bad row",
+        ),
+        failed(
+            TaskKind::Map,
+            1,
+            1,
+            "h2",
+            "Traceback\n  File x\nValueError: bad row 2",
+        ),
     ];
     let lines = explain(&outcome(&reason), &history(events));
     assert_eq!(lines[0], "job 7 failed after 12.3 s");
@@ -109,10 +121,16 @@ fn a_lost_worker_outranks_slowness_and_says_when_and_what() {
     ];
     let lines = explain(&outcome(&JobPhase::Succeeded), &history(events));
     assert_eq!(lines[0], "job 7 succeeded in 12.3 s");
-    assert!(lines[1].contains("worker h1 was lost 1.0 s into the job"), "{lines:?}");
+    assert!(
+        lines[1].contains("worker h1 was lost 1.0 s into the job"),
+        "{lines:?}"
+    );
     assert!(lines[1].contains("1 running attempt(s) ran again elsewhere (attempt_0007_m_000004_0)"));
     assert!(lines[1].contains("2 map output(s)"));
-    assert!(lines[2].contains("task_0007_m_000003 straggled"), "{lines:?}");
+    assert!(
+        lines[2].contains("task_0007_m_000003 straggled"),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -171,8 +189,12 @@ fn a_killed_job_says_so() {
 fn fetch_failures_that_reran_a_map_are_named() {
     let events = vec![JobEvent::MapRerun {
         map: attempt(TaskKind::Map, 2, 0),
-        reduces: vec![attempt(TaskKind::Reduce, 0, 0), attempt(TaskKind::Reduce, 1, 0)],
+        reduces: vec![
+            attempt(TaskKind::Reduce, 0, 0),
+            attempt(TaskKind::Reduce, 1, 0),
+        ],
     }];
     let lines = explain(&outcome(&JobPhase::Succeeded), &history(events));
-    assert!(lines[1].contains("2 reduce attempt(s) could not fetch the output of attempt_0007_m_000002_0"));
+    assert!(lines[1]
+        .contains("2 reduce attempt(s) could not fetch the output of attempt_0007_m_000002_0"));
 }
