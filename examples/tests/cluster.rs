@@ -316,6 +316,7 @@ fn every_example_job_matches_local_mode() {
     send_garbage(&cluster.config.hosts[0].worker_addr);
 
     let stderr = cluster.must_mrjob(&["wordcount", "/in", "dfs:///out/wc", "-r", "3"]);
+    let wordcount_stderr = stderr.clone();
     let staged_first = cluster.staged_binaries();
     let local = local_run(&["wordcount", "-r", "3"], &[&input], work.path());
     assert_same(cluster.files("/out/wc"), &local, "wordcount");
@@ -387,7 +388,29 @@ fn every_example_job_matches_local_mode() {
     );
     let status = cluster.mrjob(&["status", "1"]);
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains("first task launched"), "{text}");
+    // The client and `mrjob status` show the same times, from the jobtracker's record: the
+    // duration and the first task's start after submission, to the millisecond.
+    let between = |text: &str, before: &str, after: &str| -> String {
+        let from = text.find(before).map(|i| i + before.len());
+        let from = from.unwrap_or_else(|| panic!("no {before:?} in {text}"));
+        text[from..].split(after).next().unwrap().to_owned()
+    };
+    let client = &wordcount_stderr;
+    assert_eq!(
+        between(client, "completed successfully in ", " s"),
+        between(&text, "% done, ", " s"),
+        "{client}\n{text}"
+    );
+    assert_eq!(
+        between(client, "First task started ", " ms"),
+        between(&text, "first task started ", " ms"),
+        "{client}\n{text}"
+    );
+    // The submitting OS user is recorded and shown.
+    let user = std::env::var("USER").unwrap_or_default();
+    if !user.is_empty() {
+        assert!(text.contains(&format!("submitted by {user}")), "{text}");
+    }
     // `mrjob list | head` with the reader gone before the first line: a quiet end, status 0.
     let mut list = cluster.spawn_job(&["list"]);
     drop(list.stdout.take());
@@ -631,17 +654,30 @@ fn paused_worker_cannot_commit_late() {
     // The jobtracker knows job 2 (and can kill it) once `status 2` answers; its output
     // directory appears a moment earlier, while the submission is still being accepted.
     cluster.status_once_answered("2");
-    cluster.must_mrjob(&["kill", "2"]);
+    let killed = cluster.must_mrjob(&["kill", "2"]);
+    assert!(
+        killed.contains("job 2 killed; its output directory was removed"),
+        "{killed}"
+    );
+    assert!(!killed.contains("Failed("), "no debug formatting: {killed}");
     let out = job.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(stderr.contains("killed by user"), "{stderr}");
+    assert!(stderr.contains("killed by its user"), "{stderr}");
     assert!(
         !cluster.exists("/out2"),
         "a killed job leaves no output directory"
     );
+    // KILLED is its own state, not FAILED.
     let list = cluster.mrjob(&["list"]);
-    assert!(String::from_utf8_lossy(&list.stdout).contains("FAILED"));
+    let text = String::from_utf8_lossy(&list.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("2 "))
+        .unwrap();
+    assert!(row.contains("KILLED"), "{text}");
+    let status = cluster.mrjob(&["status", "2"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("state KILLED"));
 }
 
 // Checks G6: a task process that stops making progress (SIGSTOP on the task process alone,

@@ -185,6 +185,29 @@ pub fn print_report(job: &str, report: &JobReport) {
     eprint!("{}", report.counters);
 }
 
+/// Prints the summary of a job run as several chained jobs (grep's count, then sort): each
+/// step's counters apart, since one step's output records are the next one's input, then
+/// the whole run's time and output.
+pub fn print_steps(job: &str, steps: &[(&str, &JobReport)]) {
+    let n = steps.len();
+    for (i, (name, report)) in steps.iter().enumerate() {
+        eprintln!(
+            "Step {} of {n} ({name}) completed in {:.2} s",
+            i + 1,
+            report.elapsed.as_secs_f64()
+        );
+        eprint!("{}", report.counters);
+    }
+    let total: Duration = steps.iter().map(|(_, r)| r.elapsed).sum();
+    if let Some((_, last)) = steps.last() {
+        eprintln!(
+            "Job {job} completed successfully in {:.2} s ({n} steps); output in {}",
+            total.as_secs_f64(),
+            last.output.display()
+        );
+    }
+}
+
 /// Prints a one-line error and returns its exit code (see [`Error::exit_code`]).
 pub fn fail(err: &Error) -> ExitCode {
     eprintln!("mrjob: error: {err}");
@@ -412,18 +435,17 @@ fn print_job(info: &JobInfo) {
     let (pct, line) = progress_line(info);
     println!("{line}");
     println!(
-        "  state {}, {pct}% done, {:.1} s, output dfs://{}, submitted by {}",
+        "  state {}, {pct}% done, {:.2} s, output dfs://{}, submitted by {}",
         phase_text(&info.phase),
         info.elapsed_ms as f64 / 1000.0,
         info.output,
         info.user
     );
-    if let Some(ms) = info.first_launch_ms {
-        println!("  first task launched {ms} ms after submission");
-    }
+    // The same times, from the same source (the jobtracker's record), as the submitting
+    // client prints at the job's end.
     if let Some(t) = info.first_started_unix_ms {
         println!(
-            "  first task process running {} ms after the jobtracker received the job",
+            "  first task started {} ms after submission",
             t.saturating_sub(info.submitted_unix_ms)
         );
     }
@@ -438,16 +460,16 @@ fn print_job(info: &JobInfo) {
 
 fn print_jobs(jobs: &[JobInfo]) {
     println!(
-        "{:>5}  {:<14} {:<10} {:>8}  OUTPUT",
-        "JOB", "NAME", "STATE", "SECONDS"
+        "{:>5}  {:<14} {:<10} {:<10} {:>8}  OUTPUT",
+        "JOB", "NAME", "USER", "STATE", "SECONDS"
     );
     for j in jobs {
-        let state = j.phase.name();
         println!(
-            "{:>5}  {:<14} {:<10} {:>8.1}  dfs://{}",
+            "{:>5}  {:<14} {:<10} {:<10} {:>8.1}  dfs://{}",
             j.id,
             j.name,
-            state,
+            j.user,
+            j.phase.name(),
             j.elapsed_ms as f64 / 1000.0,
             j.output
         );
