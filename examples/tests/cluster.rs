@@ -1200,3 +1200,166 @@ fn cluster_start_on_a_taken_port_fails_at_once_and_leaves_nothing_running() {
     // The config this start wrote is gone, so a retry with another --base-port takes effect.
     assert!(!dir.path().join("cluster.toml").exists());
 }
+
+/// Hosts whose worker has attempt files of a map of job `job` right now.
+fn hosts_running_maps(cluster: &Cluster, job: u32) -> Vec<String> {
+    let mut hosts = Vec::new();
+    for h in &cluster.config.hosts {
+        let dir = h.work_dir.join("jobs").join(format!("job_{job:04}"));
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        if entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().contains("_m_"))
+        {
+            hosts.push(h.name.clone());
+        }
+    }
+    hosts
+}
+
+/// `mrjob ARGS`'s stdout, asserting success.
+fn must_stdout(cluster: &Cluster, args: &[&str]) -> String {
+    let out = cluster.mrjob(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "mrjob {args:?} failed: {stderr}\n{stdout}"
+    );
+    stdout
+}
+
+// `mrjob why` names the injected cause in three fault cases on one shared cluster (each
+// fault is scoped to its job): a task that always fails (its id and its error), a slow task
+// (its id, and whether it was data-local), a killed worker (its host). `mrjob logs` returns a
+// failed Rust task's and a Streaming task's stderr after their jobs ended, and a task that
+// floods its stderr leaves only the bounded head and tail on its worker's disk.
+#[test]
+fn why_names_the_injected_cause_and_logs_outlive_their_jobs() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let work = tempfile::tempdir().unwrap();
+    let input = corpus(work.path(), "why_names_the_injected_cause");
+    let faults = "job1/fail:m:1:*,job2/sleep:m:0:*:6000,job4/sleep:m:*:0:4000";
+    let cluster = Cluster::start(3, faults, |c| c.speculative = false);
+    cluster.put(&input, "/in");
+
+    // Job 1: map 1 fails every time.
+    let out = cluster.mrjob(&[
+        "wordcount",
+        "/in",
+        "/out1",
+        "-D",
+        "mapreduce.map.maxattempts=2",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let why = must_stdout(&cluster, &["why", "1"]);
+    assert!(why.starts_with("job 1 failed after"), "{why}");
+    assert!(
+        why.contains("cause: task task_0001_m_000001 failed 2 time(s)"),
+        "{why}"
+    );
+    assert!(
+        why.contains("injected failure of attempt_0001_m_000001_1"),
+        "{why}"
+    );
+    let logs = must_stdout(&cluster, &["logs", "1", "m_000001"]);
+    assert!(logs.contains("==> attempt_0001_m_000001_0 on "), "{logs}");
+    assert!(logs.contains("==> attempt_0001_m_000001_1 on "), "{logs}");
+    assert!(
+        logs.contains("task failed: injected failure of attempt_0001_m_000001_0"),
+        "{logs}"
+    );
+    // Unknown jobs and tasks are clear errors.
+    let out = cluster.mrjob(&["logs", "1", "m_999999"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("no task or attempt \"m_999999\""),
+        "{stderr}"
+    );
+    let out = cluster.mrjob(&["why", "99"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("no job 99"),
+        "{stderr}"
+    );
+
+    // Job 2: map 0 sleeps 6 s; the others take well under a second.
+    cluster.must_mrjob(&[
+        "wordcount",
+        "/in",
+        "/out2",
+        "-D",
+        "mapreduce.map.speculative=false",
+    ]);
+    let why = must_stdout(&cluster, &["why", "2"]);
+    assert!(why.starts_with("job 2 succeeded in"), "{why}");
+    let slow = why
+        .lines()
+        .find(|l| l.contains(" was slow: "))
+        .unwrap_or_else(|| panic!("{why}"));
+    assert!(slow.contains("attempt_0002_m_000000_0"), "{why}");
+    assert!(slow.contains("data-local"), "{why}");
+
+    // Job 3: a Streaming mapper floods its stderr with 3 MB.
+    let flood = "sh -c 'yes spam-spam-spam | head -c 3000000 >&2; cat'";
+    cluster.must_mrjob(&[
+        "streaming",
+        "-input",
+        "/in/plain.txt",
+        "-output",
+        "/out3",
+        "-mapper",
+        flood,
+        "-reducer",
+        "NONE",
+    ]);
+    let logs = must_stdout(&cluster, &["logs", "3", "m_000000"]);
+    assert!(
+        logs.contains("spam-spam-spam"),
+        "{}",
+        &logs[..logs.len().min(2000)]
+    );
+    assert!(logs.contains("bytes cut: the worker keeps the first and the last 65536 bytes"));
+    assert!(logs.len() < 400_000, "{} bytes of logs", logs.len());
+    for h in &cluster.config.hosts {
+        let dir = h.work_dir.join("logs").join("job_0003");
+        for attempt in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let len = std::fs::metadata(attempt.path().join("stderr"))
+                .unwrap()
+                .len();
+            assert!(
+                len <= 2 * 65_536 + 200,
+                "{}: {len} bytes",
+                attempt.path().display()
+            );
+        }
+    }
+
+    // Job 4: every first map attempt sleeps; a worker running some is SIGKILLed.
+    let job = cluster.spawn_job(&[
+        "wordcount",
+        "/in",
+        "/out4",
+        "-D",
+        "mapreduce.map.speculative=false",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let victim = loop {
+        assert!(Instant::now() < deadline, "no map of job 4 started");
+        if let Some(h) = hosts_running_maps(&cluster, 4).into_iter().next() {
+            break h;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    cluster.signal_group(&format!("worker-{victim}"), "KILL");
+    let out = job.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let why = must_stdout(&cluster, &["why", "4"]);
+    assert!(why.contains(&format!("worker {victim} was lost")), "{why}");
+}
