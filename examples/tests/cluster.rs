@@ -1239,22 +1239,32 @@ fn must_stdout(cluster: &Cluster, args: &[&str]) -> String {
 #[test]
 fn why_names_the_injected_cause_and_logs_outlive_their_jobs() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let t0 = Instant::now();
+    let lap = |what: &str| eprintln!("{:>6.1} s  {what}", t0.elapsed().as_secs_f64());
     let work = tempfile::tempdir().unwrap();
     let input = corpus(work.path(), "why_names_the_injected_cause");
-    let faults = "job1/fail:m:1:*,job2/sleep:m:0:*:6000,job4/sleep:m:*:0:4000";
+    // Maps 0-2 of job 4 are the first three launched, one per host: whichever host is
+    // killed was running one.
+    let faults = "job1/fail:m:1:*,job2/sleep:m:0:*:6000,\
+                  job4/sleep:m:0:0:8000,job4/sleep:m:1:0:8000,job4/sleep:m:2:0:8000";
     let cluster = Cluster::start(3, faults, |c| c.speculative = false);
+    // One file of a few blocks: a handful of maps per job keeps the test short.
     cluster.put(&input, "/in");
+    let plain = "/in/plain.txt";
 
+    lap("cluster up");
     // Job 1: map 1 fails every time.
     let out = cluster.mrjob(&[
         "wordcount",
-        "/in",
+        plain,
         "/out1",
         "-D",
         "mapreduce.map.maxattempts=2",
     ]);
     assert_eq!(out.status.code(), Some(1));
+    lap("job 1 ended");
     let why = must_stdout(&cluster, &["why", "1"]);
+    eprintln!("{why}");
     assert!(why.starts_with("job 1 failed after"), "{why}");
     assert!(
         why.contains("cause: task task_0001_m_000001 failed 2 time(s)"),
@@ -1285,10 +1295,11 @@ fn why_names_the_injected_cause_and_logs_outlive_their_jobs() {
         "{stderr}"
     );
 
+    lap("job 1 done");
     // Job 2: map 0 sleeps 6 s; the others take well under a second.
     cluster.must_mrjob(&[
         "wordcount",
-        "/in",
+        plain,
         "/out2",
         "-D",
         "mapreduce.map.speculative=false",
@@ -1302,6 +1313,7 @@ fn why_names_the_injected_cause_and_logs_outlive_their_jobs() {
     assert!(slow.contains("attempt_0002_m_000000_0"), "{why}");
     assert!(slow.contains("data-local"), "{why}");
 
+    lap("job 2 done");
     // Job 3: a Streaming mapper floods its stderr with 3 MB.
     let flood = "sh -c 'yes spam-spam-spam | head -c 3000000 >&2; cat'";
     cluster.must_mrjob(&[
@@ -1337,10 +1349,11 @@ fn why_names_the_injected_cause_and_logs_outlive_their_jobs() {
         }
     }
 
-    // Job 4: every first map attempt sleeps; a worker running some is SIGKILLed.
+    lap("job 3 done");
+    // Job 4: maps 0-2 sleep in their first attempts; a worker running one is SIGKILLed.
     let job = cluster.spawn_job(&[
         "wordcount",
-        "/in",
+        plain,
         "/out4",
         "-D",
         "mapreduce.map.speculative=false",
@@ -1360,6 +1373,8 @@ fn why_names_the_injected_cause_and_logs_outlive_their_jobs() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    lap("job 4 done");
     let why = must_stdout(&cluster, &["why", "4"]);
+    eprintln!("{why}");
     assert!(why.contains(&format!("worker {victim} was lost")), "{why}");
 }

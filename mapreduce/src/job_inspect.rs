@@ -142,6 +142,7 @@ mod tests {
             host: "h1".into(),
             locality: Locality::Other,
             launched_unix_ms: 0,
+            started_unix_ms: None,
             ended_unix_ms: None,
             end: AttemptEnd::Running,
         }

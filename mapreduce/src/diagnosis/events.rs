@@ -104,8 +104,11 @@ pub struct AttemptRun {
     pub host: String,
     /// How close it ran to its input.
     pub locality: Locality,
-    /// When it was launched (ms since the Unix epoch).
+    /// When the scheduler launched it (ms since the Unix epoch, the jobtracker's clock).
     pub launched_unix_ms: u64,
+    /// When its task process started (ms since the Unix epoch, its worker's clock): after
+    /// the heartbeat that carried the launch and the job binary's download.
+    pub started_unix_ms: Option<u64>,
     /// When its end was reported (ms since the Unix epoch).
     pub ended_unix_ms: Option<u64>,
     /// How it ended.
@@ -113,10 +116,14 @@ pub struct AttemptRun {
 }
 
 impl AttemptRun {
-    /// How long it ran, once ended.
+    /// How long it ran, once ended: from its process's start when known, so that the wait
+    /// for a heartbeat and a first download of the job binary do not count as slowness.
+    /// (The start is the worker's clock and the end the jobtracker's: hosts' clocks are
+    /// assumed to agree to well under the second that [`super::why::SLOW_MIN_EXTRA_MS`]
+    /// ignores.)
     pub fn duration_ms(&self) -> Option<u64> {
-        self.ended_unix_ms
-            .map(|end| end.saturating_sub(self.launched_unix_ms))
+        let start = self.started_unix_ms.unwrap_or(self.launched_unix_ms);
+        self.ended_unix_ms.map(|end| end.saturating_sub(start))
     }
 }
 
@@ -179,6 +186,18 @@ impl JobHistory {
                 run.end = end;
                 run.ended_unix_ms = Some(at_unix_ms);
             }
+        }
+    }
+
+    /// Records when an attempt's process started (the worker's report).
+    pub fn started(&mut self, attempt: AttemptId, at_unix_ms: u64) {
+        if let Some(run) = self
+            .attempts
+            .iter_mut()
+            .rev()
+            .find(|r| r.attempt == attempt)
+        {
+            run.started_unix_ms = Some(at_unix_ms);
         }
     }
 
@@ -267,6 +286,7 @@ mod tests {
             host: "h".into(),
             locality: Locality::DataLocal,
             launched_unix_ms: 1_000,
+            started_unix_ms: None,
             ended_unix_ms: None,
             end: AttemptEnd::Running,
         });
@@ -275,5 +295,8 @@ mod tests {
         let run = h.attempt(attempt(0, 0)).unwrap();
         assert_eq!(run.end, AttemptEnd::Failed);
         assert_eq!(run.duration_ms(), Some(2_000));
+        // From the process's start once the worker reported it.
+        h.started(attempt(0, 0), 1_500);
+        assert_eq!(h.attempt(attempt(0, 0)).unwrap().duration_ms(), Some(1_500));
     }
 }

@@ -338,6 +338,7 @@ impl Jobtracker {
             host: worker.clone(),
             locality,
             launched_unix_ms: unix_ms(),
+            started_unix_ms: None,
             ended_unix_ms: None,
             end: AttemptEnd::Running,
         });

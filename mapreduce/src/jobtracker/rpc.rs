@@ -214,6 +214,7 @@ impl Jobtracker {
                 if let Some(e) = st.jobs.get_mut(&attempt.task.job).filter(|_| live) {
                     let first = e.first_started_unix_ms.get_or_insert(unix_ms);
                     *first = (*first).min(unix_ms);
+                    e.history.started(attempt, unix_ms);
                 }
                 JtResponse::Done
             }

@@ -54,6 +54,7 @@ fn run(index: u32, host: &str, locality: Locality, ms: u64, end: AttemptEnd) -> 
         host: host.into(),
         locality,
         launched_unix_ms: 1_000,
+        started_unix_ms: None,
         ended_unix_ms: Some(1_000 + ms),
         end,
     }
