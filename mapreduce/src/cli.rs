@@ -349,39 +349,12 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
             run_daemon(daemon_runtime()?, dfs::datanode::run(config.cluster, &host))
                 .map_err(|e| dfs_error(format_args!("datanode {host}"), e))?;
         }
-        AdminCommand::Status { job: Some(id) } => {
-            let client = ClusterClient::new(load_config(conf)?)?;
-            print_job(&client.status(id)?);
-        }
         AdminCommand::Properties => print!("{}", crate::properties::describe()),
-        AdminCommand::Status { job: None } | AdminCommand::List => {
-            let client = ClusterClient::new(load_config(conf)?)?;
-            print_jobs(&client.list()?);
-        }
-        AdminCommand::Kill { job } => {
-            let client = ClusterClient::new(load_config(conf)?)?;
-            client.kill(job)?;
-            let info = client.wait(job, false)?;
-            match info.phase {
-                JobPhase::Killed => eprintln!("job {job} killed; its output directory was removed"),
-                JobPhase::Failed(reason) => {
-                    eprintln!("job {job} had failed before the kill: {reason}")
-                }
-                JobPhase::Succeeded => eprintln!("job {job} had already succeeded"),
-                JobPhase::Running => eprintln!("job {job} is still running"),
-            }
-        }
-        AdminCommand::Why { job } => {
-            let client = ClusterClient::new(load_config(conf)?)?;
-            for line in crate::job_inspect::why(&client, job)? {
-                println!("{line}");
-            }
-        }
-        AdminCommand::Logs { job, task } => {
-            let client = ClusterClient::new(load_config(conf)?)?;
-            let mut out = std::io::stdout().lock();
-            crate::job_inspect::print_logs(&client, job, task.as_deref(), &mut out)?;
-        }
+        AdminCommand::Status { .. }
+        | AdminCommand::List
+        | AdminCommand::Kill { .. }
+        | AdminCommand::Why { .. }
+        | AdminCommand::Logs { .. } => job_control(cmd, conf)?,
         AdminCommand::Cluster(PseudoClusterCommand::Start {
             dir,
             hosts,
@@ -400,6 +373,42 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The commands about jobs: status, list, kill, why, logs.
+fn job_control(cmd: AdminCommand, conf: Option<&Path>) -> Result<()> {
+    let client = ClusterClient::new(load_config(conf)?)?;
+    match cmd {
+        AdminCommand::Status { job: Some(id) } => {
+            print_job(&client.status(id)?);
+        }
+        AdminCommand::Status { job: None } | AdminCommand::List => {
+            print_jobs(&client.list()?);
+        }
+        AdminCommand::Kill { job } => {
+            client.kill(job)?;
+            let info = client.wait(job, false)?;
+            match info.phase {
+                JobPhase::Killed => eprintln!("job {job} killed; its output directory was removed"),
+                JobPhase::Failed(reason) => {
+                    eprintln!("job {job} had failed before the kill: {reason}")
+                }
+                JobPhase::Succeeded => eprintln!("job {job} had already succeeded"),
+                JobPhase::Running => eprintln!("job {job} is still running"),
+            }
+        }
+        AdminCommand::Why { job } => {
+            for line in crate::job_inspect::why(&client, job)? {
+                println!("{line}");
+            }
+        }
+        AdminCommand::Logs { job, task } => {
+            let mut out = std::io::stdout().lock();
+            crate::job_inspect::print_logs(&client, job, task.as_deref(), &mut out)?;
+        }
+        _ => unreachable!("not a job control command"),
+    }
+    Ok(())
 }
 
 /// The directory of the cluster a `cluster stop|status` is about (see
