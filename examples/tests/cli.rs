@@ -429,3 +429,50 @@ fn logs_to_a_file_have_no_colour_codes() {
         "escape codes in a log file: {stderr:?}"
     );
 }
+
+// A local run keeps each Streaming mapper's stderr (passed through to the terminal as well)
+// bounded under the local directory, laid out as a worker's: mrjob/logs/JOB/ATTEMPT/stderr.
+#[test]
+fn a_local_streaming_tasks_stderr_is_kept_bounded() {
+    let dir = setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let mapper = "sh -c 'echo first-line >&2; yes flood | head -c 500000 >&2; cat'";
+    let out = Command::new(env!("CARGO_BIN_EXE_mrjob"))
+        .args([
+            "streaming",
+            "-input",
+            "in",
+            "-output",
+            "out",
+            "-mapper",
+            mapper,
+        ])
+        .args(["-reducer", "NONE"])
+        .current_dir(dir.path())
+        .env_remove("MRJOB_CONF")
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("run mrjob");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{}",
+        &stderr[stderr.len().saturating_sub(2000)..]
+    );
+    assert!(stderr.contains("first-line"), "still passed through");
+    let logs = tmp.path().join("mrjob/logs");
+    let jobs: Vec<_> = std::fs::read_dir(&logs).unwrap().flatten().collect();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let attempts: Vec<_> = std::fs::read_dir(jobs[0].path())
+        .unwrap()
+        .flatten()
+        .collect();
+    let map = attempts
+        .iter()
+        .find(|a| a.file_name().to_string_lossy().ends_with("_m_000000_0"))
+        .unwrap_or_else(|| panic!("{attempts:?}"));
+    let kept = std::fs::read_to_string(map.path().join("stderr")).unwrap();
+    assert!(kept.starts_with("first-line\n"), "{}", &kept[..100]);
+    assert!(kept.contains("bytes cut"), "bounded");
+    assert!(kept.len() <= 2 * 65_536 + 200, "{} bytes", kept.len());
+}

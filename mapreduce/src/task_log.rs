@@ -22,6 +22,9 @@ use crate::scheduler::AttemptId;
 
 /// The directory under a worker's work directory that holds the logs.
 pub const LOGS_DIR: &str = "logs";
+/// Bytes of the head and of the tail of a stream a local run keeps (a worker's come from
+/// its config).
+pub const LOCAL_KEEP_BYTES: usize = 64 * 1024;
 
 /// Where a worker keeps one attempt's logs.
 pub fn attempt_log_dir(work_dir: &Path, attempt: AttemptId) -> PathBuf {
@@ -29,6 +32,71 @@ pub fn attempt_log_dir(work_dir: &Path, attempt: AttemptId) -> PathBuf {
         .join(LOGS_DIR)
         .join(format!("job_{:04}", attempt.task.job))
         .join(attempt.to_string())
+}
+
+/// Where a local run keeps its logs: `mrjob/logs` under the job's local directory
+/// (`--local-dir`, else the system temp directory), laid out as a worker's.
+pub fn local_logs_base(local_dir: Option<&Path>) -> PathBuf {
+    local_dir
+        .map_or_else(std::env::temp_dir, Path::to_path_buf)
+        .join("mrjob")
+}
+
+/// One local attempt's log directory (its job is in its name: `attempt_local<pid>_0001_m_000003_0`).
+pub fn local_log_dir(settings: &crate::job::Settings, attempt_id: &str) -> PathBuf {
+    let job = attempt_id
+        .strip_prefix("attempt_")
+        .and_then(|rest| rest.rsplitn(4, '_').nth(3))
+        .map_or_else(|| "job".to_owned(), |tag| format!("job_{tag}"));
+    local_logs_base(settings.local_dir.as_deref())
+        .join(LOGS_DIR)
+        .join(job)
+        .join(attempt_id)
+}
+
+/// A file that keeps the head and tail of what is written to it (see [`HeadTail`]); the tail
+/// is written when it is dropped.
+pub struct BoundedFile {
+    file: std::fs::File,
+    bounded: Option<HeadTail>,
+}
+
+impl BoundedFile {
+    /// Creates `path` (and its directory).
+    pub fn create(path: &Path, keep_bytes: usize) -> Result<BoundedFile> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        }
+        let file = std::fs::File::create(path)
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        Ok(BoundedFile {
+            file,
+            bounded: Some(HeadTail::new(keep_bytes)),
+        })
+    }
+}
+
+impl std::io::Write for BoundedFile {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if let Some(b) = &mut self.bounded {
+            let head = b.push(data);
+            self.file.write_all(head)?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for BoundedFile {
+    fn drop(&mut self) {
+        if let Some(b) = self.bounded.take() {
+            let _ = std::io::Write::write_all(&mut self.file, &b.finish());
+        }
+    }
 }
 
 /// The head and tail of a stream, bounded: what to write now, and what is left at the end.
@@ -292,6 +360,29 @@ mod tests {
             to_prune(&logs, 500, 1_000, 25),
             vec![PathBuf::from("a"), PathBuf::from("b")]
         );
+    }
+
+    #[test]
+    fn a_bounded_file_keeps_head_and_tail_and_local_logs_are_laid_out_as_a_workers() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::job::Settings {
+            local_dir: Some(dir.path().to_owned()),
+            ..crate::job::Settings::default()
+        };
+        let log_dir = local_log_dir(&settings, "attempt_local42_0001_m_000003_0");
+        let want = dir
+            .path()
+            .join("mrjob/logs/job_local42_0001/attempt_local42_0001_m_000003_0");
+        assert_eq!(log_dir, want);
+        {
+            let mut f = BoundedFile::create(&log_dir.join("stderr"), 10).unwrap();
+            for _ in 0..100 {
+                std::io::Write::write_all(&mut f, b"0123456789").unwrap();
+            }
+        }
+        let kept = std::fs::read_to_string(log_dir.join("stderr")).unwrap();
+        assert!(kept.starts_with("0123456789\n[... 980 bytes cut"), "{kept}");
+        assert!(kept.ends_with("0123456789"), "{kept}");
     }
 
     #[tokio::test]
