@@ -25,11 +25,18 @@ fn limits() -> Limits {
 async fn server(gate: Gate) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, "bench", limits(), gate, Shutdown::never(), |mut s: TcpStream, _| async move {
-        let mut b = [0u8; 1];
-        let _ = s.read(&mut b).await;
-        Ok::<(), dfs::Error>(())
-    }));
+    tokio::spawn(serve(
+        listener,
+        "bench",
+        limits(),
+        gate,
+        Shutdown::never(),
+        |mut s: TcpStream, _| async move {
+            let mut b = [0u8; 1];
+            let _ = s.read(&mut b).await;
+            Ok::<(), dfs::Error>(())
+        },
+    ));
     addr
 }
 

@@ -128,8 +128,24 @@ pub fn build_sort(conf: &JobConf) -> Result<Job> {
     Ok(sort_job(conf.settings.clone()))
 }
 
+/// What each of grep's two jobs reported.
+#[derive(Debug)]
+pub struct GrepReport {
+    /// The counting job (its output is temporary).
+    pub count: JobReport,
+    /// The sorting job, whose output is the result.
+    pub sort: JobReport,
+}
+
+impl GrepReport {
+    /// The steps by name, for a report that shows each job's counters apart: adding them up
+    /// would count records twice (the counting job's output is the sorting job's input).
+    pub fn steps(&self) -> [(&'static str, &JobReport); 2] {
+        [(COUNT_JOB, &self.count), (SORT_JOB, &self.sort)]
+    }
+}
+
 /// Runs both jobs on `engine`: counts into a temporary directory, then sorts into `output`.
-/// The counters of both jobs are added up in the report.
 pub fn run(
     engine: &Engine,
     regex: &str,
@@ -137,7 +153,7 @@ pub fn run(
     output: &Path,
     base: JobConf,
     opts: &RunOptions,
-) -> Result<JobReport> {
+) -> Result<GrepReport> {
     compile(regex)?;
     if engine.exists(output)? {
         return Err(Error::OutputExists(output.to_owned()));
@@ -154,17 +170,15 @@ pub fn run(
     sort.job = SORT_JOB.to_owned();
     let result = engine
         .run(&registry, &count, inputs, &counts, opts)
-        .and_then(|first| {
-            let mut report = engine.run(
+        .and_then(|count| {
+            let sort = engine.run(
                 &registry,
                 &sort,
                 std::slice::from_ref(&counts),
                 output,
                 opts,
             )?;
-            report.counters.merge(&first.counters);
-            report.elapsed += first.elapsed;
-            Ok(report)
+            Ok(GrepReport { count, sort })
         });
     engine.remove_dir(&counts);
     result

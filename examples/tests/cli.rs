@@ -228,7 +228,13 @@ fn line_longer_than_record_limit_names_file_and_offset() {
         &["wordcount", "in", "out", "--max-record-size", "4KiB"],
         dir.path(),
     );
-    assert_error(&out, "b.txt:3: record longer than the limit of 4096 bytes");
+    // A byte offset said as one (not `file:3`, which reads as a line number), and the flag
+    // that raises the limit.
+    assert_error(
+        &out,
+        "b.txt: the record at byte offset 3 is longer than the limit of 4096 bytes \
+         (raise it with --max-record-size)",
+    );
     assert!(!dir.path().join("out").exists());
 }
 
@@ -371,4 +377,102 @@ fn cluster_commands_with_no_cluster_or_a_bad_layout_are_clear_errors() {
         !dir.path().join("c").exists(),
         "a refused start wrote a config"
     );
+}
+
+// grep runs two chained jobs; each shows its own counters, so the sort's output records are
+// the result lines (not the sum of both jobs' records, which counted every match twice).
+#[test]
+fn grep_shows_each_steps_counters() {
+    let dir = setup();
+    let out = mrjob(&["grep", "in", "out", "[a-z]+"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let result = std::fs::read_to_string(dir.path().join("out/part-r-00000")).unwrap();
+    // to, be, or, not.
+    assert_eq!(result.lines().count(), 4, "{result}");
+    let step1 = stderr.find("Step 1 of 2 (grep-count)").expect("step 1");
+    let step2 = stderr.find("Step 2 of 2 (grep-sort)").expect("step 2");
+    assert!(step1 < step2, "{stderr}");
+    let records = |text: &str| -> Vec<u64> {
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix("Output records="))
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    assert_eq!(records(&stderr[step1..step2]), vec![4], "{stderr}");
+    assert_eq!(records(&stderr[step2..]), vec![4], "{stderr}");
+    assert!(
+        stderr.contains("Job grep completed successfully in") && stderr.contains("(2 steps)"),
+        "{stderr}"
+    );
+}
+
+// Log output that is not a terminal carries no ANSI colour codes (a daemon's log file).
+#[test]
+fn logs_to_a_file_have_no_colour_codes() {
+    let dir = setup();
+    let out = Command::new(env!("CARGO_BIN_EXE_mrjob"))
+        .args(["wordcount", "in", "out"])
+        .current_dir(dir.path())
+        .env_remove("MRJOB_CONF")
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("run mrjob");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DEBUG") || stderr.contains("INFO"),
+        "logging expected: {stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes in a log file: {stderr:?}"
+    );
+}
+
+// A local run keeps each Streaming mapper's stderr (passed through to the terminal as well)
+// bounded under the local directory, laid out as a worker's: mrjob/logs/JOB/ATTEMPT/stderr.
+#[test]
+fn a_local_streaming_tasks_stderr_is_kept_bounded() {
+    let dir = setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let mapper = "sh -c 'echo first-line >&2; yes flood | head -c 500000 >&2; cat'";
+    let out = Command::new(env!("CARGO_BIN_EXE_mrjob"))
+        .args([
+            "streaming",
+            "-input",
+            "in",
+            "-output",
+            "out",
+            "-mapper",
+            mapper,
+        ])
+        .args(["-reducer", "NONE"])
+        .current_dir(dir.path())
+        .env_remove("MRJOB_CONF")
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("run mrjob");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{}",
+        &stderr[stderr.len().saturating_sub(2000)..]
+    );
+    assert!(stderr.contains("first-line"), "still passed through");
+    let logs = tmp.path().join("mrjob/logs");
+    let jobs: Vec<_> = std::fs::read_dir(&logs).unwrap().flatten().collect();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let attempts: Vec<_> = std::fs::read_dir(jobs[0].path())
+        .unwrap()
+        .flatten()
+        .collect();
+    let map = attempts
+        .iter()
+        .find(|a| a.file_name().to_string_lossy().ends_with("_m_000000_0"))
+        .unwrap_or_else(|| panic!("{attempts:?}"));
+    let kept = std::fs::read_to_string(map.path().join("stderr")).unwrap();
+    assert!(kept.starts_with("first-line\n"), "{}", &kept[..100]);
+    assert!(kept.contains("bytes cut"), "bounded");
+    assert!(kept.len() <= 2 * 65_536 + 200, "{} bytes", kept.len());
 }

@@ -324,8 +324,15 @@ fn every_example_job_matches_local_mode() {
     let stderr = cluster.must_mrjob(&["wordcount", "/in", "dfs:///out/wc", "-r", "3"]);
     let took = started.elapsed();
     let opened = squatters.stop();
-    assert!(opened >= 2_000, "only {opened} squatting connections were opened");
-    assert!(took < Duration::from_secs(60), "the job took {took:?} among squatters");
+    assert!(
+        opened >= 2_000,
+        "only {opened} squatting connections were opened"
+    );
+    assert!(
+        took < Duration::from_secs(60),
+        "the job took {took:?} among squatters"
+    );
+    let wordcount_stderr = stderr.clone();
     let staged_first = cluster.staged_binaries();
     let local = local_run(&["wordcount", "-r", "3"], &[&input], work.path());
     assert_same(cluster.files("/out/wc"), &local, "wordcount");
@@ -397,7 +404,27 @@ fn every_example_job_matches_local_mode() {
     );
     let status = cluster.mrjob(&["status", "1"]);
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains("first task launched"), "{text}");
+    // The client and `mrjob status` show the same times, from the jobtracker's record: the
+    // duration and the first task's start after submission, to the millisecond.
+    let between = |text: &str, before: &str, after: &str| -> String {
+        let from = text.find(before).map(|i| i + before.len());
+        let from = from.unwrap_or_else(|| panic!("no {before:?} in {text}"));
+        text[from..].split(after).next().unwrap().to_owned()
+    };
+    let client = &wordcount_stderr;
+    assert_eq!(
+        between(client, "completed successfully in ", " s"),
+        between(&text, "% done, ", " s"),
+        "{client}\n{text}"
+    );
+    assert_eq!(
+        between(client, "First task started ", " ms"),
+        between(&text, "first task started ", " ms"),
+        "{client}\n{text}"
+    );
+    // G8: the job runs as the user the submitter authenticated as (here the cluster admin,
+    // whose tools hold the cluster key), whatever the client's $USER says.
+    assert!(text.contains("submitted by admin"), "{text}");
     // `mrjob list | head` with the reader gone before the first line: a quiet end, status 0.
     let mut list = cluster.spawn_job(&["list"]);
     drop(list.stdout.take());
@@ -641,17 +668,30 @@ fn paused_worker_cannot_commit_late() {
     // The jobtracker knows job 2 (and can kill it) once `status 2` answers; its output
     // directory appears a moment earlier, while the submission is still being accepted.
     cluster.status_once_answered("2");
-    cluster.must_mrjob(&["kill", "2"]);
+    let killed = cluster.must_mrjob(&["kill", "2"]);
+    assert!(
+        killed.contains("job 2 killed; its output directory was removed"),
+        "{killed}"
+    );
+    assert!(!killed.contains("Failed("), "no debug formatting: {killed}");
     let out = job.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(stderr.contains("killed by user"), "{stderr}");
+    assert!(stderr.contains("killed by its user"), "{stderr}");
     assert!(
         !cluster.exists("/out2"),
         "a killed job leaves no output directory"
     );
+    // KILLED is its own state, not FAILED.
     let list = cluster.mrjob(&["list"]);
-    assert!(String::from_utf8_lossy(&list.stdout).contains("FAILED"));
+    let text = String::from_utf8_lossy(&list.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("2 "))
+        .unwrap();
+    assert!(row.contains("KILLED"), "{text}");
+    let status = cluster.mrjob(&["status", "2"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("state KILLED"));
 }
 
 // Checks G6: a task process that stops making progress (SIGSTOP on the task process alone,
@@ -1178,4 +1218,182 @@ fn cluster_start_on_a_taken_port_fails_at_once_and_leaves_nothing_running() {
     assert!(running.is_empty(), "daemons left: {running:?}");
     // The config this start wrote is gone, so a retry with another --base-port takes effect.
     assert!(!dir.path().join("cluster.toml").exists());
+}
+
+/// Hosts whose worker has attempt files of a map of job `job` right now.
+fn hosts_running_maps(cluster: &Cluster, job: u32) -> Vec<String> {
+    let mut hosts = Vec::new();
+    for h in &cluster.config.hosts {
+        let dir = h.work_dir.join("jobs").join(format!("job_{job:04}"));
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        if entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().contains("_m_"))
+        {
+            hosts.push(h.name.clone());
+        }
+    }
+    hosts
+}
+
+/// `mrjob ARGS`'s stdout, asserting success.
+fn must_stdout(cluster: &Cluster, args: &[&str]) -> String {
+    let out = cluster.mrjob(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "mrjob {args:?} failed: {stderr}\n{stdout}"
+    );
+    stdout
+}
+
+// `mrjob why` names the injected cause in three fault cases on one shared cluster (each
+// fault is scoped to its job): a task that always fails (its id and its error), a slow task
+// (its id, and whether it was data-local), a killed worker (its host). `mrjob logs` returns a
+// failed Rust task's and a Streaming task's stderr after their jobs ended, and a task that
+// floods its stderr leaves only the bounded head and tail on its worker's disk.
+#[test]
+fn why_names_the_injected_cause_and_logs_outlive_their_jobs() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let t0 = Instant::now();
+    let lap = |what: &str| eprintln!("{:>6.1} s  {what}", t0.elapsed().as_secs_f64());
+    let work = tempfile::tempdir().unwrap();
+    let input = corpus(work.path(), "why_names_the_injected_cause");
+    // Maps 0-2 of job 4 are the first three launched, one per host: whichever host is
+    // killed was running one.
+    let faults = "job1/fail:m:1:*,job2/sleep:m:0:*:6000,\
+                  job4/sleep:m:0:0:8000,job4/sleep:m:1:0:8000,job4/sleep:m:2:0:8000";
+    let cluster = Cluster::start(3, faults, |c| c.speculative = false);
+    // One file of a few blocks: a handful of maps per job keeps the test short.
+    cluster.put(&input, "/in");
+    let plain = "/in/plain.txt";
+
+    lap("cluster up");
+    // Job 1: map 1 fails every time.
+    let out = cluster.mrjob(&[
+        "wordcount",
+        plain,
+        "/out1",
+        "-D",
+        "mapreduce.map.maxattempts=2",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    lap("job 1 ended");
+    let why = must_stdout(&cluster, &["why", "1"]);
+    eprintln!("{why}");
+    assert!(why.starts_with("job 1 failed after"), "{why}");
+    assert!(
+        why.contains("cause: task task_0001_m_000001 failed 2 time(s)"),
+        "{why}"
+    );
+    assert!(
+        why.contains("injected failure of attempt_0001_m_000001_1"),
+        "{why}"
+    );
+    let logs = must_stdout(&cluster, &["logs", "1", "m_000001"]);
+    assert!(logs.contains("==> attempt_0001_m_000001_0 on "), "{logs}");
+    assert!(logs.contains("==> attempt_0001_m_000001_1 on "), "{logs}");
+    assert!(
+        logs.contains("task failed: injected failure of attempt_0001_m_000001_0"),
+        "{logs}"
+    );
+    // Unknown jobs and tasks are clear errors.
+    let out = cluster.mrjob(&["logs", "1", "m_999999"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("no task or attempt \"m_999999\""),
+        "{stderr}"
+    );
+    let out = cluster.mrjob(&["why", "99"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("no job 99"),
+        "{stderr}"
+    );
+
+    lap("job 1 done");
+    // Job 2: map 0 sleeps 6 s; the others take well under a second.
+    cluster.must_mrjob(&[
+        "wordcount",
+        plain,
+        "/out2",
+        "-D",
+        "mapreduce.map.speculative=false",
+    ]);
+    let why = must_stdout(&cluster, &["why", "2"]);
+    assert!(why.starts_with("job 2 succeeded in"), "{why}");
+    let slow = why
+        .lines()
+        .find(|l| l.contains(" was slow: "))
+        .unwrap_or_else(|| panic!("{why}"));
+    assert!(slow.contains("attempt_0002_m_000000_0"), "{why}");
+    assert!(slow.contains("data-local"), "{why}");
+
+    lap("job 2 done");
+    // Job 3: a Streaming mapper floods its stderr with 3 MB.
+    let flood = "sh -c 'yes spam-spam-spam | head -c 3000000 >&2; cat'";
+    cluster.must_mrjob(&[
+        "streaming",
+        "-input",
+        "/in/plain.txt",
+        "-output",
+        "/out3",
+        "-mapper",
+        flood,
+        "-reducer",
+        "NONE",
+    ]);
+    let logs = must_stdout(&cluster, &["logs", "3", "m_000000"]);
+    assert!(
+        logs.contains("spam-spam-spam"),
+        "{}",
+        &logs[..logs.len().min(2000)]
+    );
+    assert!(logs.contains("bytes cut: the worker keeps the first and the last 65536 bytes"));
+    assert!(logs.len() < 400_000, "{} bytes of logs", logs.len());
+    for h in &cluster.config.hosts {
+        let dir = h.work_dir.join("logs").join("job_0003");
+        for attempt in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let len = std::fs::metadata(attempt.path().join("stderr"))
+                .unwrap()
+                .len();
+            assert!(
+                len <= 2 * 65_536 + 200,
+                "{}: {len} bytes",
+                attempt.path().display()
+            );
+        }
+    }
+
+    lap("job 3 done");
+    // Job 4: maps 0-2 sleep in their first attempts; a worker running one is SIGKILLed.
+    let job = cluster.spawn_job(&[
+        "wordcount",
+        plain,
+        "/out4",
+        "-D",
+        "mapreduce.map.speculative=false",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let victim = loop {
+        assert!(Instant::now() < deadline, "no map of job 4 started");
+        if let Some(h) = hosts_running_maps(&cluster, 4).into_iter().next() {
+            break h;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    cluster.signal_group(&format!("worker-{victim}"), "KILL");
+    let out = job.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lap("job 4 done");
+    let why = must_stdout(&cluster, &["why", "4"]);
+    eprintln!("{why}");
+    assert!(why.contains(&format!("worker {victim} was lost")), "{why}");
 }

@@ -185,6 +185,29 @@ pub fn print_report(job: &str, report: &JobReport) {
     eprint!("{}", report.counters);
 }
 
+/// Prints the summary of a job run as several chained jobs (grep's count, then sort): each
+/// step's counters apart, since one step's output records are the next one's input, then
+/// the whole run's time and output.
+pub fn print_steps(job: &str, steps: &[(&str, &JobReport)]) {
+    let n = steps.len();
+    for (i, (name, report)) in steps.iter().enumerate() {
+        eprintln!(
+            "Step {} of {n} ({name}) completed in {:.2} s",
+            i + 1,
+            report.elapsed.as_secs_f64()
+        );
+        eprint!("{}", report.counters);
+    }
+    let total: Duration = steps.iter().map(|(_, r)| r.elapsed).sum();
+    if let Some((_, last)) = steps.last() {
+        eprintln!(
+            "Job {job} completed successfully in {:.2} s ({n} steps); output in {}",
+            total.as_secs_f64(),
+            last.output.display()
+        );
+    }
+}
+
 /// Prints a one-line error and returns its exit code (see [`Error::exit_code`]).
 pub fn fail(err: &Error) -> ExitCode {
     eprintln!("mrjob: error: {err}");
@@ -228,6 +251,22 @@ pub enum AdminCommand {
     Kill {
         /// Job id.
         job: JobId,
+    },
+    /// Explain why a job failed or was slow, in a few lines, from the events the jobtracker
+    /// recorded (failed attempts and their errors, lost workers, re-run maps, stragglers,
+    /// skewed reduce partitions).
+    Why {
+        /// Job id.
+        job: JobId,
+    },
+    /// Print the kept stdout and stderr of a job's attempts, from the workers that ran them
+    /// (also after the job ended, until the workers prune them).
+    Logs {
+        /// Job id.
+        job: JobId,
+        /// Only this task (task_0003_m_000001, or m_000001) or attempt
+        /// (attempt_0003_m_000001_0) [default: every attempt]
+        task: Option<String>,
     },
     /// Start, stop or show a whole cluster on this machine.
     #[command(subcommand)]
@@ -310,25 +349,12 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
             run_daemon(daemon_runtime()?, dfs::datanode::run(config.cluster, &host))
                 .map_err(|e| dfs_error(format_args!("datanode {host}"), e))?;
         }
-        AdminCommand::Status { job: Some(id) } => {
-            let client = ClusterClient::new(load_config(conf)?)?;
-            print_job(&client.status(id)?);
-        }
         AdminCommand::Properties => print!("{}", crate::properties::describe()),
-        AdminCommand::Status { job: None } | AdminCommand::List => {
-            let client = ClusterClient::new(load_config(conf)?)?;
-            print_jobs(&client.list()?);
-        }
-        AdminCommand::Kill { job } => {
-            let client = ClusterClient::new(load_config(conf)?)?;
-            client.kill(job)?;
-            let info = client.wait(job, false)?;
-            match info.phase {
-                JobPhase::Failed(reason) => eprintln!("job {job} killed: {reason}"),
-                JobPhase::Succeeded => eprintln!("job {job} had already succeeded"),
-                JobPhase::Running => eprintln!("job {job} is still running"),
-            }
-        }
+        AdminCommand::Status { .. }
+        | AdminCommand::List
+        | AdminCommand::Kill { .. }
+        | AdminCommand::Why { .. }
+        | AdminCommand::Logs { .. } => job_control(cmd, conf)?,
         AdminCommand::Cluster(PseudoClusterCommand::Start {
             dir,
             hosts,
@@ -347,6 +373,42 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The commands about jobs: status, list, kill, why, logs.
+fn job_control(cmd: AdminCommand, conf: Option<&Path>) -> Result<()> {
+    let client = ClusterClient::new(load_config(conf)?)?;
+    match cmd {
+        AdminCommand::Status { job: Some(id) } => {
+            print_job(&client.status(id)?);
+        }
+        AdminCommand::Status { job: None } | AdminCommand::List => {
+            print_jobs(&client.list()?);
+        }
+        AdminCommand::Kill { job } => {
+            client.kill(job)?;
+            let info = client.wait(job, false)?;
+            match info.phase {
+                JobPhase::Killed => eprintln!("job {job} killed; its output directory was removed"),
+                JobPhase::Failed(reason) => {
+                    eprintln!("job {job} had failed before the kill: {reason}")
+                }
+                JobPhase::Succeeded => eprintln!("job {job} had already succeeded"),
+                JobPhase::Running => eprintln!("job {job} is still running"),
+            }
+        }
+        AdminCommand::Why { job } => {
+            for line in crate::job_inspect::why(&client, job)? {
+                println!("{line}");
+            }
+        }
+        AdminCommand::Logs { job, task } => {
+            let mut out = std::io::stdout().lock();
+            crate::job_inspect::print_logs(&client, job, task.as_deref(), &mut out)?;
+        }
+        _ => unreachable!("not a job control command"),
+    }
+    Ok(())
 }
 
 /// The directory of the cluster a `cluster stop|status` is about (see
@@ -373,9 +435,8 @@ pub fn load_config(conf: Option<&Path>) -> Result<Config> {
 
 fn phase_text(p: &JobPhase) -> String {
     match p {
-        JobPhase::Running => "RUNNING".into(),
-        JobPhase::Succeeded => "SUCCEEDED".into(),
         JobPhase::Failed(r) => format!("FAILED: {r}"),
+        other => other.name().into(),
     }
 }
 
@@ -383,18 +444,17 @@ fn print_job(info: &JobInfo) {
     let (pct, line) = progress_line(info);
     println!("{line}");
     println!(
-        "  state {}, {pct}% done, {:.1} s, output dfs://{}, submitted by {}",
+        "  state {}, {pct}% done, {:.2} s, output dfs://{}, submitted by {}",
         phase_text(&info.phase),
         info.elapsed_ms as f64 / 1000.0,
         info.output,
         info.user
     );
-    if let Some(ms) = info.first_launch_ms {
-        println!("  first task launched {ms} ms after submission");
-    }
+    // The same times, from the same source (the jobtracker's record), as the submitting
+    // client prints at the job's end.
     if let Some(t) = info.first_started_unix_ms {
         println!(
-            "  first task process running {} ms after the jobtracker received the job",
+            "  first task started {} ms after submission",
             t.saturating_sub(info.submitted_unix_ms)
         );
     }
@@ -409,20 +469,16 @@ fn print_job(info: &JobInfo) {
 
 fn print_jobs(jobs: &[JobInfo]) {
     println!(
-        "{:>5}  {:<14} {:<10} {:>8}  OUTPUT",
-        "JOB", "NAME", "STATE", "SECONDS"
+        "{:>5}  {:<14} {:<10} {:<10} {:>8}  OUTPUT",
+        "JOB", "NAME", "USER", "STATE", "SECONDS"
     );
     for j in jobs {
-        let state = match &j.phase {
-            JobPhase::Running => "RUNNING",
-            JobPhase::Succeeded => "SUCCEEDED",
-            JobPhase::Failed(_) => "FAILED",
-        };
         println!(
-            "{:>5}  {:<14} {:<10} {:>8.1}  dfs://{}",
+            "{:>5}  {:<14} {:<10} {:<10} {:>8.1}  dfs://{}",
             j.id,
             j.name,
-            state,
+            j.user,
+            j.phase.name(),
             j.elapsed_ms as f64 / 1000.0,
             j.output
         );

@@ -32,6 +32,13 @@ pub struct MapReduceConfig {
     pub reduce_slowstart_percent: u32,
     /// Launch backup attempts of stragglers near the end of a phase.
     pub speculative: bool,
+    /// Of each attempt's stdout and of its stderr, the worker keeps the first and the last
+    /// this many bytes (see [`crate::task_log`]).
+    pub task_log_keep_bytes: u64,
+    /// A worker deletes attempts' logs older than this.
+    pub task_log_max_age_ms: u64,
+    /// A worker deletes its oldest attempts' logs beyond this total.
+    pub task_log_max_total_bytes: u64,
 }
 
 impl Default for MapReduceConfig {
@@ -44,6 +51,9 @@ impl Default for MapReduceConfig {
             locality_delay_ms: 300,
             reduce_slowstart_percent: 80,
             speculative: true,
+            task_log_keep_bytes: 64 * 1024,
+            task_log_max_age_ms: 7 * 24 * 3600 * 1000,
+            task_log_max_total_bytes: 1 << 30,
         }
     }
 }
@@ -82,7 +92,7 @@ impl MapReduceConfig {
 
     /// Checks what serde cannot: timeouts and percentages in range.
     pub fn validate(&self) -> Result<()> {
-        let checks: [(bool, &str); 5] = [
+        let checks: [(bool, &str); 6] = [
             (
                 self.worker_heartbeat_ms > 0,
                 "worker_heartbeat_ms must be positive",
@@ -99,6 +109,10 @@ impl MapReduceConfig {
             (
                 self.reduce_slowstart_percent <= 100,
                 "reduce_slowstart_percent must be at most 100",
+            ),
+            (
+                (1..=64 << 20).contains(&self.task_log_keep_bytes),
+                "task_log_keep_bytes must be in 1..=64MiB (it is held in memory per stream)",
             ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {

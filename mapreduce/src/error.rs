@@ -29,7 +29,7 @@ pub enum Error {
     #[error("bad setting: {0}")]
     BadSetting(String),
     /// A record is longer than `max_record_bytes`, so reading it would need unbounded memory.
-    #[error("{file}:{offset}: record longer than the limit of {limit_bytes} bytes (setting max_record_bytes)")]
+    #[error("{file}: the record at byte offset {offset} is longer than the limit of {limit_bytes} bytes (raise it with --max-record-size)")]
     RecordTooLong {
         /// The file being read.
         file: PathBuf,

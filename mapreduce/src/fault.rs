@@ -10,6 +10,9 @@
 //! - `sleep-end`: a successful attempt sleeps MS milliseconds after its output is complete,
 //!   before its process exits and the worker reports it (a window to cut the worker off
 //!   between finishing and committing).
+//!
+//! An entry may start with `jobN/` to apply to job N's attempts only (`job2/fail:m:1:*`), so
+//! that one test cluster can host jobs with different faults.
 
 use std::time::Duration;
 
@@ -17,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::input::Record;
 use crate::job::{Job, Mapper};
 use crate::output::MapEmitter;
-use crate::scheduler::{AttemptId, TaskKind};
+use crate::scheduler::{AttemptId, JobId, TaskKind};
 
 /// The environment variable holding the faults.
 pub const FAULTS_ENV: &str = "MRJOB_FAULTS";
@@ -27,6 +30,7 @@ pub const FAULTS_ENV: &str = "MRJOB_FAULTS";
 pub struct Fault {
     /// What happens.
     pub action: FaultAction,
+    job: Option<JobId>,
     kind: TaskKind,
     index: Option<u32>,
     attempt: Option<u32>,
@@ -57,11 +61,15 @@ pub fn parse(text: &str) -> Result<Vec<Fault>> {
 
 fn bad(entry: &str) -> Error {
     Error::BadSetting(format!(
-        "{FAULTS_ENV}: cannot parse {entry:?} (want ACTION:m|r:INDEX|*:ATTEMPT|*[:MS])"
+        "{FAULTS_ENV}: cannot parse {entry:?} (want [jobN/]ACTION:m|r:INDEX|*:ATTEMPT|*[:MS])"
     ))
 }
 
 fn parse_one(entry: &str) -> Option<Fault> {
+    let (job, entry) = match entry.split_once('/') {
+        Some((job, rest)) => (Some(job.strip_prefix("job")?.parse().ok()?), rest),
+        None => (None, entry),
+    };
     let parts: Vec<&str> = entry.split(':').collect();
     let num = |s: &str| -> Option<Option<u32>> {
         if s == "*" {
@@ -85,6 +93,7 @@ fn parse_one(entry: &str) -> Option<Fault> {
     };
     Some(Fault {
         action,
+        job,
         kind,
         index: num(parts[2])?,
         attempt: num(parts[3])?,
@@ -94,6 +103,7 @@ fn parse_one(entry: &str) -> Option<Fault> {
 impl Fault {
     fn applies(&self, a: AttemptId) -> bool {
         self.kind == a.task.kind
+            && self.job.is_none_or(|j| j == a.task.job)
             && self.index.is_none_or(|i| i == a.task.index)
             && self.attempt.is_none_or(|n| n == a.attempt)
     }
@@ -173,6 +183,10 @@ mod tests {
         let end = parse("sleep-end:r:0:1:4000").unwrap();
         assert_eq!(end[0].action, FaultAction::SleepEnd(4000));
         assert!(end[0].applies(attempt(TaskKind::Reduce, 0, 1)));
+        // A job prefix narrows an entry to one job's attempts.
+        let scoped = parse("job1/fail:m:*:*,job2/fail:m:*:*").unwrap();
+        assert!(scoped[0].applies(attempt(TaskKind::Map, 0, 0)));
+        assert!(!scoped[1].applies(attempt(TaskKind::Map, 0, 0)));
     }
 
     // Checks G7: a malformed fault list is a clear error.
@@ -185,6 +199,8 @@ mod tests {
             "sleep-end:r:1:0",
             "explode:m:1:0",
             "fail:m:a:0",
+            "jobx/fail:m:1:0",
+            "2/fail:m:1:0",
         ] {
             let err = parse(bad).unwrap_err().to_string();
             assert!(err.contains(FAULTS_ENV), "{bad}: {err}");

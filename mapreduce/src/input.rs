@@ -392,7 +392,11 @@ mod tests {
             matches!(err, Error::RecordTooLong { offset: 6, .. }),
             "{msg}"
         );
-        assert!(msg.contains("f:6"), "{msg}");
+        assert!(
+            msg.contains("f: the record at byte offset 6 is longer"),
+            "{msg}"
+        );
+        assert!(msg.contains("--max-record-size"), "{msg}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use dfs::client::DfsClient;
 
+use crate::diagnosis::JobHistory;
 use crate::error::{dfs_error, Error, Result};
 use crate::protocol::{JobInfo, JobPhase, JobSpec, CONTROL_FRAME_LIMIT_BYTES};
 use crate::scheduler::JobId;
@@ -44,8 +45,10 @@ pub const MAX_RUNS: u32 = 4;
 pub const RESTART_REASON: &str = "jobtracker restarted while the job ran";
 
 const MAGIC: &[u8; 4] = b"MRJR";
-// Version 2 added the submission token to the spec; version 3 is the postcard encoding.
-const FORMAT_VERSION: u32 = 3;
+// Version 2 added the submission token to the spec; version 3 is the postcard encoding;
+// version 4 added the job's history (events and attempts, for `mrjob why` and `mrjob logs`)
+// and the killed state.
+const FORMAT_VERSION: u32 = 4;
 const HEADER_BYTES: usize = 12;
 const TMP_SUFFIX: &str = ".tmp";
 
@@ -62,6 +65,9 @@ pub struct JobRecord {
     pub runs: u32,
     /// Running or ended.
     pub state: RecordState,
+    /// What happened while it ran (events and attempts), as of the last save: empty at
+    /// submission, whole once it ended.
+    pub history: JobHistory,
 }
 
 /// Where a persisted job stands.
@@ -103,7 +109,7 @@ pub fn plan_recovery(record: &JobRecord, success_exists: bool) -> Recovery {
             info,
             output_removed,
         } => match info.phase {
-            JobPhase::Failed(_) if !output_removed => Recovery::RemoveOutput,
+            JobPhase::Failed(_) | JobPhase::Killed if !output_removed => Recovery::RemoveOutput,
             _ => Recovery::Keep,
         },
         RecordState::Running if success_exists => Recovery::Succeeded,
@@ -364,6 +370,7 @@ mod tests {
             submitted_unix_ms: 1_700_000_000_000,
             runs,
             state,
+            history: JobHistory::default(),
         }
     }
 
@@ -394,9 +401,19 @@ mod tests {
         for state in [
             RecordState::Running,
             ended(JobPhase::Succeeded, false),
-            ended(JobPhase::Failed("killed by user".into()), true),
+            ended(JobPhase::Failed("m_1 failed".into()), true),
+            ended(JobPhase::Killed, true),
         ] {
-            let rec = record(7, 2, state);
+            let mut rec = record(7, 2, state);
+            // The history travels with the record (format version 4).
+            rec.history.push_event(
+                5,
+                crate::diagnosis::JobEvent::WorkerLost {
+                    host: "h1".into(),
+                    attempts: Vec::new(),
+                    outputs: Vec::new(),
+                },
+            );
             let bytes = encode(&rec).unwrap();
             assert_eq!(&bytes[..4], MAGIC);
             assert_eq!(decode(&bytes).unwrap(), rec);
@@ -421,7 +438,7 @@ mod tests {
         let mut other_version = bytes.clone();
         other_version[7] = 1;
         let err = decode(&other_version).unwrap_err().to_string();
-        assert!(err.contains("format version 1 is not 3"), "{err}");
+        assert!(err.contains("format version 1 is not 4"), "{err}");
     }
 
     #[test]

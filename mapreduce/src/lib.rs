@@ -45,7 +45,11 @@
 //!   `fetch`, the reduce's fetch loop),
 //!   [`submit`] (staging, submitting, status), [`job_binary`] (what is staged, and which
 //!   staged binaries the jobtracker removes), [`pseudo_cluster`] (a cluster on this machine),
-//!   [`fault`] (test fault hooks).
+//!   [`fault`] (test fault hooks), [`task_log`] (each attempt's stdout and stderr kept
+//!   bounded on its worker, and pruned by age and total size).
+//! - [`diagnosis`]: the typed events the jobtracker records per job (failed attempts, lost
+//!   workers, re-run maps, backups, slow attempts, skewed partitions) and the pure rule that
+//!   turns them into `mrjob why`'s root cause; [`job_inspect`]: `mrjob why` and `mrjob logs`.
 //! - [`hadoop`]: the Hadoop front door (`mrjob hadoop version | fs ... | jar ...`) that Yelp's
 //!   mrjob `-r hadoop` drives: `fs` commands on dfs printed as Hadoop prints them, Streaming
 //!   jobs reported with Hadoop's job log lines.
@@ -61,6 +65,7 @@ pub mod compression;
 pub mod config;
 pub mod counters;
 pub mod dfs_fs;
+pub mod diagnosis;
 pub mod engine;
 pub mod error;
 pub mod fault;
@@ -72,6 +77,7 @@ pub mod input;
 pub mod job;
 pub mod job_binary;
 pub mod job_conf;
+pub mod job_inspect;
 pub mod job_store;
 pub mod jobtracker;
 pub mod logging;
@@ -92,6 +98,7 @@ pub mod split;
 pub mod streaming;
 pub mod submit;
 pub mod task_context;
+pub mod task_log;
 pub mod task_process;
 pub mod worker;
 

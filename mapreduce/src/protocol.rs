@@ -14,6 +14,7 @@ use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use dfs::frame::{decode_msg, encode_msg, read_frame, write_frame};
 
 use crate::counters::Counters;
+use crate::diagnosis::JobHistory;
 use crate::error::{Error, Result};
 use crate::input::{InputFormat, Split};
 use crate::job_conf::JobConf;
@@ -153,8 +154,27 @@ pub enum JobPhase {
     Running,
     /// Committed: `_SUCCESS` is written.
     Succeeded,
-    /// Failed or killed; the output directory was removed.
+    /// Failed; the output directory was removed.
     Failed(String),
+    /// Killed by its user (`mrjob kill`); the output directory was removed.
+    Killed,
+}
+
+impl JobPhase {
+    /// The state's name as users see it: RUNNING, SUCCEEDED, FAILED, KILLED.
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobPhase::Running => "RUNNING",
+            JobPhase::Succeeded => "SUCCEEDED",
+            JobPhase::Failed(_) => "FAILED",
+            JobPhase::Killed => "KILLED",
+        }
+    }
+
+    /// Whether the job ended without output (failed or killed).
+    pub fn is_unsuccessful_end(&self) -> bool {
+        matches!(self, JobPhase::Failed(_) | JobPhase::Killed)
+    }
 }
 
 /// A job's status, progress and counters.
@@ -220,7 +240,7 @@ pub enum JtRequest {
     },
     /// → `Jobs`.
     ListJobs,
-    /// → `Done` (the job fails with "killed by user").
+    /// → `Done` (the job ends as [`JobPhase::Killed`]).
     KillJob {
         /// Job id.
         job: JobId,
@@ -266,6 +286,11 @@ pub enum JtRequest {
     },
     /// → `Workers`.
     ListWorkers,
+    /// A job's recorded events and attempts (for `mrjob why` and `mrjob logs`) → `History`.
+    JobHistory {
+        /// Job id.
+        job: JobId,
+    },
 }
 
 /// Responses from the jobtracker.
@@ -292,6 +317,13 @@ pub enum JtResponse {
     },
     /// The workers.
     Workers(Vec<WorkerInfo>),
+    /// A job's status with its recorded events and attempts.
+    History {
+        /// The job's status.
+        info: Box<JobInfo>,
+        /// Its events and attempts.
+        history: Box<JobHistory>,
+    },
     /// Success without data.
     Done,
     /// The request failed.
@@ -334,6 +366,7 @@ impl JtRequest {
             JtRequest::MapOutputs { .. } => "MapOutputs",
             JtRequest::FetchFailure { .. } => "FetchFailure",
             JtRequest::ListWorkers => "ListWorkers",
+            JtRequest::JobHistory { .. } => "JobHistory",
         }
     }
 }
@@ -373,6 +406,84 @@ pub enum FetchHeader {
     Missing {
         /// Why.
         reason: String,
+    },
+}
+
+/// The first bytes of every [`WorkerRequest`] frame. A worker's port also takes bare
+/// [`FetchRequest`] frames (the shuffle's), and no `FetchRequest` can begin with ten 0xFF
+/// bytes: they would be a job id varint longer than a `u64`'s ten bytes allows.
+pub const WORKER_REQUEST_MARK: [u8; 10] = [0xFF; 10];
+/// Most bytes of a task log sent in one reply; a caller asks again from `offset` for more.
+pub const TASK_LOG_CHUNK_BYTES: u32 = 256 * 1024;
+
+/// Which of an attempt's output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogStream {
+    /// Its stdout.
+    Stdout,
+    /// Its stderr (a Streaming job's child's stderr included).
+    Stderr,
+}
+
+impl LogStream {
+    /// The file name on the worker.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// A request to a worker's port other than a shuffle fetch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRequest {
+    /// Always [`WORKER_REQUEST_MARK`].
+    pub mark: [u8; 10],
+    /// What is asked.
+    pub call: WorkerCall,
+}
+
+/// What a [`WorkerRequest`] asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerCall {
+    /// Part of an attempt's kept log → `WorkerResponse::TaskLog`.
+    TaskLog {
+        /// The attempt.
+        attempt: AttemptId,
+        /// Which stream.
+        stream: LogStream,
+        /// From this byte.
+        offset: u64,
+    },
+}
+
+impl WorkerRequest {
+    /// A request for `call`.
+    pub fn new(call: WorkerCall) -> WorkerRequest {
+        WorkerRequest {
+            mark: WORKER_REQUEST_MARK,
+            call,
+        }
+    }
+}
+
+/// A worker's answer to a [`WorkerRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerResponse {
+    /// At most [`TASK_LOG_CHUNK_BYTES`] of the log from the asked offset.
+    TaskLog {
+        /// The bytes.
+        data: Vec<u8>,
+        /// The log's whole length.
+        total_bytes: u64,
+    },
+    /// The request failed.
+    Error {
+        /// What a caller can act on.
+        kind: ErrorKind,
+        /// One line.
+        message: String,
     },
 }
 
@@ -430,6 +541,34 @@ pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
 mod tests {
     use super::*;
     use crate::scheduler::{TaskId, TaskKind};
+
+    // A worker's port tells a task-log request from a shuffle fetch by its first bytes: a
+    // fetch (any job id, the largest included) never starts with the mark, and a worker
+    // request never decodes as a fetch.
+    #[test]
+    fn worker_requests_and_fetches_are_never_confused() {
+        for job in [0, 1, 300, u64::MAX] {
+            let map = AttemptId {
+                task: TaskId {
+                    job,
+                    kind: TaskKind::Map,
+                    index: u32::MAX,
+                },
+                attempt: u32::MAX,
+            };
+            let fetch = encode_msg(&FetchRequest { map, partition: 7 }).unwrap();
+            assert!(!fetch.starts_with(&WORKER_REQUEST_MARK));
+            let log = encode_msg(&WorkerRequest::new(WorkerCall::TaskLog {
+                attempt: map,
+                stream: LogStream::Stderr,
+                offset: 0,
+            }))
+            .unwrap();
+            assert!(log.starts_with(&WORKER_REQUEST_MARK));
+            assert!(decode_msg::<FetchRequest>(&log).is_err());
+            assert!(decode_msg::<WorkerRequest>(&fetch).is_err());
+        }
+    }
 
     // Checks G7: random and truncated bytes never decode into a request by accident, and
     // never panic.

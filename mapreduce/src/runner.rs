@@ -22,6 +22,7 @@ use crate::reduce_task::run_reduce_task;
 use crate::run::RunFile;
 use crate::split::{compute_splits, local_split_size, split_files, SplitRequest};
 use crate::task_context::{local_job_tag, local_names, TaskContext};
+use crate::task_log;
 
 /// What a finished job reports.
 #[derive(Debug, Clone)]
@@ -53,6 +54,7 @@ pub fn run_local(
 ) -> Result<JobReport> {
     let started = Instant::now();
     job.validate()?;
+    prune_local_logs(job);
     let splits = local_splits(job, inputs)?;
     let committer = Committer::setup(&LocalFs, output)?;
     let work = match make_work_dir(job) {
@@ -105,6 +107,19 @@ fn local_splits(job: &Job, inputs: &[PathBuf]) -> Result<Vec<Split>> {
     let size = local_split_size(request, total_bytes, job.settings.threads);
     tracing::debug!("split size {size} bytes for {total_bytes} bytes of input");
     Ok(split_files(&job.input, &files, size))
+}
+
+/// Deletes kept local task logs past the default age and total size (a local run has no
+/// cluster config; these are the `[mapreduce]` table's defaults).
+fn prune_local_logs(job: &Job) {
+    let limits = crate::config::MapReduceConfig::default();
+    let base = task_log::local_logs_base(job.settings.local_dir.as_deref());
+    task_log::prune(
+        &base,
+        crate::protocol::unix_ms(),
+        limits.task_log_max_age_ms,
+        limits.task_log_max_total_bytes,
+    );
 }
 
 fn make_work_dir(job: &Job) -> Result<tempfile::TempDir> {
@@ -210,6 +225,7 @@ impl Scratch<'_> {
         let dir = self.work.join(&attempt_id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let log_dir = task_log::local_log_dir(&self.job.settings, &attempt_id);
         let ctx = TaskContext {
             job_id,
             job_name: &self.job.name,
@@ -221,6 +237,7 @@ impl Scratch<'_> {
             split,
             dir: &dir,
             fs: &LocalFs,
+            log_dir: Some(log_dir),
         };
         let r = f(&ctx);
         // Best effort: the whole work directory goes when the job ends.

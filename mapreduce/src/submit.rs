@@ -13,12 +13,12 @@ use dfs::config::ClusterConfig;
 
 use crate::config::{Config, MapReduceConfig};
 use crate::dfs_fs::DfsFs;
+use crate::diagnosis::JobHistory;
 use crate::error::{dfs_error, Error, Result};
 use crate::job_binary::UploadCopy;
 use crate::job_conf::{JobConf, Registry};
 use crate::protocol::{
-    call, unix_ms, BinaryRef, ErrorKind, JobInfo, JobPhase, JobSpec, JtRequest, JtResponse,
-    WorkerInfo,
+    call, BinaryRef, ErrorKind, JobInfo, JobPhase, JobSpec, JtRequest, JtResponse, WorkerInfo,
 };
 use crate::runner::{JobReport, RunOptions};
 use crate::scheduler::JobId;
@@ -119,8 +119,6 @@ impl ClusterClient {
         output: &Path,
         opts: &RunOptions,
     ) -> Result<JobReport> {
-        let started = Instant::now();
-        let submitted_unix_ms = unix_ms();
         let job = registry.build(conf)?;
         let output_str = output.to_string_lossy().into_owned();
         let spec = JobSpec {
@@ -130,7 +128,7 @@ impl ClusterClient {
             output: output_str.clone(),
             input_format: job.input.clone(),
             reduces: job.settings.reducers,
-            user: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            user: os_user(),
             submission: format!(
                 "{:016x}{:016x}",
                 rand::random::<u64>(),
@@ -146,18 +144,24 @@ impl ClusterClient {
             );
         }
         let info = self.wait(id, opts.progress)?;
+        // The times shown are the jobtracker's, as `mrjob status` shows them: from when it
+        // received the job, not from when this process started staging.
         match info.phase {
             JobPhase::Succeeded => Ok(JobReport {
                 counters: info.counters,
-                elapsed: started.elapsed(),
+                elapsed: Duration::from_millis(info.elapsed_ms),
                 output: PathBuf::from(format!("dfs://{output_str}")),
                 first_task_latency: info
                     .first_started_unix_ms
-                    .map(|t| Duration::from_millis(t.saturating_sub(submitted_unix_ms))),
+                    .map(|t| Duration::from_millis(t.saturating_sub(info.submitted_unix_ms))),
             }),
             JobPhase::Failed(reason) => Err(Error::JobFailed {
                 job: format!("{id} ({})", conf.job),
                 reason,
+            }),
+            JobPhase::Killed => Err(Error::JobFailed {
+                job: format!("{id} ({})", conf.job),
+                reason: "killed by its user (mrjob kill)".into(),
             }),
             JobPhase::Running => unreachable!("wait returns finished jobs"),
         }
@@ -274,6 +278,14 @@ impl ClusterClient {
     pub fn kill(&self, id: JobId) -> Result<()> {
         self.jt(&JtRequest::KillJob { job: id }, |r| match r {
             JtResponse::Done => Some(()),
+            _ => None,
+        })
+    }
+
+    /// A job's status with its recorded events and attempts (for `mrjob why` and `mrjob logs`).
+    pub fn history(&self, id: JobId) -> Result<(JobInfo, JobHistory)> {
+        self.jt(&JtRequest::JobHistory { job: id }, |r| match r {
+            JtResponse::History { info, history } => Some((*info, *history)),
             _ => None,
         })
     }
@@ -407,6 +419,19 @@ impl Outage {
             "jobtracker reachable again after {}s; following job {id}{resumed}",
             self.since.elapsed().as_secs()
         );
+    }
+}
+
+/// The submitting user as recorded in the job: `$USER`, else the name of this process's uid,
+/// else the uid itself. (Authenticated connections will later supply a verified name.)
+pub fn os_user() -> String {
+    if let Some(user) = std::env::var("USER").ok().filter(|u| !u.is_empty()) {
+        return user;
+    }
+    let uid = nix::unistd::Uid::current();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid {uid}"),
     }
 }
 

@@ -3,7 +3,7 @@
 //! `setup`, before the first record; Streaming turns it into the child's environment
 //! (`mapreduce_task_id`, `mapreduce_map_input_file`, ...).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::fs::FileSystem;
 use crate::input::Split;
@@ -31,6 +31,10 @@ pub struct TaskContext<'a> {
     pub dir: &'a Path,
     /// Where the job's input and output live (local files, or dfs on a cluster).
     pub fs: &'a dyn FileSystem,
+    /// Where this attempt keeps its own logs when no worker captures its process's output
+    /// (a local run: a Streaming child's stderr is kept there, bounded); `None` on a cluster,
+    /// where the worker keeps the task process's stdout and stderr ([`crate::task_log`]).
+    pub log_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for TaskContext<'_> {

@@ -210,6 +210,8 @@ fn context<'a>(
         split,
         dir: &spec.dir,
         fs,
+        // The worker keeps this process's stdout and stderr.
+        log_dir: None,
     }
 }
 

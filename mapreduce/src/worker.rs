@@ -1,8 +1,9 @@
 //! The worker daemon (`mrjob worker --host H`), one per host beside its datanode: heartbeats
 //! to the jobtracker (a long poll that returns commands), runs each attempt as a child
 //! process of the job's binary ([`crate::task_process`]), serves its map outputs
-//! ([`crate::shuffle`]), caches job binaries by content hash, and deletes a job's files when
-//! the job ends.
+//! ([`crate::shuffle`]) and the attempts' kept logs ([`crate::task_log`]), caches job
+//! binaries by content hash, and deletes a job's files when the job ends (its logs stay
+//! until pruned by age or total size).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use dfs::auth::{names, Credentials, Gate};
 use dfs::client::DfsClient;
@@ -22,15 +24,18 @@ use dfs::listener::{stop_on_signal, Limits, ShutdownTrigger};
 use crate::config::{Config, MapReduceConfig};
 use crate::error::{dfs_error, Error, Result};
 use crate::protocol::{
-    call, unix_ms, AttemptOutcome, BinaryRef, JtRequest, JtResponse, TaskSpec, TaskWork,
+    call, unix_ms, AttemptOutcome, BinaryRef, JtRequest, JtResponse, LogStream, TaskSpec, TaskWork,
     WorkerCommand,
 };
 use crate::scheduler::{AttemptId, TaskKind};
 use crate::shuffle::attempt_local_dir;
+use crate::task_log;
 use crate::task_process::{files, read_file, read_progress, write_spec, ChildSpec, TASK_ARG};
 
 /// Lines of a failed attempt's stderr quoted in its failure reason.
 const STDERR_TAIL_LINES: usize = 3;
+/// Period of the pruning of kept task logs.
+const LOG_PRUNE_MS: u64 = 60_000;
 
 struct Running {
     dir: PathBuf,
@@ -73,8 +78,13 @@ impl Worker {
             .clone();
         let work_dir = h.work_dir.clone();
         // Attempts of a previous run of this worker are dead: the jobtracker re-runs them.
+        // Their logs stay (`mrjob logs` still shows them) until pruned.
         let _ = std::fs::remove_dir_all(work_dir.join("jobs"));
-        for d in [work_dir.join("jobs"), work_dir.join("bin")] {
+        for d in [
+            work_dir.join("jobs"),
+            work_dir.join("bin"),
+            work_dir.join(task_log::LOGS_DIR),
+        ] {
             std::fs::create_dir_all(&d)
                 .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
         }
@@ -114,6 +124,7 @@ impl Worker {
             w.host,
             h.worker_addr
         );
+        tokio::spawn(w.clone().prune_logs_loop());
         // Fetches in hand are finished before the worker goes; its running attempts end with
         // it (their child processes are killed on drop) and the jobtracker re-runs them.
         tokio::select! {
@@ -121,6 +132,28 @@ impl Worker {
             () = stop_on_signal(stop, vec![shuffle]) => tracing::info!("worker stopped"),
         }
         Ok(())
+    }
+
+    /// Prunes the kept task logs now and then (see [`task_log::prune`]).
+    async fn prune_logs_loop(self: Arc<Self>) {
+        let mut every = tokio::time::interval(Duration::from_millis(LOG_PRUNE_MS));
+        loop {
+            every.tick().await;
+            let (dir, config) = (self.work_dir.clone(), self.mapreduce.clone());
+            let pruned = tokio::task::spawn_blocking(move || {
+                task_log::prune(
+                    &dir,
+                    unix_ms(),
+                    config.task_log_max_age_ms,
+                    config.task_log_max_total_bytes,
+                )
+            })
+            .await
+            .unwrap_or(0);
+            if pruned > 0 {
+                tracing::info!("pruned the logs of {pruned} attempts");
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<AttemptId, Running>> {
@@ -247,7 +280,9 @@ impl Worker {
             Err(e) => return failed(format!("getting the job binary: {e}")),
         };
         let attempt = spec.attempt;
-        let mut child = match self.spawn_child(&binary, spec, dir) {
+        let log_dir = task_log::attempt_log_dir(&self.work_dir, attempt);
+        task_log::record_owner(&self.work_dir, attempt, &spec.job.user);
+        let (mut child, captures) = match self.spawn_child(&binary, spec, dir, &log_dir) {
             Ok(c) => c,
             Err(e) => return failed(format!("starting the task process: {e}")),
         };
@@ -259,24 +294,33 @@ impl Worker {
                 return None;
             }
         };
+        // The logs are complete once the process's pipes close; a grandchild still holding
+        // one open does not hold up the report for long.
+        let all_written = futures_join(captures);
+        let _ = tokio::time::timeout(Duration::from_secs(5), all_written).await;
         match status {
             Ok(s) if s.success() => match read_file(&dir.join(files::RESULT)) {
                 Ok(counters) => Some(AttemptOutcome::Succeeded { counters }),
                 Err(e) => failed(format!("task process left no result: {e}")),
             },
-            Ok(s) => failed(failure_reason(dir, &s)),
+            Ok(s) => failed(failure_reason(dir, &log_dir, &s)),
             Err(e) => failed(format!("waiting for the task process: {e}")),
         }
     }
 
+    /// Starts the task process, its stdout and stderr piped into its bounded logs in
+    /// `log_dir` (the returned tasks end when the streams do).
     fn spawn_child(
         &self,
         binary: &Path,
         task: TaskSpec,
         dir: &Path,
-    ) -> Result<tokio::process::Child> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        log_dir: &Path,
+    ) -> Result<(tokio::process::Child, Vec<JoinHandle<()>>)> {
+        for d in [dir, log_dir] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+        }
         let spec_path = dir.join(files::SPEC);
         write_spec(
             &spec_path,
@@ -288,21 +332,28 @@ impl Worker {
                 work_dir: self.work_dir.clone(),
             },
         )?;
-        let log = |name: &str| {
-            std::fs::File::create(dir.join(name))
-                .map_err(|e| Error::io(format!("creating {}", dir.join(name).display()), e))
-        };
-        tokio::process::Command::new(binary)
+        let mut child = tokio::process::Command::new(binary)
             .arg(TASK_ARG)
             .arg(&spec_path)
             .current_dir(dir)
             .env("DFS_LOCAL_HOST", &self.host)
             .stdin(Stdio::null())
-            .stdout(log("stdout")?)
-            .stderr(log("stderr")?)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| Error::io(format!("running {}", binary.display()), e))
+            .map_err(|e| Error::io(format!("running {}", binary.display()), e))?;
+        let keep = self.mapreduce.task_log_keep_bytes as usize;
+        let mut captures = Vec::new();
+        let stdout = child.stdout.take().map(|s| (s, LogStream::Stdout));
+        if let Some((s, stream)) = stdout {
+            captures.push(spawn_capture(s, log_dir.join(stream.file_name()), keep));
+        }
+        let stderr = child.stderr.take().map(|s| (s, LogStream::Stderr));
+        if let Some((s, stream)) = stderr {
+            captures.push(spawn_capture(s, log_dir.join(stream.file_name()), keep));
+        }
+        Ok((child, captures))
     }
 
     /// Tells the jobtracker (without waiting) that an attempt's process is running.
@@ -410,15 +461,35 @@ fn set_executable(path: &Path) -> Result<()> {
         .map_err(|e| Error::io(format!("chmod {}", path.display()), e))
 }
 
+fn spawn_capture<R>(stream: R, path: PathBuf, keep_bytes: usize) -> JoinHandle<()>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = task_log::capture(stream, path, keep_bytes).await {
+            tracing::warn!("keeping a task log: {e}");
+        }
+    })
+}
+
+/// Waits for every task.
+async fn futures_join(tasks: Vec<JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
 /// Why a task process failed: its own error text, or its exit status and
 /// the end of its stderr (a panic message, for example).
-fn failure_reason(dir: &Path, status: &std::process::ExitStatus) -> String {
+fn failure_reason(dir: &Path, log_dir: &Path, status: &std::process::ExitStatus) -> String {
     if let Ok(line) = std::fs::read_to_string(dir.join(files::ERROR)) {
         if !line.trim().is_empty() {
             return line.trim().to_owned();
         }
     }
-    let stderr = std::fs::read_to_string(dir.join("stderr")).unwrap_or_default();
+    // Bounded: the kept log is at most twice `task_log_keep_bytes` and a line.
+    let stderr = std::fs::read(log_dir.join(LogStream::Stderr.file_name())).unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     // A panic: its location line and message, not the backtrace after them.
     let tail: Vec<&str> = match lines.iter().position(|l| l.contains(" panicked at ")) {

@@ -13,7 +13,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use examples::{grep, terasort, INVERTEDINDEX_JOB, WORDCOUNT_JOB};
 use mapreduce::cli::{
-    exit_quietly_when_closed, fail, print_report, run_admin, AdminCommand, GeneratorArgs, JobArgs,
+    exit_quietly_when_closed, fail, print_report, print_steps, run_admin, AdminCommand,
+    GeneratorArgs, JobArgs,
 };
 use mapreduce::compression::Codec;
 use mapreduce::logging::init_logging;
@@ -324,7 +325,9 @@ fn run(registry: &Registry, engine: &Engine, command: Command) -> Result<ExitCod
             let name = base.display_name().replace(grep::COUNT_JOB, "grep");
             let inputs = split_input_list(&input);
             let report = grep::run(engine, &regex, &inputs, &output, base, &options(&args))?;
-            finish(&name, &args, &report);
+            if !args.quiet {
+                print_steps(&name, &report.steps());
+            }
         }
         Command::Teragen {
             rows,

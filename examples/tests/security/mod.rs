@@ -203,7 +203,8 @@ impl Squatters {
                 let mut tasks = tokio::task::JoinSet::new();
                 for (p, addr) in addrs.into_iter().enumerate() {
                     for i in 0..per_port {
-                        let source: std::net::IpAddr = [127, 0, 9, (1 + (p * 7 + i) % 200) as u8].into();
+                        let source: std::net::IpAddr =
+                            [127, 0, 9, (1 + (p * 7 + i) % 200) as u8].into();
                         let (flag, opened) = (flag.clone(), opened.clone());
                         tasks.spawn(async move {
                             use tokio::io::AsyncReadExt;
@@ -217,7 +218,9 @@ impl Squatters {
                                 opened.fetch_add(1, Ordering::Relaxed);
                                 let mut buf = [0u8; 64];
                                 // Held until the server closes it (or the test ends).
-                                let _ = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf)).await;
+                                let _ =
+                                    tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf))
+                                        .await;
                             }
                         });
                     }

@@ -15,12 +15,32 @@ use std::time::{Duration, Instant};
 
 use crate::committer::{Committer, TEMPORARY_DIR};
 use crate::dfs_fs::on_blocking_thread;
+use crate::diagnosis::{skewed_partitions, slow_attempts};
 use crate::error::Result;
 use crate::job_store::{JobRecord, RecordState};
+use crate::protocol::unix_ms;
 use crate::protocol::{JobPhase, WorkerCommand};
-use crate::scheduler::{AttemptId, Event, JobId, JobState};
+use crate::scheduler::{AttemptId, Event, JobId, JobState, TaskKind, KILLED_BY_USER};
 
-use super::{forget_old_jobs, Jobtracker, State};
+use super::{forget_old_jobs, JobEntry, Jobtracker, State};
+
+/// Records, once a job ends, which of its attempts were slow against their median and
+/// whether its reduce partitions were skewed (the measured events of `mrjob why`).
+fn measure_run(entry: &mut JobEntry) {
+    let now = unix_ms();
+    for event in slow_attempts(&entry.history.attempts) {
+        entry.history.push_event(now, event);
+    }
+    let partitions: Vec<(u32, u64)> = entry
+        .accepted
+        .iter()
+        .filter(|(task, _)| task.kind == TaskKind::Reduce)
+        .map(|(task, c)| (task.index, c.task.reduce_shuffle_bytes))
+        .collect();
+    if let Some(event) = skewed_partitions(&partitions) {
+        entry.history.push_event(now, event);
+    }
+}
 
 /// The dfs directory an attempt writes its part file into.
 pub fn attempt_dir(output: &str, attempt: AttemptId) -> String {
@@ -56,10 +76,12 @@ impl Jobtracker {
         .await
     }
 
-    pub(super) fn end_job(self: &Arc<Self>, st: &mut State, job: JobId, failure: Option<String>) {
-        let Some(entry) = st.jobs.get(&job) else {
+    /// Ends a job: `end` is its failed or killed phase, `None` when it is to be committed.
+    pub(super) fn end_job(self: &Arc<Self>, st: &mut State, job: JobId, end: Option<JobPhase>) {
+        let Some(entry) = st.jobs.get_mut(&job) else {
             return;
         };
+        measure_run(entry);
         let output = entry.spec.output.clone();
         let workers: Vec<String> = st.workers.keys().cloned().collect();
         for w in workers {
@@ -67,12 +89,12 @@ impl Jobtracker {
         }
         let jt = self.clone();
         tokio::spawn(async move {
-            let phase = match failure {
+            let phase = match end {
                 None => match jt.write_success(&output).await {
                     Ok(()) => JobPhase::Succeeded,
                     Err(e) => JobPhase::Failed(format!("job commit failed: {e}")),
                 },
-                Some(reason) => JobPhase::Failed(reason),
+                Some(phase) => phase,
             };
             jt.finish_job(job, output, phase).await;
         });
@@ -92,6 +114,7 @@ impl Jobtracker {
             info.phase = phase.clone();
             info.status.state = match &phase {
                 JobPhase::Failed(reason) => JobState::Failed(reason.clone()),
+                JobPhase::Killed => JobState::Failed(KILLED_BY_USER.to_owned()),
                 _ => JobState::Succeeded,
             };
             entry.record(
@@ -106,7 +129,7 @@ impl Jobtracker {
         let RecordState::Ended { info, .. } = record.state.clone() else {
             return;
         };
-        if let JobPhase::Failed(_) = phase {
+        if phase.is_unsuccessful_end() {
             // A failed job's output is removed after its record says so: a restart in between
             // finishes the removal instead of resuming the job.
             self.remove_output(&output).await;

@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 
 use crate::config::{Config, MapReduceConfig};
 use crate::counters::Counters;
+use crate::diagnosis::{AttemptEnd, AttemptRun, JobEvent, JobHistory};
 use crate::error::{Error, Result};
 use crate::input::Split;
 use crate::job_binary::{binaries_to_remove, StagedFile, BINARY_DIR, UNUSED_BINARY_GRACE_MS};
@@ -34,7 +35,7 @@ use crate::protocol::{
 };
 use crate::scheduler::{
     Action, AttemptId, Event, JobId, JobStatus, Locality, Scheduler, SchedulerConfig, TaskId,
-    TaskKind,
+    TaskKind, KILLED_BY_USER,
 };
 
 use self::commit::attempt_dir;
@@ -89,6 +90,8 @@ struct JobEntry {
     runs: u32,
     /// Once ended: what status calls answer (also what its record holds).
     ended: Option<Box<JobInfo>>,
+    /// Its events and attempts, for `mrjob why` and `mrjob logs`.
+    history: JobHistory,
 }
 
 impl JobEntry {
@@ -111,12 +114,14 @@ impl JobEntry {
             submitted_unix_ms,
             runs,
             ended: None,
+            history: JobHistory::default(),
         }
     }
 
-    /// A job that ended in an earlier incarnation: known only by its final status.
-    fn ended(spec: JobSpec, info: JobInfo) -> JobEntry {
+    /// A job that ended in an earlier incarnation: known by its final status and history.
+    fn ended(spec: JobSpec, info: JobInfo, history: JobHistory) -> JobEntry {
         let mut entry = JobEntry::new(spec, Vec::new(), info.submitted_unix_ms, info.runs);
+        entry.history = history;
         entry.phase = info.phase.clone();
         entry.input_bytes = info.input_bytes;
         entry.finished = Some(Instant::now());
@@ -131,6 +136,7 @@ impl JobEntry {
             submitted_unix_ms: self.submitted_unix_ms,
             runs: self.runs,
             state,
+            history: self.history.clone(),
         }
     }
 }
@@ -285,6 +291,17 @@ impl Jobtracker {
 
     fn step_locked(self: &Arc<Self>, st: &mut State, event: Event) {
         let actions = st.sched.step(self.now_ms(), event);
+        // Notes first: an attempt the scheduler failed and then killed ended as a failure.
+        let now = unix_ms();
+        for (job, event) in st.sched.take_notes() {
+            let Some(entry) = st.jobs.get_mut(&job) else {
+                continue;
+            };
+            if let JobEvent::AttemptFailed { attempt, .. } = &event {
+                entry.history.ended(*attempt, AttemptEnd::Failed, now);
+            }
+            entry.history.push_event(now, event);
+        }
         for action in actions {
             self.apply(st, action);
         }
@@ -299,6 +316,9 @@ impl Jobtracker {
             } => self.launch(st, worker, attempt, locality),
             Action::Kill { worker, attempt } => {
                 tracing::info!("killing {attempt} on {worker}");
+                if let Some(job) = st.jobs.get_mut(&attempt.task.job) {
+                    job.history.ended(attempt, AttemptEnd::Killed, unix_ms());
+                }
                 self.send(st, &worker, WorkerCommand::Kill { attempt });
             }
             Action::Commit { attempt } => {
@@ -316,7 +336,12 @@ impl Jobtracker {
                 }
             }
             Action::JobSucceeded { job } => self.end_job(st, job, None),
-            Action::JobFailed { job, reason } => self.end_job(st, job, Some(reason)),
+            Action::JobFailed { job, reason } if reason == KILLED_BY_USER => {
+                self.end_job(st, job, Some(JobPhase::Killed))
+            }
+            Action::JobFailed { job, reason } => {
+                self.end_job(st, job, Some(JobPhase::Failed(reason)))
+            }
         }
     }
 
@@ -332,9 +357,18 @@ impl Jobtracker {
         attempt: AttemptId,
         locality: Locality,
     ) {
-        let Some(job) = st.jobs.get(&attempt.task.job) else {
+        let Some(job) = st.jobs.get_mut(&attempt.task.job) else {
             return;
         };
+        job.history.launched(AttemptRun {
+            attempt,
+            host: worker.clone(),
+            locality,
+            launched_unix_ms: unix_ms(),
+            started_unix_ms: None,
+            ended_unix_ms: None,
+            end: AttemptEnd::Running,
+        });
         let work = match attempt.task.kind {
             TaskKind::Map => TaskWork::Map {
                 split: job.splits[attempt.task.index as usize].clone(),

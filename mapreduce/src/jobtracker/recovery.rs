@@ -121,12 +121,14 @@ impl Jobtracker {
             splits.len(),
             spec.reduces
         );
-        let entry = JobEntry::new(
+        let mut entry = JobEntry::new(
             record.spec.clone(),
             splits,
             record.submitted_unix_ms,
             record.runs,
         );
+        // The earlier runs' attempts stay listed: their logs are still on the workers.
+        entry.history = record.history.clone();
         let mut st = self.lock();
         st.outputs.insert(record.spec.output.clone());
         st.jobs.insert(id, entry);
@@ -166,8 +168,8 @@ impl Jobtracker {
         };
         let mut st = self.lock();
         st.finished_records.insert(record.id);
-        st.jobs
-            .insert(record.id, JobEntry::ended(record.spec, *info));
+        let entry = JobEntry::ended(record.spec, *info, record.history);
+        st.jobs.insert(record.id, entry);
     }
 
     /// Whether `path` exists, asking dfs until it answers: a wrong "no" here would re-run a

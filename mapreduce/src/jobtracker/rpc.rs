@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use dfs::auth::Principal;
 use dfs::rpc::Service;
 
+use crate::diagnosis::AttemptEnd;
 use crate::protocol::{
     AttemptOutcome, ErrorKind, JobPhase, JtRequest, JtResponse, MapOutputLoc, WorkerCommand,
     WorkerInfo,
@@ -102,6 +103,8 @@ impl Jobtracker {
                     tracing::info!("ignoring the late success of {attempt} on {worker}");
                 } else if let Some(job) = st.jobs.get_mut(&attempt.task.job) {
                     job.pending.insert(attempt, counters);
+                    job.history
+                        .ended(attempt, AttemptEnd::Succeeded, crate::protocol::unix_ms());
                 }
                 Event::AttemptSucceeded { attempt }
             }
@@ -178,7 +181,10 @@ impl Jobtracker {
                 caller.is_superuser() || owner.is_none_or(|u| u == caller.user())
             }
             JtRequest::Submit(_) => !matches!(caller, Principal::Task { .. }),
-            JtRequest::JobStatus { .. } | JtRequest::ListJobs | JtRequest::ListWorkers => true,
+            JtRequest::JobStatus { .. }
+            | JtRequest::JobHistory { .. }
+            | JtRequest::ListJobs
+            | JtRequest::ListWorkers => true,
         };
         if ok {
             Ok(())
@@ -243,6 +249,7 @@ impl Jobtracker {
                 if let Some(e) = st.jobs.get_mut(&attempt.task.job).filter(|_| live) {
                     let first = e.first_started_unix_ms.get_or_insert(unix_ms);
                     *first = (*first).min(unix_ms);
+                    e.history.started(attempt, unix_ms);
                 }
                 JtResponse::Done
             }
@@ -253,6 +260,16 @@ impl Jobtracker {
                 JtResponse::Done
             }
             JtRequest::ListWorkers => JtResponse::Workers(self.workers()),
+            JtRequest::JobHistory { job } => {
+                let st = self.lock();
+                match (self.job_info(&st, job), st.jobs.get(&job)) {
+                    (Some(info), Some(entry)) => JtResponse::History {
+                        info: Box::new(info),
+                        history: Box::new(entry.history.clone()),
+                    },
+                    _ => JtResponse::error(ErrorKind::NotFound, format!("no job {job}")),
+                }
+            }
         }
     }
 }

@@ -4,6 +4,8 @@
 //! take only the slots regular work left free; and reduces holding every slot are preempted for
 //! starved maps.
 
+use crate::diagnosis::JobEvent;
+
 use super::events::{Action, Locality};
 use super::ids::{map_task, AttemptId, JobId, TaskId, TaskKind};
 use super::table::{Job, LiveAttempt, Phase, Task, Worker};
@@ -248,6 +250,14 @@ impl Scheduler {
             progress_changed_ms: now_ms,
         };
         self.live.insert(attempt, live);
+        if pick.speculative {
+            let host = name.to_string();
+            let event = JobEvent::SpeculativeLaunched {
+                task: pick.task,
+                host,
+            };
+            self.notes.push((pick.task.job, event));
+        }
         actions.push(Action::Launch {
             worker: name.to_string(),
             attempt,

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 use super::config::TaskPolicy;
 use super::ids::{AttemptId, JobId};
 
+/// The reason of a [`Action::JobFailed`] that a user's kill caused: the jobtracker shows such a
+/// job as killed, not failed.
+pub const KILLED_BY_USER: &str = "killed by user";
+
 /// How close a map attempt runs to a replica of its input split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Locality {

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use super::events::Action;
+use crate::diagnosis::JobEvent;
+
+use super::events::{Action, KILLED_BY_USER};
 use super::ids::{map_task, AttemptId, JobId, TaskId, TaskKind};
 use super::table::{Job, JobState, Phase};
 use super::Scheduler;
@@ -121,7 +123,7 @@ impl Scheduler {
 
     pub(super) fn on_kill_job(&mut self, job: JobId, actions: &mut Vec<Action>) {
         if self.jobs.get(&job).is_some_and(Job::is_running) {
-            self.fail_job(job, "killed by user".to_string(), actions);
+            self.fail_job(job, KILLED_BY_USER.to_string(), actions);
         }
     }
 
@@ -147,6 +149,14 @@ impl Scheduler {
             return;
         };
         task.failures += 1;
+        self.notes.push((
+            attempt.task.job,
+            JobEvent::AttemptFailed {
+                attempt,
+                host: live.worker.clone(),
+                error: reason.to_owned(),
+            },
+        ));
         task.last_failed_on = Some(live.worker);
         if task.failures >= max_attempts {
             let failures = task.failures;
@@ -197,7 +207,9 @@ impl Scheduler {
         };
         // Its processes went with it: there is nobody to send a Kill to, and the tasks did
         // nothing wrong, so this is not a failure. If it comes back, its heartbeat gets Kills.
+        let mut noted: BTreeMap<JobId, (Vec<AttemptId>, Vec<TaskId>)> = BTreeMap::new();
         for attempt in worker.running {
+            noted.entry(attempt.task.job).or_default().0.push(attempt);
             self.kill_attempt(attempt, false, actions);
         }
         // Map outputs lived on its disks; a reduce that has not committed may still need them.
@@ -214,7 +226,18 @@ impl Scheduler {
             }
         }
         for task in lost {
-            self.lose_map_output(task);
+            if self.lose_map_output(task) {
+                noted.entry(task.job).or_default().1.push(task);
+            }
+        }
+        for (job, (attempts, outputs)) in noted {
+            let host = name.to_owned();
+            let event = JobEvent::WorkerLost {
+                host,
+                attempts,
+                outputs,
+            };
+            self.notes.push((job, event));
         }
     }
 
@@ -266,7 +289,11 @@ impl Scheduler {
         }
         task.fetch_failures.insert(reduce);
         if task.fetch_failures.len() >= threshold {
-            self.lose_map_output(map.task);
+            let reduces: Vec<AttemptId> = task.fetch_failures.iter().copied().collect();
+            if self.lose_map_output(map.task) {
+                let event = JobEvent::MapRerun { map, reduces };
+                self.notes.push((map.task.job, event));
+            }
         }
     }
 
@@ -279,15 +306,16 @@ impl Scheduler {
     }
 
     /// The map's accepted output is gone: run the map again while a reduce still needs it.
-    fn lose_map_output(&mut self, task: TaskId) {
+    /// Returns whether it runs again.
+    fn lose_map_output(&mut self, task: TaskId) -> bool {
         let Some(job) = self.jobs.get_mut(&task.job) else {
-            return;
+            return false;
         };
         if !job.is_running() || !job.reduces_unfinished() {
-            return;
+            return false;
         }
         if !job.task(task).is_some_and(|t| t.done) {
-            return;
+            return false;
         }
         if let Some(t) = job.task_mut(task) {
             t.fetch_failures.clear();
@@ -296,6 +324,7 @@ impl Scheduler {
         job.status.rerun_maps += 1;
         job.status.killed_attempts += 1;
         job.set_done(task, false);
+        true
     }
 }
 

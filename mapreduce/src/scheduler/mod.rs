@@ -37,6 +37,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::diagnosis::JobEvent;
+
 mod assignment;
 mod config;
 mod events;
@@ -47,7 +49,7 @@ mod table;
 mod tests;
 
 pub use config::{SchedulerConfig, TaskPolicy};
-pub use events::{Action, Event, Locality};
+pub use events::{Action, Event, Locality, KILLED_BY_USER};
 pub use ids::{AttemptId, JobId, TaskId, TaskKind};
 pub use table::{JobState, JobStatus, MAX_TASKS_PER_JOB};
 
@@ -64,6 +66,8 @@ pub struct Scheduler {
     racks: BTreeMap<String, String>,
     /// Attempts running or committing. Everything else is not live: its reports are refused.
     live: BTreeMap<AttemptId, LiveAttempt>,
+    /// What the decisions of the steps so far noted for `mrjob why`, until taken.
+    notes: Vec<(JobId, JobEvent)>,
 }
 
 impl Scheduler {
@@ -75,7 +79,15 @@ impl Scheduler {
             workers: BTreeMap::new(),
             racks: BTreeMap::new(),
             live: BTreeMap::new(),
+            notes: Vec::new(),
         }
+    }
+
+    /// The events noted since the last call, per job, in the order they happened: failed
+    /// attempts, lost workers, maps re-run after fetch failures, backups launched. They are
+    /// not actions (nothing must be done about them); the jobtracker keeps them with the job.
+    pub fn take_notes(&mut self) -> Vec<(JobId, JobEvent)> {
+        std::mem::take(&mut self.notes)
     }
 
     /// Applies one event at time `now_ms`, then assigns free slots, and returns what the

@@ -367,6 +367,13 @@ fn failed_attempt_retries_on_another_worker_then_succeeds() {
     assert_eq!(first, vec![launch("a", at(m(J, 0), 0), Locality::Other)]);
     let retry = fail(&mut s, 10, at(m(J, 0), 0), "exit status 1");
     assert!(!s.is_live(at(m(J, 0), 0)));
+    let noted = JobEvent::AttemptFailed {
+        attempt: at(m(J, 0), 0),
+        host: "a".into(),
+        error: "exit status 1".into(),
+    };
+    assert_eq!(s.take_notes(), vec![(J, noted)]);
+    assert!(s.take_notes().is_empty(), "taken once");
     // "a" is free again, but the task just failed there and "b" is free too.
     assert_eq!(
         launches(&retry),
@@ -506,6 +513,13 @@ fn lost_worker_reruns_its_attempts_and_the_map_outputs_reduces_need() {
     let status = must_status(&s, J);
     // Killed: the running reduce, and the map attempt whose output went with the worker.
     assert_eq!((status.rerun_maps, status.killed_attempts), (1, 2));
+    // `mrjob why` is told which worker went and what it took with it.
+    let lost_event = JobEvent::WorkerLost {
+        host: "b".into(),
+        attempts: vec![at(r(J, 1), 0)],
+        outputs: vec![m(J, 1)],
+    };
+    assert_eq!(s.take_notes(), vec![(J, lost_event)]);
     assert_eq!((status.failed_reduces, status.maps_done), (0, 1));
 
     // When "a" frees a slot, the map runs again before the reduce it feeds.
@@ -617,6 +631,11 @@ fn speculative_backup_runs_elsewhere_and_the_loser_is_killed() {
     let launched = launches(&tick(&mut s, 1_600));
     // "a" has a free slot too, but it runs the original.
     assert_eq!(launched, vec![launch("b", backup, Locality::Other)]);
+    let noted = JobEvent::SpeculativeLaunched {
+        task: m(J, 2),
+        host: "b".into(),
+    };
+    assert_eq!(s.take_notes(), vec![(J, noted)]);
     assert_eq!(must_status(&s, J).speculative_attempts, 1);
     assert!(launches(&tick(&mut s, 1_700)).is_empty(), "one backup only");
 
@@ -801,6 +820,11 @@ fn fetch_failures_from_distinct_reduces_rerun_the_map() {
 
     let rerun = launches(&fetch_failure(&mut s, 50, r1, m1));
     assert_eq!(rerun, vec![launch("a", at(m(J, 1), 1), Locality::Other)]);
+    let noted = JobEvent::MapRerun {
+        map: m1,
+        reduces: vec![r0, r1],
+    };
+    assert!(s.take_notes().contains(&(J, noted)));
     assert_eq!(s.map_outputs(J).unwrap()[1], None);
     assert_eq!(must_status(&s, J).rerun_maps, 1);
     // Reports against the superseded attempt are ignored.

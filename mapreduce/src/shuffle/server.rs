@@ -1,5 +1,7 @@
 //! The worker's side of the shuffle: serves segments of the map outputs under its work
-//! directory, one request frame in, a header and the segment's bytes out.
+//! directory, one request frame in, a header and the segment's bytes out. The same port
+//! answers the worker's other requests ([`WorkerRequest`]: a task's kept log), told apart
+//! from fetches by their first bytes ([`WORKER_REQUEST_MARK`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,8 +14,12 @@ use dfs::frame::{decode_msg, write_frame};
 use dfs::listener::{Conn, Limits, Shutdown};
 
 use crate::error::{Error, Result};
-use crate::protocol::{FetchHeader, FetchRequest, SHUFFLE_CHUNK_BYTES};
+use crate::protocol::{
+    ErrorKind, FetchHeader, FetchRequest, WorkerCall, WorkerRequest, WorkerResponse,
+    SHUFFLE_CHUNK_BYTES, TASK_LOG_CHUNK_BYTES, WORKER_REQUEST_MARK,
+};
 use crate::run::{RunFile, Segment};
+use crate::task_log;
 
 use super::{map_output_path, net_err, send};
 
@@ -68,6 +74,13 @@ async fn serve_connection(stream: TcpStream, mut conn: Conn, work_dir: &Path) ->
         };
         let req: FetchRequest = match decode_msg(&frame) {
             Ok(r) => r,
+            // Not a fetch: another worker request (a task log), one answer per frame.
+            Err(_) if frame.starts_with(&WORKER_REQUEST_MARK) => {
+                let resp = answer(work_dir, &caller, &frame);
+                send(&mut w, &resp).await?;
+                w.flush().await.map_err(net_err)?;
+                continue;
+            }
             Err(e) => {
                 let h = FetchHeader::Missing {
                     reason: format!("malformed request: {e}"),
@@ -145,6 +158,43 @@ async fn send_segment<W: tokio::io::AsyncWrite + Unpin>(
         left -= n as u64;
     }
     w.flush().await.map_err(net_err)
+}
+
+/// The answer to a [`WorkerRequest`] frame (bounded: at most [`TASK_LOG_CHUNK_BYTES`] of log).
+fn answer(work_dir: &Path, caller: &Principal, frame: &[u8]) -> WorkerResponse {
+    let req: WorkerRequest = match decode_msg(frame) {
+        Ok(r) => r,
+        Err(e) => {
+            return WorkerResponse::Error {
+                kind: ErrorKind::BadRequest,
+                message: format!("malformed worker request: {e}"),
+            }
+        }
+    };
+    match req.call {
+        WorkerCall::TaskLog {
+            attempt,
+            stream,
+            offset,
+        } => {
+            // A task's logs are its user's (G8): members and the superuser may read any.
+            let owner = task_log::owner(work_dir, attempt);
+            if !caller.is_superuser() && owner.as_deref() != Some(caller.user()) {
+                return WorkerResponse::Error {
+                    kind: ErrorKind::PermissionDenied,
+                    message: format!("{caller} may not read the logs of {attempt}"),
+                };
+            }
+            let max = TASK_LOG_CHUNK_BYTES as usize;
+            match task_log::read_chunk(work_dir, attempt, stream, offset, max) {
+                Ok((data, total_bytes)) => WorkerResponse::TaskLog { data, total_bytes },
+                Err(e) => WorkerResponse::Error {
+                    kind: ErrorKind::NotFound,
+                    message: e.to_string(),
+                },
+            }
+        }
+    }
 }
 
 /// The segment of `partition` in the run at `path`, or why it cannot be served.

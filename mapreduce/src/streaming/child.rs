@@ -23,6 +23,7 @@ use crossbeam_channel::{bounded, Receiver, Select, Sender, TrySendError};
 
 use super::reporter::{self, StderrSummary};
 use crate::error::{Error, Result};
+use crate::task_log::{BoundedFile, LOCAL_KEEP_BYTES};
 
 /// Bytes handed to or taken from a child at once: big enough that a pipe write or read
 /// moves many lines per system call.
@@ -66,6 +67,28 @@ pub struct Launch<'a> {
     pub exit_is_failure: bool,
     /// Longest output line accepted.
     pub max_line_bytes: usize,
+    /// A file that also keeps the child's stderr, bounded (a local run's task log).
+    pub stderr_log: Option<&'a Path>,
+}
+
+/// The child's stderr as passed through: to this process's stderr, and to the task's kept
+/// log when there is one. A failing log write does not stop the pass-through.
+struct Tee {
+    out: std::io::Stderr,
+    log: Option<BoundedFile>,
+}
+
+impl Write for Tee {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if let Some(log) = &mut self.log {
+            let _ = log.write_all(data);
+        }
+        self.out.write(data)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// Splits a command into words as Hadoop does (shell quoting, no shell), and finds the
@@ -145,8 +168,17 @@ impl StreamChild {
         let closed = input_closed.clone();
         let writer = std::thread::spawn(move || write_input(stdin, in_rx, spent_in_tx, &closed));
         let reader = std::thread::spawn(move || read_output(stdout, out_tx, spent_out_rx));
-        let stderr =
-            std::thread::spawn(move || reporter::read_stderr(stderr, &mut std::io::stderr()));
+        let log = match launch.stderr_log {
+            Some(path) => Some(BoundedFile::create(path, LOCAL_KEEP_BYTES)?),
+            None => None,
+        };
+        let stderr = std::thread::spawn(move || {
+            let mut own = Tee {
+                out: std::io::stderr(),
+                log,
+            };
+            reporter::read_stderr(stderr, &mut own)
+        });
         Ok(StreamChild {
             role: launch.role,
             command: launch.command.to_owned(),
@@ -442,6 +474,7 @@ mod tests {
             env: &[],
             exit_is_failure: true,
             max_line_bytes: 1 << 20,
+            stderr_log: None,
         }
     }
 

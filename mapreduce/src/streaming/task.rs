@@ -22,6 +22,9 @@ pub struct Placement {
     pub dir: Option<PathBuf>,
     /// Where this task's copies of the side files are, once fetched.
     pub files_dir: Option<PathBuf>,
+    /// Where the mapper's or reducer's stderr is also kept, bounded, when no worker keeps
+    /// the task's own (a local run; see [`TaskContext::log_dir`]).
+    pub stderr_log: Option<PathBuf>,
 }
 
 thread_local! {
@@ -61,6 +64,7 @@ pub fn prepare(conf: &StreamConf, ctx: &TaskContext<'_>) -> Result<Placement> {
         info,
         dir: Some(ctx.dir.to_owned()),
         files_dir,
+        stderr_log: ctx.log_dir.as_ref().map(|d| d.join("stderr")),
     };
     if ctx.is_map {
         MAP_TASK.with(|t| *t.borrow_mut() = Some(placement.clone()));
@@ -110,10 +114,17 @@ pub fn start(conf: &StreamConf, role: Role, placement: &Placement) -> Result<Run
         }
     }
     let env = child_env(&conf.params, &placement.info, &conf.cmdenv);
+    // A combiner runs once per spill: only the mapper's and the reducer's stderr is kept,
+    // so the kept log stays one bounded file per task.
+    let stderr_log = match role {
+        Role::Combiner => None,
+        _ => placement.stderr_log.as_deref(),
+    };
     let child = StreamChild::start(&Launch {
         role,
         command,
         dir,
+        stderr_log,
         env: &env,
         exit_is_failure: conf.exit_is_failure,
         max_line_bytes: conf.max_line_bytes,
