@@ -316,6 +316,7 @@ fn every_example_job_matches_local_mode() {
     send_garbage(&cluster.config.jobtracker_addr);
     send_garbage(&cluster.config.hosts[0].worker_addr);
     security::strangers_are_refused_everywhere(&cluster.fs, &cluster.config);
+    security::replayed_handshakes_are_refused(&cluster.fs, &cluster.config);
     // G7 and G8: 2,000+ strangers holding connections on every port (issue 14: 6,000 on the
     // shuffle ports stalled a job for 125 s) while the first job below runs and writes.
     let squatters = security::Squatters::start(&cluster.config, 200);

@@ -244,3 +244,84 @@ impl Squatters {
         self.thread.take().unwrap().join().unwrap()
     }
 }
+
+/// A stream that keeps a copy of what is written to it: a captured handshake.
+struct Recorder {
+    inner: tokio::net::TcpStream,
+    written: Vec<u8>,
+}
+
+impl tokio::io::AsyncRead for Recorder {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Recorder {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, data);
+        if let std::task::Poll::Ready(Ok(n)) = polled {
+            self.written.extend_from_slice(&data[..n]);
+        }
+        polled
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Checks G8: a handshake captured from a real admin client and replayed byte for byte on a
+/// new connection, followed by a real request (a namenode `Mkdirs`), is refused on every port
+/// (the server's challenge is new, so the captured proof is wrong): nothing is created and
+/// the only bytes back are the handshake's own (a challenge and a refusal).
+pub fn replayed_handshakes_are_refused(fs: &DfsFs, config: &ClusterConfig) {
+    use dfs::protocol::{Request, RequestFrame};
+    let admin = config.secrets.credentials().unwrap().clone();
+    let mkdirs = encode_msg(&RequestFrame {
+        request_id: 1,
+        call: None,
+        body: Request::Mkdirs {
+            path: "/replayed".into(),
+        },
+    })
+    .unwrap();
+    for (name, addr) in ports(config) {
+        let captured = fs.block_on(async {
+            let inner = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let mut rec = Recorder {
+                inner,
+                written: Vec::new(),
+            };
+            handshake::connect(&mut rec, &admin, &name).await.unwrap();
+            rec.written
+        });
+        let mut replay = captured;
+        fs.block_on(write_frame(&mut replay, &mkdirs)).unwrap();
+        let back = raw(&addr, &replay);
+        // A challenge (~70 bytes) and a refusal: never an RPC reply.
+        assert!(back.len() < 300, "{name} answered a replayed handshake with {} bytes", back.len());
+        let text = String::from_utf8_lossy(&back);
+        assert!(text.contains("wrong key"), "{name}: {text:?}");
+    }
+    assert!(
+        !fs.block_on(fs_exists(fs, "/replayed")),
+        "a replayed handshake created a directory"
+    );
+}
