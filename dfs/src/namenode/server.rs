@@ -57,7 +57,10 @@ impl Service for NamenodeService {
     type Response = ResponseFrame;
 
     async fn call(&self, req: RequestFrame) -> ResponseFrame {
+        let started = std::time::Instant::now();
+        let method: &'static str = (&req.body).into();
         let result = self.handle(req.call, req.body).await;
+        crate::metrics::rpc().observe(method, started);
         ResponseFrame {
             request_id: req.request_id,
             result: result.map_err(|e| WireError::from(&e)),
@@ -117,6 +120,29 @@ impl NamenodeService {
     fn renew(&self, client: &str) {
         let now = self.shared.now_ms();
         crate::lock::lock(&self.shared.leases).insert(client.to_string(), now);
+    }
+
+    /// Answers a read-only request for the web pages, in process: the same answer an RPC
+    /// would get. Anything that could change the namespace or the block map is refused, so no
+    /// page can change the cluster.
+    pub(crate) async fn read_only(&self, body: Request) -> Result<Response> {
+        match body {
+            Request::Stat { .. }
+            | Request::List { .. }
+            | Request::Du { .. }
+            | Request::GetBlockLocations { .. }
+            | Request::Fsck { .. } => self.handle_namespace(None, body).await,
+            Request::DatanodeReport | Request::Status => self.handle_datanode(body),
+            other => Err(Error::Malformed(format!(
+                "{} is not a read-only request",
+                <&'static str>::from(&other)
+            ))),
+        }
+    }
+
+    /// The cluster config this namenode runs with.
+    pub(crate) fn config(&self) -> &ClusterConfig {
+        &self.config
     }
 
     /// Dispatches a request to the handler of its group: a writer's calls on the file it holds
@@ -409,6 +435,7 @@ impl NamenodeService {
     }
 
     fn heartbeat(&self, host: &str, usage: crate::protocol::DatanodeUsage) -> HeartbeatReply {
+        crate::metrics::namenode().heartbeats.inc();
         let now = self.shared.now_ms();
         let leader = self.shared.check_leader().is_ok();
         let mut map = self.shared.block_map();
@@ -713,6 +740,17 @@ pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
         config: config.clone(),
         recovering: recovering.clone(),
     });
+    let web = crate::namenode::web::router(service.clone());
+    let web_server = crate::http::start(
+        "namenode",
+        &me.web_addr(),
+        limits.listener,
+        stop.subscribe(),
+        web,
+    )
+    .await?;
+    crate::metrics::rpc();
+    crate::metrics::namenode();
     let rpc_server = tokio::spawn(serve(rpc_listener, limits, service, stop.subscribe()));
     tokio::spawn(leader_duties(shared, handle, config, recovering));
     tracing::info!(
@@ -725,7 +763,7 @@ pub async fn run(config: ClusterConfig, id: u64) -> Result<()> {
     // be committed and answered.
     tokio::select! {
         result = driver.run() => result,
-        () = stop_on_signal(stop, vec![rpc_server, raft_server]) => {
+        () = stop_on_signal(stop, vec![rpc_server, raft_server, web_server]) => {
             tracing::info!("namenode {id}: stopped");
             Ok(())
         }
