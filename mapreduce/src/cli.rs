@@ -311,8 +311,11 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
                 .map_err(|e| dfs_error(format_args!("datanode {host}"), e))?;
         }
         AdminCommand::Status { job: Some(id) } => {
-            let client = ClusterClient::new(load_config(conf)?)?;
+            let config = load_config(conf)?;
+            let web = config.cluster.jobtracker_web_addr();
+            let client = ClusterClient::new(config)?;
             print_job(&client.status(id)?);
+            println!("web page: http://{web}/job/{id}");
         }
         AdminCommand::Properties => print!("{}", crate::properties::describe()),
         AdminCommand::Status { job: None } | AdminCommand::List => {

@@ -57,9 +57,11 @@ impl Jobtracker {
     }
 
     pub(super) fn end_job(self: &Arc<Self>, st: &mut State, job: JobId, failure: Option<String>) {
-        let Some(entry) = st.jobs.get(&job) else {
+        let Some(entry) = st.jobs.get_mut(&job) else {
             return;
         };
+        entry.history.job_ended(crate::protocol::unix_ms());
+        crate::metrics::jobtracker().jobs_finished.inc();
         let output = entry.spec.output.clone();
         let workers: Vec<String> = st.workers.keys().cloned().collect();
         for w in workers {

@@ -10,6 +10,9 @@
 //! - [`commit`]: task commits and job ends, the commit protocol (G6).
 //! - [`recovery`]: a restarted jobtracker resuming from the job records (G6).
 //! - [`rpc`]: the RPC service: requests in, replies out.
+//! - [`history`]: every attempt of a job as it went (host, times, end, bytes), for the pages.
+//! - [`web`]: the read-only web pages (jobs, a job's tasks and attempts, timeline, counters,
+//!   skew) and their JSON twins.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,12 +40,15 @@ use crate::scheduler::{
 };
 
 use self::commit::attempt_dir;
+use self::history::History;
 use self::rpc::JtService;
 
 pub mod admit;
 pub mod commit;
+pub mod history;
 pub mod recovery;
 pub mod rpc;
+pub mod web;
 
 /// Period of the scheduler's clock tick.
 const TICK_MS: u64 = 100;
@@ -84,6 +90,8 @@ struct JobEntry {
     runs: u32,
     /// Once ended: what status calls answer (also what its record holds).
     ended: Option<Box<JobInfo>>,
+    /// Every attempt launched in this process, for the job page.
+    history: History,
 }
 
 impl JobEntry {
@@ -106,6 +114,7 @@ impl JobEntry {
             submitted_unix_ms,
             runs,
             ended: None,
+            history: History::default(),
         }
     }
 
@@ -207,7 +216,11 @@ impl Jobtracker {
             .map_err(|e| Error::io(format!("binding the jobtracker to {addr}"), e))?;
         let mut limits = ServerLimits::from_config(&config.cluster);
         limits.frame_limit_bytes = CONTROL_FRAME_LIMIT_BYTES;
+        let web_addr = config.cluster.jobtracker_web_addr();
+        let web_listener = dfs::http::bind("jobtracker", &web_addr).await?;
         let jt = Jobtracker::new(config);
+        crate::metrics::jobtracker();
+        dfs::metrics::rpc();
         // Calls wait in the listen backlog meanwhile: a submitter or worker sees a jobtracker
         // that does not answer yet, and retries.
         jt.recover().await;
@@ -231,13 +244,21 @@ impl Jobtracker {
         });
         tracing::info!("jobtracker serving on {addr}");
         let stop = ShutdownTrigger::new();
+        let web = tokio::spawn(dfs::http::serve(
+            web_listener,
+            "jobtracker web",
+            limits.listener,
+            stop.subscribe(),
+            web::router(jt.clone()),
+        ));
+        tracing::info!("jobtracker web pages on http://{web_addr}/");
         let server = tokio::spawn(serve(
             listener,
             limits,
             Arc::new(JtService(jt)),
             stop.subscribe(),
         ));
-        stop_on_signal(stop, vec![server]).await;
+        stop_on_signal(stop, vec![server, web]).await;
         tracing::info!("jobtracker stopped");
         Ok(())
     }
@@ -272,6 +293,9 @@ impl Jobtracker {
             } => self.launch(st, worker, attempt, locality),
             Action::Kill { worker, attempt } => {
                 tracing::info!("killing {attempt} on {worker}");
+                if let Some(job) = st.jobs.get_mut(&attempt.task.job) {
+                    job.history.killed(attempt, unix_ms());
+                }
                 self.send(st, &worker, WorkerCommand::Kill { attempt });
             }
             Action::Commit { attempt } => {
@@ -305,9 +329,12 @@ impl Jobtracker {
         attempt: AttemptId,
         locality: Locality,
     ) {
-        let Some(job) = st.jobs.get(&attempt.task.job) else {
+        let Some(job) = st.jobs.get_mut(&attempt.task.job) else {
             return;
         };
+        job.history.launched(attempt, &worker, locality, unix_ms());
+        crate::metrics::jobtracker().tasks_launched.inc();
+        let job = &*job;
         let work = match attempt.task.kind {
             TaskKind::Map => TaskWork::Map {
                 split: job.splits[attempt.task.index as usize].clone(),

@@ -43,6 +43,10 @@ impl Jobtracker {
                     running: running.len() as u32,
                 },
             );
+            let busy: u32 = st.workers.values().map(|w| w.running).sum();
+            crate::metrics::jobtracker()
+                .tasks_running
+                .set(i64::from(busy));
             self.step_locked(
                 &mut st,
                 Event::Heartbeat {
@@ -93,8 +97,16 @@ impl Jobtracker {
             );
             return;
         }
+        let now = crate::protocol::unix_ms();
         let event = match outcome {
             AttemptOutcome::Succeeded { counters } => {
+                let m = crate::metrics::jobtracker();
+                m.tasks_succeeded.inc();
+                m.spills.inc_by(counters.task.spills);
+                m.shuffle_bytes.inc_by(counters.task.reduce_shuffle_bytes);
+                if let Some(job) = st.jobs.get_mut(&attempt.task.job) {
+                    job.history.succeeded(attempt, &counters, now);
+                }
                 // A stale attempt (killed, superseded, or from before a restart: unknown to this
                 // scheduler) is refused there; its counters are not kept.
                 if !st.sched.is_live(attempt) {
@@ -106,6 +118,10 @@ impl Jobtracker {
             }
             AttemptOutcome::Failed { reason } => {
                 tracing::warn!("{attempt} failed on {worker}: {reason}");
+                crate::metrics::jobtracker().tasks_failed.inc();
+                if let Some(job) = st.jobs.get_mut(&attempt.task.job) {
+                    job.history.failed(attempt, &reason, now);
+                }
                 Event::AttemptFailed { attempt, reason }
             }
         };
@@ -134,7 +150,7 @@ impl Jobtracker {
         JtResponse::MapOutputs { outputs, live }
     }
 
-    fn workers(&self) -> Vec<WorkerInfo> {
+    pub(super) fn workers(&self) -> Vec<WorkerInfo> {
         let st = self.lock();
         let timeout = Duration::from_millis(self.mapreduce.worker_timeout_ms);
         st.workers
@@ -217,6 +233,7 @@ impl Jobtracker {
             JtRequest::MapOutputs { reduce } => self.map_outputs(reduce),
             JtRequest::FetchFailure { reduce, map } => {
                 tracing::warn!("{reduce} could not fetch the output of {map}");
+                crate::metrics::jobtracker().fetch_failures.inc();
                 self.step(Event::FetchFailure { reduce, map });
                 JtResponse::Done
             }
@@ -233,7 +250,11 @@ impl Service for JtService {
     type Response = JtResponse;
 
     async fn call(&self, req: JtRequest) -> JtResponse {
-        self.0.handle(req).await
+        let started = std::time::Instant::now();
+        let method: &'static str = (&req).into();
+        let reply = self.0.handle(req).await;
+        dfs::metrics::rpc().observe(method, started);
+        reply
     }
 
     fn malformed(&self, err: &dfs::Error) -> JtResponse {
