@@ -36,8 +36,9 @@ use crate::listener::{Conn, Limits, Shutdown};
 /// Largest request head (request line plus headers) a web port reads; browsers send a few KiB.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// Content type of the Prometheus text exposition format.
-pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content type of what prometheus-client writes: the OpenMetrics text format (Prometheus's
+/// text format with `_total` counters and a closing `# EOF`), which Prometheus scrapes.
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Binds `addr` for the web pages of `what` (a daemon's name, for the error).
 pub async fn bind(what: &str, addr: &str) -> Result<TcpListener> {

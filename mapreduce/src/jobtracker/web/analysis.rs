@@ -113,7 +113,7 @@ pub fn stragglers(rows: &[AttemptRow], now_unix_ms: u64) -> Vec<Straggler> {
             running: r.state == AttemptState::Running,
         }));
     }
-    out.sort_by(|a, b| b.duration_ms.cmp(&a.duration_ms));
+    out.sort_by_key(|s| std::cmp::Reverse(s.duration_ms));
     out
 }
 

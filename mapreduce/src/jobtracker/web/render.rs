@@ -7,7 +7,7 @@ use maud::{html, Markup};
 
 use super::{JobPage, JobRow, JobsPage};
 use crate::jobtracker::history::AttemptState;
-use crate::scheduler::Locality;
+use crate::scheduler::{Locality, TaskKind};
 
 fn progress((done, running, total): (u32, u32, u32)) -> String {
     if total == 0 {
@@ -131,7 +131,7 @@ fn attempts(p: &JobPage) -> Markup {
                     td { (a.attempt) @if a.speculative { " (backup)" } }
                     (attempt_state(a.state))
                     td { (a.host) }
-                    td { (locality(a.locality)) }
+                    td { @if a.kind == TaskKind::Map { (locality(a.locality)) } }
                     td.n { "+" (started(a.start_unix_ms)) }
                     td.n { (secs(a.duration_ms(p.now_unix_ms))) }
                     td.n { (bytes(a.input_bytes)) }
