@@ -116,3 +116,77 @@ async fn metrics() -> std::result::Result<impl axum::response::IntoResponse, Inf
         crate::metrics::render(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::listener::ShutdownTrigger;
+
+    async fn server(read_timeout: Duration) -> (std::net::SocketAddr, ShutdownTrigger) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            max_connections: 8,
+            idle_timeout: Duration::from_secs(60),
+            read_timeout,
+            shutdown_grace: Duration::from_secs(1),
+        };
+        let stop = ShutdownTrigger::new();
+        let router = Router::new().route("/", get(|| async { "hello" }));
+        tokio::spawn(serve(listener, "test", limits, stop.subscribe(), router));
+        (addr, stop)
+    }
+
+    async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let _ = s.write_all(request).await;
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    // Checks G7 on a web port: bad requests get an error status and a closed connection,
+    // a silent connection is closed after the read timeout, and the server goes on serving.
+    #[tokio::test]
+    async fn bad_requests_and_silent_connections_are_refused_and_closed() {
+        let (addr, _stop) = server(Duration::from_millis(300)).await;
+        let ok = exchange(
+            addr,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(
+            ok.starts_with("HTTP/1.1 200") && ok.ends_with("hello"),
+            "{ok}"
+        );
+        let bad = exchange(addr, b"NOT HTTP AT ALL\r\n\r\n").await;
+        assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+        let mut huge = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
+        huge.resize(MAX_HEAD_BYTES * 4, b'a');
+        let big = exchange(addr, &huge).await;
+        assert!(big.is_empty() || big.starts_with("HTTP/1.1 431"), "{big}");
+        let started = Instant::now();
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf))
+            .await
+            .expect("a silent connection is closed")
+            .unwrap_or(0);
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            started.elapsed()
+        );
+        let _ = n;
+        let metrics = exchange(addr, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n").await;
+        assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+        assert!(
+            metrics.contains("application/openmetrics-text"),
+            "{metrics}"
+        );
+    }
+}

@@ -262,6 +262,15 @@ pub fn check_namenode_pages(config: &ClusterConfig, file: &str) {
         assert!(b["block"]["gen_stamp"].as_u64().is_some(), "{b}");
         assert!(!b["locations"].as_array().unwrap().is_empty(), "{b}");
     }
+    // The leader counted the namespace writes it proposed and the RPCs it answered.
+    let m = metrics(&leader);
+    assert!(
+        value(&m, "dfs_raft_proposals_total") > 0.0,
+        "{:?}",
+        m.samples
+    );
+    assert!(value(&m, "rpc_requests_total") > 0.0, "{:?}", m.samples);
+    assert!(value(&m, "dfs_heartbeats_total") > 0.0, "{:?}", m.samples);
     let fsck = get_json(&leader, "/api/fsck?path=/");
     assert_eq!(fsck["summary"]["state"], "HEALTHY", "{fsck}");
     // A path that does not exist is a 404 page, not a crash.
@@ -299,6 +308,18 @@ pub fn check_job_page(config: &ClusterConfig, job: u64, name: &str) {
     );
     assert!(dom.contains("id=\"counters\""), "{dom}");
     assert_screenshot(&url);
+    // The reduces fetched map outputs from the workers' shuffle servers, which counted them.
+    let served: f64 = config
+        .hosts
+        .iter()
+        .map(|h| {
+            value(
+                &metrics(&h.worker_web_addr()),
+                "mapreduce_shuffle_served_bytes_total",
+            )
+        })
+        .sum();
+    assert!(served > 0.0, "no shuffle bytes counted");
     assert_eq!(get(&jt, "/job/999999").status, 404);
     assert_eq!(get(&jt, "/api/job/x").status, 400);
 }

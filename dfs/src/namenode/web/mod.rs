@@ -342,11 +342,10 @@ async fn gather_fsck(nn: &NamenodeService, path: String) -> Result<Fsck, PageErr
 }
 
 async fn overview_page(State(nn): State<Nn>) -> Response {
-    let title = format!("Namenode {}", nn.config().namenodes.len());
     let data = gather_overview(&nn).await;
-    let title = data
-        .as_ref()
-        .map_or(title, |o| format!("Namenode {}", o.status.id));
+    let title = data.as_ref().map_or("Namenode".to_owned(), |o| {
+        format!("Namenode {}", o.status.id)
+    });
     html_response(&title, LINKS, data, |o| (render::overview(o), true))
 }
 
