@@ -751,6 +751,7 @@ fn always_panicking_mapper_fails_the_job_cleanly() {
         !cluster.exists("/out"),
         "a failed job leaves no output directory"
     );
+    web::check_failed_job_page(&cluster.config, 1, "task_0001_m_000000", "injected panic");
 }
 
 impl Cluster {

@@ -20,7 +20,6 @@
 
 pub mod page;
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::routing::get;
@@ -110,11 +109,11 @@ async fn serve_connection(
     }
 }
 
-async fn metrics() -> std::result::Result<impl axum::response::IntoResponse, Infallible> {
-    Ok((
+async fn metrics() -> impl axum::response::IntoResponse {
+    (
         [(axum::http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
         crate::metrics::render(),
-    ))
+    )
 }
 
 #[cfg(test)]

@@ -376,3 +376,45 @@ pub fn check_bad_input(addr: &str) {
     drop(idle);
     assert_eq!(get(addr, "/metrics").status, 200);
 }
+
+/// The page of failed job `job` names its failure, and each failed attempt of `task` with
+/// an error containing `cause` and the command that prints its logs; /metrics counted them.
+pub fn check_failed_job_page(config: &ClusterConfig, job: u64, task: &str, cause: &str) {
+    let jt = config.jobtracker_web_addr();
+    let api = get_json(&jt, &format!("/api/job/{job}"));
+    assert_eq!(api["job"]["state"], "FAILED", "{api}");
+    let failed = api["failed"].as_array().unwrap();
+    let of_task: Vec<_> = failed
+        .iter()
+        .filter(|f| {
+            f["attempt"]
+                .as_str()
+                .unwrap()
+                .starts_with(&task.replace("task_", "attempt_"))
+        })
+        .collect();
+    assert!(of_task.len() >= 2, "every retry of {task} failed: {api}");
+    for f in &of_task {
+        assert!(f["error"].as_str().unwrap().contains(cause), "{f}");
+        assert!(
+            f["logs"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("mrjob logs {job} attempt_")),
+            "{f}"
+        );
+    }
+    let page = get(&jt, &format!("/job/{job}"));
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("id=\"failed\"") && page.body.contains(cause),
+        "{}",
+        page.body
+    );
+    let m = metrics(&jt);
+    assert!(
+        value(&m, "mapreduce_tasks_failed_total") >= of_task.len() as f64,
+        "{:?}",
+        m.samples
+    );
+}
