@@ -100,18 +100,16 @@ impl Jobtracker {
         let now = crate::protocol::unix_ms();
         let event = match outcome {
             AttemptOutcome::Succeeded { counters } => {
-                let m = crate::metrics::jobtracker();
-                m.tasks_succeeded.inc();
-                m.spills.inc_by(counters.task.spills);
-                m.shuffle_bytes.inc_by(counters.task.reduce_shuffle_bytes);
-                if let Some(job) = st.jobs.get_mut(&attempt.task.job) {
-                    job.history.succeeded(attempt, &counters, now);
-                }
                 // A stale attempt (killed, superseded, or from before a restart: unknown to this
                 // scheduler) is refused there; its counters are not kept.
                 if !st.sched.is_live(attempt) {
                     tracing::info!("ignoring the late success of {attempt} on {worker}");
                 } else if let Some(job) = st.jobs.get_mut(&attempt.task.job) {
+                    let m = crate::metrics::jobtracker();
+                    m.tasks_succeeded.inc();
+                    m.spills.inc_by(counters.task.spills);
+                    m.shuffle_bytes.inc_by(counters.task.reduce_shuffle_bytes);
+                    job.history.succeeded(attempt, &counters, now);
                     job.pending.insert(attempt, counters);
                 }
                 Event::AttemptSucceeded { attempt }
