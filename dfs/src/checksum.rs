@@ -68,11 +68,14 @@ pub fn first_bad_chunk(data: &[u8], crc_bytes: &[u8]) -> Option<usize> {
 pub fn verify(data: &[u8], crc_bytes: &[u8], block: u64, replica: &str) -> Result<()> {
     match first_bad_chunk(data, crc_bytes) {
         None => Ok(()),
-        Some(chunk) => Err(Error::Corrupt {
-            block,
-            replica: replica.to_string(),
-            detail: format!("checksum mismatch in chunk {chunk}"),
-        }),
+        Some(chunk) => {
+            crate::metrics::datanode().checksum_failures.inc();
+            Err(Error::Corrupt {
+                block,
+                replica: replica.to_string(),
+                detail: format!("checksum mismatch in chunk {chunk}"),
+            })
+        }
     }
 }
 

@@ -31,6 +31,11 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Secrets;
 use crate::error::{Error, Result};
 
+mod web;
+
+use web::LOCAL_PORT_COUNT;
+pub use web::{DATANODE_HTTP_PORT, JOBTRACKER_HTTP_PORT, NAMENODE_HTTP_PORT, WORKER_HTTP_PORT};
+
 /// Environment variable that names the cluster config when `--conf` is absent.
 pub const CONF_ENV: &str = "MRJOB_CONF";
 
@@ -63,6 +68,9 @@ pub struct NamenodeConfig {
     pub raft_addr: String,
     /// Directory holding this namenode's write-ahead log and snapshots.
     pub meta_dir: PathBuf,
+    /// Address of its web pages and `/metrics`; empty means `addr`'s IP with
+    /// [`NAMENODE_HTTP_PORT`] (see [`NamenodeConfig::web_addr`]).
+    pub http_addr: String,
 }
 
 impl Default for NamenodeConfig {
@@ -72,6 +80,7 @@ impl Default for NamenodeConfig {
             addr: format!("127.0.0.1:{NAMENODE_RPC_PORT}"),
             raft_addr: format!("127.0.0.1:{NAMENODE_RAFT_PORT}"),
             meta_dir: PathBuf::from("/var/lib/dfs/namenode"),
+            http_addr: String::new(),
         }
     }
 }
@@ -96,6 +105,12 @@ pub struct HostConfig {
     pub capacity_bytes: u64,
     /// The worker's directory for map outputs, task files and the job-binary cache.
     pub work_dir: PathBuf,
+    /// Address of the datanode's `/metrics` page; empty means `addr`'s IP with
+    /// [`DATANODE_HTTP_PORT`].
+    pub http_addr: String,
+    /// Address of the worker's `/metrics` page; empty means `worker_addr`'s IP with
+    /// [`WORKER_HTTP_PORT`].
+    pub worker_http_addr: String,
 }
 
 impl Default for HostConfig {
@@ -109,6 +124,8 @@ impl Default for HostConfig {
             worker_slots: 0,
             capacity_bytes: 0,
             work_dir: PathBuf::from("/var/lib/mrjob/work"),
+            http_addr: String::new(),
+            worker_http_addr: String::new(),
         }
     }
 }
@@ -127,6 +144,9 @@ pub struct ClusterConfig {
     pub hosts: Vec<HostConfig>,
     /// The MapReduce jobtracker's address.
     pub jobtracker_addr: String,
+    /// Address of the jobtracker's web pages and `/metrics`; empty means `jobtracker_addr`'s
+    /// IP with [`JOBTRACKER_HTTP_PORT`].
+    pub jobtracker_http_addr: String,
     /// Block size for new files.
     pub block_size_bytes: u64,
     /// Default replication factor for new files.
@@ -180,6 +200,7 @@ impl Default for ClusterConfig {
             namenodes: vec![NamenodeConfig::default()],
             hosts: vec![HostConfig::default()],
             jobtracker_addr: format!("127.0.0.1:{JOBTRACKER_PORT}"),
+            jobtracker_http_addr: String::new(),
             block_size_bytes: 64 * 1024 * 1024,
             replication: 3,
             heartbeat_interval_ms: 3_000,
@@ -288,6 +309,7 @@ impl ClusterConfig {
         self.validate_namenodes()?;
         self.validate_hosts()?;
         parse_addr("jobtracker_addr", &self.jobtracker_addr)?;
+        self.validate_web_addrs()?;
         self.validate_numbers()
     }
 
@@ -447,6 +469,14 @@ pub struct LocalPorts {
     pub worker: u16,
     /// Jobtracker port.
     pub jobtracker: u16,
+    /// Namenode web port.
+    pub namenode_http: u16,
+    /// Datanode web port.
+    pub datanode_http: u16,
+    /// Worker web port.
+    pub worker_http: u16,
+    /// Jobtracker web port.
+    pub jobtracker_http: u16,
 }
 
 impl Default for LocalPorts {
@@ -457,12 +487,17 @@ impl Default for LocalPorts {
             datanode: DATANODE_PORT,
             worker: WORKER_PORT,
             jobtracker: JOBTRACKER_PORT,
+            namenode_http: NAMENODE_HTTP_PORT,
+            datanode_http: DATANODE_HTTP_PORT,
+            worker_http: WORKER_HTTP_PORT,
+            jobtracker_http: JOBTRACKER_HTTP_PORT,
         }
     }
 }
 
 impl LocalPorts {
-    /// Five consecutive ports starting at `base`.
+    /// [`LOCAL_PORT_COUNT`] consecutive ports starting at `base`: the five service ports,
+    /// then the four web ports.
     pub fn from_base(base: u16) -> Self {
         LocalPorts {
             namenode_rpc: base,
@@ -470,6 +505,10 @@ impl LocalPorts {
             datanode: base + 2,
             worker: base + 3,
             jobtracker: base + 4,
+            namenode_http: base + 5,
+            datanode_http: base + 6,
+            worker_http: base + 7,
+            jobtracker_http: base + 8,
         }
     }
 }
@@ -483,8 +522,9 @@ pub struct LocalLayout {
     /// (the default puts namenodes on 127.0.0.i and hosts on 127.0.1.j).
     #[arg(long, default_value = "127.0.0.0", value_name = "127.X.Y.0")]
     pub base_addr: Ipv4Addr,
-    /// First of five consecutive ports (namenode RPC, Raft, datanode, worker, jobtracker)
-    /// instead of the defaults (8020, 8021, 9866, 9870, 8030).
+    /// First of nine consecutive ports (namenode RPC, Raft, datanode, worker, jobtracker, then
+    /// the web ports of namenode, datanode, worker, jobtracker) instead of the defaults (8020,
+    /// 8021, 9866, 9870, 8030; 9871, 9864, 8042, 8088).
     #[arg(long, value_name = "PORT")]
     pub base_port: Option<u16>,
 }
@@ -517,10 +557,12 @@ impl LocalLayout {
             )));
         }
         match self.base_port {
-            Some(p) if p == 0 || p > u16::MAX - 4 => Err(Error::Config(format!(
-                "--base-port {p}: want 1 to {} (five consecutive ports are used)",
-                u16::MAX - 4
-            ))),
+            Some(p) if p == 0 || p > u16::MAX - (LOCAL_PORT_COUNT - 1) => {
+                Err(Error::Config(format!(
+                    "--base-port {p}: want 1 to {} ({LOCAL_PORT_COUNT} consecutive ports are used)",
+                    u16::MAX - (LOCAL_PORT_COUNT - 1)
+                )))
+            }
             _ => Ok(()),
         }
     }
@@ -572,6 +614,7 @@ pub fn local_config_in(
             addr: format!("{}:{}", layout.addr(0, i), ports.namenode_rpc),
             raft_addr: format!("{}:{}", layout.addr(0, i), ports.namenode_raft),
             meta_dir: dir.join(format!("nn{i}")),
+            http_addr: format!("{}:{}", layout.addr(0, i), ports.namenode_http),
         })
         .collect();
     let hosts = (1..=hosts)
@@ -584,6 +627,8 @@ pub fn local_config_in(
             worker_slots: local_worker_slots(hosts),
             capacity_bytes: 0,
             work_dir: dir.join(format!("host{j}")).join("work"),
+            http_addr: format!("{}:{}", layout.addr(1, j), ports.datanode_http),
+            worker_http_addr: format!("{}:{}", layout.addr(1, j), ports.worker_http),
         })
         .collect();
     ClusterConfig {
@@ -593,6 +638,7 @@ pub fn local_config_in(
         jobtracker_addr: format!("{}:{}", layout.addr(0, 1), ports.jobtracker),
         key_file: dir.join(DEFAULT_KEY_FILE),
         secrets: Secrets::generated(),
+        jobtracker_http_addr: format!("{}:{}", layout.addr(0, 1), ports.jobtracker_http),
         ..ClusterConfig::default()
     }
 }
@@ -771,7 +817,8 @@ fn parse_ip(flag: &str, text: &str) -> Result<IpAddr> {
 /// A cluster of separate machines with the default ports: namenode i (ids from 1) at
 /// `IP:8020` (Raft `IP:8021`) keeping its log in `STATE/namenode`; each host's datanode at
 /// `IP:9866` with blocks in `STATE/data` and its worker at `IP:9870` working in `STATE/work`;
-/// the jobtracker at `IP:8030`. Every other key keeps its default. Every machine can use the
+/// the jobtracker at `IP:8030`; the web pages on the default web ports (namenode 9871, datanode
+/// 9864, worker 8042, jobtracker 8088). Every other key keeps its default. Every machine can use the
 /// same file: each daemon picks its own entry by `--id` or `--host`.
 ///
 /// Fails with a one-line [`Error::Config`] on input that cannot make a working cluster (see
@@ -789,6 +836,7 @@ pub fn hosts_config(spec: &HostsSpec) -> Result<ClusterConfig> {
             meta_dir: spec
                 .state_dir_of(&format!("namenode-{id}"))
                 .join("namenode"),
+            http_addr: SocketAddr::new(*ip, NAMENODE_HTTP_PORT).to_string(),
         })
         .collect();
     let hosts = spec
@@ -806,6 +854,8 @@ pub fn hosts_config(spec: &HostsSpec) -> Result<ClusterConfig> {
                 worker_slots: 0,
                 capacity_bytes: 0,
                 work_dir: state.join("work"),
+                http_addr: SocketAddr::new(h.ip, DATANODE_HTTP_PORT).to_string(),
+                worker_http_addr: SocketAddr::new(h.ip, WORKER_HTTP_PORT).to_string(),
             }
         })
         .collect();
@@ -816,6 +866,7 @@ pub fn hosts_config(spec: &HostsSpec) -> Result<ClusterConfig> {
         // Beside cluster.toml wherever it is copied (the Vagrantfile copies both).
         key_file: PathBuf::from(DEFAULT_KEY_FILE),
         secrets: Secrets::generated(),
+        jobtracker_http_addr: SocketAddr::new(spec.jobtracker, JOBTRACKER_HTTP_PORT).to_string(),
         ..ClusterConfig::default()
     };
     config.validate()?;

@@ -85,6 +85,16 @@ pub async fn run(mut config: ClusterConfig, host: &str) -> Result<()> {
     let stop = ShutdownTrigger::new();
     let gate = Gate::Authenticate(authority);
     let transfers = tokio::spawn(server.clone().serve(listener, gate, stop.subscribe()));
+    crate::metrics::datanode();
+    // The datanode's web port has /metrics only: its state is on the namenode's pages.
+    let web = crate::http::start(
+        "datanode",
+        &host_cfg.datanode_web_addr(),
+        crate::listener::Limits::from_config(&config),
+        stop.subscribe(),
+        axum::Router::new(),
+    )
+    .await?;
     tracing::info!(host, addr = %host_cfg.addr, "datanode serving");
     let dn = Arc::new(Datanode {
         namenodes: NamenodeClient::new(&config),
@@ -107,7 +117,7 @@ pub async fn run(mut config: ClusterConfig, host: &str) -> Result<()> {
     // Store events keep flowing to the namenodes while the transfers in hand finish.
     tokio::select! {
         () = fan_out(events_rx, queues) => {}
-        () = stop_on_signal(stop, vec![transfers]) => tracing::info!(host, "datanode stopped"),
+        () = stop_on_signal(stop, vec![transfers, web]) => tracing::info!(host, "datanode stopped"),
     }
     Ok(())
 }

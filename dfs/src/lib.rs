@@ -39,6 +39,9 @@
 //! - [`local_cluster`]: `dfs cluster start|stop` and the daemon process control behind it.
 //! - [`units`]: sizes with units: the workspace's one size parser, and human-readable sizes.
 //! - [`lock`]: the one policy for poisoned locks (the process ends), and the helpers that apply it.
+//! - [`http`]: every daemon's read-only web port (axum on hyper, through [`listener`]): pages,
+//!   their JSON twins, `/metrics`; `http::page` is the common HTML frame.
+//! - [`metrics`]: the process's Prometheus registry and the dfs daemons' metrics.
 #![deny(missing_docs)]
 
 pub mod auth;
@@ -50,9 +53,11 @@ pub mod datanode;
 pub mod durable;
 pub mod error;
 pub mod frame;
+pub mod http;
 pub mod listener;
 pub mod local_cluster;
 pub mod lock;
+pub mod metrics;
 pub mod namenode;
 pub mod path;
 pub mod power_loss;

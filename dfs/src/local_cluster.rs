@@ -184,12 +184,20 @@ async fn cluster_start(
         started.stop();
         return Err(e);
     }
+    print_web_pages(&config);
     eprintln!(
         "cluster is up: export {}={}",
         config::CONF_ENV,
         conf_path.display()
     );
     Ok(())
+}
+
+/// Prints where the namenodes' web pages are (each shows its Raft role and links the leader).
+pub fn print_web_pages(config: &ClusterConfig) {
+    for nn in &config.namenodes {
+        eprintln!("namenode {} web page: http://{}/", nn.id, nn.web_addr());
+    }
 }
 
 /// Says that every daemon of the cluster in `dir` already runs (a second `cluster start`).
@@ -220,7 +228,7 @@ impl Daemon {
         Daemon {
             name: format!("nn{}", nn.id),
             args: vec![cmd.into(), "--id".into(), nn.id.to_string()],
-            listens: vec![nn.addr.clone(), nn.raft_addr.clone()],
+            listens: vec![nn.addr.clone(), nn.raft_addr.clone(), nn.web_addr()],
         }
     }
 
@@ -229,7 +237,7 @@ impl Daemon {
         Daemon {
             name,
             args: vec![cmd.into(), "--host".into(), h.name.clone()],
-            listens: vec![h.addr.clone()],
+            listens: vec![h.addr.clone(), h.datanode_web_addr()],
         }
     }
 }

@@ -267,9 +267,47 @@ pub struct FsckBlock {
     pub corrupt: Vec<String>,
 }
 
+/// What fsck says about one block: the one rule `dfs fsck` and the namenode's pages share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlockHealth {
+    /// At least `replication` live good replicas.
+    Ok,
+    /// Some live good replicas, fewer than the file's replication.
+    UnderReplicated,
+    /// Live good replicas, and a corrupt one besides.
+    CorruptReplica,
+    /// No live good replica: the block cannot be read.
+    Missing,
+}
+
+impl BlockHealth {
+    /// The health of `block` of a file with this `replication`.
+    pub fn of(block: &FsckBlock, replication: u32) -> BlockHealth {
+        if block.live.is_empty() {
+            BlockHealth::Missing
+        } else if !block.corrupt.is_empty() {
+            BlockHealth::CorruptReplica
+        } else if block.live.len() < replication as usize {
+            BlockHealth::UnderReplicated
+        } else {
+            BlockHealth::Ok
+        }
+    }
+
+    /// The word `dfs fsck` prints.
+    pub fn word(self) -> &'static str {
+        match self {
+            BlockHealth::Ok => "OK",
+            BlockHealth::UnderReplicated => "UNDER-REPLICATED",
+            BlockHealth::CorruptReplica => "CORRUPT-REPLICA",
+            BlockHealth::Missing => "MISSING",
+        }
+    }
+}
+
 /// Every call a namenode answers. Non-idempotent ones are marked; the RPC client gives them a
 /// [`CallId`] so the namenode applies a retried call once and returns the first result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 pub enum Request {
     // ----- client metadata calls -----
     /// Create a directory and missing parents (idempotent) → `Done`.

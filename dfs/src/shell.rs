@@ -709,14 +709,14 @@ impl Shell {
     async fn report(&self) -> Result<()> {
         println!("namenodes:");
         for (id, status) in self.client.namenode_statuses().await {
-            let addr = self
+            let (addr, web) = self
                 .config
                 .namenode(id)
-                .map(|n| n.addr.clone())
+                .map(|n| (n.addr.clone(), n.web_addr()))
                 .unwrap_or_default();
             match status {
                 Ok(s) => println!(
-                    "  {id} {addr:<22} {:<12} term {} leader {} commit {} applied {} snapshot {} inodes {}",
+                    "  {id} {addr:<22} {:<12} term {} leader {} commit {} applied {} snapshot {} inodes {} web http://{web}/",
                     format!("{:?}", s.role),
                     s.term,
                     s.leader_id,
@@ -737,8 +737,13 @@ impl Shell {
             } else {
                 format!("{:.1}s ago", d.last_heartbeat_ago_ms as f64 / 1000.0)
             };
+            let web = self
+                .config
+                .host(&d.node.host)
+                .map(|h| format!(" metrics http://{}/metrics", h.datanode_web_addr()))
+                .unwrap_or_default();
             println!(
-                "  {:<10} {:<22} {:<8} {:<4} capacity {} used {} remaining {} blocks {} transfers {} heartbeat {seen}",
+                "  {:<10} {:<22} {:<8} {:<4} capacity {} used {} remaining {} blocks {} transfers {} heartbeat {seen}{web}",
                 d.node.host,
                 d.node.addr,
                 d.node.rack,

@@ -23,7 +23,8 @@ static SLOT: AtomicU16 = AtomicU16::new(0);
 fn port_base() -> u16 {
     let slot = SLOT.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id() as u16;
-    61_000 + (pid.wrapping_mul(37).wrapping_add(slot.wrapping_mul(5))) % 4_000
+    // Slots ten apart: a local layout takes nine consecutive ports (five service, four web).
+    61_000 + (pid.wrapping_mul(37).wrapping_add(slot.wrapping_mul(10))) % 4_000
 }
 
 fn seed() -> u64 {

@@ -8,6 +8,7 @@
 
 mod common;
 mod security;
+mod web;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -310,7 +311,13 @@ fn every_example_job_matches_local_mode() {
     let work = tempfile::tempdir().unwrap();
     let input = corpus(work.path(), "every_example_job_matches_local_mode");
     let cluster = Cluster::start(4, "", |_| {});
+    let written_before = web::datanode_bytes_written(&cluster.config);
+    let tasks_before = web::tasks_succeeded(&cluster.config);
     cluster.put(&input, "/in");
+    // The datanodes' /metrics count every replica's bytes.
+    let written = web::datanode_bytes_written(&cluster.config) - written_before;
+    let want = tree_bytes(&input) * u64::from(cluster.config.replication);
+    assert!(written >= want as f64, "{written} bytes written for {want}");
     // G7: garbage and oversized frames to the jobtracker and a shuffle server harm nothing;
     // the jobs below still run.
     send_garbage(&cluster.config.jobtracker_addr);
@@ -436,6 +443,35 @@ fn every_example_job_matches_local_mode() {
         "{:?}: {stderr}",
         out.status
     );
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("/job/1"),
+        "mrjob status names the job's page"
+    );
+
+    // The web pages of this cluster and its finished jobs; /metrics counted every task.
+    let web_started = Instant::now();
+    let tasks = web::tasks_succeeded(&cluster.config) - tasks_before;
+    assert!(tasks >= (maps + 3) as f64, "{tasks} tasks succeeded");
+    web::check_namenode_pages(&cluster.config, "/in/plain.txt");
+    web::check_job_page(&cluster.config, 1, "wordcount");
+    web::check_bad_input(&cluster.config.jobtracker_web_addr());
+    web::check_bad_input(&cluster.config.namenodes[0].web_addr());
+    eprintln!("web page checks took {:?}", web_started.elapsed());
+}
+
+/// Bytes of the files under `dir`.
+fn tree_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                tree_bytes(&p)
+            } else {
+                std::fs::metadata(&p).unwrap().len()
+            }
+        })
+        .sum()
 }
 
 /// On dfs: a pattern over directories holding a gzip file that spans several blocks (read
@@ -766,6 +802,7 @@ fn always_panicking_mapper_fails_the_job_cleanly() {
         !cluster.exists("/out"),
         "a failed job leaves no output directory"
     );
+    web::check_failed_job_page(&cluster.config, 1, "task_0001_m_000000", "injected panic");
 }
 
 impl Cluster {

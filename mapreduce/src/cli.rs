@@ -349,6 +349,13 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
             run_daemon(daemon_runtime()?, dfs::datanode::run(config.cluster, &host))
                 .map_err(|e| dfs_error(format_args!("datanode {host}"), e))?;
         }
+        AdminCommand::Status { job: Some(id) } => {
+            let config = load_config(conf)?;
+            let web = config.cluster.jobtracker_web_addr();
+            let client = ClusterClient::new(config)?;
+            print_job(&client.status(id)?);
+            println!("web page: http://{web}/job/{id}");
+        }
         AdminCommand::Properties => print!("{}", crate::properties::describe()),
         AdminCommand::Status { .. }
         | AdminCommand::List

@@ -97,15 +97,16 @@ impl Counters {
     }
 }
 
-impl fmt::Display for Counters {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Counters {
+    /// Every counter as `(group, name, value)`, in the order `Display` prints them: the job
+    /// counters, the framework's, the file system's, then user groups by name.
+    pub fn rows(&self) -> Vec<(&str, &str, u64)> {
         let t = &self.task;
-        writeln!(f, "Counters:")?;
-        writeln!(f, "  Job Counters")?;
-        writeln!(f, "    Launched map tasks={}", self.map_tasks)?;
-        writeln!(f, "    Launched reduce tasks={}", self.reduce_tasks)?;
-        writeln!(f, "  Map-Reduce Framework")?;
-        let rows = [
+        let mut out = vec![
+            ("Job Counters", "Launched map tasks", self.map_tasks),
+            ("Job Counters", "Launched reduce tasks", self.reduce_tasks),
+        ];
+        let framework = [
             ("Map input records", t.map_input_records),
             ("Map input bytes", t.map_input_bytes),
             ("Map output records", t.map_output_records),
@@ -119,14 +120,23 @@ impl fmt::Display for Counters {
             ("Reduce input records", t.reduce_input_records),
             ("Output records", t.output_records),
         ];
-        for (name, v) in rows {
-            writeln!(f, "    {name}={v}")?;
-        }
-        writeln!(f, "  File System Counters")?;
-        writeln!(f, "    Bytes read={}", t.map_input_bytes)?;
-        writeln!(f, "    Bytes written={}", t.output_bytes)?;
+        out.extend(framework.map(|(n, v)| ("Map-Reduce Framework", n, v)));
+        out.push(("File System Counters", "Bytes read", t.map_input_bytes));
+        out.push(("File System Counters", "Bytes written", t.output_bytes));
+        out.extend(
+            self.user
+                .iter()
+                .map(|((g, n), v)| (g.as_str(), n.as_str(), *v)),
+        );
+        out
+    }
+}
+
+impl fmt::Display for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Counters:")?;
         let mut group = None;
-        for ((g, n), v) in &self.user {
+        for (g, n, v) in self.rows() {
             if group != Some(g) {
                 writeln!(f, "  {g}")?;
                 group = Some(g);

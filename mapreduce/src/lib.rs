@@ -39,7 +39,7 @@
 //! - Cluster runtime: [`protocol`] (messages), [`scheduler`] (the pure scheduling state
 //!   machine, in rooms: ids, events and actions, config, the job table, assignment, failure
 //!   handling), [`jobtracker`] (its daemon: `admit` submissions, `commit` tasks and jobs,
-//!   `recovery` after a restart, `rpc`), [`job_store`] (job records in dfs that a
+//!   `recovery` after a restart, `rpc`, `history` of every attempt, `web` pages), [`job_store`] (job records in dfs that a
 //!   restarted jobtracker resumes from), [`worker`] (task slots, child processes),
 //!   [`task_process`] (one attempt in a child), [`shuffle`] (`server` of map outputs, and
 //!   `fetch`, the reduce's fetch loop),
@@ -56,6 +56,7 @@
 //! - [`cli`]: command-line pieces shared by job binaries, including the cluster commands;
 //!   [`logging`]: log setup for every process a job binary becomes.
 //! - [`error`]: the crate's one error type, and the one mapping of dfs errors into it.
+//! - [`metrics`]: the jobtracker's and workers' Prometheus metrics (on `/metrics`).
 #![deny(missing_docs)]
 
 pub mod cli;
@@ -83,6 +84,7 @@ pub mod jobtracker;
 pub mod logging;
 pub mod map_task;
 pub mod merge;
+pub mod metrics;
 pub mod output;
 pub mod progress;
 pub mod properties;

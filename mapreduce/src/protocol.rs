@@ -229,7 +229,7 @@ pub struct WorkerInfo {
 }
 
 /// Requests to the jobtracker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 pub enum JtRequest {
     /// Submit a job → `Submitted`.
     Submit(Box<JobSpec>),

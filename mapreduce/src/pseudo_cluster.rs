@@ -70,6 +70,11 @@ pub fn start(dir: &Path, hosts: usize, layout: &LocalLayout, wait: Duration) -> 
         started.stop();
         return Err(e);
     }
+    local_cluster::print_web_pages(&config.cluster);
+    eprintln!(
+        "jobtracker web page: http://{}/",
+        config.cluster.jobtracker_web_addr()
+    );
     eprintln!(
         "cluster is up: export {}={}",
         config::CONF_ENV,
@@ -92,13 +97,16 @@ fn daemons(cluster: &ClusterConfig) -> Vec<Daemon> {
         all.push(Daemon {
             name: format!("worker-{}", h.name),
             args: vec![daemon_args::WORKER.into(), "--host".into(), h.name.clone()],
-            listens: vec![h.worker_addr.clone()],
+            listens: vec![h.worker_addr.clone(), h.worker_web_addr()],
         });
     }
     all.push(Daemon {
         name: "jobtracker".into(),
         args: vec![daemon_args::JOBTRACKER.into()],
-        listens: vec![cluster.jobtracker_addr.clone()],
+        listens: vec![
+            cluster.jobtracker_addr.clone(),
+            cluster.jobtracker_web_addr(),
+        ],
     });
     all
 }

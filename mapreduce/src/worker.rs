@@ -97,6 +97,16 @@ impl Worker {
                 )
             })?;
         let stop = ShutdownTrigger::new();
+        crate::metrics::worker();
+        // The worker's web port has /metrics only: its tasks are on the jobtracker's pages.
+        let web = dfs::http::start(
+            "worker",
+            &h.worker_web_addr(),
+            Limits::from_config(&config),
+            stop.subscribe(),
+            axum::Router::new(),
+        )
+        .await?;
         let shuffle = tokio::spawn(crate::shuffle::server::serve(
             listener,
             work_dir.clone(),
@@ -129,7 +139,7 @@ impl Worker {
         // it (their child processes are killed on drop) and the jobtracker re-runs them.
         tokio::select! {
             () = w.heartbeat_loop() => {}
-            () = stop_on_signal(stop, vec![shuffle]) => tracing::info!("worker stopped"),
+            () = stop_on_signal(stop, vec![shuffle, web]) => tracing::info!("worker stopped"),
         }
         Ok(())
     }
@@ -172,6 +182,9 @@ impl Worker {
                 .filter(|(_, r)| r.kill.is_some())
                 .map(|(a, r)| (*a, read_progress(&r.dir)))
                 .collect();
+            crate::metrics::worker()
+                .tasks_running
+                .set(running.len() as i64);
             let req = JtRequest::Heartbeat {
                 worker: self.host.clone(),
                 slots: self.slots,
@@ -214,6 +227,7 @@ impl Worker {
                         kill: Some(tx),
                     },
                 );
+                crate::metrics::worker().tasks_started.inc();
                 tokio::spawn(async move { self.run_attempt(*spec, dir, rx).await });
             }
             WorkerCommand::Kill { attempt } => self.kill(|a| *a == attempt),

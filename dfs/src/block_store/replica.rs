@@ -205,6 +205,7 @@ impl ReplicaFiles {
             )
             .map_err(|e| corrupt(format!("sidecar unreadable: {e}")))?;
         if let Some(bad) = checksum::first_bad_chunk(&data, &crcs) {
+            crate::metrics::datanode().checksum_failures.inc();
             return Err(corrupt(format!(
                 "checksum mismatch in chunk {}",
                 first_chunk + bad as u64

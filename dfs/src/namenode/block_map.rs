@@ -257,6 +257,7 @@ impl BlockMap {
             .insert(block.id, now_ms + retry_after_ms);
         let targets = self.refs(targets);
         self.push_command(source, DatanodeCommand::Replicate { block, targets });
+        crate::metrics::namenode().rereplications_queued.inc();
         true
     }
 
@@ -559,6 +560,7 @@ impl BlockMap {
                         .insert(block.id, now_ms + retry_after_ms);
                     let targets = self.refs(&targets);
                     self.push_command(&source, DatanodeCommand::Replicate { block, targets });
+                    crate::metrics::namenode().rereplications_queued.inc();
                 }
                 Action::Delete { host, block } => self.delete_replica(&host, block),
             }

@@ -18,6 +18,7 @@
 //! - [`transport`]: Raft messages between namenodes (protobuf bytes in frames).
 //! - [`server`]: the RPC service, and [`run`] to start a namenode.
 //! - [`lease_recovery`]: the leader's periodic duties: replication check and lease recovery.
+//! - [`web`]: the namenode's read-only web pages and their JSON twins (`render`: the HTML).
 
 pub mod batch;
 pub mod block_map;
@@ -31,6 +32,7 @@ pub mod raft_guard;
 pub mod server;
 pub mod storage;
 pub mod transport;
+pub mod web;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -175,6 +175,7 @@ impl RaftHandle {
 
     /// Proposes `entry` and waits until it is committed, fsynced and applied.
     pub async fn propose(&self, entry: Entry) -> Result<Outcome> {
+        crate::metrics::namenode().raft_proposals.inc();
         let (reply, rx) = oneshot::channel();
         self.send(DriverMsg::Propose { entry, reply }).await?;
         let result = rx
@@ -679,8 +680,14 @@ impl<S: MessageSink> Driver<S> {
         let upto = d.wanted;
         d.started = upto;
         self.shared.wal_syncs.fetch_add(1, Ordering::Relaxed);
-        d.in_flight
-            .spawn_blocking(move || file.sync_data().map(|()| upto));
+        d.in_flight.spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let synced = file.sync_data();
+            crate::metrics::namenode()
+                .fsync_seconds
+                .observe(started.elapsed().as_secs_f64());
+            synced.map(|()| upto)
+        });
         Ok(())
     }
 

@@ -37,6 +37,10 @@ use crate::rpc::{malformed_reply, serve, ServerLimits, Service};
 /// Most files one `fsck` reports.
 pub const MAX_FSCK_FILES: usize = 100_000;
 
+/// Who the web pages act as: nobody in particular (Hadoop's static web user), so a page
+/// shows only what the file permissions let anyone see.
+pub const WEB_USER: &str = "dr.who";
+
 /// Answers client and datanode calls on the namenode's RPC port.
 pub struct NamenodeService {
     shared: Arc<Shared>,
@@ -60,10 +64,13 @@ impl Service for NamenodeService {
     type Response = ResponseFrame;
 
     async fn call(&self, caller: &Principal, req: RequestFrame) -> ResponseFrame {
+        let started = std::time::Instant::now();
+        let method: &'static str = (&req.body).into();
         let result = self
             .handle(caller, req.call, req.body)
             .await
             .map(|resp| self.with_block_tokens(resp));
+        crate::metrics::rpc().observe(method, started);
         ResponseFrame {
             request_id: req.request_id,
             result: result.map_err(|e| WireError::from(&e)),
@@ -146,6 +153,32 @@ impl NamenodeService {
     fn renew(&self, client: &str) {
         let now = self.shared.now_ms();
         crate::lock::lock(&self.shared.leases).insert(client.to_string(), now);
+    }
+
+    /// Answers a read-only request for the web pages (as [`WEB_USER`]), in process: the same
+    /// answer an RPC
+    /// would get. Anything that could change the namespace or the block map is refused, so no
+    /// page can change the cluster.
+    pub(crate) async fn read_only(&self, body: Request) -> Result<Response> {
+        match body {
+            Request::Stat { .. }
+            | Request::List { .. }
+            | Request::Du { .. }
+            | Request::GetBlockLocations { .. }
+            | Request::Fsck { .. } => self.handle_namespace(None, body).await,
+            Request::DatanodeReport | Request::Status => {
+                self.handle_datanode(&Principal::User(WEB_USER.into()), body)
+            }
+            other => Err(Error::Malformed(format!(
+                "{} is not a read-only request",
+                <&'static str>::from(&other)
+            ))),
+        }
+    }
+
+    /// The cluster config this namenode runs with.
+    pub(crate) fn config(&self) -> &ClusterConfig {
+        &self.config
     }
 
     /// Dispatches a request to the handler of its group: a writer's calls on the file it holds
@@ -474,6 +507,7 @@ impl NamenodeService {
     }
 
     fn heartbeat(&self, host: &str, usage: crate::protocol::DatanodeUsage) -> HeartbeatReply {
+        crate::metrics::namenode().heartbeats.inc();
         let now = self.shared.now_ms();
         let leader = self.shared.check_leader().is_ok();
         let mut map = self.shared.block_map();
@@ -789,6 +823,17 @@ pub async fn run(mut config: ClusterConfig, id: u64) -> Result<()> {
         config: config.clone(),
         recovering: recovering.clone(),
     });
+    let web = crate::namenode::web::router(service.clone());
+    let web_server = crate::http::start(
+        "namenode",
+        &me.web_addr(),
+        limits.listener,
+        stop.subscribe(),
+        web,
+    )
+    .await?;
+    crate::metrics::rpc();
+    crate::metrics::namenode();
     let rpc_server = tokio::spawn(serve(
         rpc_listener,
         limits,
@@ -807,7 +852,7 @@ pub async fn run(mut config: ClusterConfig, id: u64) -> Result<()> {
     // be committed and answered.
     tokio::select! {
         result = driver.run() => result,
-        () = stop_on_signal(stop, vec![rpc_server, raft_server]) => {
+        () = stop_on_signal(stop, vec![rpc_server, raft_server, web_server]) => {
             tracing::info!("namenode {id}: stopped");
             Ok(())
         }

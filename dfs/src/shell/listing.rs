@@ -1,6 +1,6 @@
 //! How the shell prints what the namenode answers: `ls` lines, times, `fsck` lines.
 
-use crate::protocol::{FileKind, FileStatus, FsckFile};
+use crate::protocol::{BlockHealth, FileKind, FileStatus, FsckFile};
 use crate::units::SizeFormat;
 
 /// Counts over an fsck run, for its summary line.
@@ -17,18 +17,14 @@ pub(super) fn fsck_lines(f: &FsckFile, all_blocks: bool, totals: &mut FsckTotals
     let mut bad = 0;
     for (i, b) in f.blocks.iter().enumerate() {
         totals.blocks += 1;
-        let state = if b.live.is_empty() {
-            totals.missing += 1;
-            "MISSING"
-        } else if !b.corrupt.is_empty() {
-            totals.corrupt += 1;
-            "CORRUPT-REPLICA"
-        } else if b.live.len() < f.replication as usize {
-            totals.under += 1;
-            "UNDER-REPLICATED"
-        } else {
-            "OK"
-        };
+        let health = BlockHealth::of(b, f.replication);
+        match health {
+            BlockHealth::Missing => totals.missing += 1,
+            BlockHealth::CorruptReplica => totals.corrupt += 1,
+            BlockHealth::UnderReplicated => totals.under += 1,
+            BlockHealth::Ok => {}
+        }
+        let state = health.word();
         if state != "OK" {
             bad += 1;
         }

@@ -168,6 +168,9 @@ impl Handler<'_> {
         if let Err(e) = w.append(&packet.data, &packet.crcs) {
             return local(e);
         }
+        crate::metrics::datanode()
+            .bytes_written
+            .inc_by(packet.data.len() as u64);
         if let Some(behind) = w.write_behind(BACKGROUND_SYNC_BYTES) {
             tokio::task::spawn_blocking(move || behind.run());
         }

@@ -73,6 +73,9 @@ impl Handler<'_> {
                 Err(e) => return self.read_failed(&mut w, replica, e).await,
             };
             pos = chunks.offset + chunks.data.len() as u64;
+            crate::metrics::datanode()
+                .bytes_read
+                .inc_by(chunks.data.len() as u64);
             if pos < end {
                 next = Some(read_step(pos));
             }

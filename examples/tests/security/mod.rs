@@ -316,7 +316,11 @@ pub fn replayed_handshakes_are_refused(fs: &DfsFs, config: &ClusterConfig) {
         fs.block_on(write_frame(&mut replay, &mkdirs)).unwrap();
         let back = raw(&addr, &replay);
         // A challenge (~70 bytes) and a refusal: never an RPC reply.
-        assert!(back.len() < 300, "{name} answered a replayed handshake with {} bytes", back.len());
+        assert!(
+            back.len() < 300,
+            "{name} answered a replayed handshake with {} bytes",
+            back.len()
+        );
         let text = String::from_utf8_lossy(&back);
         assert!(text.contains("wrong key"), "{name}: {text:?}");
     }

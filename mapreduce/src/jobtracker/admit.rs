@@ -108,6 +108,7 @@ impl Jobtracker {
         );
         let mut st = self.lock();
         st.jobs.insert(id, entry);
+        crate::metrics::jobtracker().jobs_submitted.inc();
         self.step_locked(
             &mut st,
             Event::SubmitJob {

@@ -82,6 +82,8 @@ impl Jobtracker {
             return;
         };
         measure_run(entry);
+        entry.attempt_rows.job_ended(crate::protocol::unix_ms());
+        crate::metrics::jobtracker().jobs_finished.inc();
         let output = entry.spec.output.clone();
         let workers: Vec<String> = st.workers.keys().cloned().collect();
         for w in workers {

@@ -10,6 +10,9 @@
 //! - [`commit`]: task commits and job ends, the commit protocol (G6).
 //! - [`recovery`]: a restarted jobtracker resuming from the job records (G6).
 //! - [`rpc`]: the RPC service: requests in, replies out.
+//! - [`history`]: every attempt of a job as it went (host, times, end, bytes), for the pages.
+//! - [`web`]: the read-only web pages (jobs, a job's tasks and attempts, timeline, counters,
+//!   skew) and their JSON twins.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,12 +42,15 @@ use crate::scheduler::{
 };
 
 use self::commit::attempt_dir;
+use self::history::History;
 use self::rpc::JtService;
 
 pub mod admit;
 pub mod commit;
+pub mod history;
 pub mod recovery;
 pub mod rpc;
+pub mod web;
 
 /// How long a task's token is good for: longer than any attempt runs (a task that outlives
 /// it can no longer reach the cluster, and fails as any attempt that loses its connections).
@@ -92,6 +98,8 @@ struct JobEntry {
     ended: Option<Box<JobInfo>>,
     /// Its events and attempts, for `mrjob why` and `mrjob logs`.
     history: JobHistory,
+    /// Every attempt launched in this process, with its bytes and error, for the job page.
+    attempt_rows: History,
 }
 
 impl JobEntry {
@@ -115,6 +123,7 @@ impl JobEntry {
             runs,
             ended: None,
             history: JobHistory::default(),
+            attempt_rows: History::default(),
         }
     }
 
@@ -227,8 +236,12 @@ impl Jobtracker {
             .map_err(|e| Error::io(format!("binding the jobtracker to {addr}"), e))?;
         let mut limits = ServerLimits::from_config(&config.cluster);
         limits.frame_limit_bytes = CONTROL_FRAME_LIMIT_BYTES;
+        let web_addr = config.cluster.jobtracker_web_addr();
+        let web_listener = dfs::http::bind("jobtracker", &web_addr).await?;
         let jt = Jobtracker::new(config)?;
         let gate = Gate::Authenticate(jt.authority.clone());
+        crate::metrics::jobtracker();
+        dfs::metrics::rpc();
         // Calls wait in the listen backlog meanwhile: a submitter or worker sees a jobtracker
         // that does not answer yet, and retries.
         jt.recover().await;
@@ -252,6 +265,14 @@ impl Jobtracker {
         });
         tracing::info!("jobtracker serving on {addr}");
         let stop = ShutdownTrigger::new();
+        let web = tokio::spawn(dfs::http::serve(
+            web_listener,
+            "jobtracker web",
+            limits.listener,
+            stop.subscribe(),
+            web::router(jt.clone()),
+        ));
+        tracing::info!("jobtracker web pages on http://{web_addr}/");
         let server = tokio::spawn(serve(
             listener,
             limits,
@@ -259,7 +280,7 @@ impl Jobtracker {
             Arc::new(JtService(jt)),
             stop.subscribe(),
         ));
-        stop_on_signal(stop, vec![server]).await;
+        stop_on_signal(stop, vec![server, web]).await;
         tracing::info!("jobtracker stopped");
         Ok(())
     }
@@ -318,6 +339,7 @@ impl Jobtracker {
                 tracing::info!("killing {attempt} on {worker}");
                 if let Some(job) = st.jobs.get_mut(&attempt.task.job) {
                     job.history.ended(attempt, AttemptEnd::Killed, unix_ms());
+                    job.attempt_rows.killed(attempt, unix_ms());
                 }
                 self.send(st, &worker, WorkerCommand::Kill { attempt });
             }
@@ -369,6 +391,10 @@ impl Jobtracker {
             ended_unix_ms: None,
             end: AttemptEnd::Running,
         });
+        job.attempt_rows
+            .launched(attempt, &worker, locality, unix_ms());
+        crate::metrics::jobtracker().tasks_launched.inc();
+        let job = &*job;
         let work = match attempt.task.kind {
             TaskKind::Map => TaskWork::Map {
                 split: job.splits[attempt.task.index as usize].clone(),

@@ -45,6 +45,10 @@ impl Jobtracker {
                     running: running.len() as u32,
                 },
             );
+            let busy: u32 = st.workers.values().map(|w| w.running).sum();
+            crate::metrics::jobtracker()
+                .tasks_running
+                .set(i64::from(busy));
             self.step_locked(
                 &mut st,
                 Event::Heartbeat {
@@ -95,6 +99,7 @@ impl Jobtracker {
             );
             return;
         }
+        let now = crate::protocol::unix_ms();
         let event = match outcome {
             AttemptOutcome::Succeeded { counters } => {
                 // A stale attempt (killed, superseded, or from before a restart: unknown to this
@@ -102,6 +107,11 @@ impl Jobtracker {
                 if !st.sched.is_live(attempt) {
                     tracing::info!("ignoring the late success of {attempt} on {worker}");
                 } else if let Some(job) = st.jobs.get_mut(&attempt.task.job) {
+                    let m = crate::metrics::jobtracker();
+                    m.tasks_succeeded.inc();
+                    m.spills.inc_by(counters.task.spills);
+                    m.shuffle_bytes.inc_by(counters.task.reduce_shuffle_bytes);
+                    job.attempt_rows.succeeded(attempt, &counters, now);
                     job.pending.insert(attempt, counters);
                     job.history
                         .ended(attempt, AttemptEnd::Succeeded, crate::protocol::unix_ms());
@@ -110,6 +120,10 @@ impl Jobtracker {
             }
             AttemptOutcome::Failed { reason } => {
                 tracing::warn!("{attempt} failed on {worker}: {reason}");
+                crate::metrics::jobtracker().tasks_failed.inc();
+                if let Some(job) = st.jobs.get_mut(&attempt.task.job) {
+                    job.attempt_rows.failed(attempt, &reason, now);
+                }
                 Event::AttemptFailed { attempt, reason }
             }
         };
@@ -138,7 +152,7 @@ impl Jobtracker {
         JtResponse::MapOutputs { outputs, live }
     }
 
-    fn workers(&self) -> Vec<WorkerInfo> {
+    pub(super) fn workers(&self) -> Vec<WorkerInfo> {
         let st = self.lock();
         let timeout = Duration::from_millis(self.mapreduce.worker_timeout_ms);
         st.workers
@@ -256,6 +270,7 @@ impl Jobtracker {
             JtRequest::MapOutputs { reduce } => self.map_outputs(reduce),
             JtRequest::FetchFailure { reduce, map } => {
                 tracing::warn!("{reduce} could not fetch the output of {map}");
+                crate::metrics::jobtracker().fetch_failures.inc();
                 self.step(Event::FetchFailure { reduce, map });
                 JtResponse::Done
             }
@@ -277,11 +292,9 @@ impl Jobtracker {
 /// The jobtracker as an RPC [`Service`].
 pub(super) struct JtService(pub(super) Arc<Jobtracker>);
 
-impl Service for JtService {
-    type Request = JtRequest;
-    type Response = JtResponse;
-
-    async fn call(&self, caller: &Principal, req: JtRequest) -> JtResponse {
+impl JtService {
+    /// Handles `req` if `caller` may send it.
+    async fn authorized(&self, caller: &Principal, req: JtRequest) -> JtResponse {
         if let Err(message) = self.0.authorize(caller, &req) {
             tracing::warn!("refused {caller}: {message}");
             return JtResponse::error(ErrorKind::PermissionDenied, message);
@@ -295,6 +308,19 @@ impl Service for JtService {
             other => other,
         };
         self.0.handle(req).await
+    }
+}
+
+impl Service for JtService {
+    type Request = JtRequest;
+    type Response = JtResponse;
+
+    async fn call(&self, caller: &Principal, req: JtRequest) -> JtResponse {
+        let started = std::time::Instant::now();
+        let method: &'static str = (&req).into();
+        let reply = self.authorized(caller, req).await;
+        dfs::metrics::rpc().observe(method, started);
+        reply
     }
 
     fn malformed(&self, err: &dfs::Error) -> JtResponse {

@@ -157,6 +157,9 @@ async fn send_segment<W: tokio::io::AsyncWrite + Unpin>(
             .map_err(|e| Error::Protocol(format!("sending shuffle data: {e}")))?;
         left -= n as u64;
     }
+    crate::metrics::worker()
+        .shuffle_bytes_served
+        .inc_by(segment.len);
     w.flush().await.map_err(net_err)
 }
 
