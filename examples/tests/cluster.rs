@@ -1394,7 +1394,9 @@ fn why_names_the_injected_cause_and_logs_outlive_their_jobs() {
     assert!(logs.len() < 400_000, "{} bytes of logs", logs.len());
     for h in &cluster.config.hosts {
         let dir = h.work_dir.join("logs").join("job_0003");
-        for attempt in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        // Each attempt's directory (beside them, the file naming the job's user).
+        let attempts = std::fs::read_dir(&dir).into_iter().flatten().flatten();
+        for attempt in attempts.filter(|e| e.path().is_dir()) {
             let len = std::fs::metadata(attempt.path().join("stderr"))
                 .unwrap()
                 .len();
