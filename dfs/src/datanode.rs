@@ -44,6 +44,8 @@ struct Datanode {
     events: mpsc::Sender<ReplicaEvent>,
     replications: Arc<Semaphore>,
     usage_cache: std::sync::Mutex<Option<(Instant, u64, u64)>>,
+    /// Replicas the scanner found corrupt since start (reported in heartbeats' usage).
+    failed_scans: std::sync::atomic::AtomicU64,
 }
 
 /// Runs the datanode for `host` until the process is killed, or until SIGTERM/SIGINT, which
@@ -105,6 +107,7 @@ pub async fn run(mut config: ClusterConfig, host: &str) -> Result<()> {
         events: events_tx,
         replications: Arc::new(Semaphore::new(MAX_CONCURRENT_REPLICATIONS)),
         usage_cache: std::sync::Mutex::new(None),
+        failed_scans: std::sync::atomic::AtomicU64::new(0),
     });
     let mut queues = Vec::new();
     for id in dn.namenodes.namenode_ids() {
@@ -376,6 +379,7 @@ impl Datanode {
             used_bytes,
             remaining_bytes,
             active_transfers: self.server.active_transfers(),
+            failed_scans: self.failed_scans.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -403,6 +407,8 @@ impl Datanode {
             .await
             .unwrap_or_default();
             for r in corrupt {
+                self.failed_scans
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let _ = self.events.send(ReplicaEvent::Corrupt(r)).await;
             }
         }

@@ -158,6 +158,9 @@ pub struct DatanodeUsage {
     pub remaining_bytes: u64,
     /// Data transfers in progress (reads, writes, replications).
     pub active_transfers: u32,
+    /// Replicas the block scanner found corrupt since the datanode started (a disk going bad
+    /// shows here first).
+    pub failed_scans: u64,
 }
 
 /// What the leader asks a datanode to do, in a heartbeat reply.

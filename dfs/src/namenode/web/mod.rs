@@ -408,6 +408,7 @@ mod tests {
                 used_bytes: 1,
                 remaining_bytes: capacity_bytes - 1,
                 active_transfers: 0,
+                failed_scans: 2,
             },
             blocks: 1,
         }

@@ -74,6 +74,7 @@ fn datanodes(nodes: &[DatanodeStatus]) -> Markup {
             tr {
                 th { "host" } th { "address" } th { "rack" } th { "state" } th { "last heartbeat" }
                 th { "blocks" } th { "used" } th { "capacity" } th { "transfers" }
+                th { "failed scans" }
             }
             @for d in nodes {
                 tr.datanode {
@@ -89,6 +90,7 @@ fn datanodes(nodes: &[DatanodeStatus]) -> Markup {
                     td.n { (bytes(d.usage.used_bytes)) }
                     td.n { (bytes(d.usage.capacity_bytes)) }
                     td.n { (d.usage.active_transfers) }
+                    td.n { (d.usage.failed_scans) }
                 }
             }
         }
@@ -220,7 +222,20 @@ mod tests {
             }],
             summary: None,
             summary_unavailable: Some("<not the leader>".into()),
-            datanodes: Vec::new(),
+            datanodes: vec![crate::protocol::DatanodeStatus {
+                node: crate::protocol::DatanodeRef {
+                    host: "h<1>".into(),
+                    addr: "127.0.1.1:9866".into(),
+                    rack: "/r1".into(),
+                },
+                live: true,
+                last_heartbeat_ago_ms: 200,
+                usage: crate::protocol::DatanodeUsage {
+                    failed_scans: 31337,
+                    ..Default::default()
+                },
+                blocks: 5,
+            }],
         };
         let html = overview(&o).into_string();
         assert!(html.contains("<td id=\"role\">Follower</td>"), "{html}");
@@ -229,5 +244,10 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("&lt;not the leader&gt;"), "{html}");
+        assert!(html.contains("h&lt;1&gt;"), "{html}");
+        assert!(
+            html.contains("failed scans") && html.contains(">31337<"),
+            "a datanode's failed scans are shown: {html}"
+        );
     }
 }
