@@ -12,6 +12,7 @@ fn e(op: Op) -> Entry {
 
 fn create(ns: &mut Namespace, p: &str, client: &str) -> OpResult {
     ns.apply(&e(Op::Create {
+        owner: "admin".into(),
         path: p.into(),
         replication: 3,
         block_size_bytes: 1024,
@@ -41,6 +42,7 @@ fn create_with_require_parent_does_not_recreate_a_removed_directory() {
     let mut ns = Namespace::default();
     let op = |p: &str| {
         e(Op::Create {
+        owner: "admin".into(),
             path: p.into(),
             replication: 3,
             block_size_bytes: 1024,
@@ -55,6 +57,7 @@ fn create_with_require_parent_does_not_recreate_a_removed_directory() {
     );
     assert!(ns.lookup("/out").is_err(), "nothing was created");
     ns.apply(&e(Op::Mkdirs {
+        owner: "admin".into(),
         path: "/out/_temporary/a".into(),
     }))
     .unwrap();
@@ -65,17 +68,20 @@ fn create_with_require_parent_does_not_recreate_a_removed_directory() {
 fn mkdirs_creates_parents_and_is_idempotent() {
     let mut ns = Namespace::new();
     ns.apply(&e(Op::Mkdirs {
+        owner: "admin".into(),
         path: "/a/b/c".into(),
     }))
     .unwrap();
     ns.apply(&e(Op::Mkdirs {
+        owner: "admin".into(),
         path: "/a/b".into(),
     }))
     .unwrap();
     assert_eq!(ns.stat("/a/b").unwrap().kind, FileKind::Dir);
     assert_eq!(ns.list("/a", None, 100).unwrap().len(), 1);
     assert_eq!(
-        kind(ns.apply(&e(Op::Mkdirs { path: "a/b".into() }))),
+        kind(ns.apply(&e(Op::Mkdirs {
+        owner: "admin".into(), path: "a/b".into() }))),
         ErrorKind::InvalidPath
     );
 }
@@ -147,10 +153,12 @@ fn leases_are_exclusive() {
 fn rename_and_delete() {
     let mut ns = Namespace::new();
     ns.apply(&e(Op::Mkdirs {
+        owner: "admin".into(),
         path: "/a/b".into(),
     }))
     .unwrap();
-    ns.apply(&e(Op::Mkdirs { path: "/x".into() })).unwrap();
+    ns.apply(&e(Op::Mkdirs {
+        owner: "admin".into(), path: "/x".into() })).unwrap();
     create(&mut ns, "/a/b/f", "c").unwrap();
     let b = add_block(&mut ns, "/a/b/f", None);
     ns.apply(&e(Op::Rename {
@@ -211,6 +219,7 @@ fn retried_call_takes_effect_once() {
         now_ms: 5,
         call,
         op: Op::Create {
+        owner: "admin".into(),
             path: "/f".into(),
             replication: 1,
             block_size_bytes: 512,
@@ -306,8 +315,10 @@ fn random_op(rng: &mut impl rand::Rng) -> Op {
     let client = ["c1", "c2"][rng.gen_range(0..2)].to_string();
     let flag = rng.gen();
     match rng.gen_range(0..8) {
-        0 => Op::Mkdirs { path: p },
+        0 => Op::Mkdirs {
+        owner: "admin".into(), path: p },
         1 => Op::Create {
+        owner: "admin".into(),
             path: p,
             replication: 2,
             block_size_bytes: 512,
@@ -394,6 +405,7 @@ fn list_pages_in_name_order() {
     let mut ns = Namespace::new();
     for n in ["c", "a", "b"] {
         ns.apply(&e(Op::Mkdirs {
+        owner: "admin".into(),
             path: format!("/d/{n}"),
         }))
         .unwrap();
