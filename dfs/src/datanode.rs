@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::auth::{names, Gate};
 use crate::block_store::{BlockStore, Replica};
 use crate::config::{ClusterConfig, HostConfig};
 use crate::error::{Error, Result};
-use crate::auth::{names, Gate};
 use crate::listener::{stop_on_signal, ShutdownTrigger};
 use crate::protocol::{
     Block, DatanodeCommand, DatanodeRef, DatanodeUsage, ReplicaState, ReportedReplica, Request,
@@ -80,6 +80,7 @@ pub async fn run(mut config: ClusterConfig, host: &str) -> Result<()> {
         TransferLimits::from_config(&config),
         host,
         credentials,
+        Some(authority.clone()),
     );
     let stop = ShutdownTrigger::new();
     let gate = Gate::Authenticate(authority);

@@ -58,8 +58,24 @@ enum Command {
     /// Start or stop a local cluster in the background.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Manage users: each gets a key of its own, derived from the cluster key.
+    #[command(subcommand)]
+    User(UserCommand),
     #[command(flatten)]
     Shell(ShellCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Make the key file of user NAME (needs the cluster key: run it as the cluster admin).
+    /// The user sets MRJOB_USER_KEY to that file and acts as NAME, with NAME's permissions.
+    Add {
+        /// The user's name (letters, digits, - _ . : @).
+        name: String,
+        /// Where to write the key file [default: NAME.key in the current directory].
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +186,7 @@ async fn run(cli: Cli) -> dfs::Result<()> {
         Command::Namenode { id } => dfs::namenode::run(load(conf)?, id).await,
         Command::Datanode { host } => dfs::datanode::run(load(conf)?, &host).await,
         Command::Config(cmd) => run_config(cmd),
+        Command::User(UserCommand::Add { name, out }) => add_user(conf, &name, out),
         Command::Cluster(cmd) => local_cluster::run_cluster(cmd, conf).await,
         Command::Shell(cmd) => shell::run(conf, cmd).await,
     }
@@ -206,7 +223,8 @@ fn run_config(cmd: ConfigCommand) -> dfs::Result<()> {
                 Some(path) => {
                     config.save(&path)?;
                     eprintln!(
-                        "wrote {} and its cluster key {}: copy both to every machine                          (the key with mode 0600)",
+                        "wrote {} and its cluster key {}: copy both to every machine \
+                         (the key with mode 0600)",
                         path.display(),
                         config.key_path(&path).display()
                     );
@@ -215,13 +233,36 @@ fn run_config(cmd: ConfigCommand) -> dfs::Result<()> {
                 None => {
                     print!("{}", config.to_toml()?);
                     eprintln!(
-                        "note: no cluster key was written (use --out FILE to write one beside                          the config); the daemons need one"
+                        "note: no cluster key was written (use --out FILE to write one beside \
+                         the config); the daemons need one"
                     );
                     Ok(())
                 }
             }
         }
     }
+}
+
+/// Writes the key file of user `name`, derived from the cluster key (which only the admin
+/// holds), mode 0600, never over an existing file.
+fn add_user(conf: Option<&Path>, name: &str, out: Option<PathBuf>) -> dfs::Result<()> {
+    dfs::auth::validate_user_name(name)?;
+    let config = load(conf)?;
+    let authority = config.secrets.authority()?;
+    let path = out.unwrap_or_else(|| PathBuf::from(format!("{name}.key")));
+    let file = dfs::auth::KeyFile {
+        user: Some(name.to_string()),
+        key: authority.user_key(name).to_hex(),
+    };
+    file.create(&path)?;
+    println!("{}", path.display());
+    eprintln!(
+        "give {} to {name} (keep it mode 0600); with {}={} set, dfs and mrjob act as {name}",
+        path.display(),
+        dfs::auth::USER_KEY_ENV,
+        path.display()
+    );
+    Ok(())
 }
 
 fn load(conf: Option<&Path>) -> dfs::Result<config::ClusterConfig> {

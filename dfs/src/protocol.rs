@@ -70,6 +70,9 @@ pub struct LocatedBlock {
     pub locations: Vec<DatanodeRef>,
     /// Live datanodes known to hold a corrupt replica (never listed in `locations`).
     pub corrupt: Vec<DatanodeRef>,
+    /// The namenode's permission to read (or, for a pipeline, write) this block, which
+    /// datanodes ask of everyone but members. The namenode fills it in on the way out.
+    pub token: Option<crate::auth::BlockToken>,
 }
 
 /// Whether an inode is a directory or a file.

@@ -467,7 +467,13 @@ mod tests {
             frame_limit_bytes: 1024,
         };
         let gate = Gate::Authenticate(crate::auth::Authority::new(key().clone()));
-        tokio::spawn(serve(listener, limits, gate, Arc::new(Echo), Shutdown::never()));
+        tokio::spawn(serve(
+            listener,
+            limits,
+            gate,
+            Arc::new(Echo),
+            Shutdown::never(),
+        ));
         addr
     }
 

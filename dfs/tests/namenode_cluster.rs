@@ -498,7 +498,10 @@ async fn bad_frames_get_errors_and_the_cluster_keeps_serving() {
             // read past the handshake and nothing comes back but a refusal.
             for port in [&nn.addr, &nn.raft_addr] {
                 let reply = poke(port, None, case).await;
-                assert!(reply.is_empty(), "case {i} unauthenticated to {port}: {reply:?}");
+                assert!(
+                    reply.is_empty(),
+                    "case {i} unauthenticated to {port}: {reply:?}"
+                );
                 let refused = String::from_utf8(poke(port, Some(&stranger), case).await).unwrap();
                 assert!(refused.contains("could not prove"), "case {i}: {refused}");
             }

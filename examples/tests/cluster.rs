@@ -7,6 +7,7 @@
 //! Clusters are heavy for a 2-core machine, so the tests of this file take turns.
 
 mod common;
+mod security;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -314,6 +315,7 @@ fn every_example_job_matches_local_mode() {
     // the jobs below still run.
     send_garbage(&cluster.config.jobtracker_addr);
     send_garbage(&cluster.config.hosts[0].worker_addr);
+    security::strangers_are_refused_everywhere(&cluster.fs, &cluster.config);
 
     let stderr = cluster.must_mrjob(&["wordcount", "/in", "dfs:///out/wc", "-r", "3"]);
     let staged_first = cluster.staged_binaries();

@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 
+use dfs::auth::{names, Credentials, Gate};
 use dfs::client::DfsClient;
 use dfs::config::ClusterConfig;
-use dfs::auth::{names, Credentials, Gate};
 use dfs::listener::{stop_on_signal, Limits, ShutdownTrigger};
 
 use crate::config::{Config, MapReduceConfig};

@@ -89,7 +89,10 @@ where
         .ok_or_else(|| Error::Unauthenticated(format!("{principal} left mid-handshake")))?;
     let proof: Proof = decode_msg(&reply)
         .map_err(|e| Error::Unauthenticated(format!("a garbled handshake proof: {e}")))?;
-    if !key.verify(&[b"client", &hello_bytes, &nonce, &server_proof], &proof.proof) {
+    if !key.verify(
+        &[b"client", &hello_bytes, &nonce, &server_proof],
+        &proof.proof,
+    ) {
         let why = format!("wrong key for {principal}");
         let _ = send(stream, &ServerMsg::Refused(why.clone())).await;
         return Err(Error::Unauthenticated(why));
@@ -133,9 +136,9 @@ where
     match receive(stream, peer).await? {
         ServerMsg::Welcome => Ok(()),
         ServerMsg::Refused(why) => Err(refused_by(peer, &why)),
-        ServerMsg::Challenge { .. } => Err(Error::Unauthenticated(format!(
-            "{peer} challenged twice"
-        ))),
+        ServerMsg::Challenge { .. } => {
+            Err(Error::Unauthenticated(format!("{peer} challenged twice")))
+        }
     }
 }
 
@@ -262,7 +265,14 @@ mod tests {
                 panic!("no challenge")
             };
             let client_proof = creds.key().mac(&[b"client", &hello, &nonce, &proof]);
-            send(&mut b, &Proof { proof: client_proof }).await.unwrap();
+            send(
+                &mut b,
+                &Proof {
+                    proof: client_proof,
+                },
+            )
+            .await
+            .unwrap();
             assert_eq!(receive(&mut b, "s").await.unwrap(), ServerMsg::Welcome);
             server.await.unwrap().unwrap();
             client_proof
@@ -272,8 +282,18 @@ mod tests {
         let server = tokio::spawn(async move { accept(&mut a, &authority, 0).await });
         send_bytes(&mut b, &hello).await.unwrap();
         receive(&mut b, "s").await.unwrap();
-        send(&mut b, &Proof { proof: recorded_proof }).await.unwrap();
-        assert!(matches!(receive(&mut b, "s").await.unwrap(), ServerMsg::Refused(_)));
+        send(
+            &mut b,
+            &Proof {
+                proof: recorded_proof,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            receive(&mut b, "s").await.unwrap(),
+            ServerMsg::Refused(_)
+        ));
         let err = server.await.unwrap().unwrap_err().to_string();
         assert!(err.contains("wrong key"), "{err}");
     }

@@ -168,7 +168,10 @@ mod tests {
         let k = Key::generate();
         assert_eq!(Key::from_hex(&k.to_hex()).unwrap(), k);
         assert_eq!(format!("{k:?}"), "Key(..)");
-        assert!(Key::from_hex("abcd").unwrap_err().to_string().contains("32 bytes"));
+        assert!(Key::from_hex("abcd")
+            .unwrap_err()
+            .to_string()
+            .contains("32 bytes"));
         assert!(Key::from_hex("zz").is_err());
         assert_ne!(Key::generate(), k, "fresh keys differ");
     }
@@ -210,7 +213,10 @@ mod tests {
             let perms = std::fs::Permissions::from_mode(0o644);
             std::fs::set_permissions(&path, perms).unwrap();
             let err = KeyFile::read(&path).unwrap_err().to_string();
-            assert!(err.contains("readable by others") && err.contains("chmod 600"), "{err}");
+            assert!(
+                err.contains("readable by others") && err.contains("chmod 600"),
+                "{err}"
+            );
         }
     }
 }

@@ -6,6 +6,8 @@
 //!   [`Principal`] a server acts for, a client's [`Credentials`], a server's [`Authority`].
 //! - [`secrets`]: what a loaded `cluster.toml` leads to: the cluster key and this process's
 //!   credentials.
+//! - [`block_token`]: the namenode's signed permission to read or write one block, checked
+//!   by datanodes.
 //! - [`handshake`]: the mutual HMAC challenge-response every connection of every port begins
 //!   with ([`crate::listener::serve`] runs the server side before any handler; [`connect`] is
 //!   the client side, used by every client).
@@ -16,6 +18,7 @@
 //! encrypted or MACed: the threat model (ARCHITECTURE.md, "Trust") is a network where
 //! strangers can connect and send, not one where they can rewrite a member's packets.
 
+pub mod block_token;
 pub mod handshake;
 pub mod key;
 pub mod principal;
@@ -25,11 +28,12 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
+pub use block_token::{BlockAccess, BlockToken, BLOCK_TOKEN_LIFETIME_MS};
 pub use key::{Key, KeyFile};
-pub use secrets::{user_credentials, Secrets};
 pub use principal::{
     names, validate_user_name, Authority, Claim, Credentials, Principal, Token, SUPERUSER,
 };
+pub use secrets::{user_credentials, Secrets};
 
 use crate::error::{Error, Result};
 

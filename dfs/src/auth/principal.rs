@@ -268,7 +268,9 @@ impl Authority {
     /// A MAC by the cluster key over `parts` under `label`: for capabilities members hand
     /// out and check (block access tokens, shuffle secrets).
     pub fn sign(&self, label: &str, parts: &[&[u8]]) -> [u8; super::key::KEY_BYTES] {
-        self.cluster_key.derive("capability", label.as_bytes()).mac(parts)
+        self.cluster_key
+            .derive("capability", label.as_bytes())
+            .mac(parts)
     }
 
     /// Whether `tag` is [`Authority::sign`] of `parts` under `label` (constant time).
@@ -345,10 +347,14 @@ mod tests {
     fn tokens_act_as_their_user_until_they_expire() {
         let authority = Authority::new(Key::generate());
         let (token, password) = authority.issue_token("alice", "job_7", 1_000);
-        let (p, k) = authority.resolve(&Claim::Token(token.clone()), 999).unwrap();
+        let (p, k) = authority
+            .resolve(&Claim::Token(token.clone()), 999)
+            .unwrap();
         assert_eq!(p.user(), "alice");
         assert_eq!(k, password);
-        let err = authority.resolve(&Claim::Token(token.clone()), 1_000).unwrap_err();
+        let err = authority
+            .resolve(&Claim::Token(token.clone()), 1_000)
+            .unwrap_err();
         assert!(err.to_string().contains("expired"), "{err}");
         // Changing any field changes the password: a token cannot be stretched or moved.
         let mut longer = token;
@@ -361,7 +367,10 @@ mod tests {
     fn bad_names_are_refused() {
         let authority = Authority::new(Key::generate());
         for name in ["", "a b", "x/y", &"n".repeat(65), "ümlaut"] {
-            assert!(authority.resolve(&Claim::User(name.into()), 0).is_err(), "{name}");
+            assert!(
+                authority.resolve(&Claim::User(name.into()), 0).is_err(),
+                "{name}"
+            );
         }
         assert!(validate_user_name("alice_1").is_ok());
     }

@@ -68,7 +68,9 @@ impl Secrets {
 
     /// The cluster key: only members (daemons, the admin) have it.
     pub fn cluster_key(&self) -> Result<&Key> {
-        self.cluster_key.as_ref().ok_or_else(|| self.missing_error())
+        self.cluster_key
+            .as_ref()
+            .ok_or_else(|| self.missing_error())
     }
 
     /// A server's authority (the cluster key).
@@ -78,7 +80,9 @@ impl Secrets {
 
     /// The credentials this process's clients present.
     pub fn credentials(&self) -> Result<&Credentials> {
-        self.credentials.as_ref().ok_or_else(|| self.missing_error())
+        self.credentials
+            .as_ref()
+            .ok_or_else(|| self.missing_error())
     }
 
     /// Replaces the credentials (a daemon names itself; a task uses its job's token).
@@ -129,7 +133,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let secrets = Secrets::load(&dir.path().join("cluster.key"));
         let err = secrets.credentials().unwrap_err().to_string();
-        assert!(err.contains("cluster.key") && err.contains(USER_KEY_ENV), "{err}");
+        assert!(
+            err.contains("cluster.key") && err.contains(USER_KEY_ENV),
+            "{err}"
+        );
         assert!(secrets.authority().is_err());
     }
 
@@ -142,7 +149,10 @@ mod tests {
         // Writing again keeps the first key.
         Secrets::generated().write_key_file(&path).unwrap();
         let loaded = Secrets::load(&path);
-        assert_eq!(loaded.cluster_key().unwrap(), secrets.cluster_key().unwrap());
+        assert_eq!(
+            loaded.cluster_key().unwrap(),
+            secrets.cluster_key().unwrap()
+        );
         assert_eq!(
             loaded.credentials().unwrap(),
             secrets.credentials().unwrap()

@@ -151,8 +151,17 @@ impl FileReader {
         let Ok(credentials) = self.client.credentials() else {
             return false; // read_range reports the missing credentials.
         };
-        match transfer::BlockReadStream::open(node, lb.block, in_block, len, credentials, timeout)
-            .await
+        let token = lb.token.as_ref();
+        match transfer::BlockReadStream::open(
+            node,
+            lb.block,
+            in_block,
+            len,
+            credentials,
+            token,
+            timeout,
+        )
+        .await
         {
             Ok(stream) if stream.replica_len_bytes >= lb.block.len_bytes => {
                 self.stream = Some(OpenStream {
@@ -265,7 +274,7 @@ impl FileReader {
                 if self.has_failed(lb.block.id, &node.host) {
                     continue;
                 }
-                match self.read_replica(&lb.block, node, in_block, len).await {
+                match self.read_replica(&lb, node, in_block, len).await {
                     Ok(data) => return Ok(data),
                     Err(e) => {
                         errors.push(format!("{}: {e}", node.host));
@@ -337,11 +346,12 @@ impl FileReader {
 
     async fn read_replica(
         &self,
-        block: &Block,
+        lb: &LocatedBlock,
         node: &DatanodeRef,
         offset: u64,
         len: u64,
     ) -> Result<Bytes> {
+        let block = &lb.block;
         let local = self.client.inner.local_host.as_deref() == Some(node.host.as_str());
         if local {
             match self.read_local(block, &node.host, offset, len).await {
@@ -352,7 +362,9 @@ impl FileReader {
         }
         let credentials = self.client.credentials()?;
         let timeout = self.client.inner.timeout;
-        let data = transfer::read_range(node, *block, offset, len, credentials, timeout).await?;
+        let token = lb.token.as_ref();
+        let data =
+            transfer::read_range(node, *block, offset, len, credentials, token, timeout).await?;
         if (data.len() as u64) < len {
             return Err(Error::Malformed(format!(
                 "replica on {} is shorter than the namenode says",

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::DfsClient;
-use crate::checksum;
 use crate::auth::Credentials;
+use crate::checksum;
 use crate::error::{Error, Result};
 use crate::protocol::{Block, DatanodeRef, FileStatus, LocatedBlock, Request, Response};
 use crate::transfer::{self, Packet, PipelineFailure, PipelineWriter, MAX_PACKET_DATA_BYTES};
@@ -70,7 +70,8 @@ impl OpenBlock {
     ) -> std::result::Result<PipelineWriter, PipelineFailure> {
         self.located = located;
         let (block, nodes) = (self.located.block, &self.located.locations);
-        let mut pipe = PipelineWriter::open(block, nodes, credentials, timeout).await?;
+        let token = self.located.token.as_ref();
+        let mut pipe = PipelineWriter::open(block, nodes, credentials, token, timeout).await?;
         for p in &self.packets {
             pipe.send(p.data.clone(), p.crcs.clone(), false).await?;
         }
@@ -407,7 +408,8 @@ impl FileWriter {
                 .map(|()| pipe),
             None => {
                 let (b, nodes) = (block.located.block, &block.located.locations);
-                match PipelineWriter::open(b, nodes, &credentials, timeout).await {
+                let token = block.located.token.as_ref();
+                match PipelineWriter::open(b, nodes, &credentials, token, timeout).await {
                     Ok(mut pipe) => pipe
                         .send(packet.data, packet.crcs, false)
                         .await
@@ -518,8 +520,10 @@ impl FileWriter {
                 len_bytes: ob.len_bytes,
                 ..ob.located.block
             };
-            let nodes = &ob.located.locations;
-            match transfer::write_block(block, nodes, &ob.packets, &credentials, timeout).await {
+            let (nodes, token) = (&ob.located.locations, ob.located.token.as_ref());
+            match transfer::write_block(block, nodes, &ob.packets, &credentials, token, timeout)
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(f) => failure = f,
             }

@@ -192,7 +192,9 @@ async fn run_connection<H, Fut, E>(
     let principal = match vetted {
         Err(_) => {
             ctx.refusals.note(|n| {
-                tracing::info!("{name}: refused {peer} (and {n} more): no handshake within {timeout:?}")
+                tracing::info!(
+                    "{name}: refused {peer} (and {n} more): no handshake within {timeout:?}"
+                )
             });
             return;
         }

@@ -138,7 +138,11 @@ mod tests {
         assert_eq!(lines, vec![0], "one line for the burst");
         *crate::lock::lock(&throttle.state) = (None, 999);
         throttle.note(|n| lines.push(n));
-        assert_eq!(lines, vec![0, 999], "the next line counts what was held back");
+        assert_eq!(
+            lines,
+            vec![0, 999],
+            "the next line counts what was held back"
+        );
     }
 
     #[test]
@@ -160,7 +164,10 @@ mod tests {
         assert_eq!(table.enter(ip(3)).unwrap_err(), Full::Port);
         drop(guards);
         assert!(table.is_empty());
-        assert!(crate::lock::lock(&table.counts).1.is_empty(), "no peer left behind");
+        assert!(
+            crate::lock::lock(&table.counts).1.is_empty(),
+            "no peer left behind"
+        );
         table.enter(ip(3)).unwrap();
     }
 }

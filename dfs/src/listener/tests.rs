@@ -273,9 +273,7 @@ async fn start_authenticating(limits: Limits) -> (Server, crate::auth::Credentia
 /// A connection from `source` (another loopback address: another "host").
 async fn connect_from(source: [u8; 4], to: SocketAddr) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::from((source, 0)))
-        .unwrap();
+    socket.bind(SocketAddr::from((source, 0))).unwrap();
     socket.connect(to).await.unwrap()
 }
 
@@ -320,9 +318,17 @@ async fn silent_strangers_take_no_slot_and_are_closed() {
         assert_eq!(roundtrip(&mut member, b"x").await.unwrap(), b"x");
         strangers.push(member);
     }
-    assert!(start.elapsed() < Duration::from_millis(400), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        start.elapsed()
+    );
     // Past its share, a stranger is closed at once; within it, after the handshake timeout.
-    let took = must_be_closed(&mut strangers[MAX_PENDING_PER_PEER + 5], Duration::from_secs(2)).await;
+    let took = must_be_closed(
+        &mut strangers[MAX_PENDING_PER_PEER + 5],
+        Duration::from_secs(2),
+    )
+    .await;
     assert!(took < Duration::from_millis(400), "{took:?}");
     let took = must_be_closed(&mut strangers[0], Duration::from_secs(3)).await;
     assert!(took <= Duration::from_millis(600), "{took:?}");

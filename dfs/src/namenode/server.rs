@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use super::access::authorize;
 use super::lease_recovery::{leader_duties, Duty, Recovering};
 use super::wall_ms;
-use crate::auth::{names, Gate, Principal};
+use crate::auth::{names, Authority, BlockAccess, Gate, Principal};
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
 use crate::listener::{stop_on_signal, ShutdownTrigger};
@@ -41,6 +41,8 @@ pub const MAX_FSCK_FILES: usize = 100_000;
 /// Answers client and datanode calls on the namenode's RPC port.
 pub struct NamenodeService {
     shared: Arc<Shared>,
+    /// The cluster key, to sign block access tokens.
+    authority: Authority,
     raft: RaftHandle,
     config: Arc<ClusterConfig>,
     recovering: Recovering,
@@ -59,7 +61,10 @@ impl Service for NamenodeService {
     type Response = ResponseFrame;
 
     async fn call(&self, caller: &Principal, req: RequestFrame) -> ResponseFrame {
-        let result = self.handle(caller, req.call, req.body).await;
+        let result = self
+            .handle(caller, req.call, req.body)
+            .await
+            .map(|resp| self.with_block_tokens(resp));
         ResponseFrame {
             request_id: req.request_id,
             result: result.map_err(|e| WireError::from(&e)),
@@ -76,6 +81,29 @@ fn unexpected(outcome: Outcome) -> Error {
 }
 
 impl NamenodeService {
+    /// Puts block access tokens into the block locations of a reply: read tokens for a
+    /// reader's locations, write tokens for a pipeline's. One place, after every handler
+    /// (and its permission checks) said yes.
+    fn with_block_tokens(&self, resp: Response) -> Response {
+        let now = crate::auth::now_unix_ms();
+        let sign = |lb: &mut LocatedBlock, access| {
+            lb.token = Some(self.authority.block_token(lb.block.id, access, now));
+        };
+        match resp {
+            Response::Block(mut lb) => {
+                sign(&mut lb, BlockAccess::Write);
+                Response::Block(lb)
+            }
+            Response::Blocks(mut fb) => {
+                fb.blocks
+                    .iter_mut()
+                    .for_each(|lb| sign(lb, BlockAccess::Read));
+                Response::Blocks(fb)
+            }
+            other => other,
+        }
+    }
+
     /// Lease recovery with this service's state (for the soft-limit takeover in `Create`).
     fn duty(&self) -> Duty<'_> {
         Duty {
@@ -470,6 +498,7 @@ impl NamenodeService {
             offset_bytes,
             locations: map.refs(&chosen),
             corrupt: Vec::new(),
+            token: None,
         }))
     }
 
@@ -540,6 +569,7 @@ impl NamenodeService {
             offset_bytes: self.offset_of(&path, block.id),
             locations: targets,
             corrupt: Vec::new(),
+            token: None,
         }))
     }
 
@@ -584,6 +614,7 @@ impl NamenodeService {
             offset_bytes: self.offset_of(&path, block_id),
             locations,
             corrupt: Vec::new(),
+            token: None,
         }))
     }
 
@@ -685,6 +716,7 @@ impl NamenodeService {
                     offset_bytes,
                     locations: map.refs(&good),
                     corrupt: map.refs(&bad),
+                    token: None,
                 }
             })
             .collect();
@@ -756,11 +788,8 @@ pub async fn run(mut config: ClusterConfig, id: u64) -> Result<()> {
         .map(|n| parse("raft_addr", &n.raft_addr).map(|a| (n.id, a)))
         .collect::<Result<Vec<_>>>()?;
     let tick = Duration::from_millis(config.raft_tick_ms);
-    let (transport, reports) = Transport::start(
-        peers,
-        tick * config.raft_election_ticks as u32,
-        credentials,
-    );
+    let (transport, reports) =
+        Transport::start(peers, tick * config.raft_election_ticks as u32, credentials);
     let settings = DriverSettings {
         tick,
         election_ticks: config.raft_election_ticks,
@@ -783,6 +812,7 @@ pub async fn run(mut config: ClusterConfig, id: u64) -> Result<()> {
     ));
     let recovering: Recovering = Arc::default();
     let service = Arc::new(NamenodeService {
+        authority: authority.clone(),
         shared: shared.clone(),
         raft: handle.clone(),
         config: config.clone(),

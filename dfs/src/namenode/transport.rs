@@ -14,9 +14,9 @@ use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::auth::{Credentials, Gate};
 use crate::error::{Error, Result};
 use crate::frame::write_frame;
-use crate::auth::{Credentials, Gate};
 use crate::listener::{Conn, Limits, Shutdown};
 use crate::namenode::raft_driver::{
     decode_raft_message, encode_raft_message, DriverMsg, MessageSink, RaftHandle,
@@ -144,8 +144,7 @@ async fn connect(
     timeout: Duration,
     credentials: &Credentials,
 ) -> Result<BufWriter<TcpStream>> {
-    let stream =
-        crate::auth::connect(&addr.to_string(), "namenode", credentials, timeout).await?;
+    let stream = crate::auth::connect(&addr.to_string(), "namenode", credentials, timeout).await?;
     set_user_timeout(&stream, timeout * 4);
     Ok(BufWriter::new(stream))
 }
@@ -203,10 +202,17 @@ pub async fn serve_raft(
         max_connections: MAX_RAFT_CONNECTIONS,
         ..limits
     };
-    crate::listener::serve(listener, "raft", limits, gate, shutdown, move |stream, conn| {
-        let handle = handle.clone();
-        async move { raft_connection(stream, conn, &handle).await }
-    })
+    crate::listener::serve(
+        listener,
+        "raft",
+        limits,
+        gate,
+        shutdown,
+        move |stream, conn| {
+            let handle = handle.clone();
+            async move { raft_connection(stream, conn, &handle).await }
+        },
+    )
     .await
 }
 

@@ -18,8 +18,8 @@ use super::wire::{
     TransferReply, TransferRequest,
 };
 use super::{blocking, Handler, ReplicaEvent};
+use crate::auth::{BlockToken, Credentials};
 use crate::block_store::{BlockStore, BlockWriter};
-use crate::auth::Credentials;
 use crate::error::{Error, Result};
 use crate::frame::write_frame;
 use crate::protocol::{Block, DatanodeRef};
@@ -51,8 +51,9 @@ impl Handler<'_> {
         let down = match downstream.split_first() {
             None => None,
             Some((next, rest)) => {
-                match connect_write(next, block, rest, self.credentials, self.limits.peer_timeout)
-                    .await
+                // This datanode is a member: downstream needs no token from it.
+                let creds = self.credentials;
+                match connect_write(next, block, rest, creds, None, self.limits.peer_timeout).await
                 {
                     Ok(conn) => Some(conn),
                     Err(f) => {
@@ -293,6 +294,7 @@ async fn connect_write(
     block: Block,
     rest: &[DatanodeRef],
     credentials: &Credentials,
+    token: Option<&BlockToken>,
     timeout: Duration,
 ) -> std::result::Result<(BufReader<OwnedReadHalf>, BufWriter<OwnedWriteHalf>), PipelineFailure> {
     let stream = connect(&first.addr, credentials, timeout)
@@ -303,6 +305,7 @@ async fn connect_write(
     let request = TransferRequest::Write {
         block,
         downstream: rest.to_vec(),
+        token: token.cloned(),
     };
     send_message(&mut w, &request)
         .await
@@ -360,12 +363,13 @@ impl PipelineWriter {
         block: Block,
         targets: &[DatanodeRef],
         credentials: &Credentials,
+        token: Option<&BlockToken>,
         timeout: Duration,
     ) -> std::result::Result<Self, PipelineFailure> {
         let (first, rest) = targets
             .split_first()
             .ok_or_else(|| fail_at(0, Error::Unavailable("empty pipeline".into())))?;
-        let (mut r, w) = connect_write(first, block, rest, credentials, timeout).await?;
+        let (mut r, w) = connect_write(first, block, rest, credentials, token, timeout).await?;
         let (tx, acks) = mpsc::channel(PIPELINE_WINDOW_PACKETS + 1);
         // Acks may take a whole pipeline's worth of fsyncs for the last packet.
         let ack_timeout = timeout * (targets.len() as u32 + 1);
@@ -516,9 +520,10 @@ pub async fn write_block(
     targets: &[DatanodeRef],
     packets: &[Packet],
     credentials: &Credentials,
+    token: Option<&BlockToken>,
     timeout: Duration,
 ) -> std::result::Result<u64, PipelineFailure> {
-    let mut pipe = PipelineWriter::open(block, targets, credentials, timeout).await?;
+    let mut pipe = PipelineWriter::open(block, targets, credentials, token, timeout).await?;
     for p in packets {
         pipe.send(p.data.clone(), p.crcs.clone(), false).await?;
     }
@@ -543,7 +548,8 @@ pub async fn replicate(
         gen_stamp: replica.gen_stamp,
         len_bytes: replica.len_bytes,
     };
-    let mut pipe = PipelineWriter::open(block, targets, credentials, timeout)
+    // Re-replication is a datanode's, a member's: no token.
+    let mut pipe = PipelineWriter::open(block, targets, credentials, None, timeout)
         .await
         .map_err(|f| f.error)?;
     let mut pos = 0;

@@ -13,8 +13,8 @@ use super::wire::{
     TransferReply, TransferRequest, TAG_MESSAGE,
 };
 use super::{blocking, Handler, ReplicaEvent};
+use crate::auth::{BlockToken, Credentials};
 use crate::block_store::Replica;
-use crate::auth::Credentials;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{Block, DatanodeRef, WireError};
 
@@ -126,6 +126,7 @@ impl BlockReadStream {
         offset: u64,
         len: u64,
         credentials: &Credentials,
+        token: Option<&BlockToken>,
         timeout: Duration,
     ) -> Result<Self> {
         let stream = connect(&node.addr, credentials, timeout).await?;
@@ -135,6 +136,7 @@ impl BlockReadStream {
             block,
             offset_bytes: offset,
             len_bytes: len,
+            token: token.cloned(),
         };
         send_message(&mut w, &req).await?;
         let frame = recv_frame(&mut reader, timeout, "read setup").await?;
@@ -208,9 +210,11 @@ pub async fn read_range(
     offset: u64,
     len: u64,
     credentials: &Credentials,
+    token: Option<&BlockToken>,
     timeout: Duration,
 ) -> Result<Vec<u8>> {
-    let mut stream = BlockReadStream::open(node, block, offset, len, credentials, timeout).await?;
+    let mut stream =
+        BlockReadStream::open(node, block, offset, len, credentials, token, timeout).await?;
     let end = offset.saturating_add(len).min(stream.replica_len_bytes);
     let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
     while let Some(p) = stream.next_packet().await? {

@@ -10,10 +10,10 @@ use tokio::sync::mpsc;
 
 use super::wire::{decode_message, failed, recv_frame, send_message, TransferRequest};
 use super::{Handler, ReplicaEvent, TransferLimits};
+use crate::auth::{Authority, BlockAccess, Credentials, Gate, Principal};
 use crate::block_store::BlockStore;
-use crate::error::Result;
-use crate::auth::{Credentials, Gate, Principal};
 use crate::error::Error;
+use crate::error::Result;
 use crate::listener::{Conn, Limits, Shutdown, HANDSHAKE_TIMEOUT, SHUTDOWN_GRACE};
 
 /// The datanode's transfer server.
@@ -26,6 +26,8 @@ pub struct TransferServer {
     label: String,
     /// This datanode's own credentials, for the pipelines it forwards to.
     credentials: Credentials,
+    /// The cluster key, to check block access tokens.
+    authority: Option<Authority>,
 }
 
 impl TransferServer {
@@ -37,6 +39,7 @@ impl TransferServer {
         limits: TransferLimits,
         label: &str,
         credentials: Credentials,
+        authority: Option<Authority>,
     ) -> Arc<Self> {
         Arc::new(TransferServer {
             store,
@@ -45,6 +48,7 @@ impl TransferServer {
             active: AtomicU32::new(0),
             label: label.to_string(),
             credentials,
+            authority,
         })
     }
 
@@ -116,7 +120,8 @@ impl TransferServer {
                 return Err(e);
             }
         };
-        if let Err(e) = authorize(conn.caller("a data transfer")?, &request) {
+        let authority = self.authority.as_ref();
+        if let Err(e) = authorize(conn.caller("a data transfer")?, &request, authority) {
             let _ = send_message(&mut w, &failed(0, &e)).await;
             return Err(e);
         }
@@ -126,10 +131,11 @@ impl TransferServer {
                 block,
                 offset_bytes,
                 len_bytes,
+                ..
             } => handler.serve_read(w, block, offset_bytes, len_bytes).await,
-            TransferRequest::Write { block, downstream } => {
-                handler.serve_write(r, w, block, downstream).await
-            }
+            TransferRequest::Write {
+                block, downstream, ..
+            } => handler.serve_write(r, w, block, downstream).await,
             TransferRequest::RecoveryInfo { block_id } => {
                 handler.serve_recovery_info(w, block_id).await
             }
@@ -143,7 +149,18 @@ impl TransferServer {
 /// Who may ask what of a datanode (G8). Lease recovery rewrites finalized replicas, so only a
 /// namenode may ask for it; reads and writes are open to every authenticated principal (the
 /// namenode's file permissions decide who learns which blocks to ask for).
-fn authorize(caller: &Principal, request: &TransferRequest) -> Result<()> {
+fn authorize(
+    caller: &Principal,
+    request: &TransferRequest,
+    authority: Option<&Authority>,
+) -> Result<()> {
+    let now = crate::auth::now_unix_ms();
+    let check = |token, block_id, access| match authority {
+        Some(a) => a.check_block_token(token, block_id, access, now),
+        None => Err(Error::PermissionDenied(
+            "this datanode checks no tokens".into(),
+        )),
+    };
     match request {
         TransferRequest::RecoveryInfo { .. } | TransferRequest::FinishRecovery { .. }
             if caller.namenode_id().is_none() =>
@@ -151,6 +168,15 @@ fn authorize(caller: &Principal, request: &TransferRequest) -> Result<()> {
             Err(Error::PermissionDenied(format!(
                 "lease recovery is for namenodes only, not {caller}"
             )))
+        }
+        // Members (datanodes forwarding a pipeline or re-replicating, the admin's tools)
+        // need no token; everyone else shows the namenode's permission for the block.
+        _ if caller.is_member() => Ok(()),
+        TransferRequest::Read { block, token, .. } => {
+            check(token.as_ref(), block.id, BlockAccess::Read)
+        }
+        TransferRequest::Write { block, token, .. } => {
+            check(token.as_ref(), block.id, BlockAccess::Write)
         }
         _ => Ok(()),
     }

@@ -19,6 +19,10 @@ fn key() -> &'static Key {
     KEY.get_or_init(Key::generate)
 }
 
+fn authority() -> Authority {
+    Authority::new(key().clone())
+}
+
 /// A namenode's credentials: the tests drive lease recovery, which only a namenode may.
 fn creds() -> Credentials {
     Credentials::member(&crate::auth::names::namenode(1), key())
@@ -46,10 +50,10 @@ async fn start_node(name: &str) -> Node {
         idle_timeout: Duration::from_secs(5),
         peer_timeout: Duration::from_secs(2),
     };
-    let server = TransferServer::new(store.clone(), tx, limits, name, creds());
+    let server = TransferServer::new(store.clone(), tx, limits, name, creds(), Some(authority()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let gate = Gate::Authenticate(Authority::new(key().clone()));
+    let gate = Gate::Authenticate(authority());
     tokio::spawn(server.serve(listener, gate, Shutdown::never()));
     Node {
         store,
@@ -90,15 +94,30 @@ async fn pipeline_write_then_read_every_replica() {
         gen_stamp: 1,
         len_bytes: 0,
     };
-    let len = write_block(block, &targets, &packets_of(&data), &creds(), Duration::from_secs(2))
-        .await
-        .unwrap();
+    let len = write_block(
+        block,
+        &targets,
+        &packets_of(&data),
+        &creds(),
+        None,
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
     assert_eq!(len, data.len() as u64);
     for n in &nodes {
         assert_eq!(n.store.get(11).unwrap().len_bytes, data.len() as u64);
-        let got = read_range(&n.node, block, 1000, 150_000, &creds(), Duration::from_secs(2))
-            .await
-            .unwrap();
+        let got = read_range(
+            &n.node,
+            block,
+            1000,
+            150_000,
+            &creds(),
+            None,
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
         assert_eq!(got, &data[1000..151_000]);
     }
     // Re-replication to a fresh node copies the same bytes.
@@ -112,9 +131,17 @@ async fn pipeline_write_then_read_every_replica() {
     )
     .await
     .unwrap();
-    let got = read_range(&d.node, block, 0, u64::MAX, &creds(), Duration::from_secs(2))
-        .await
-        .unwrap();
+    let got = read_range(
+        &d.node,
+        block,
+        0,
+        u64::MAX,
+        &creds(),
+        None,
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
     assert_eq!(got, data);
 }
 
@@ -132,7 +159,7 @@ async fn abandoned_pipeline_is_parked_and_recoverable() {
         len_bytes: 0,
     };
     let timeout = Duration::from_secs(2);
-    let mut pipe = PipelineWriter::open(block, &targets, &creds(), timeout)
+    let mut pipe = PipelineWriter::open(block, &targets, &creds(), None, timeout)
         .await
         .unwrap();
     for p in packets_of(&data) {
@@ -161,7 +188,9 @@ async fn abandoned_pipeline_is_parked_and_recoverable() {
     };
     for n in &nodes {
         assert_eq!(
-            finish_recovery(&n.node, from, 9, &creds(), timeout).await.unwrap(),
+            finish_recovery(&n.node, from, 9, &creds(), timeout)
+                .await
+                .unwrap(),
             keep
         );
         let recovered = Block {
@@ -169,12 +198,14 @@ async fn abandoned_pipeline_is_parked_and_recoverable() {
             gen_stamp: 9,
             len_bytes: keep,
         };
-        let got = read_range(&n.node, recovered, 0, u64::MAX, &creds(), timeout)
+        let got = read_range(&n.node, recovered, 0, u64::MAX, &creds(), None, timeout)
             .await
             .unwrap();
         assert_eq!(got, &data[..keep as usize]);
     }
-    let after = recovery_info(&nodes[0].node, 21, &creds(), timeout).await.unwrap();
+    let after = recovery_info(&nodes[0].node, 21, &creds(), timeout)
+        .await
+        .unwrap();
     assert_eq!(
         after.len(),
         1,
@@ -209,6 +240,7 @@ async fn dead_downstream_is_named() {
         &targets,
         &packets_of(&payload(10, 1)),
         &creds(),
+        None,
         Duration::from_secs(1),
     )
     .await
@@ -232,6 +264,7 @@ async fn corrupt_replica_is_not_served() {
         std::slice::from_ref(&a.node),
         &packets_of(&data),
         &creds(),
+        None,
         Duration::from_secs(2),
     )
     .await
@@ -240,9 +273,17 @@ async fn corrupt_replica_is_not_served() {
     let mut raw = std::fs::read(&path).unwrap();
     raw[2000] ^= 1;
     std::fs::write(&path, raw).unwrap();
-    let err = read_range(&a.node, block, 0, 5000, &creds(), Duration::from_secs(2))
-        .await
-        .unwrap_err();
+    let err = read_range(
+        &a.node,
+        block,
+        0,
+        5000,
+        &creds(),
+        None,
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::Corrupt { block: 2, .. }), "{err}");
     let mut saw_corrupt = false;
     while let Ok(ev) = a._events.try_recv() {
@@ -290,11 +331,79 @@ async fn garbage_does_not_hurt_the_server() {
         std::slice::from_ref(&a.node),
         &packets_of(&data),
         &creds(),
+        None,
         Duration::from_secs(2),
     )
     .await
     .unwrap();
-    let got = read_range(&a.node, block, 0, 700, &creds(), Duration::from_secs(2))
+    let got = read_range(
+        &a.node,
+        block,
+        0,
+        700,
+        &creds(),
+        None,
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(got, data);
+}
+
+// Checks G8: a user (not a member) reads a block only with the namenode's token for it: no
+// token, a token for another block or a read token for a write are refused; a valid one
+// reads the bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_need_the_namenodes_token_for_a_block() {
+    use crate::auth::BlockAccess;
+    let a = start_node("a").await;
+    let data = payload(3000, 4);
+    let block = Block {
+        id: 31,
+        gen_stamp: 1,
+        len_bytes: data.len() as u64,
+    };
+    let node = std::slice::from_ref(&a.node);
+    let timeout = Duration::from_secs(2);
+    let alice = Credentials::user("alice", authority().user_key("alice"));
+    let now = crate::auth::now_unix_ms();
+    let read = authority().block_token(31, BlockAccess::Read, now);
+    let err = write_block(
+        block,
+        node,
+        &packets_of(&data),
+        &alice,
+        Some(&read),
+        timeout,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.error.to_string().contains("read token"),
+        "{}",
+        err.error
+    );
+    let write = authority().block_token(31, BlockAccess::Write, now);
+    write_block(
+        block,
+        node,
+        &packets_of(&data),
+        &alice,
+        Some(&write),
+        timeout,
+    )
+    .await
+    .unwrap();
+    let err = read_range(&a.node, block, 0, 3000, &alice, None, timeout)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no block access token"), "{err}");
+    let other = authority().block_token(32, BlockAccess::Read, now);
+    let err = read_range(&a.node, block, 0, 3000, &alice, Some(&other), timeout)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("for block 32"), "{err}");
+    let got = read_range(&a.node, block, 0, 3000, &alice, Some(&read), timeout)
         .await
         .unwrap();
     assert_eq!(got, data);

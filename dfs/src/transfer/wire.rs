@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::auth::{BlockToken, Credentials};
 use crate::checksum::{self, BYTES_PER_CHECKSUM, CHECKSUM_BYTES};
-use crate::auth::Credentials;
 use crate::error::{Error, Result};
 use crate::frame::{decode_msg, encode_msg, write_frame};
 use crate::protocol::{Block, DatanodeRef, ReportedReplica, WireError};
@@ -37,6 +37,8 @@ pub enum TransferRequest {
         offset_bytes: u64,
         /// Wanted length (clamped to the replica).
         len_bytes: u64,
+        /// The namenode's permission (needed by all but members).
+        token: Option<BlockToken>,
     },
     /// Receive a replica and forward it to `downstream` (the rest of the pipeline, in order).
     Write {
@@ -44,6 +46,8 @@ pub enum TransferRequest {
         block: Block,
         /// The datanodes after this one.
         downstream: Vec<DatanodeRef>,
+        /// The namenode's permission (needed by all but members).
+        token: Option<BlockToken>,
     },
     /// Lease recovery, step 1 (sent by the namenode leader): report every replica of
     /// `block_id` held here, finalized or left behind by a pipeline that ended early, each

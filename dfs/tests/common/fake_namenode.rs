@@ -121,6 +121,7 @@ impl FakeNamenode {
                     offset_bytes: 0,
                     locations: targets,
                     corrupt: vec![],
+                    token: None,
                 }))
             }
             Request::UpdatePipeline {
@@ -147,6 +148,7 @@ impl FakeNamenode {
                     offset_bytes: 0,
                     locations,
                     corrupt: vec![],
+                    token: None,
                 }))
             }
             Request::AddDatanode {
@@ -179,6 +181,7 @@ impl FakeNamenode {
                     offset_bytes: 0,
                     locations,
                     corrupt: vec![],
+                    token: None,
                 }))
             }
             Request::Complete { path, last, .. } => {
@@ -262,6 +265,7 @@ impl FakeNamenode {
                         offset_bytes: offset,
                         locations,
                         corrupt: vec![],
+                        token: None,
                     });
                     offset += b.len_bytes;
                 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
-use dfs::frame::{decode_msg, write_frame};
 use dfs::auth::{Gate, Principal};
+use dfs::frame::{decode_msg, write_frame};
 use dfs::listener::{Conn, Limits, Shutdown};
 
 use crate::error::{Error, Result};
