@@ -61,6 +61,7 @@ impl Jobtracker {
             return;
         };
         let output = entry.spec.output.clone();
+        let user = entry.spec.user.clone();
         let workers: Vec<String> = st.workers.keys().cloned().collect();
         for w in workers {
             self.send(st, &w, WorkerCommand::Cleanup { job });
@@ -68,7 +69,7 @@ impl Jobtracker {
         let jt = self.clone();
         tokio::spawn(async move {
             let phase = match failure {
-                None => match jt.write_success(&output).await {
+                None => match jt.write_success(&user, job, &output).await {
                     Ok(()) => JobPhase::Succeeded,
                     Err(e) => JobPhase::Failed(format!("job commit failed: {e}")),
                 },
@@ -136,7 +137,9 @@ impl Jobtracker {
     }
 
     /// Commits the job (files into `OUT`, `OUT/_SUCCESS`), retrying through short outages.
-    async fn write_success(&self, output: &str) -> Result<()> {
+    /// As the job's user (see `dfs_as`): `_SUCCESS` is the user's, as the rest of the output.
+    async fn write_success(&self, user: &str, job: JobId, output: &str) -> Result<()> {
+        let dfs = self.dfs_as(user, job)?;
         let out = output.trim_end_matches('/');
         let mut last = None;
         for i in 0..5u32 {
@@ -144,7 +147,7 @@ impl Jobtracker {
                 tokio::time::sleep(Duration::from_millis(200 << i)).await;
             }
             let dir = PathBuf::from(out);
-            let r = on_blocking_thread(self.dfs.clone(), move |fs| {
+            let r = on_blocking_thread(dfs.clone(), move |fs| {
                 Committer::new(fs, &dir).commit_job(true)
             })
             .await;
