@@ -606,7 +606,10 @@ impl Shell {
             }
             println!("modified: {}", format_time(s.mtime_ms));
             let mode = crate::namenode::permission::mode_string(s.mode);
-            println!("permission: {mode} ({:04o}) {}:{}", s.mode, s.owner, s.group);
+            println!(
+                "permission: {mode} ({:04o}) {}:{}",
+                s.mode, s.owner, s.group
+            );
         }
         Ok(())
     }

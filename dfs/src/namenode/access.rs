@@ -160,8 +160,14 @@ mod tests {
             start_after: None,
             limit: 10,
         };
-        assert_eq!(kind(authorize(&ns, &bob, &list("/user/alice/secret"))), denied);
-        assert_eq!(kind(authorize(&ns, &alice, &list("/user/alice/secret"))), None);
+        assert_eq!(
+            kind(authorize(&ns, &bob, &list("/user/alice/secret"))),
+            denied
+        );
+        assert_eq!(
+            kind(authorize(&ns, &alice, &list("/user/alice/secret"))),
+            None
+        );
         let del = Request::Delete {
             path: "/user/alice/secret".into(),
             recursive: true,
@@ -195,7 +201,10 @@ mod tests {
     fn new_inodes_belong_to_their_creator_in_the_parents_group() {
         let ns = homes();
         let s = ns.stat("/user/alice/secret").unwrap();
-        assert_eq!((s.owner.as_str(), s.group.as_str()), ("alice", "supergroup"));
+        assert_eq!(
+            (s.owner.as_str(), s.group.as_str()),
+            ("alice", "supergroup")
+        );
         assert_eq!(s.mode, 0o700);
         let root = ns.stat("/").unwrap();
         assert_eq!((root.owner.as_str(), root.mode), ("admin", 0o755));

@@ -239,17 +239,9 @@ fn owner_only(user: &str, view: &PathView, target: Option<&Attrs>, what: &str) -
     }
 }
 
-fn need(
-    user: &str,
-    view: &PathView,
-    target: Option<&Attrs>,
-    bits: u16,
-    what: &str,
-) -> Result<()> {
+fn need(user: &str, view: &PathView, target: Option<&Attrs>, bits: u16, what: &str) -> Result<()> {
     match target {
-        Some(t) if !allows(user, t, bits) => {
-            Err(denied(user, view, view.chain.len() - 1, t, what))
-        }
+        Some(t) if !allows(user, t, bits) => Err(denied(user, view, view.chain.len() - 1, t, what)),
         // A missing path: the operation reports it.
         _ => Ok(()),
     }

@@ -895,7 +895,7 @@ mod tests {
             }
             for i in 0..7 {
                 let op = Op::Mkdirs {
-        owner: "admin".into(),
+                    owner: "admin".into(),
                     path: format!("/r{round}/d{i}"),
                 };
                 handle
@@ -947,7 +947,7 @@ mod tests {
                     tokio::spawn(async move {
                         for i in 0..each {
                             let op = Op::Mkdirs {
-        owner: "admin".into(),
+                                owner: "admin".into(),
                                 path: format!("/w{w}/d{i}"),
                             };
                             let entry = Entry {
@@ -1012,7 +1012,9 @@ mod tests {
                     for i in 0..10u64 {
                         let path = format!("/w{w}/d{i}");
                         let op = Op::Mkdirs {
-        owner: "admin".into(), path: path.clone() };
+                            owner: "admin".into(),
+                            path: path.clone(),
+                        };
                         let entry = Entry {
                             now_ms: 0,
                             call: None,

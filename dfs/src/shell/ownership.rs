@@ -49,7 +49,12 @@ impl Shell {
         Ok(out)
     }
 
-    pub(super) async fn chmod(&self, mode: &str, paths: Vec<String>, recursive: bool) -> Result<()> {
+    pub(super) async fn chmod(
+        &self,
+        mode: &str,
+        paths: Vec<String>,
+        recursive: bool,
+    ) -> Result<()> {
         let mode = parse_mode(mode)?;
         for p in self.targets(paths, recursive).await? {
             self.client.set_permission(&p, mode).await?;
@@ -57,7 +62,12 @@ impl Shell {
         Ok(())
     }
 
-    pub(super) async fn chown(&self, spec: &str, paths: Vec<String>, recursive: bool) -> Result<()> {
+    pub(super) async fn chown(
+        &self,
+        spec: &str,
+        paths: Vec<String>,
+        recursive: bool,
+    ) -> Result<()> {
         let (owner, group) = parse_owner(spec)?;
         for p in self.targets(paths, recursive).await? {
             self.client

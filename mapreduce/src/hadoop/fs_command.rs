@@ -383,8 +383,13 @@ mod tests {
             .contains("expected 2 arguments but got 3"));
         assert!(p("-test /a").unwrap_err().contains("exactly one of"));
         assert!(p("-test -e -d /a").unwrap_err().contains("exactly one of"));
-        assert!(p("-chmod 600").unwrap_err().contains("Not enough arguments"));
-        assert_eq!(p("-chown -x a /p").unwrap_err(), "-chown: Illegal option -x");
+        assert!(p("-chmod 600")
+            .unwrap_err()
+            .contains("Not enough arguments"));
+        assert_eq!(
+            p("-chown -x a /p").unwrap_err(),
+            "-chown: Illegal option -x"
+        );
     }
 
     #[test]

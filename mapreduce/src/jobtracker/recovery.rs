@@ -184,7 +184,12 @@ impl Jobtracker {
 
     /// Removes the output directory and creates `OUT/_temporary/committed` afresh.
     /// As the job's user (see `dfs_as`), so the directory is the user's again.
-    async fn clear_output(&self, user: &str, job: crate::scheduler::JobId, output: &str) -> Result<()> {
+    async fn clear_output(
+        &self,
+        user: &str,
+        job: crate::scheduler::JobId,
+        output: &str,
+    ) -> Result<()> {
         let dfs = self.dfs_as(user, job)?;
         let mut tries = 0u32;
         loop {

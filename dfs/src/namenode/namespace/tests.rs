@@ -42,7 +42,7 @@ fn create_with_require_parent_does_not_recreate_a_removed_directory() {
     let mut ns = Namespace::default();
     let op = |p: &str| {
         e(Op::Create {
-        owner: "admin".into(),
+            owner: "admin".into(),
             path: p.into(),
             replication: 3,
             block_size_bytes: 1024,
@@ -81,7 +81,9 @@ fn mkdirs_creates_parents_and_is_idempotent() {
     assert_eq!(ns.list("/a", None, 100).unwrap().len(), 1);
     assert_eq!(
         kind(ns.apply(&e(Op::Mkdirs {
-        owner: "admin".into(), path: "a/b".into() }))),
+            owner: "admin".into(),
+            path: "a/b".into()
+        }))),
         ErrorKind::InvalidPath
     );
 }
@@ -158,7 +160,10 @@ fn rename_and_delete() {
     }))
     .unwrap();
     ns.apply(&e(Op::Mkdirs {
-        owner: "admin".into(), path: "/x".into() })).unwrap();
+        owner: "admin".into(),
+        path: "/x".into(),
+    }))
+    .unwrap();
     create(&mut ns, "/a/b/f", "c").unwrap();
     let b = add_block(&mut ns, "/a/b/f", None);
     ns.apply(&e(Op::Rename {
@@ -219,7 +224,7 @@ fn retried_call_takes_effect_once() {
         now_ms: 5,
         call,
         op: Op::Create {
-        owner: "admin".into(),
+            owner: "admin".into(),
             path: "/f".into(),
             replication: 1,
             block_size_bytes: 512,
@@ -316,9 +321,11 @@ fn random_op(rng: &mut impl rand::Rng) -> Op {
     let flag = rng.gen();
     match rng.gen_range(0..8) {
         0 => Op::Mkdirs {
-        owner: "admin".into(), path: p },
+            owner: "admin".into(),
+            path: p,
+        },
         1 => Op::Create {
-        owner: "admin".into(),
+            owner: "admin".into(),
             path: p,
             replication: 2,
             block_size_bytes: 512,
@@ -405,7 +412,7 @@ fn list_pages_in_name_order() {
     let mut ns = Namespace::new();
     for n in ["c", "a", "b"] {
         ns.apply(&e(Op::Mkdirs {
-        owner: "admin".into(),
+            owner: "admin".into(),
             path: format!("/d/{n}"),
         }))
         .unwrap();
