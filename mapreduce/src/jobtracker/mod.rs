@@ -278,7 +278,12 @@ impl Jobtracker {
     /// jobtracker does to a job's output on the user's behalf: creating it, committing it.
     /// The namenode checks the user's permissions on it (G8), and what it creates belongs to
     /// the user, so the job's tasks (the same user) may write their attempt directories in it.
+    /// The superuser's jobs use the jobtracker's own client (the same rights, no new
+    /// connections).
     fn dfs_as(&self, user: &str, job: JobId) -> Result<DfsClient> {
+        if user == dfs::auth::SUPERUSER {
+            return Ok(self.dfs.clone());
+        }
         let mut config = self.config.clone();
         config
             .secrets
@@ -400,9 +405,14 @@ impl Jobtracker {
             return;
         }
         // The attempt directory must exist before the attempt runs (see the module docs).
+        // As the job's user, whose tasks write in it (see `dfs_as`).
+        let user_dfs = self.dfs_as(&job.spec.user, attempt.task.job);
         let jt = self.clone();
         tokio::spawn(async move {
-            let made = jt.dfs.mkdirs(&output_dir).await;
+            let made = match user_dfs {
+                Ok(dfs) => dfs.mkdirs(&output_dir).await.map_err(Error::from),
+                Err(e) => Err(e),
+            };
             let mut st = jt.lock();
             let live = st.sched.is_live(attempt);
             match made {
