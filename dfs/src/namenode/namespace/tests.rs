@@ -497,3 +497,43 @@ fn a_wrong_last_block_is_named_in_words() {
     assert!(err.message.contains(&expected), "{}", err.message);
     assert!(!err.message.contains("Some(") && !err.message.contains("None"));
 }
+
+#[test]
+fn owners_and_modes_round_trip_and_format_1_is_refused_by_name() {
+    let mut ns = Namespace::new();
+    ns.apply(&e(Op::Mkdirs {
+        owner: "alice".into(),
+        path: "/user/alice".into(),
+    }))
+    .unwrap();
+    ns.apply(&e(Op::SetPermission {
+        path: "/user/alice".into(),
+        mode: 0o1750,
+    }))
+    .unwrap();
+    let back = Namespace::from_snapshot(&ns.to_snapshot().unwrap()).unwrap();
+    assert_eq!(back, ns);
+    let s = back.stat("/user/alice").unwrap();
+    assert_eq!(
+        (s.owner.as_str(), s.group.as_str(), s.mode),
+        ("alice", "supergroup", 0o1750)
+    );
+    assert_eq!(back.stat("/user").unwrap().owner, "alice");
+    let entry = e(Op::Rename {
+        src: "/a".into(),
+        dst: "/b".into(),
+    });
+    assert_eq!(decode_entry(&encode_entry(&entry).unwrap()).unwrap(), entry);
+    // Bytes of the untagged format 1: a clear error, not a misread namespace.
+    let old = crate::frame::encode_msg(&entry).unwrap();
+    let err = decode_entry(&old).unwrap_err().to_string();
+    assert!(err.contains("not of format 2"), "{err}");
+    let err = Namespace::from_snapshot(&old).unwrap_err().to_string();
+    assert!(err.contains("snapshot is not of format 2"), "{err}");
+    // A mode with bits beyond 0o1777 is refused.
+    let bad = ns.apply(&e(Op::SetPermission {
+        path: "/user".into(),
+        mode: 0o4755,
+    }));
+    assert!(bad.is_err());
+}
