@@ -5,7 +5,7 @@
 //! Pure: a request, the namespace and the caller in; `Ok` or `PermissionDenied` out.
 
 use super::namespace::Namespace;
-use super::permission::{check, Action, Caller};
+use super::permission::{allows_all, check, check_subtree, Action, Caller};
 use crate::auth::Principal;
 use crate::error::Result;
 use crate::path;
@@ -20,6 +20,16 @@ pub fn authorize(ns: &Namespace, caller: &Principal, req: &Request) -> Result<()
     };
     for (p, action) in needs(ns, req) {
         check(who, &ns.access_view(&p)?, &action)?;
+    }
+    if let Request::Delete {
+        path,
+        recursive: true,
+    } = req
+    {
+        if !who.superuser {
+            let refusing = ns.dir_refusing(path, |a| allows_all(who.user, a))?;
+            check_subtree(who, path, refusing)?;
+        }
     }
     Ok(())
 }
@@ -195,6 +205,44 @@ mod tests {
         let admin = Principal::Member("nn1".into());
         assert_eq!(kind(authorize(&ns, &admin, &chmod)), None);
         assert_eq!(kind(authorize(&ns, &bob, &Request::Status)), None);
+    }
+
+    // Checks G8: a recursive delete needs full access to every directory it empties, even
+    // where the parent lets the caller remove the top (HDFS's rule).
+    #[test]
+    fn recursive_delete_needs_access_to_what_it_empties() {
+        let mut ns = homes();
+        apply(
+            &mut ns,
+            Op::SetPermission {
+                path: "/user/alice".into(),
+                mode: 0o777,
+            },
+        );
+        let del = |recursive| Request::Delete {
+            path: "/user/alice/secret".into(),
+            recursive,
+        };
+        let bob = user("bob");
+        // secret (0700, alice's) is empty: nothing below to protect.
+        assert_eq!(kind(authorize(&ns, &bob, &del(true))), None);
+        apply(
+            &mut ns,
+            Op::Mkdirs {
+                path: "/user/alice/secret/inner".into(),
+                owner: "alice".into(),
+            },
+        );
+        let err = authorize(&ns, &bob, &del(true)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("full access") && msg.contains("/user/alice/secret "),
+            "{msg}"
+        );
+        assert_eq!(kind(authorize(&ns, &user("alice"), &del(true))), None);
+        let admin = Principal::Member("nn1".into());
+        assert_eq!(kind(authorize(&ns, &admin, &del(true))), None);
     }
 
     #[test]

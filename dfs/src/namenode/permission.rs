@@ -176,6 +176,31 @@ pub fn check(caller: Caller<'_>, view: &PathView, action: &Action) -> Result<()>
     }
 }
 
+/// A recursive delete also needs full access (rwx) to every non-empty directory it empties,
+/// as in HDFS: `refusing` is the first one below (or at) the path that the caller lacks it on,
+/// found by the namespace with [`allows_all`].
+pub fn check_subtree(
+    caller: Caller<'_>,
+    path: &str,
+    refusing: Option<(String, Attrs)>,
+) -> Result<()> {
+    match refusing {
+        Some((dir, a)) if !caller.superuser => Err(denied_at(
+            caller.user,
+            path,
+            &dir,
+            &a,
+            "full access (rwx) on what it empties",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// True when `user` has read, write and search on `a` (what emptying a directory takes).
+pub fn allows_all(user: &str, a: &Attrs) -> bool {
+    allows(user, a, READ | WRITE | EXECUTE)
+}
+
 fn remove(user: &str, view: &PathView) -> Result<()> {
     let n = view.chain.len();
     if !view.exists || n < 2 {
@@ -262,11 +287,13 @@ fn allows(user: &str, a: &Attrs, bits: u16) -> bool {
 /// The error, naming the user, the path, the inode that refused (by its depth) and what was
 /// missing, as `user=bob, access=read (r), inode="/a/f":alice:alice:-rw-------` does in HDFS.
 fn denied(user: &str, view: &PathView, depth: usize, a: &Attrs, what: &str) -> Error {
-    let inode = prefix(&view.path, depth);
+    denied_at(user, &view.path, &prefix(&view.path, depth), a, what)
+}
+
+fn denied_at(user: &str, path: &str, inode: &str, a: &Attrs, what: &str) -> Error {
     let kind = if a.is_dir { 'd' } else { '-' };
     Error::PermissionDenied(format!(
-        "user {user} may not do that to {}: it lacks {what} on {inode} ({}:{} {kind}{})",
-        view.path,
+        "user {user} may not do that to {path}: it lacks {what} on {inode} ({}:{} {kind}{})",
         a.owner,
         a.group,
         mode_string(a.mode)

@@ -74,6 +74,34 @@ impl Namespace {
         })
     }
 
+    /// The first non-empty directory at or below `p` (depth first) whose attributes `ok`
+    /// refuses, with its path: what a recursive delete of `p` would empty without the right.
+    pub fn dir_refusing(
+        &self,
+        p: &str,
+        ok: impl Fn(&Attrs) -> bool,
+    ) -> Result<Option<(String, Attrs)>> {
+        let mut stack = match self.lookup(p) {
+            Ok(id) => vec![id],
+            Err(Error::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        while let Some(id) = stack.pop() {
+            let Body::Dir(children) = &self.inodes[&id].body else {
+                continue;
+            };
+            if children.is_empty() {
+                continue;
+            }
+            let a = self.attrs(id);
+            if !ok(&a) {
+                return Ok(Some((self.path_of(id), a)));
+            }
+            stack.extend(children.values());
+        }
+        Ok(None)
+    }
+
     fn attrs(&self, id: u64) -> Attrs {
         let inode = &self.inodes[&id];
         Attrs {
