@@ -76,7 +76,8 @@ pub enum Action {
     /// List a directory (r and x on it), or stat a file.
     List,
     /// Create the path (a file, or a directory and its missing parents): w and x on the
-    /// deepest existing ancestor; replacing an existing file needs w and x on its parent.
+    /// deepest existing ancestor; replacing an existing file needs w and x on its parent and
+    /// w on the file.
     Create,
     /// `mkdir -p`: nothing more than traversal if it exists already, else as `Create`.
     Mkdirs,
@@ -161,10 +162,14 @@ pub fn check(caller: Caller<'_>, view: &PathView, action: &Action) -> Result<()>
                 Some(_) if last > 0 => (last - 1, &view.chain[last - 1]),
                 _ => (last, &view.chain[last]),
             };
-            if allows(user, dir, WRITE | EXECUTE) || !dir.is_dir {
-                return Ok(());
+            if dir.is_dir && !allows(user, dir, WRITE | EXECUTE) {
+                return Err(denied(user, view, depth, dir, "write (w) on the parent"));
             }
-            Err(denied(user, view, depth, dir, "write (w) on the parent"))
+            // Overwriting a file also needs write on it, as in HDFS.
+            match target {
+                Some(t) if !t.is_dir => need(user, view, target, WRITE, "write (w) to overwrite"),
+                _ => Ok(()),
+            }
         }
         Action::Write => match target {
             Some(t) if t.owner == user => Ok(()),

@@ -135,6 +135,12 @@ fn overwriting_needs_write_on_the_parent_and_mkdirs_of_an_existing_dir_passes() 
     let v = alice_file(0o755, 0o666);
     denied_msg(check(as_user("bob"), &v, &Action::Create));
     check(as_user("alice"), &v, &Action::Create).unwrap();
+    // Write on the parent is not enough to replace a file one may not write.
+    let mut shared = alice_file(0o777, 0o444);
+    let msg = denied_msg(check(as_user("bob"), &shared, &Action::Create));
+    assert!(msg.contains("to overwrite"), "{msg}");
+    shared.chain[3].mode = 0o666;
+    check(as_user("bob"), &shared, &Action::Create).unwrap();
     let dir = PathView {
         path: "/user/alice".into(),
         chain: v.chain[..3].to_vec(),
