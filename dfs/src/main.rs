@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -188,7 +189,7 @@ async fn run(cli: Cli) -> dfs::Result<()> {
         Command::Namenode { id } => dfs::namenode::run(load(conf)?, id).await,
         Command::Datanode { host } => dfs::datanode::run(load(conf)?, &host).await,
         Command::Config(cmd) => run_config(cmd),
-        Command::User(UserCommand::Add { name, out }) => add_user(conf, &name, out),
+        Command::User(UserCommand::Add { name, out }) => add_user(conf, &name, out).await,
         Command::Cluster(cmd) => local_cluster::run_cluster(cmd, conf).await,
         Command::Shell(cmd) => shell::run(conf, cmd).await,
     }
@@ -247,7 +248,7 @@ fn run_config(cmd: ConfigCommand) -> dfs::Result<()> {
 
 /// Writes the key file of user `name`, derived from the cluster key (which only the admin
 /// holds), mode 0600, never over an existing file.
-fn add_user(conf: Option<&Path>, name: &str, out: Option<PathBuf>) -> dfs::Result<()> {
+async fn add_user(conf: Option<&Path>, name: &str, out: Option<PathBuf>) -> dfs::Result<()> {
     dfs::auth::validate_user_name(name)?;
     let config = load(conf)?;
     let authority = config.secrets.authority()?;
@@ -264,7 +265,33 @@ fn add_user(conf: Option<&Path>, name: &str, out: Option<PathBuf>) -> dfs::Resul
         dfs::auth::USER_KEY_ENV,
         path.display()
     );
+    let home = format!("/user/{name}");
+    match make_home(config, name, &home).await {
+        Ok(()) => eprintln!("created {home}, owned by {name}, mode 0755"),
+        Err(e) => eprintln!(
+            "could not create {home} ({}); once the cluster is up: dfs mkdir {home} && \
+             dfs chown {name} {home}",
+            dfs::shell::describe(&e)
+        ),
+    }
     Ok(())
+}
+
+/// How long `dfs user add` tries to reach the cluster for the home directory: the key file is
+/// what matters, and the cluster may well be down.
+const HOME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Creates the user's home directory (as the superuser this tool acts as), owned by the user.
+async fn make_home(config: config::ClusterConfig, name: &str, home: &str) -> dfs::Result<()> {
+    let client = dfs::client::DfsClient::new(config);
+    let io = async {
+        client.mkdirs(home).await?;
+        client.set_owner(home, Some(name), None).await?;
+        client.set_permission(home, 0o755).await
+    };
+    tokio::time::timeout(HOME_TIMEOUT, io)
+        .await
+        .map_err(|_| Error::Timeout(format!("reaching the namenodes within {HOME_TIMEOUT:?}")))?
 }
 
 fn load(conf: Option<&Path>) -> dfs::Result<config::ClusterConfig> {

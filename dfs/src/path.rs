@@ -104,9 +104,17 @@ pub fn join(components: &[&str]) -> String {
     })
 }
 
-/// The OS user's name, as Hadoop takes the login user's: `$USER` when set, else the name of
+/// The user this process acts as: the one named by the user key in `$MRJOB_USER_KEY` when
+/// that is set (what the cluster knows it as, so relative paths land in its own home), else
+/// the OS user's name as Hadoop takes the login user's: `$USER` when set, else the name of
 /// the process's uid, else the uid as a number.
 pub fn user_name() -> String {
+    let key = std::env::var_os(crate::auth::USER_KEY_ENV).filter(|p| !p.is_empty());
+    if let Some(Ok(c)) = key.map(|p| crate::auth::user_credentials(std::path::Path::new(&p))) {
+        if let crate::auth::Claim::User(name) = c.claim() {
+            return name.clone();
+        }
+    }
     if let Some(user) = std::env::var("USER").ok().filter(|u| valid_name(u)) {
         return user;
     }

@@ -103,6 +103,12 @@ pub struct FileStatus {
     pub under_construction: bool,
     /// Number of blocks (files) or children (directories).
     pub count: u64,
+    /// Owning user.
+    pub owner: String,
+    /// Owning group.
+    pub group: String,
+    /// Permission bits, sticky bit (0o1000) included.
+    pub mode: u16,
 }
 
 /// Totals under a path (`du`).
@@ -435,6 +441,23 @@ pub enum Request {
         path: String,
         /// New factor.
         replication: u32,
+    },
+    /// `chmod`: set a path's permission bits → `Done`. Only its owner or the superuser.
+    SetPermission {
+        /// Path.
+        path: String,
+        /// New mode, at most 0o1777 (the sticky bit is 0o1000).
+        mode: u16,
+    },
+    /// `chown`: set a path's owner (superuser only) and/or group (its owner may choose a
+    /// group it is a member of) → `Done`.
+    SetOwner {
+        /// Path.
+        path: String,
+        /// New owner, if it changes.
+        owner: Option<String>,
+        /// New group, if it changes.
+        group: Option<String>,
     },
     /// Per-file block health under a path → `Fsck` (at most 100,000 files).
     Fsck {

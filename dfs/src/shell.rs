@@ -1,5 +1,5 @@
 //! The `dfs` shell: `ls`, `mkdir`, `put`, `get`, `cat`, `rm`, `mv`, `stat`, `du`, `setrep`,
-//! `fsck`, `report` (`dfs cluster start|stop` is in [`crate::local_cluster`]).
+//! `chmod`, `chown` (in `ownership`), `fsck`, `report` (`dfs cluster start|stop` is in [`crate::local_cluster`]).
 //!
 //! Paths are `/path`, `dfs://HOST:PORT/path` (HOST:PORT must be one of the configured
 //! namenodes), or relative to the working directory `/user/NAME` (see [`crate::path::resolve`]);
@@ -25,6 +25,7 @@ use crate::units::{human, parse_size, SizeFormat};
 
 mod destination;
 mod listing;
+mod ownership;
 
 use listing::{format_status, fsck_lines, FsckTotals};
 // Hadoop's listing (`mrjob hadoop fs -ls`) prints times the same way.
@@ -212,6 +213,28 @@ pub enum ShellCommand {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+    /// Change permission bits (octal MODE, e.g. 755, 0600, 1777).
+    Chmod {
+        /// Also everything below each directory.
+        #[arg(short = 'R')]
+        recursive: bool,
+        /// Octal mode.
+        mode: String,
+        /// Paths.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Change owner and/or group: USER, USER:GROUP or :GROUP (owner: superuser only).
+    Chown {
+        /// Also everything below each directory.
+        #[arg(short = 'R')]
+        recursive: bool,
+        /// USER[:GROUP] or :GROUP.
+        owner: String,
+        /// Paths.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
     /// Block health per file: blocks, replicas, missing, corrupt, under-replicated.
     Fsck {
         /// Path (default `/`).
@@ -301,6 +324,16 @@ impl Shell {
                 let p = self.path(path.as_deref().unwrap_or("/"))?;
                 self.fsck(&p, blocks).await
             }
+            ShellCommand::Chmod {
+                recursive,
+                mode,
+                paths,
+            } => self.chmod(&mode, paths, recursive).await,
+            ShellCommand::Chown {
+                recursive,
+                owner,
+                paths,
+            } => self.chown(&owner, paths, recursive).await,
             ShellCommand::Report => self.report().await,
         }
     }
@@ -572,6 +605,11 @@ impl Shell {
                 println!("children: {}", s.count);
             }
             println!("modified: {}", format_time(s.mtime_ms));
+            let mode = crate::namenode::permission::mode_string(s.mode);
+            println!(
+                "permission: {mode} ({:04o}) {}:{}",
+                s.mode, s.owner, s.group
+            );
         }
         Ok(())
     }

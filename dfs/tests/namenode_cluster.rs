@@ -17,6 +17,9 @@ use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+#[path = "namenode_cluster/permissions.rs"]
+mod permissions;
+
 static SLOT: AtomicU16 = AtomicU16::new(0);
 
 /// Ports 61000-64999: away from the other test binaries' 20000-60004 range.
@@ -298,7 +301,8 @@ async fn leader_crash_loses_no_acknowledged_create() {
 }
 
 // Checks G1: SIGKILL every namenode and restart them all; the namespace (snapshot + log tail)
-// is intact, including a retried non-idempotent call's first result.
+// is intact, including a retried non-idempotent call's first result. Checks G8: users'
+// permissions hold before and after (see `permissions`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_all_keeps_the_namespace() {
     let mut cluster = Cluster::start(30);
@@ -320,6 +324,9 @@ async fn restart_all_keeps_the_namespace() {
         })
         .await;
     assert!(renamed.is_ok(), "{renamed:?}");
+    // Checks G8 before and after the restart: owners and modes are replicated state.
+    permissions::must_set_up_alice_and_bob(&cluster).await;
+    permissions::must_enforce_alice_and_bob(&cluster).await;
     for id in 1..=3 {
         cluster.kill(id);
     }
@@ -328,6 +335,8 @@ async fn restart_all_keeps_the_namespace() {
     }
     let client = cluster.client();
     must_have_leader(&cluster, &client, Duration::from_secs(15)).await;
+    permissions::must_enforce_alice_and_bob(&cluster).await;
+    permissions::must_let_the_superuser_act(&cluster).await;
     let Response::Listing(list) = client
         .call(Request::List {
             path: "/a".into(),

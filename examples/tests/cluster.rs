@@ -9,6 +9,7 @@
 mod common;
 mod security;
 mod web;
+mod user_job;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -351,6 +352,9 @@ fn every_example_job_matches_local_mode() {
         local_maps * 10 >= maps * 9,
         "{local_maps}/{maps} maps data-local: {stderr}"
     );
+
+    // G8: a user's job runs as that user, on what the user may write.
+    user_job::user_job_runs_as_its_user(&cluster, "/out/wc", "3");
 
     cluster.must_mrjob(&["grep", "/in", "/out/grep", "w1[0-9]*|k7", "-r", "2"]);
     let local = local_run(&["grep", "w1[0-9]*|k7", "-r", "2"], &[&input], work.path());

@@ -208,6 +208,34 @@ impl DfsClient {
         expect_response!(resp, Response::Done => ())
     }
 
+    /// Sets a path's permission bits (`chmod`; at most 0o1777).
+    pub async fn set_permission(&self, path: &str, mode: u16) -> Result<()> {
+        let resp = self
+            .call(Request::SetPermission {
+                path: path.into(),
+                mode,
+            })
+            .await?;
+        expect_response!(resp, Response::Done => ())
+    }
+
+    /// Sets a path's owner and/or group (`chown`).
+    pub async fn set_owner(
+        &self,
+        path: &str,
+        owner: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<()> {
+        let resp = self
+            .call(Request::SetOwner {
+                path: path.into(),
+                owner: owner.map(str::to_string),
+                group: group.map(str::to_string),
+            })
+            .await?;
+        expect_response!(resp, Response::Done => ())
+    }
+
     /// Per-file block health under a path.
     pub async fn fsck(&self, path: &str) -> Result<Vec<FsckFile>> {
         let resp = self.call(Request::Fsck { path: path.into() }).await?;

@@ -652,6 +652,7 @@ mod tests {
             op,
         };
         ns.apply(&e(Op::Create {
+            owner: "admin".into(),
             path: "/f".into(),
             replication: 3,
             block_size_bytes: 1024,

@@ -7,6 +7,8 @@
 //! - [`placement`]: replica placement, re-replication and deletion decisions.
 //! - [`completion`]: the rule for when a file may be closed (G2: enough good replicas).
 //! - [`block_recovery`]: the rule for the length a dead writer's last block is closed at.
+//! - [`permission`]: users' permissions (owner, group, mode; the sticky bit): may this user
+//!   do this to this path.
 //! - [`raft_guard`]: which Raft messages from the network may reach raft-rs at all.
 //!
 //! The I/O shell around it:
@@ -16,16 +18,19 @@
 //! - [`batch`]: proposals and reads collected in one drain of the driver's queue, handed to
 //!   raft-rs together.
 //! - [`transport`]: Raft messages between namenodes (protobuf bytes in frames).
+//! - [`access`]: which permission each RPC needs of its paths, checked before it runs.
 //! - [`server`]: the RPC service, and [`run`] to start a namenode.
 //! - [`lease_recovery`]: the leader's periodic duties: replication check and lease recovery.
 //! - [`web`]: the namenode's read-only web pages and their JSON twins (`render`: the HTML).
 
+pub mod access;
 pub mod batch;
 pub mod block_map;
 pub mod block_recovery;
 pub mod completion;
 pub mod lease_recovery;
 pub mod namespace;
+pub mod permission;
 pub mod placement;
 pub mod raft_driver;
 pub mod raft_guard;

@@ -52,7 +52,7 @@ use crate::error::{Error, Result};
 use crate::frame::{decode_msg, encode_msg};
 use crate::namenode::batch::{ProposalBatch, ReadBatch};
 use crate::namenode::block_map::BlockMap;
-use crate::namenode::namespace::{Entry, Namespace, OpResult, Outcome};
+use crate::namenode::namespace::{decode_entry, encode_entry, Entry, Namespace, OpResult, Outcome};
 use crate::namenode::raft_guard;
 use crate::namenode::storage::{Persister, RaftStore};
 use crate::protocol::{NamenodeStatus, RaftRole};
@@ -531,7 +531,7 @@ impl<S: MessageSink> Driver<S> {
             let _ = reply.send(Err(self.not_leader()));
             return;
         }
-        let data = match encode_msg(&entry) {
+        let data = match encode_entry(&entry) {
             Ok(d) => d,
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -749,11 +749,14 @@ impl<S: MessageSink> Driver<S> {
                 if e.get_entry_type() != EntryType::EntryNormal || e.data.is_empty() {
                     continue;
                 }
-                let result = match decode_msg::<Entry>(&e.data) {
+                let result = match decode_entry(&e.data) {
                     Ok(entry) => Ok(ns.apply(&entry)),
                     // Every node decodes the same bytes the same way, so skipping keeps them
-                    // identical; this only happens if a newer version wrote the entry.
-                    Err(err) => Err(err),
+                    // identical; this only happens if another format version wrote the entry.
+                    Err(err) => {
+                        tracing::error!(index = e.index, "skipping a log entry: {err}");
+                        Err(err)
+                    }
                 };
                 if let Ok((inc, seq)) = decode_msg::<(u64, u64)>(&e.context) {
                     if inc == self.incarnation {
@@ -899,6 +902,7 @@ mod tests {
             }
             for i in 0..7 {
                 let op = Op::Mkdirs {
+                    owner: "admin".into(),
                     path: format!("/r{round}/d{i}"),
                 };
                 handle
@@ -950,6 +954,7 @@ mod tests {
                     tokio::spawn(async move {
                         for i in 0..each {
                             let op = Op::Mkdirs {
+                                owner: "admin".into(),
                                 path: format!("/w{w}/d{i}"),
                             };
                             let entry = Entry {
@@ -1013,7 +1018,10 @@ mod tests {
                 tokio::spawn(async move {
                     for i in 0..10u64 {
                         let path = format!("/w{w}/d{i}");
-                        let op = Op::Mkdirs { path: path.clone() };
+                        let op = Op::Mkdirs {
+                            owner: "admin".into(),
+                            path: path.clone(),
+                        };
                         let entry = Entry {
                             now_ms: 0,
                             call: None,

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use super::access::authorize;
 use super::lease_recovery::{leader_duties, Duty, Recovering};
 use super::wall_ms;
 use crate::auth::{names, Authority, BlockAccess, Gate, Principal};
@@ -165,9 +166,13 @@ impl NamenodeService {
             | Request::List { .. }
             | Request::Du { .. }
             | Request::GetBlockLocations { .. }
-            | Request::Fsck { .. } => self.handle_namespace(None, body).await,
-            Request::DatanodeReport | Request::Status => {
-                self.handle_datanode(&Principal::User(WEB_USER.into()), body)
+            | Request::Fsck { .. }
+            | Request::DatanodeReport
+            | Request::Status => {
+                // Held to the file permissions like any user: a page shows only what anyone
+                // may see (no block tokens either: those are added only on the RPC path).
+                self.handle(&Principal::User(WEB_USER.into()), None, body)
+                    .await
             }
             other => Err(Error::Malformed(format!(
                 "{} is not a read-only request",
@@ -190,9 +195,16 @@ impl NamenodeService {
         call: Option<CallId>,
         body: Request,
     ) -> Result<Response> {
+        if !body.any_namenode() {
+            // Checked on the leader's namespace before anything is read or proposed (G8);
+            // a follower answers NotLeader rather than judging from a stale view.
+            self.shared.check_leader()?;
+            authorize(&self.shared.ns(), caller, &body)?;
+        }
+        let owner = caller.user().to_string();
         match body {
             Request::Create { .. } | Request::Complete { .. } | Request::RenewLease { .. } => {
-                self.handle_writer(call, body).await
+                self.handle_writer(call, body, owner).await
             }
             Request::AddBlock { .. }
             | Request::AbandonBlock { .. }
@@ -206,7 +218,9 @@ impl NamenodeService {
             | Request::List { .. }
             | Request::Du { .. }
             | Request::GetBlockLocations { .. }
-            | Request::Fsck { .. } => self.handle_namespace(call, body).await,
+            | Request::SetPermission { .. }
+            | Request::SetOwner { .. }
+            | Request::Fsck { .. } => self.handle_namespace(call, body, owner).await,
             Request::Register { .. }
             | Request::Heartbeat { .. }
             | Request::BlockReport { .. }
@@ -218,7 +232,12 @@ impl NamenodeService {
     }
 
     /// A writer's calls on its lease: opening a file, closing it, renewing the lease.
-    async fn handle_writer(&self, call: Option<CallId>, body: Request) -> Result<Response> {
+    async fn handle_writer(
+        &self,
+        call: Option<CallId>,
+        body: Request,
+        owner: String,
+    ) -> Result<Response> {
         match body {
             Request::Create {
                 path,
@@ -239,6 +258,7 @@ impl NamenodeService {
                     overwrite,
                     require_parent,
                     client_name,
+                    owner,
                 };
                 match self.write(call, op).await? {
                     Outcome::Status(s) => Ok(Response::Status(s)),
@@ -321,10 +341,23 @@ impl NamenodeService {
     }
 
     /// Namespace calls outside a writer's lease: directory changes and reads.
-    async fn handle_namespace(&self, call: Option<CallId>, body: Request) -> Result<Response> {
+    async fn handle_namespace(
+        &self,
+        call: Option<CallId>,
+        body: Request,
+        owner: String,
+    ) -> Result<Response> {
         match body {
             Request::Mkdirs { path } => self
-                .write(None, Op::Mkdirs { path })
+                .write(None, Op::Mkdirs { path, owner })
+                .await
+                .map(|_| Response::Done),
+            Request::SetPermission { path, mode } => self
+                .write(None, Op::SetPermission { path, mode })
+                .await
+                .map(|_| Response::Done),
+            Request::SetOwner { path, owner, group } => self
+                .write(None, Op::SetOwner { path, owner, group })
                 .await
                 .map(|_| Response::Done),
             Request::Rename { src, dst } => self

@@ -1,5 +1,6 @@
 //! How the shell prints what the namenode answers: `ls` lines, times, `fsck` lines.
 
+use crate::namenode::permission::mode_string;
 use crate::protocol::{BlockHealth, FileKind, FileStatus, FsckFile};
 use crate::units::SizeFormat;
 
@@ -58,6 +59,8 @@ pub(super) fn fsck_lines(f: &FsckFile, all_blocks: bool, totals: &mut FsckTotals
     lines
 }
 
+/// One `ls` line, as `hadoop fs -ls` prints it: kind and mode, replication, owner, group,
+/// size, time, path.
 pub(super) fn format_status(s: &FileStatus, size: SizeFormat) -> String {
     let (kind, rep) = match s.kind {
         FileKind::Dir => ("d", "-".to_string()),
@@ -65,7 +68,10 @@ pub(super) fn format_status(s: &FileStatus, size: SizeFormat) -> String {
     };
     let uc = if s.under_construction { " (open)" } else { "" };
     format!(
-        "{kind} {rep:>3} {:>14} {} {}{uc}",
+        "{kind}{} {rep:>3} {} {} {:>14} {} {}{uc}",
+        mode_string(s.mode),
+        s.owner,
+        s.group,
         size.show(s.len_bytes),
         format_time(s.mtime_ms),
         s.path

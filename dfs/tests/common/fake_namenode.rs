@@ -365,6 +365,9 @@ impl FakeNamenode {
             mtime_ms: 0,
             under_construction: f.is_some_and(|f| !f.complete),
             count: f.map_or(0, |f| f.blocks.len() as u64),
+            owner: "admin".into(),
+            group: "supergroup".into(),
+            mode: if f.is_some() { 0o644 } else { 0o755 },
         }
     }
 

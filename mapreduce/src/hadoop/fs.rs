@@ -83,6 +83,24 @@ async fn execute(conf: Option<&Path>, cmd: FsCommand) -> Result<ExitCode> {
             paths,
         },
         FsCommand::Mv { src, dst } => ShellCommand::Mv { src, dst },
+        FsCommand::Chmod {
+            recursive,
+            mode,
+            paths,
+        } => ShellCommand::Chmod {
+            recursive,
+            mode,
+            paths,
+        },
+        FsCommand::Chown {
+            recursive,
+            owner,
+            paths,
+        } => ShellCommand::Chown {
+            recursive,
+            owner,
+            paths,
+        },
         other => return Hadoop::connect(conf)?.execute(other).await,
     };
     dfs::shell::run(conf, shell).await?;
@@ -132,7 +150,6 @@ impl Hadoop {
     /// status 1, but the others are still listed.
     async fn ls(&self, args: &[String], recursive: bool) -> Result<ExitCode> {
         let mut code = ExitCode::SUCCESS;
-        let owner = dfs::path::user_name();
         for arg in args {
             let status = match self.client.stat(&self.path(arg)?).await {
                 Ok(s) => s,
@@ -144,21 +161,21 @@ impl Hadoop {
                 Err(e) => return Err(e),
             };
             if status.kind == FileKind::File {
-                println!("{}", ls_line(&status, &owner));
+                println!("{}", ls_line(&status));
                 continue;
             }
             let entries = self.client.list(&status.path).await?;
             if !recursive {
                 println!("Found {} items", entries.len());
                 for e in &entries {
-                    println!("{}", ls_line(e, &owner));
+                    println!("{}", ls_line(e));
                 }
                 continue;
             }
             // Depth first, each directory's line before what is in it, as Hadoop's `-ls -R`.
             let mut todo: Vec<FileStatus> = entries.into_iter().rev().collect();
             while let Some(e) = todo.pop() {
-                println!("{}", ls_line(&e, &owner));
+                println!("{}", ls_line(&e));
                 if e.kind == FileKind::Dir {
                     todo.extend(self.client.list(&e.path).await?.into_iter().rev());
                 }
@@ -245,16 +262,19 @@ fn answer(check: TestCheck, status: Option<&FileStatus>) -> bool {
 }
 
 /// One line of Hadoop's `-ls`: permissions, replication (`-` for a directory), owner, group,
-/// size, `YYYY-MM-DD HH:MM`, path. dfs keeps no owners or permissions, so those columns are
-/// the same for every entry: Hadoop's defaults, with the current user as the owner. mrjob
-/// finds the path as what follows the `HH:MM` field, so the columns must stay single words.
-pub fn ls_line(s: &FileStatus, owner: &str) -> String {
-    let (perms, rep) = match s.kind {
-        FileKind::Dir => ("drwxr-xr-x", "-".to_owned()),
-        FileKind::File => ("-rw-r--r--", s.replication.to_string()),
+/// size, `YYYY-MM-DD HH:MM`, path. mrjob finds the path as what follows the `HH:MM` field, so
+/// the columns must stay single words (user and group names are: see
+/// `dfs::auth::validate_user_name`).
+pub fn ls_line(s: &FileStatus) -> String {
+    let (kind, rep) = match s.kind {
+        FileKind::Dir => ('d', "-".to_owned()),
+        FileKind::File => ('-', s.replication.to_string()),
     };
     format!(
-        "{perms} {rep:>3} {owner} supergroup {:>10} {} {}",
+        "{kind}{} {rep:>3} {} {} {:>10} {} {}",
+        dfs::namenode::permission::mode_string(s.mode),
+        s.owner,
+        s.group,
         s.len_bytes,
         dfs::shell::format_time(s.mtime_ms),
         s.path
@@ -275,6 +295,9 @@ mod tests {
             mtime_ms: 1_700_000_000_000,
             under_construction: false,
             count,
+            owner: "ann".into(),
+            group: "supergroup".into(),
+            mode: if kind == FileKind::File { 0o644 } else { 0o755 },
         }
     }
 
@@ -292,25 +315,33 @@ mod tests {
 
     #[test]
     fn ls_lines_are_hadoops() {
-        let file = ls_line(&status(FileKind::File, 3276, 1), "ann");
+        let file = ls_line(&status(FileKind::File, 3276, 1));
         assert_eq!(
             file,
             "-rw-r--r--   3 ann supergroup       3276 2023-11-14 22:13 /user/ann/out/part-00000"
         );
         assert_eq!(path_as_mrjob_reads_it(&file), "/user/ann/out/part-00000");
-        let dir = ls_line(&status(FileKind::Dir, 0, 2), "ann");
+        let dir = ls_line(&status(FileKind::Dir, 0, 2));
         assert!(
             dir.starts_with("drwxr-xr-x   - ann supergroup          0 "),
             "{dir}"
         );
         let mut spaced = status(FileKind::File, 1, 1);
         spaced.path = "/a b/c 12:34 d".into();
-        let line = ls_line(&spaced, "ann");
+        let line = ls_line(&spaced);
         // A path holding a time-like word is where mrjob's own rule breaks; ordinary spaces
         // are kept.
         spaced.path = "/a b/c d".into();
-        assert_eq!(path_as_mrjob_reads_it(&ls_line(&spaced, "ann")), "/a b/c d");
+        assert_eq!(path_as_mrjob_reads_it(&ls_line(&spaced)), "/a b/c d");
         assert!(line.ends_with("/a b/c 12:34 d"));
+        // The real owner, group and mode, sticky bit included.
+        let mut shared = status(FileKind::Dir, 0, 0);
+        (shared.owner, shared.group, shared.mode) = ("admin".into(), "supergroup".into(), 0o1777);
+        assert!(
+            ls_line(&shared).starts_with("drwxrwxrwt   - admin supergroup "),
+            "{}",
+            ls_line(&shared)
+        );
     }
 
     #[test]

@@ -73,6 +73,24 @@ pub enum FsCommand {
         /// Destination.
         dst: String,
     },
+    /// `-chmod [-R] MODE PATH...` (octal modes only).
+    Chmod {
+        /// Also everything below each directory.
+        recursive: bool,
+        /// Octal mode.
+        mode: String,
+        /// Paths.
+        paths: Vec<String>,
+    },
+    /// `-chown [-R] [OWNER][:[GROUP]] PATH...`.
+    Chown {
+        /// Also everything below each directory.
+        recursive: bool,
+        /// `OWNER`, `OWNER:GROUP` or `:GROUP`.
+        owner: String,
+        /// Paths.
+        paths: Vec<String>,
+    },
 }
 
 /// What `-test` asks about a path.
@@ -94,7 +112,8 @@ pub enum TestCheck {
 pub const USAGE: &str = "Usage: hadoop fs [-ls [-R] <path>...] [-mkdir [-p] <path>...] \
      [-put [-f] <localsrc>... <dst>] [-get <src> <localdst>] [-cat <src>...] \
      [-test -[defsz] <path>] [-rm [-f] [-r|-R] [-skipTrash] <path>...] [-du [-s] <path>...] \
-     [-touchz <path>...] [-mv <src> <dst>]";
+     [-touchz <path>...] [-mv <src> <dst>] [-chmod [-R] <octal mode> <path>...] \
+     [-chown [-R] [OWNER][:[GROUP]] <path>...]";
 
 /// Parses `hadoop fs` arguments (after `fs`). The error is the message Hadoop-style tools
 /// print: it names the command or the option that is wrong.
@@ -169,9 +188,38 @@ pub fn parse(args: &[String]) -> Result<FsCommand, String> {
             let [src, dst] = exactly::<2>(name, operands)?;
             FsCommand::Mv { src, dst }
         }
+        "chmod" | "chown" => parse_change(name, &flags, operands)?,
         _ => return Err(format!("{cmd}: Unknown command")),
     };
     Ok(parsed)
+}
+
+/// `-chmod` and `-chown`: `[-R] SPEC PATH...`.
+fn parse_change(name: &str, flags: &[&str], operands: Vec<String>) -> Result<FsCommand, String> {
+    check_flags(name, flags, &["-R"])?;
+    let recursive = take(flags, &["-R"]);
+    let (spec, paths) = match operands.split_first() {
+        Some((spec, paths)) if !paths.is_empty() => (spec.clone(), paths.to_vec()),
+        _ => {
+            return Err(format!(
+                "-{name}: Not enough arguments: expected 2 but got {}",
+                operands.len()
+            ))
+        }
+    };
+    Ok(if name == "chmod" {
+        FsCommand::Chmod {
+            recursive,
+            mode: spec,
+            paths,
+        }
+    } else {
+        FsCommand::Chown {
+            recursive,
+            owner: spec,
+            paths,
+        }
+    })
 }
 
 fn parse_test(flags: &[&str], operands: Vec<String>) -> Result<FsCommand, String> {
@@ -335,5 +383,32 @@ mod tests {
             .contains("expected 2 arguments but got 3"));
         assert!(p("-test /a").unwrap_err().contains("exactly one of"));
         assert!(p("-test -e -d /a").unwrap_err().contains("exactly one of"));
+        assert!(p("-chmod 600")
+            .unwrap_err()
+            .contains("Not enough arguments"));
+        assert_eq!(
+            p("-chown -x a /p").unwrap_err(),
+            "-chown: Illegal option -x"
+        );
+    }
+
+    #[test]
+    fn parses_chmod_and_chown() {
+        assert_eq!(
+            p("-chmod -R 700 /a /b").unwrap(),
+            FsCommand::Chmod {
+                recursive: true,
+                mode: "700".into(),
+                paths: v(&["/a", "/b"])
+            }
+        );
+        assert_eq!(
+            p("-chown ann:ann /a").unwrap(),
+            FsCommand::Chown {
+                recursive: false,
+                owner: "ann:ann".into(),
+                paths: v(&["/a"])
+            }
+        );
     }
 }

@@ -158,11 +158,13 @@ impl Jobtracker {
             .create(&entry.record(id, RecordState::Running))
             .await;
         let made = match saved {
-            Ok(()) => self
-                .dfs
-                .mkdirs(&format!("{output}/{COMMITTED_DIR}"))
-                .await
-                .map_err(|e| dfs_error("creating the output directory", e)),
+            Ok(()) => match self.dfs_as(&entry.spec.user, id) {
+                Ok(dfs) => dfs
+                    .mkdirs(&format!("{output}/{COMMITTED_DIR}"))
+                    .await
+                    .map_err(|e| dfs_error("creating the output directory", e)),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         if let Err(e) = made {

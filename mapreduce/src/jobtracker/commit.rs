@@ -85,6 +85,7 @@ impl Jobtracker {
         entry.attempt_rows.job_ended(crate::protocol::unix_ms());
         crate::metrics::jobtracker().jobs_finished.inc();
         let output = entry.spec.output.clone();
+        let user = entry.spec.user.clone();
         let workers: Vec<String> = st.workers.keys().cloned().collect();
         for w in workers {
             self.send(st, &w, WorkerCommand::Cleanup { job });
@@ -92,7 +93,7 @@ impl Jobtracker {
         let jt = self.clone();
         tokio::spawn(async move {
             let phase = match end {
-                None => match jt.write_success(&output).await {
+                None => match jt.write_success(&user, job, &output).await {
                     Ok(()) => JobPhase::Succeeded,
                     Err(e) => JobPhase::Failed(format!("job commit failed: {e}")),
                 },
@@ -161,7 +162,9 @@ impl Jobtracker {
     }
 
     /// Commits the job (files into `OUT`, `OUT/_SUCCESS`), retrying through short outages.
-    async fn write_success(&self, output: &str) -> Result<()> {
+    /// As the job's user (see `dfs_as`): `_SUCCESS` is the user's, as the rest of the output.
+    async fn write_success(&self, user: &str, job: JobId, output: &str) -> Result<()> {
+        let dfs = self.dfs_as(user, job)?;
         let out = output.trim_end_matches('/');
         let mut last = None;
         for i in 0..5u32 {
@@ -169,7 +172,7 @@ impl Jobtracker {
                 tokio::time::sleep(Duration::from_millis(200 << i)).await;
             }
             let dir = PathBuf::from(out);
-            let r = on_blocking_thread(self.dfs.clone(), move |fs| {
+            let r = on_blocking_thread(dfs.clone(), move |fs| {
                 Committer::new(fs, &dir).commit_job(true)
             })
             .await;

@@ -56,6 +56,9 @@ pub mod web;
 /// it can no longer reach the cluster, and fails as any attempt that loses its connections).
 const TASK_TOKEN_LIFETIME_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
+/// Directories every user writes into (mode 1777): staged binaries, dfs staging.
+const SHARED_DIRS: [&str; 2] = [BINARY_DIR, "/tmp"];
+
 /// Period of the scheduler's clock tick.
 const TICK_MS: u64 = 100;
 /// Period of the check for staged job binaries no job uses.
@@ -245,6 +248,8 @@ impl Jobtracker {
         // Calls wait in the listen backlog meanwhile: a submitter or worker sees a jobtracker
         // that does not answer yet, and retries.
         jt.recover().await;
+        let shared = jt.clone();
+        tokio::spawn(async move { shared.make_shared_dirs().await });
         let ticker = jt.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_millis(TICK_MS));
@@ -293,6 +298,44 @@ impl Jobtracker {
         TaskToken {
             token,
             password_hex: password.to_hex(),
+        }
+    }
+
+    /// A dfs client that acts as `user` for `job` (with a task token), for what the
+    /// jobtracker does to a job's output on the user's behalf: creating it, committing it.
+    /// The namenode checks the user's permissions on it (G8), and what it creates belongs to
+    /// the user, so the job's tasks (the same user) may write their attempt directories in it.
+    /// The superuser's jobs use the jobtracker's own client (the same rights, no new
+    /// connections).
+    fn dfs_as(&self, user: &str, job: JobId) -> Result<DfsClient> {
+        if user == dfs::auth::SUPERUSER {
+            return Ok(self.dfs.clone());
+        }
+        let mut config = self.config.clone();
+        config
+            .secrets
+            .set_credentials(self.task_token(user, job).credentials()?);
+        Ok(DfsClient::new(config))
+    }
+
+    /// Creates the directories every user writes into, world-writable with the sticky bit
+    /// (mode 1777, like `/tmp`): staged job binaries and dfs staging (`-files`, `/tmp`).
+    /// Retried in the background until dfs answers; job records stay the jobtracker's own.
+    async fn make_shared_dirs(&self) {
+        for i in 0..60u32 {
+            let r = async {
+                for dir in SHARED_DIRS {
+                    self.dfs.mkdirs(dir).await?;
+                    self.dfs.set_permission(dir, 0o1777).await?;
+                }
+                Ok::<(), dfs::Error>(())
+            }
+            .await;
+            match r {
+                Ok(()) => return,
+                Err(e) => tracing::warn!("creating {SHARED_DIRS:?} (try {i}): {e}"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 
@@ -422,9 +465,14 @@ impl Jobtracker {
             return;
         }
         // The attempt directory must exist before the attempt runs (see the module docs).
+        // As the job's user, whose tasks write in it (see `dfs_as`).
+        let user_dfs = self.dfs_as(&job.spec.user, attempt.task.job);
         let jt = self.clone();
         tokio::spawn(async move {
-            let made = jt.dfs.mkdirs(&output_dir).await;
+            let made = match user_dfs {
+                Ok(dfs) => dfs.mkdirs(&output_dir).await.map_err(Error::from),
+                Err(e) => Err(e),
+            };
             let mut st = jt.lock();
             let live = st.sched.is_live(attempt);
             match made {

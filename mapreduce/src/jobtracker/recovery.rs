@@ -110,7 +110,7 @@ impl Jobtracker {
             }
         };
         // Nothing an earlier run wrote may stay in the output or be committed by this run.
-        if let Err(e) = self.clear_output(&spec.output).await {
+        if let Err(e) = self.clear_output(&spec.user, record.id, &spec.output).await {
             let reason = format!("{RESTART_REASON}; clearing its output failed: {e}");
             return self.fail_at_recovery(record, reason).await;
         }
@@ -185,12 +185,19 @@ impl Jobtracker {
     }
 
     /// Removes the output directory and creates `OUT/_temporary/committed` afresh.
-    async fn clear_output(&self, output: &str) -> Result<()> {
+    /// As the job's user (see `dfs_as`), so the directory is the user's again.
+    async fn clear_output(
+        &self,
+        user: &str,
+        job: crate::scheduler::JobId,
+        output: &str,
+    ) -> Result<()> {
+        let dfs = self.dfs_as(user, job)?;
         let mut tries = 0u32;
         loop {
             let r = async {
-                self.dfs.delete(output, true).await?;
-                self.dfs.mkdirs(&format!("{output}/{COMMITTED_DIR}")).await
+                dfs.delete(output, true).await?;
+                dfs.mkdirs(&format!("{output}/{COMMITTED_DIR}")).await
             }
             .await;
             match r {

@@ -16,7 +16,7 @@ impl Namespace {
         replication: u32,
         block_size_bytes: u64,
         (overwrite, require_parent): (bool, bool),
-        client: &str,
+        (client, owner): (&str, &str),
     ) -> Result<Outcome> {
         let components = path::validate(p)?;
         let Some((name, parents)) = components.split_last() else {
@@ -49,14 +49,14 @@ impl Namespace {
                 Err(e) => return Err(e),
             }
         }
-        let parent = self.mkdirs(now_ms, &parent_path)?;
+        let parent = self.mkdirs(now_ms, &parent_path, owner)?;
         let meta = FileMeta {
             replication,
             block_size_bytes,
             blocks: Vec::new(),
             lease_holder: Some(client.to_string()),
         };
-        let id = self.insert_child(parent, name, now_ms, Body::File(meta));
+        let id = self.insert_child(parent, name, (now_ms, owner), Body::File(meta));
         Ok(Outcome::Status(self.status_of(id)))
     }
 

@@ -19,8 +19,11 @@
 //! - `lease`: writer leases: the lease check, lease recovery, files under construction.
 //! - `block`: a block's generation stamp and length only grow: the check on inputs and the
 //!   assertion on the state after every entry.
+//! - `access`: owners, groups and modes: `set_permission`, `set_owner`, and the view of a
+//!   path that `namenode::permission` checks.
 //! - `read`: the read-only views (`stat`, `list`, block locations' input, the block owners).
 
+mod access;
 mod block;
 mod file;
 mod lease;
@@ -35,6 +38,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::namenode::permission;
 use crate::protocol::{Block, CallId, FileStatus, WireError};
 use tree::{Body, Inode};
 
@@ -58,6 +62,9 @@ pub enum Op {
     Mkdirs {
         /// Directory path.
         path: String,
+        /// Owner of the directories it creates: the caller's user, as the leader saw it
+        /// authenticate (never a name a client supplied).
+        owner: String,
     },
     /// Create a file (and its parents) under a lease.
     Create {
@@ -74,6 +81,8 @@ pub enum Op {
         require_parent: bool,
         /// Lease holder.
         client_name: String,
+        /// Owner of the file and of the parents it creates (the caller's user).
+        owner: String,
     },
     /// Append a new block to a file under construction.
     AddBlock {
@@ -142,6 +151,22 @@ pub enum Op {
         holder: String,
         /// The recovered last block, if it is kept.
         last: Option<Block>,
+    },
+    /// `chmod`: set a path's permission bits (sticky bit included).
+    SetPermission {
+        /// Path.
+        path: String,
+        /// New mode (at most 0o1777).
+        mode: u16,
+    },
+    /// `chown`: set a path's owner and/or group.
+    SetOwner {
+        /// Path.
+        path: String,
+        /// New owner, if it changes.
+        owner: Option<String>,
+        /// New group, if it changes.
+        group: Option<String>,
     },
 }
 
@@ -233,6 +258,9 @@ impl Namespace {
             name: String::new(),
             mtime_ms: 0,
             body: Body::Dir(BTreeMap::new()),
+            owner: crate::auth::SUPERUSER.to_string(),
+            group: permission::SUPERGROUP.to_string(),
+            mode: permission::DIR_MODE,
         };
         Namespace {
             inodes: BTreeMap::from([(ROOT, root)]),
@@ -286,7 +314,7 @@ impl Namespace {
 
     fn dispatch(&mut self, now_ms: u64, op: &Op) -> Result<Outcome> {
         match op {
-            Op::Mkdirs { path } => self.mkdirs(now_ms, path).map(|_| Outcome::Done),
+            Op::Mkdirs { path, owner } => self.mkdirs(now_ms, path, owner).map(|_| Outcome::Done),
             Op::Create {
                 path,
                 replication,
@@ -294,13 +322,14 @@ impl Namespace {
                 overwrite,
                 require_parent,
                 client_name,
+                owner,
             } => self.create(
                 now_ms,
                 path,
                 *replication,
                 *block_size_bytes,
                 (*overwrite, *require_parent),
-                client_name,
+                (client_name, owner),
             ),
             Op::AddBlock {
                 path,
@@ -328,16 +357,48 @@ impl Namespace {
             Op::RecoverLease { path, holder, last } => {
                 self.recover_lease(now_ms, path, holder, last.as_ref())
             }
+            Op::SetPermission { path, mode } => self.set_permission(path, *mode),
+            Op::SetOwner { path, owner, group } => {
+                self.set_owner(path, owner.as_deref(), group.as_deref())
+            }
         }
     }
 
-    /// Serializes the whole namespace (a Raft snapshot's data).
+    /// Serializes the whole namespace (a Raft snapshot's data), after [`FORMAT_TAG`].
     pub fn to_snapshot(&self) -> Result<Vec<u8>> {
-        crate::frame::encode_msg(self)
+        let mut out = FORMAT_TAG.to_vec();
+        out.extend(crate::frame::encode_msg(self)?);
+        Ok(out)
     }
 
     /// Restores a namespace from [`Namespace::to_snapshot`] bytes.
     pub fn from_snapshot(bytes: &[u8]) -> Result<Self> {
-        crate::frame::decode_msg(bytes)
+        crate::frame::decode_msg(untag(bytes, "snapshot")?)
     }
+}
+
+/// Format tag at the head of every snapshot and log entry: format 2 added owners, groups and
+/// modes. Format 1 had no tag; its first byte was a varint with the high bit set (a snapshot's
+/// inode count over 127 or an entry's clock), or a small count, never `n` then `s`.
+pub const FORMAT_TAG: &[u8; 4] = b"ns2:";
+
+fn untag<'a>(bytes: &'a [u8], what: &str) -> Result<&'a [u8]> {
+    bytes.strip_prefix(FORMAT_TAG.as_slice()).ok_or_else(|| {
+        crate::error::Error::Malformed(format!(
+            "namespace {what} is not of format 2 (format 1, from before owners and modes, \
+             cannot be read: start the namenodes from empty state directories)"
+        ))
+    })
+}
+
+/// Encodes a log entry (the data of a Raft entry), after [`FORMAT_TAG`].
+pub fn encode_entry(entry: &Entry) -> Result<Vec<u8>> {
+    let mut out = FORMAT_TAG.to_vec();
+    out.extend(crate::frame::encode_msg(entry)?);
+    Ok(out)
+}
+
+/// Decodes [`encode_entry`]'s bytes; an entry of another format is a clear error.
+pub fn decode_entry(bytes: &[u8]) -> Result<Entry> {
+    crate::frame::decode_msg(untag(bytes, "log entry")?)
 }

@@ -20,6 +20,9 @@ impl Namespace {
                 mtime_ms: inode.mtime_ms,
                 under_construction: false,
                 count: children.len() as u64,
+                owner: inode.owner.clone(),
+                group: inode.group.clone(),
+                mode: inode.mode,
             },
             Body::File(f) => FileStatus {
                 path,
@@ -30,6 +33,9 @@ impl Namespace {
                 mtime_ms: inode.mtime_ms,
                 under_construction: f.lease_holder.is_some(),
                 count: f.blocks.len() as u64,
+                owner: inode.owner.clone(),
+                group: inode.group.clone(),
+                mode: inode.mode,
             },
         }
     }

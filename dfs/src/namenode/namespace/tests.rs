@@ -12,6 +12,7 @@ fn e(op: Op) -> Entry {
 
 fn create(ns: &mut Namespace, p: &str, client: &str) -> OpResult {
     ns.apply(&e(Op::Create {
+        owner: "admin".into(),
         path: p.into(),
         replication: 3,
         block_size_bytes: 1024,
@@ -41,6 +42,7 @@ fn create_with_require_parent_does_not_recreate_a_removed_directory() {
     let mut ns = Namespace::default();
     let op = |p: &str| {
         e(Op::Create {
+            owner: "admin".into(),
             path: p.into(),
             replication: 3,
             block_size_bytes: 1024,
@@ -55,6 +57,7 @@ fn create_with_require_parent_does_not_recreate_a_removed_directory() {
     );
     assert!(ns.lookup("/out").is_err(), "nothing was created");
     ns.apply(&e(Op::Mkdirs {
+        owner: "admin".into(),
         path: "/out/_temporary/a".into(),
     }))
     .unwrap();
@@ -65,17 +68,22 @@ fn create_with_require_parent_does_not_recreate_a_removed_directory() {
 fn mkdirs_creates_parents_and_is_idempotent() {
     let mut ns = Namespace::new();
     ns.apply(&e(Op::Mkdirs {
+        owner: "admin".into(),
         path: "/a/b/c".into(),
     }))
     .unwrap();
     ns.apply(&e(Op::Mkdirs {
+        owner: "admin".into(),
         path: "/a/b".into(),
     }))
     .unwrap();
     assert_eq!(ns.stat("/a/b").unwrap().kind, FileKind::Dir);
     assert_eq!(ns.list("/a", None, 100).unwrap().len(), 1);
     assert_eq!(
-        kind(ns.apply(&e(Op::Mkdirs { path: "a/b".into() }))),
+        kind(ns.apply(&e(Op::Mkdirs {
+            owner: "admin".into(),
+            path: "a/b".into()
+        }))),
         ErrorKind::InvalidPath
     );
 }
@@ -147,10 +155,15 @@ fn leases_are_exclusive() {
 fn rename_and_delete() {
     let mut ns = Namespace::new();
     ns.apply(&e(Op::Mkdirs {
+        owner: "admin".into(),
         path: "/a/b".into(),
     }))
     .unwrap();
-    ns.apply(&e(Op::Mkdirs { path: "/x".into() })).unwrap();
+    ns.apply(&e(Op::Mkdirs {
+        owner: "admin".into(),
+        path: "/x".into(),
+    }))
+    .unwrap();
     create(&mut ns, "/a/b/f", "c").unwrap();
     let b = add_block(&mut ns, "/a/b/f", None);
     ns.apply(&e(Op::Rename {
@@ -211,6 +224,7 @@ fn retried_call_takes_effect_once() {
         now_ms: 5,
         call,
         op: Op::Create {
+            owner: "admin".into(),
             path: "/f".into(),
             replication: 1,
             block_size_bytes: 512,
@@ -306,8 +320,12 @@ fn random_op(rng: &mut impl rand::Rng) -> Op {
     let client = ["c1", "c2"][rng.gen_range(0..2)].to_string();
     let flag = rng.gen();
     match rng.gen_range(0..8) {
-        0 => Op::Mkdirs { path: p },
+        0 => Op::Mkdirs {
+            owner: "admin".into(),
+            path: p,
+        },
         1 => Op::Create {
+            owner: "admin".into(),
             path: p,
             replication: 2,
             block_size_bytes: 512,
@@ -394,6 +412,7 @@ fn list_pages_in_name_order() {
     let mut ns = Namespace::new();
     for n in ["c", "a", "b"] {
         ns.apply(&e(Op::Mkdirs {
+            owner: "admin".into(),
             path: format!("/d/{n}"),
         }))
         .unwrap();
@@ -477,4 +496,44 @@ fn a_wrong_last_block_is_named_in_words() {
     );
     assert!(err.message.contains(&expected), "{}", err.message);
     assert!(!err.message.contains("Some(") && !err.message.contains("None"));
+}
+
+#[test]
+fn owners_and_modes_round_trip_and_format_1_is_refused_by_name() {
+    let mut ns = Namespace::new();
+    ns.apply(&e(Op::Mkdirs {
+        owner: "alice".into(),
+        path: "/user/alice".into(),
+    }))
+    .unwrap();
+    ns.apply(&e(Op::SetPermission {
+        path: "/user/alice".into(),
+        mode: 0o1750,
+    }))
+    .unwrap();
+    let back = Namespace::from_snapshot(&ns.to_snapshot().unwrap()).unwrap();
+    assert_eq!(back, ns);
+    let s = back.stat("/user/alice").unwrap();
+    assert_eq!(
+        (s.owner.as_str(), s.group.as_str(), s.mode),
+        ("alice", "supergroup", 0o1750)
+    );
+    assert_eq!(back.stat("/user").unwrap().owner, "alice");
+    let entry = e(Op::Rename {
+        src: "/a".into(),
+        dst: "/b".into(),
+    });
+    assert_eq!(decode_entry(&encode_entry(&entry).unwrap()).unwrap(), entry);
+    // Bytes of the untagged format 1: a clear error, not a misread namespace.
+    let old = crate::frame::encode_msg(&entry).unwrap();
+    let err = decode_entry(&old).unwrap_err().to_string();
+    assert!(err.contains("not of format 2"), "{err}");
+    let err = Namespace::from_snapshot(&old).unwrap_err().to_string();
+    assert!(err.contains("snapshot is not of format 2"), "{err}");
+    // A mode with bits beyond 0o1777 is refused.
+    let bad = ns.apply(&e(Op::SetPermission {
+        path: "/user".into(),
+        mode: 0o4755,
+    }));
+    assert!(bad.is_err());
 }

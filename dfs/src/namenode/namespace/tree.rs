@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Namespace, Outcome, ROOT};
 use crate::error::{Error, Result};
+use crate::namenode::permission::{DIR_MODE, FILE_MODE};
 use crate::path;
 use crate::protocol::Block;
 
@@ -33,6 +34,10 @@ pub(super) struct Inode {
     pub(super) name: String,
     pub(super) mtime_ms: u64,
     pub(super) body: Body,
+    /// Owning user, group and permission bits (`namenode::permission`).
+    pub(super) owner: String,
+    pub(super) group: String,
+    pub(super) mode: u16,
 }
 
 fn not_found(p: &str) -> Error {
@@ -94,14 +99,29 @@ impl Namespace {
         }
     }
 
-    pub(super) fn insert_child(&mut self, parent: u64, name: &str, now_ms: u64, body: Body) -> u64 {
+    /// Adds `name` under `parent`, owned by `owner`, in the parent's group (as HDFS does), with
+    /// the default mode of its kind.
+    pub(super) fn insert_child(
+        &mut self,
+        parent: u64,
+        name: &str,
+        (now_ms, owner): (u64, &str),
+        body: Body,
+    ) -> u64 {
         let id = self.next_inode_id;
         self.next_inode_id += 1;
+        let mode = match body {
+            Body::Dir(_) => DIR_MODE,
+            Body::File(_) => FILE_MODE,
+        };
         let inode = Inode {
             parent,
             name: name.to_string(),
             mtime_ms: now_ms,
             body,
+            owner: owner.to_string(),
+            group: self.inodes[&parent].group.clone(),
+            mode,
         };
         self.inodes.insert(id, inode);
         self.children_mut(parent).insert(name.to_string(), id);
@@ -109,8 +129,8 @@ impl Namespace {
         id
     }
 
-    /// Creates `p` and its missing parents; returns the directory's inode id.
-    pub(super) fn mkdirs(&mut self, now_ms: u64, p: &str) -> Result<u64> {
+    /// Creates `p` and its missing parents, owned by `owner`; returns the directory's inode id.
+    pub(super) fn mkdirs(&mut self, now_ms: u64, p: &str, owner: &str) -> Result<u64> {
         let components = path::validate(p)?;
         let mut id = ROOT;
         for c in components {
@@ -122,7 +142,7 @@ impl Namespace {
             };
             id = match children.get(c) {
                 Some(&child) => child,
-                None => self.insert_child(id, c, now_ms, Body::Dir(BTreeMap::new())),
+                None => self.insert_child(id, c, (now_ms, owner), Body::Dir(BTreeMap::new())),
             };
         }
         match self.inodes[&id].body {
