@@ -8,8 +8,8 @@
 
 mod common;
 mod security;
-mod web;
 mod user_job;
+mod web;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
