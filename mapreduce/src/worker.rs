@@ -57,6 +57,22 @@ pub struct Worker {
     downloads: tokio::sync::Mutex<()>,
 }
 
+/// Makes the worker's directories. Attempts of a previous run of this worker are dead (the
+/// jobtracker re-runs them), so their files go; their logs stay (`mrjob logs` still shows
+/// them) until pruned.
+fn prepare_work_dir(work_dir: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(work_dir.join("jobs"));
+    for d in [
+        work_dir.join("jobs"),
+        work_dir.join("bin"),
+        work_dir.join(task_log::LOGS_DIR),
+    ] {
+        std::fs::create_dir_all(&d)
+            .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+    }
+    Ok(())
+}
+
 impl Worker {
     /// Runs the worker of `host` until the process ends, or until SIGTERM/SIGINT, which it
     /// handles by shutting down gracefully and returning `Ok`.
@@ -77,17 +93,7 @@ impl Worker {
             .map_err(|e| Error::BadSetting(e.to_string()))?
             .clone();
         let work_dir = h.work_dir.clone();
-        // Attempts of a previous run of this worker are dead: the jobtracker re-runs them.
-        // Their logs stay (`mrjob logs` still shows them) until pruned.
-        let _ = std::fs::remove_dir_all(work_dir.join("jobs"));
-        for d in [
-            work_dir.join("jobs"),
-            work_dir.join("bin"),
-            work_dir.join(task_log::LOGS_DIR),
-        ] {
-            std::fs::create_dir_all(&d)
-                .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
-        }
+        prepare_work_dir(&work_dir)?;
         let listener = tokio::net::TcpListener::bind(&h.worker_addr)
             .await
             .map_err(|e| {

@@ -19,7 +19,8 @@
 //!   raft-rs together.
 //! - [`transport`]: Raft messages between namenodes (protobuf bytes in frames).
 //! - [`access`]: which permission each RPC needs of its paths, checked before it runs.
-//! - [`server`]: the RPC service, and [`run`] to start a namenode.
+//! - [`server`]: the RPC service; `daemon`: [`run`], which starts a namenode's storage, Raft
+//!   node and the servers of its ports.
 //! - [`lease_recovery`]: the leader's periodic duties: replication check and lease recovery.
 //! - [`web`]: the namenode's read-only web pages and their JSON twins (`render`: the HTML).
 
@@ -28,6 +29,7 @@ pub mod batch;
 pub mod block_map;
 pub mod block_recovery;
 pub mod completion;
+mod daemon;
 pub mod lease_recovery;
 pub mod namespace;
 pub mod permission;
@@ -41,7 +43,7 @@ pub mod web;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use server::run;
+pub use daemon::run;
 
 /// The wall clock in milliseconds since the epoch, as the leader stamps it on each log entry
 /// (mtimes, retry-cache expiry). Timed decisions use the monotonic `Shared::now_ms` instead.

@@ -10,30 +10,24 @@
 //! good replicas ([`crate::namenode::completion`]); copies a block lacks beyond what its recorded
 //! pipeline will report are ordered from here, so a writer's `close` converges (G2).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-
 use super::access::authorize;
-use super::lease_recovery::{leader_duties, Duty, Recovering};
+use super::lease_recovery::{Duty, Recovering};
 use super::wall_ms;
-use crate::auth::{names, Authority, BlockAccess, Gate, Principal};
+use crate::auth::{Authority, BlockAccess, Principal};
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
-use crate::listener::{stop_on_signal, ShutdownTrigger};
 use crate::namenode::block_map::ClosingFile;
 use crate::namenode::namespace::{Entry, Namespace, Op, Outcome};
 use crate::namenode::placement::{self, PipelineChange};
-use crate::namenode::raft_driver::{build, DriverSettings, RaftHandle, Shared};
-use crate::namenode::storage::Persister;
-use crate::namenode::transport::{serve_raft, Transport};
+use crate::namenode::raft_driver::{RaftHandle, Shared};
 use crate::protocol::{
     Block, CallId, DatanodeCommand, FileBlocks, FsckBlock, FsckFile, HeartbeatReply, LocatedBlock,
     NamenodeStatus, Request, RequestFrame, Response, ResponseFrame, WireError,
 };
-use crate::rpc::{malformed_reply, serve, ServerLimits, Service};
+use crate::rpc::{malformed_reply, Service};
 
 /// Most files one `fsck` reports.
 pub const MAX_FSCK_FILES: usize = 100_000;
@@ -88,6 +82,23 @@ fn unexpected(outcome: Outcome) -> Error {
 }
 
 impl NamenodeService {
+    /// The service of a namenode whose Raft node runs behind `raft`.
+    pub(super) fn new(
+        authority: Authority,
+        shared: Arc<Shared>,
+        raft: RaftHandle,
+        config: Arc<ClusterConfig>,
+        recovering: Recovering,
+    ) -> NamenodeService {
+        NamenodeService {
+            authority,
+            shared,
+            raft,
+            config,
+            recovering,
+        }
+    }
+
     /// Puts block access tokens into the block locations of a reply: read tokens for a
     /// reader's locations, write tokens for a pipeline's. One place, after every handler
     /// (and its permission checks) said yes.
@@ -792,103 +803,6 @@ impl NamenodeService {
             })
             .collect();
         Ok(Response::Fsck(out))
-    }
-}
-
-fn parse(what: &str, addr: &str) -> Result<SocketAddr> {
-    addr.parse()
-        .map_err(|e| Error::Config(format!("{what} {addr:?}: {e}")))
-}
-
-async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| Error::io(format!("binding the {what} port {addr}"), e))
-}
-
-/// Runs namenode `id` of `config` until a fatal error (storage failure, port in use), or
-/// until SIGTERM/SIGINT, which it handles by shutting down gracefully and returning `Ok`.
-pub async fn run(mut config: ClusterConfig, id: u64) -> Result<()> {
-    config.validate()?;
-    // Everything this namenode connects to (peers, datanodes in lease recovery) learns it as
-    // namenode `id`.
-    let authority = config.secrets.authority()?;
-    let credentials = authority.member_credentials(&names::namenode(id));
-    config.secrets.set_credentials(credentials.clone());
-    let me = config.namenode(id)?.clone();
-    let voters = config.namenodes.iter().map(|n| n.id).collect();
-    crate::power_loss::register_root(&me.meta_dir)?;
-    let (persister, snapshot) = Persister::open(&me.meta_dir, voters)?;
-    let peers = config
-        .namenodes
-        .iter()
-        .filter(|n| n.id != id)
-        .map(|n| parse("raft_addr", &n.raft_addr).map(|a| (n.id, a)))
-        .collect::<Result<Vec<_>>>()?;
-    let tick = Duration::from_millis(config.raft_tick_ms);
-    let (transport, reports) =
-        Transport::start(peers, tick * config.raft_election_ticks as u32, credentials);
-    let settings = DriverSettings {
-        tick,
-        election_ticks: config.raft_election_ticks,
-        heartbeat_ticks: config.raft_heartbeat_ticks,
-        snapshot_every_entries: config.snapshot_every_entries.max(1),
-    };
-    let (shared, handle, driver) = build(id, persister, snapshot, settings, transport)?;
-    let rpc_listener = bind("client RPC", parse("addr", &me.addr)?).await?;
-    let raft_listener = bind("raft", parse("raft_addr", &me.raft_addr)?).await?;
-    let config = Arc::new(config);
-    let limits = ServerLimits::from_config(&config);
-    let stop = ShutdownTrigger::new();
-    tokio::spawn(reports.forward(handle.clone()));
-    let raft_server = tokio::spawn(serve_raft(
-        raft_listener,
-        handle.clone(),
-        limits.listener,
-        Gate::Authenticate(authority.clone()),
-        stop.subscribe(),
-    ));
-    let recovering: Recovering = Arc::default();
-    let service = Arc::new(NamenodeService {
-        authority: authority.clone(),
-        shared: shared.clone(),
-        raft: handle.clone(),
-        config: config.clone(),
-        recovering: recovering.clone(),
-    });
-    let web = crate::namenode::web::router(service.clone());
-    let web_server = crate::http::start(
-        "namenode",
-        &me.web_addr(),
-        limits.listener,
-        stop.subscribe(),
-        web,
-    )
-    .await?;
-    crate::metrics::rpc();
-    crate::metrics::namenode();
-    let rpc_server = tokio::spawn(serve(
-        rpc_listener,
-        limits,
-        Gate::Authenticate(authority),
-        service,
-        stop.subscribe(),
-    ));
-    tokio::spawn(leader_duties(shared, handle, config, recovering));
-    tracing::info!(
-        "namenode {id}: clients on {}, raft on {}, state in {}",
-        me.addr,
-        me.raft_addr,
-        me.meta_dir.display()
-    );
-    // The driver keeps running while the servers drain, so the requests in hand can still
-    // be committed and answered.
-    tokio::select! {
-        result = driver.run() => result,
-        () = stop_on_signal(stop, vec![rpc_server, raft_server, web_server]) => {
-            tracing::info!("namenode {id}: stopped");
-            Ok(())
-        }
     }
 }
 
