@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use protobuf::Message as _;
+use prost::Message as _;
 use raft::eraftpb::{EntryType, Message};
 use raft::{RawNode, ReadOnlyOption, StateRole};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -841,15 +841,15 @@ fn sync_off_the_reactor(persister: &mut Persister) -> Result<()> {
     }
 }
 
-/// Encodes a Raft message as its protobuf bytes (the payload of a Raft frame).
+/// Encodes a Raft message as its protobuf bytes (the payload of a Raft frame), with prost.
 pub fn encode_raft_message(m: &Message) -> Result<Vec<u8>> {
-    m.write_to_bytes()
-        .map_err(|e| Error::Raft(format!("protobuf encode: {e}")))
+    Ok(m.encode_to_vec())
 }
 
-/// Decodes a Raft frame payload.
+/// Decodes a Raft frame payload with prost, whose decoder bounds nesting depth and checks every
+/// length against the bytes present (protobuf 2.x's parser, which did neither, is never used).
 pub fn decode_raft_message(bytes: &[u8]) -> Result<Message> {
-    Message::parse_from_bytes(bytes).map_err(|e| Error::Malformed(format!("raft message: {e}")))
+    Message::decode(bytes).map_err(|e| Error::Malformed(format!("raft message: {e}")))
 }
 
 #[cfg(test)]
