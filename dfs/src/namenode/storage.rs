@@ -244,9 +244,7 @@ impl Persister {
             },
             ..Default::default()
         };
-        for rec in records {
-            replay(&mut core, decode_msg(&rec)?)?;
-        }
+        replay_records(&mut core, &records)?;
         // A snapshot file newer than the WAL's checkpoint (crash between the two writes, or a
         // snapshot received from the leader) wins; `install` drops what it covers.
         let snap_index = snapshot.get_metadata().index;
@@ -354,6 +352,30 @@ impl Persister {
         };
         self.wal.rewrite(&[&encode_msg(&record)?])
     }
+}
+
+/// Decodes WAL records and replays them, in order, onto the raft-rs view of a fresh store of
+/// `voters`, as [`Persister::open`] does (public for the fuzz targets: any bytes give a store or
+/// an error, never a panic).
+pub fn replay_wal_records(voters: Vec<u64>, records: &[Vec<u8>]) -> Result<RaftStore> {
+    let mut core = Core {
+        conf_state: ConfState {
+            voters,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    replay_records(&mut core, records)?;
+    Ok(RaftStore {
+        core: Arc::new(RwLock::new(core)),
+    })
+}
+
+fn replay_records(core: &mut Core, records: &[Vec<u8>]) -> Result<()> {
+    for rec in records {
+        replay(core, decode_msg(rec)?)?;
+    }
+    Ok(())
 }
 
 fn replay(core: &mut Core, rec: WalRecord) -> Result<()> {
