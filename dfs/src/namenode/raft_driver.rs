@@ -462,16 +462,11 @@ impl<S: MessageSink> Driver<S> {
     /// disk were still missing.
     /// Whether a message from the network may reach raft-rs (see [`raft_guard`]).
     fn admits(&self, m: &Message) -> bool {
-        let verdict = raft_guard::check(
-            m,
-            self.shared.id,
-            |id| self.node.raft.prs().get(id).is_some(),
-            |data| {
-                Namespace::from_snapshot(data)
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            },
-        );
+        let verdict = raft_guard::admit(m, &self.node.raft, |data| {
+            Namespace::from_snapshot(data)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        });
         match verdict {
             Ok(()) => true,
             Err(why) => {
