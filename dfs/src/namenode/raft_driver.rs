@@ -1088,7 +1088,6 @@ mod tests {
                 term: 1,
                 vote: 1,
                 commit: 1,
-                ..Default::default()
             })
             .unwrap();
             p.sync().unwrap();

@@ -286,7 +286,7 @@ mod tests {
             let mut m = msg(MessageType::MsgSnapshot, 2, 1, 4);
             let mut s = Snapshot::default();
             s.mut_metadata().mut_conf_state().voters = voters;
-            s.data = data.to_vec().into();
+            s.data = data.to_vec();
             m.set_snapshot(s);
             m
         };

@@ -320,7 +320,7 @@ impl Persister {
         let term =
             raft::Storage::term(&self.store, index).map_err(|e| Error::Raft(e.to_string()))?;
         let mut snap = Snapshot {
-            data: data.into(),
+            data,
             ..Default::default()
         };
         let meta: &mut SnapshotMetadata = snap.mut_metadata();
@@ -431,7 +431,7 @@ mod tests {
         Entry {
             index,
             term,
-            data: vec![index as u8].into(),
+            data: vec![index as u8],
             ..Default::default()
         }
     }
@@ -483,7 +483,6 @@ mod tests {
                 term: 2,
                 vote: 3,
                 commit: 2,
-                ..Default::default()
             })
             .unwrap();
             p.sync().unwrap();
@@ -509,7 +508,6 @@ mod tests {
                 term: 1,
                 vote: 1,
                 commit: 10,
-                ..Default::default()
             })
             .unwrap();
             p.sync().unwrap();
@@ -540,7 +538,7 @@ mod tests {
         let (mut p, _) = Persister::open(dir.path(), vec![1, 2, 3]).unwrap();
         p.append(&[ent(1, 1), ent(2, 1)]).unwrap();
         let mut snap = Snapshot {
-            data: b"leader ns".to_vec().into(),
+            data: b"leader ns".to_vec(),
             ..Default::default()
         };
         snap.mut_metadata().index = 20;
