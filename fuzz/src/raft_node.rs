@@ -45,6 +45,9 @@ pub fn admitted(node: &RawNode<MemStorage>, m: &Message) -> bool {
 /// Steps `m` and then handles the ready state as the namenode's driver does (persist, apply a
 /// snapshot, advance), so that what raft-rs asserts while doing so is reached too.
 pub fn step(node: &mut RawNode<MemStorage>, m: Message) {
+    // What the driver does to an admitted message before stepping it.
+    let mut m = m;
+    raft_guard::clamp_heartbeat_commit(&mut m, node.raft.raft_log.last_index());
     // An error (a message raft-rs refuses) is fine; only a panic is a finding.
     let _ = node.step(m);
     handle_ready(node);

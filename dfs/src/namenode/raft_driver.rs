@@ -428,13 +428,7 @@ impl<S: MessageSink> Driver<S> {
                 if !self.admits(&m) || self.refuses_vote(&m) {
                     return;
                 }
-                if m.get_msg_type() == raft::eraftpb::MessageType::MsgHeartbeat {
-                    // A leader's heartbeat carries min(its commit, what it believes we have).
-                    // After our disk was wiped that belief is stale and raft-rs would panic on a
-                    // commit index beyond our log. Knowing less is committed is always safe; our
-                    // answer then shows the leader our real log, and it sends a snapshot.
-                    m.commit = m.commit.min(self.node.raft.raft_log.last_index());
-                }
+                raft_guard::clamp_heartbeat_commit(&mut m, self.node.raft.raft_log.last_index());
                 if let Err(e) = self.node.step(m) {
                     tracing::debug!("raft step: {e}");
                 }

@@ -29,13 +29,6 @@ pub enum Refusal {
     BadSnapshot(String),
     /// Entries a correct leader never sends (see [`check_log`]); raft-rs would abort on them.
     BadEntries(String),
-    /// A commit index beyond this node's log: raft-rs aborts on it (see [`check_log`]).
-    CommitBeyondLog {
-        /// The commit index the message carries.
-        commit: u64,
-        /// This node's last log index.
-        last_index: u64,
-    },
 }
 
 impl std::fmt::Display for Refusal {
@@ -47,9 +40,6 @@ impl std::fmt::Display for Refusal {
             Refusal::NoTerm(t) => write!(f, "{t:?} without a term"),
             Refusal::BadSnapshot(why) => write!(f, "snapshot refused: {why}"),
             Refusal::BadEntries(why) => write!(f, "entries refused: {why}"),
-            Refusal::CommitBeyondLog { commit, last_index } => {
-                write!(f, "commit {commit} beyond the last log index {last_index}")
-            }
         }
     }
 }
@@ -160,8 +150,7 @@ pub struct LogView<'a> {
 }
 
 /// Checks a message that passed [`check`] against this node's log. raft-rs aborts the process
-/// on messages a correct leader never sends, where it trusts the leader: a heartbeat whose
-/// commit index is beyond this log ("to_commit out of range"), entries that replace a
+/// on messages a correct leader never sends, where it trusts the leader: entries that replace a
 /// committed one ("conflict with committed entry"), entries whose indices do not follow the
 /// previous index (an index underflow inside raft-rs), and an append whose previous entry is
 /// unknown here but claimed with term 0 (raft-rs reads term 0 for any index it lacks, so the
@@ -169,12 +158,19 @@ pub struct LogView<'a> {
 /// too: the namenodes never make one.
 pub fn check_log(m: &Message, log: &LogView<'_>) -> Result<(), Refusal> {
     match m.get_msg_type() {
-        MessageType::MsgHeartbeat if m.commit > log.last_index => Err(Refusal::CommitBeyondLog {
-            commit: m.commit,
-            last_index: log.last_index,
-        }),
         MessageType::MsgAppend => check_append(m, log).map_err(Refusal::BadEntries),
         _ => Ok(()),
+    }
+}
+
+/// Lowers an admitted heartbeat's commit index to this node's last log index, which raft-rs
+/// requires ("to_commit out of range" aborts the process). A leader's heartbeat carries
+/// min(its commit, what it believes this node has); after this node's disk was wiped that
+/// belief is stale. Knowing less is committed is always safe; the answer then shows the leader
+/// the real log, and it sends a snapshot.
+pub fn clamp_heartbeat_commit(m: &mut Message, last_index: u64) {
+    if m.get_msg_type() == MessageType::MsgHeartbeat {
+        m.commit = m.commit.min(last_index);
     }
 }
 
@@ -340,25 +336,18 @@ mod tests {
         assert_eq!(check(&append(4, 2, &[(5, 3), (6, 3), (7, 3)])), Ok(()));
         assert_eq!(check(&append(9, 3, &[])), Ok(()));
         let mut beat = msg(MessageType::MsgHeartbeat, 2, 1, 3);
-        beat.commit = 6;
+        beat.commit = 9;
         assert_eq!(check(&beat), Ok(()));
+        clamp_heartbeat_commit(&mut beat, 6);
+        assert_eq!(beat.commit, 6);
     }
 
-    // Each of these made raft-rs abort the process in the raft_message fuzz target (or by
-    // reading raft-rs's step): a commit past the log, a committed entry replaced, indices that
-    // do not follow, an unknown previous entry claimed with term 0, entries of term 0.
+    // Each of these makes raft-rs abort the process (read in raft-rs's `maybe_append` and
+    // `find_conflict`): a committed entry replaced, indices that do not follow, an unknown
+    // previous entry claimed with term 0, entries of term 0.
     #[test]
     fn appends_raft_rs_would_abort_on_are_refused() {
         let check = log_of(4, 6);
-        let mut beat = msg(MessageType::MsgHeartbeat, 2, 1, 3);
-        beat.commit = 7;
-        assert_eq!(
-            check(&beat),
-            Err(Refusal::CommitBeyondLog {
-                commit: 7,
-                last_index: 6
-            })
-        );
         let refused = |m: &Message| matches!(check(m), Err(Refusal::BadEntries(_)));
         assert!(refused(&append(2, 2, &[(3, 3)])), "replaces committed 3");
         assert!(refused(&append(4, 2, &[(6, 3)])), "skips 5");
