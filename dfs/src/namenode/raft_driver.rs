@@ -44,7 +44,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
-use raft::eraftpb::{EntryType, Message};
+use raft::eraftpb::{EntryType, Message, MessageType};
 use raft::{RawNode, ReadOnlyOption, StateRole};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -838,12 +838,66 @@ pub fn encode_raft_message(m: &Message) -> Result<Vec<u8>> {
 /// Decodes a Raft frame payload with prost, whose decoder bounds nesting depth and checks every
 /// length against the bytes present (protobuf 2.x's parser, which did neither, is never used).
 pub fn decode_raft_message(bytes: &[u8]) -> Result<Message> {
-    Message::decode(bytes).map_err(|e| Error::Malformed(format!("raft message: {e}")))
+    let m = Message::decode(bytes).map_err(|e| Error::Malformed(format!("raft message: {e}")))?;
+    // prost keeps an enum field as the i32 it read, and raft-rs's getters panic on a value
+    // outside the enum ("Unknown enum variant"; found by the raft_message fuzz target).
+    if MessageType::from_i32(m.msg_type).is_none() {
+        return Err(Error::Malformed(format!(
+            "raft message: unknown message type {}",
+            m.msg_type
+        )));
+    }
+    for e in &m.entries {
+        check_entry_type(e)?;
+    }
+    Ok(m)
+}
+
+/// Refuses an entry whose type is outside the enum (raft-rs's getter would panic on it).
+pub fn check_entry_type(e: &raft::eraftpb::Entry) -> Result<()> {
+    match EntryType::from_i32(e.entry_type) {
+        Some(_) => Ok(()),
+        None => Err(Error::Malformed(format!(
+            "raft entry {}: unknown entry type {}",
+            e.index, e.entry_type
+        ))),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Found by the raft_message fuzz target: a message type (or entry type) outside the enum
+    // decoded, and raft-rs's `get_msg_type` then panicked with "Unknown enum variant".
+    #[test]
+    fn unknown_message_or_entry_type_is_malformed_not_a_panic() {
+        let mut m = Message {
+            msg_type: -1_403_013_137,
+            from: 2,
+            to: 1,
+            term: 3,
+            ..Default::default()
+        };
+        let bytes = encode_raft_message(&m).unwrap();
+        assert!(matches!(
+            decode_raft_message(&bytes),
+            Err(Error::Malformed(_))
+        ));
+        m.set_msg_type(MessageType::MsgAppend);
+        m.entries = vec![raft::eraftpb::Entry {
+            entry_type: 7,
+            index: 1,
+            term: 3,
+            ..Default::default()
+        }];
+        let bytes = encode_raft_message(&m).unwrap();
+        let err = decode_raft_message(&bytes).unwrap_err();
+        assert!(err.to_string().contains("unknown entry type 7"), "{err}");
+        m.entries[0].set_entry_type(EntryType::EntryNormal);
+        let bytes = encode_raft_message(&m).unwrap();
+        assert_eq!(decode_raft_message(&bytes).unwrap(), m);
+    }
     use crate::namenode::namespace::Op;
     use std::sync::Mutex as StdMutex;
 

@@ -342,9 +342,9 @@ mod tests {
         assert_eq!(beat.commit, 6);
     }
 
-    // Each of these makes raft-rs abort the process (read in raft-rs's `maybe_append` and
-    // `find_conflict`): a committed entry replaced, indices that do not follow, an unknown
-    // previous entry claimed with term 0, entries of term 0.
+    // Appends no correct leader sends. raft-rs aborts the process on some (read in its
+    // `maybe_append`, `find_conflict` and `commit_to`): a committed entry replaced, indices that
+    // do not follow, an unknown previous entry claimed with term 0, entries of term 0.
     #[test]
     fn appends_raft_rs_would_abort_on_are_refused() {
         let check = log_of(4, 6);

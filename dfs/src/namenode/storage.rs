@@ -217,6 +217,13 @@ fn unpb<M: prost::Message + Default>(bytes: &[u8]) -> Result<M> {
     M::decode(bytes).map_err(|e| Error::Malformed(format!("raft record: {e}")))
 }
 
+/// An entry from the WAL, refused if its type is outside the enum (raft-rs would panic on it).
+fn unpb_entry(bytes: &[u8]) -> Result<Entry> {
+    let e = unpb(bytes)?;
+    crate::namenode::raft_driver::check_entry_type(&e)?;
+    Ok(e)
+}
+
 /// The driver's write side of the storage.
 pub struct Persister {
     dir: PathBuf,
@@ -390,10 +397,13 @@ fn replay(core: &mut Core, rec: WalRecord) -> Result<()> {
             let meta = core.snapshot.mut_metadata();
             meta.index = snapshot_index;
             meta.term = snapshot_term;
-            core.entries = entries.iter().map(|e| unpb(e)).collect::<Result<_>>()?;
+            core.entries = entries
+                .iter()
+                .map(|e| unpb_entry(e))
+                .collect::<Result<_>>()?;
         }
         WalRecord::Entries(ents) => {
-            let ents: Vec<Entry> = ents.iter().map(|e| unpb(e)).collect::<Result<_>>()?;
+            let ents: Vec<Entry> = ents.iter().map(|e| unpb_entry(e)).collect::<Result<_>>()?;
             core.append(&ents);
         }
         WalRecord::HardState(hs) => core.hard_state = unpb(&hs)?,
