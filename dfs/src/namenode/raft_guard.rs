@@ -14,6 +14,9 @@
 
 use raft::eraftpb::{EntryType, Message, MessageType, Snapshot};
 
+/// The largest term accepted from a peer.
+pub const MAX_TERM: u64 = 1 << 48;
+
 /// Why a message was dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -23,7 +26,7 @@ pub enum Refusal {
     NotAMember(u64),
     /// A type peers here never send.
     Type(MessageType),
-    /// Term 0: raft-rs would take it for a local message.
+    /// Term 0 (raft-rs would take it for a local message), or one above [`MAX_TERM`].
     NoTerm(MessageType),
     /// A snapshot that cannot be installed.
     BadSnapshot(String),
@@ -37,7 +40,7 @@ impl std::fmt::Display for Refusal {
             Refusal::NotForMe(to) => write!(f, "addressed to namenode {to}"),
             Refusal::NotAMember(from) => write!(f, "sender {from} is not a peer"),
             Refusal::Type(t) => write!(f, "{t:?} is never sent between namenodes"),
-            Refusal::NoTerm(t) => write!(f, "{t:?} without a term"),
+            Refusal::NoTerm(t) => write!(f, "{t:?} without a term or with an absurd one"),
             Refusal::BadSnapshot(why) => write!(f, "snapshot refused: {why}"),
             Refusal::BadEntries(why) => write!(f, "entries refused: {why}"),
         }
@@ -82,6 +85,11 @@ pub fn check(
     if m.term == 0 {
         return Err(Refusal::NoTerm(t));
     }
+    // raft-rs adds 1 to terms (an overflow); no cluster reaches this one (a term a millisecond
+    // for 8,900 years).
+    if m.term > MAX_TERM {
+        return Err(Refusal::NoTerm(t));
+    }
     if t == MessageType::MsgSnapshot {
         check_snapshot(m.get_snapshot(), me, is_member, snapshot_ok)?;
     }
@@ -97,8 +105,28 @@ fn check_snapshot(
     is_member: impl Fn(u64) -> bool,
     snapshot_ok: impl FnOnce(&[u8]) -> Result<(), String>,
 ) -> Result<(), Refusal> {
-    let conf = snap.get_metadata().get_conf_state();
+    let meta = snap.get_metadata();
+    // raft-rs reads term 0 for an index it lacks, so a snapshot of term 0 "matches" its log and
+    // it commits up to the snapshot's index, past its log: an abort (found by the raft_message
+    // fuzz target). A real snapshot has an index and a term.
+    if meta.index == 0 || meta.term == 0 {
+        return Err(Refusal::BadSnapshot(format!(
+            "index {} and term {} (both must be set)",
+            meta.index, meta.term
+        )));
+    }
+    let conf = meta.get_conf_state();
     let voters = &conf.voters;
+    let mut unique = voters.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    // raft-rs compares the restored configuration with the snapshot's and aborts if they
+    // differ, which a repeated voter makes them do.
+    if unique.len() != voters.len() {
+        return Err(Refusal::BadSnapshot(format!(
+            "its configuration {voters:?} repeats a voter"
+        )));
+    }
     if voters.is_empty() || voters.iter().any(|v| !is_member(*v) && *v != me) {
         return Err(Refusal::BadSnapshot(format!(
             "its configuration {voters:?} is not this cluster's"
@@ -159,6 +187,10 @@ pub struct LogView<'a> {
 pub fn check_log(m: &Message, log: &LogView<'_>) -> Result<(), Refusal> {
     match m.get_msg_type() {
         MessageType::MsgAppend => check_append(m, log).map_err(Refusal::BadEntries),
+        // A follower acknowledges only entries the leader sent it.
+        MessageType::MsgAppendResponse if !m.reject && m.index > log.last_index => Err(
+            Refusal::BadEntries(format!("acknowledges index {} past the log", m.index)),
+        ),
         _ => Ok(()),
     }
 }
@@ -281,6 +313,7 @@ mod tests {
         let with = |voters: Vec<u64>, data: &[u8]| {
             let mut m = msg(MessageType::MsgSnapshot, 2, 1, 4);
             let mut s = Snapshot::default();
+            (s.mut_metadata().index, s.mut_metadata().term) = (10, 3);
             s.mut_metadata().mut_conf_state().voters = voters;
             s.data = data.to_vec();
             m.set_snapshot(s);
@@ -362,10 +395,50 @@ mod tests {
         assert!(refused(&conf), "configuration change");
     }
 
+    // Found by the raft_message fuzz target: a snapshot of term 0 and an index past the log
+    // made raft-rs commit past its log ("to_commit 10 is out of range [last_index 3]").
+    #[test]
+    fn snapshot_of_term_0_or_repeated_voters_is_refused() {
+        let with = |index: u64, term: u64, voters: Vec<u64>| {
+            let mut m = msg(MessageType::MsgSnapshot, 2, 1, 4);
+            let mut s = Snapshot::default();
+            s.mut_metadata().index = index;
+            s.mut_metadata().term = term;
+            s.mut_metadata().mut_conf_state().voters = voters;
+            m.set_snapshot(s);
+            m
+        };
+        assert_eq!(run(&with(10, 3, vec![1, 2, 3])), Ok(()));
+        for m in [
+            with(10, 0, vec![1, 2, 3]),
+            with(0, 3, vec![1, 2, 3]),
+            with(10, 3, vec![1, 1, 2]),
+        ] {
+            assert!(matches!(run(&m), Err(Refusal::BadSnapshot(_))), "{m:?}");
+        }
+        assert_eq!(
+            run(&msg(MessageType::MsgRequestVote, 2, 1, MAX_TERM + 1)),
+            Err(Refusal::NoTerm(MessageType::MsgRequestVote))
+        );
+    }
+
+    #[test]
+    fn acknowledgements_past_the_log_are_refused() {
+        let check = log_of(4, 6);
+        let mut ack = msg(MessageType::MsgAppendResponse, 2, 1, 3);
+        ack.index = 6;
+        assert_eq!(check(&ack), Ok(()));
+        ack.index = 7;
+        assert!(matches!(check(&ack), Err(Refusal::BadEntries(_))));
+        ack.reject = true;
+        assert_eq!(check(&ack), Ok(()));
+    }
+
     #[test]
     fn snapshots_with_learners_or_joint_configurations_are_refused() {
         let mut m = msg(MessageType::MsgSnapshot, 2, 1, 4);
         let mut s = Snapshot::default();
+        (s.mut_metadata().index, s.mut_metadata().term) = (10, 3);
         s.mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
         s.mut_metadata().mut_conf_state().learners = vec![2];
         m.set_snapshot(s);
