@@ -99,8 +99,10 @@ fn encode_record(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
-/// Parses records from `data`; returns them and the byte offset where valid data ends.
-fn decode_records(data: &[u8]) -> (Vec<Vec<u8>>, usize) {
+/// Parses records from `data`; returns them and the byte offset where valid data ends. Any
+/// bytes give an answer (public for the fuzz targets): a length is believed only up to
+/// [`MAX_RECORD_BYTES`] and the bytes present.
+pub fn decode_records(data: &[u8]) -> (Vec<Vec<u8>>, usize) {
     let mut records = Vec::new();
     let mut pos = 0;
     while data.len() - pos >= HEADER_BYTES {

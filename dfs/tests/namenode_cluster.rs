@@ -446,7 +446,7 @@ fn forged_raft_frames(to: u64, term: u64) -> Vec<(&'static str, Vec<u8>)> {
     snap.mut_metadata().index = 1_000_000;
     snap.mut_metadata().term = term + 1;
     snap.mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
-    snap.data = b"\x07truncated namespace".to_vec().into();
+    snap.data = b"\x07truncated namespace".to_vec();
     snapshot.set_snapshot(snap);
     let mut append = msg(MessageType::MsgAppend, other, 0);
     append.commit = 1_000_000;

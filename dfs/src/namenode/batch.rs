@@ -49,8 +49,8 @@ impl<T> ProposalBatch<T> {
     pub fn push(&mut self, data: Vec<u8>, context: Vec<u8>, waiting: T) -> bool {
         self.bytes += data.len() + context.len();
         self.entries.push(Entry {
-            data: data.into(),
-            context: context.into(),
+            data,
+            context,
             ..Default::default()
         });
         self.waiting.push(waiting);
@@ -82,7 +82,7 @@ impl<T> ProposalBatch<T> {
         let mut m = Message::default();
         m.set_msg_type(MessageType::MsgPropose);
         m.from = from;
-        m.set_entries(std::mem::take(&mut self.entries).into());
+        m.set_entries(std::mem::take(&mut self.entries));
         self.bytes = 0;
         Some((m, std::mem::take(&mut self.waiting)))
     }

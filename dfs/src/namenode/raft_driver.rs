@@ -43,8 +43,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use protobuf::Message as _;
-use raft::eraftpb::{EntryType, Message};
+use prost::Message as _;
+use raft::eraftpb::{EntryType, Message, MessageType};
 use raft::{RawNode, ReadOnlyOption, StateRole};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -429,13 +429,7 @@ impl<S: MessageSink> Driver<S> {
                 if !self.admits(&m) || self.refuses_vote(&m) {
                     return;
                 }
-                if m.get_msg_type() == raft::eraftpb::MessageType::MsgHeartbeat {
-                    // A leader's heartbeat carries min(its commit, what it believes we have).
-                    // After our disk was wiped that belief is stale and raft-rs would panic on a
-                    // commit index beyond our log. Knowing less is committed is always safe; our
-                    // answer then shows the leader our real log, and it sends a snapshot.
-                    m.commit = m.commit.min(self.node.raft.raft_log.last_index());
-                }
+                raft_guard::clamp_heartbeat_commit(&mut m, self.node.raft.raft_log.last_index());
                 if let Err(e) = self.node.step(m) {
                     tracing::debug!("raft step: {e}");
                 }
@@ -463,16 +457,11 @@ impl<S: MessageSink> Driver<S> {
     /// disk were still missing.
     /// Whether a message from the network may reach raft-rs (see [`raft_guard`]).
     fn admits(&self, m: &Message) -> bool {
-        let verdict = raft_guard::check(
-            m,
-            self.shared.id,
-            |id| self.node.raft.prs().get(id).is_some(),
-            |data| {
-                Namespace::from_snapshot(data)
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            },
-        );
+        let verdict = raft_guard::admit(m, &self.node.raft, |data| {
+            Namespace::from_snapshot(data)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        });
         match verdict {
             Ok(()) => true,
             Err(why) => {
@@ -851,20 +840,74 @@ fn sync_off_the_reactor(persister: &mut Persister) -> Result<()> {
     }
 }
 
-/// Encodes a Raft message as its protobuf bytes (the payload of a Raft frame).
+/// Encodes a Raft message as its protobuf bytes (the payload of a Raft frame), with prost.
 pub fn encode_raft_message(m: &Message) -> Result<Vec<u8>> {
-    m.write_to_bytes()
-        .map_err(|e| Error::Raft(format!("protobuf encode: {e}")))
+    Ok(m.encode_to_vec())
 }
 
-/// Decodes a Raft frame payload.
+/// Decodes a Raft frame payload with prost, whose decoder bounds nesting depth and checks every
+/// length against the bytes present (protobuf 2.x's parser, which did neither, is never used).
 pub fn decode_raft_message(bytes: &[u8]) -> Result<Message> {
-    Message::parse_from_bytes(bytes).map_err(|e| Error::Malformed(format!("raft message: {e}")))
+    let m = Message::decode(bytes).map_err(|e| Error::Malformed(format!("raft message: {e}")))?;
+    // prost keeps an enum field as the i32 it read, and raft-rs's getters panic on a value
+    // outside the enum ("Unknown enum variant"; found by the raft_message fuzz target).
+    if MessageType::from_i32(m.msg_type).is_none() {
+        return Err(Error::Malformed(format!(
+            "raft message: unknown message type {}",
+            m.msg_type
+        )));
+    }
+    for e in &m.entries {
+        check_entry_type(e)?;
+    }
+    Ok(m)
+}
+
+/// Refuses an entry whose type is outside the enum (raft-rs's getter would panic on it).
+pub fn check_entry_type(e: &raft::eraftpb::Entry) -> Result<()> {
+    match EntryType::from_i32(e.entry_type) {
+        Some(_) => Ok(()),
+        None => Err(Error::Malformed(format!(
+            "raft entry {}: unknown entry type {}",
+            e.index, e.entry_type
+        ))),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Found by the raft_message fuzz target: a message type (or entry type) outside the enum
+    // decoded, and raft-rs's `get_msg_type` then panicked with "Unknown enum variant".
+    #[test]
+    fn unknown_message_or_entry_type_is_malformed_not_a_panic() {
+        let mut m = Message {
+            msg_type: -1_403_013_137,
+            from: 2,
+            to: 1,
+            term: 3,
+            ..Default::default()
+        };
+        let bytes = encode_raft_message(&m).unwrap();
+        assert!(matches!(
+            decode_raft_message(&bytes),
+            Err(Error::Malformed(_))
+        ));
+        m.set_msg_type(MessageType::MsgAppend);
+        m.entries = vec![raft::eraftpb::Entry {
+            entry_type: 7,
+            index: 1,
+            term: 3,
+            ..Default::default()
+        }];
+        let bytes = encode_raft_message(&m).unwrap();
+        let err = decode_raft_message(&bytes).unwrap_err();
+        assert!(err.to_string().contains("unknown entry type 7"), "{err}");
+        m.entries[0].set_entry_type(EntryType::EntryNormal);
+        let bytes = encode_raft_message(&m).unwrap();
+        assert_eq!(decode_raft_message(&bytes).unwrap(), m);
+    }
     use crate::namenode::namespace::Op;
     use std::sync::Mutex as StdMutex;
 
@@ -1108,7 +1151,6 @@ mod tests {
                 term: 1,
                 vote: 1,
                 commit: 1,
-                ..Default::default()
             })
             .unwrap();
             p.sync().unwrap();
