@@ -129,7 +129,9 @@ pub async fn serve<H, Fut, E>(
         backoff = ACCEPT_BACKOFF_MIN;
         // A stranger's connection costs a place among the handshakes in progress, never one
         // of the slots of authenticated peers: those are taken once it has proven itself.
-        let place = match pending.enter(peer.ip()) {
+        // An open gate has no handshake to wait for: nothing to count.
+        let counted = !matches!(*gate, Gate::Open);
+        let place = match counted.then(|| pending.enter(peer.ip())).transpose() {
             Ok(place) => place,
             Err(full) => {
                 refusals.note(|n| {
@@ -178,7 +180,7 @@ async fn run_connection<H, Fut, E>(
     ctx: &ConnCtx,
     mut stream: TcpStream,
     conn: Conn,
-    place: PendingGuard,
+    place: Option<PendingGuard>,
     handler: &H,
 ) where
     H: Fn(TcpStream, Conn) -> Fut,

@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex};
 
 /// Handshakes in progress at once on one port, from all peers.
 pub const MAX_PENDING: usize = 1024;
-/// Handshakes in progress at once on one port from one address: a member opens a handful
-/// at a time (a pool filling up); a peer holding more is stalled or hostile.
-pub const MAX_PENDING_PER_PEER: usize = 64;
+/// Handshakes in progress at once on one port from one address. A busy host opens many at
+/// once (a worker's tasks, a client's pool filling up), and a burst of them can be accepted
+/// before their handshakes run (tokio lets an accept loop take up to 128 connections before
+/// it yields), so this stays above that; a peer holding more is stalled or hostile.
+pub const MAX_PENDING_PER_PEER: usize = 256;
 
 /// The table of handshakes in progress (see the module docs).
 #[derive(Debug)]
