@@ -131,18 +131,25 @@ pub fn tasks_succeeded(config: &ClusterConfig) -> f64 {
     )
 }
 
-/// Debian's chromium; a test that needs it fails, saying how to install it, when it is missing.
+/// Debian's chromium, from `scripts/browser-env.sh`, which installs it when it is missing and
+/// can be (as `scripts/python-env.sh` builds the Python venv); otherwise the test fails, saying
+/// why, rather than skipping.
 fn chromium() -> PathBuf {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
-        let p = Path::new(dir).join("chromium");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
-        "chromium is not installed; the web pages are checked in it. Run the project's setup \
-         (.ci/run installs it) or: apt-get install -y chromium"
-    );
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/browser-env.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "no chromium for the browser test of the web pages: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+    .clone()
 }
 
 /// Runs headless chromium on `url` with `action` (`--dump-dom` or `--screenshot=FILE`) and a
