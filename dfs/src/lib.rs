@@ -5,6 +5,7 @@
 //! - [`auth`]: keys, principals and the HMAC handshake every connection begins with.
 //! - [`error`]: the crate's one error type and its wire kinds.
 //! - [`frame`]: length-prefixed framing with limits, and the binary message format.
+//! - [`clock`]: the wall clock in milliseconds since the epoch, the one timestamp unit.
 //! - [`config`]: `cluster.toml` (namenodes, hosts, sizes, timeouts; the `[mapreduce]` table is
 //!   the mapreduce crate's) and the local generator.
 //! - [`protocol`]: messages to and from the namenodes (start here to talk to them).
@@ -48,6 +49,7 @@ pub mod auth;
 pub mod block_store;
 pub mod checksum;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod datanode;
 pub mod durable;

@@ -488,11 +488,7 @@ pub enum WorkerResponse {
 }
 
 /// Milliseconds since the Unix epoch: the clock of the `*_unix_ms` fields.
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use dfs::clock::unix_ms;
 
 /// Connects to `addr`, authenticates with `credentials`, sends one request and waits for
 /// its response, all within `timeout`.

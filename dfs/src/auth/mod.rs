@@ -50,12 +50,8 @@ pub enum Gate {
     Open,
 }
 
-/// Milliseconds since the Unix epoch (the clock of token expiry).
-pub fn now_unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+/// The clock of token expiry.
+pub use crate::clock::unix_ms as now_unix_ms;
 
 /// Connects to `addr` and authenticates with `credentials`, all within `timeout`. `what`
 /// names the server in errors ("namenode", "datanode", ...).

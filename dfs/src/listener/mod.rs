@@ -100,10 +100,14 @@ pub async fn serve<H, Fut, E>(
     E: Display,
 {
     let handler = Arc::new(handler);
-    let gate = Arc::new(gate);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let ctx = Arc::new(ConnCtx {
+        name,
+        gate,
+        slots: Semaphore::new(limits.max_connections).into(),
+        limits,
+        refusals: Throttle::default(),
+    });
     let pending = Pending::new();
-    let refusals = Arc::new(Throttle::default());
     let mut connections = JoinSet::new();
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
@@ -130,11 +134,11 @@ pub async fn serve<H, Fut, E>(
         // A stranger's connection costs a place among the handshakes in progress, never one
         // of the slots of authenticated peers: those are taken once it has proven itself.
         // An open gate has no handshake to wait for: nothing to count.
-        let counted = !matches!(*gate, Gate::Open);
+        let counted = !matches!(ctx.gate, Gate::Open);
         let place = match counted.then(|| pending.enter(peer.ip())).transpose() {
             Ok(place) => place,
             Err(full) => {
-                refusals.note(|n| {
+                ctx.refusals.note(|n| {
                     tracing::warn!(
                         "{name}: refusing {peer} and {n} more: too many connections still \
                          authenticating ({full:?})"
@@ -144,14 +148,7 @@ pub async fn serve<H, Fut, E>(
             }
         };
         let conn = Conn::new(peer, &limits, shutdown.clone());
-        let ctx = Arc::new(ConnCtx {
-            name,
-            gate: gate.clone(),
-            slots: slots.clone(),
-            limits,
-            refusals: refusals.clone(),
-        });
-        let handler = handler.clone();
+        let (ctx, handler) = (ctx.clone(), handler.clone());
         connections.spawn(async move {
             run_connection(&ctx, stream, conn, place, &*handler).await;
         });
@@ -170,10 +167,10 @@ fn next_backoff(backoff: Duration) -> Duration {
 /// What every connection of one server shares.
 struct ConnCtx {
     name: &'static str,
-    gate: Arc<Gate>,
+    gate: Gate,
     slots: Arc<Semaphore>,
     limits: Limits,
-    refusals: Arc<Throttle>,
+    refusals: Throttle,
 }
 
 async fn run_connection<H, Fut, E>(

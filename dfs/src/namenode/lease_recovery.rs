@@ -10,7 +10,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::wall_ms;
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
 use crate::namenode::block_recovery::{self, ReplicaReport};
@@ -147,7 +146,7 @@ impl Duty<'_> {
 
     async fn propose(&self, op: Op) -> Result<Outcome> {
         let entry = Entry {
-            now_ms: wall_ms(),
+            now_ms: crate::clock::unix_ms(),
             call: None,
             op,
         };

@@ -41,18 +41,7 @@ pub mod storage;
 pub mod transport;
 pub mod web;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 pub use daemon::run;
-
-/// The wall clock in milliseconds since the epoch, as the leader stamps it on each log entry
-/// (mtimes, retry-cache expiry). Timed decisions use the monotonic `Shared::now_ms` instead.
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// The tokio runtime a namenode daemon runs on: ONE thread for everything async (RPC handlers,
 /// the Raft transport and the driver), plus tokio's blocking pool, where the driver's WAL fsyncs

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use super::access::authorize;
 use super::lease_recovery::{Duty, Recovering};
-use super::wall_ms;
 use crate::auth::{Authority, BlockAccess, Principal};
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
@@ -144,7 +143,7 @@ impl NamenodeService {
     async fn write(&self, call: Option<CallId>, op: Op) -> Result<Outcome> {
         self.shared.check_leader()?;
         let entry = Entry {
-            now_ms: wall_ms(),
+            now_ms: crate::clock::unix_ms(),
             call,
             op,
         };
