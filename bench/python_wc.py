@@ -110,6 +110,10 @@ def streaming_ratio(args, rows, commands):
 
 
 def cluster_rows(args, mrjob, tool, work, rows, commands):
+    # Python's default in both rows (block-buffered stdout into a pipe): with PYTHONUNBUFFERED
+    # set (as in some sandboxes) every line mrjob writes is a write(2) of its own. The cluster's
+    # tasks no longer inherit it anyway (task_env), but -r local would.
+    os.environ.pop("PYTHONUNBUFFERED", None)
     python = subprocess.run([os.path.join(ROOT, "scripts", "python-env.sh")], check=True,
                             capture_output=True, text=True).stdout.strip()
     text = corpus(tool, work, parse_size(args.mrjob_size), args.seed)

@@ -76,6 +76,8 @@ impl Cluster {
             .args(["cluster", "start", "--wait-secs", "90", "--dir"])
             .arg(dir.path())
             .env("MRJOB_FAULTS", faults)
+            // Must not reach tasks (the workers' environment is not the job's: task_env).
+            .env("MRJOB_TEST_WORKER_SECRET", "leaked")
             .env_remove("MRJOB_CONF")
             .output()
             .unwrap();
@@ -1375,8 +1377,10 @@ fn why_names_the_injected_cause_and_logs_outlive_their_jobs() {
     assert!(slow.contains("data-local"), "{why}");
 
     lap("job 2 done");
-    // Job 3: a Streaming mapper floods its stderr with 3 MB.
-    let flood = "sh -c 'yes spam-spam-spam | head -c 3000000 >&2; cat'";
+    // Job 3: a Streaming mapper floods its stderr with 3 MB, and says what of the worker's
+    // environment it got (only the whitelist, plus the job's own variables).
+    let flood = "sh -c 'yes spam-spam-spam | head -c 3000000 >&2; \
+                 echo \"env: secret=${MRJOB_TEST_WORKER_SECRET:-absent} job=$mapreduce_job_id\"; cat'";
     cluster.must_mrjob(&[
         "streaming",
         "-input",
@@ -1388,6 +1392,21 @@ fn why_names_the_injected_cause_and_logs_outlive_their_jobs() {
         "-reducer",
         "NONE",
     ]);
+    let envs: Vec<String> = cluster
+        .files("/out3")
+        .values()
+        .flat_map(|b| {
+            String::from_utf8_lossy(b)
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| l.starts_with("env: "))
+        .collect();
+    assert!(!envs.is_empty(), "no env line in /out3");
+    for line in envs {
+        assert!(line.starts_with("env: secret=absent job=job_"), "{line}");
+    }
     let logs = must_stdout(&cluster, &["logs", "3", "m_000000"]);
     assert!(
         logs.contains("spam-spam-spam"),

@@ -39,6 +39,9 @@ pub struct MapReduceConfig {
     pub task_log_max_age_ms: u64,
     /// A worker deletes its oldest attempts' logs beyond this total.
     pub task_log_max_total_bytes: u64,
+    /// The variables of a worker's own environment its task processes keep (see
+    /// [`crate::task_env`]); the job's `-cmdenv` and configuration come on top.
+    pub task_env_whitelist: Vec<String>,
 }
 
 impl Default for MapReduceConfig {
@@ -54,6 +57,7 @@ impl Default for MapReduceConfig {
             task_log_keep_bytes: 64 * 1024,
             task_log_max_age_ms: 7 * 24 * 3600 * 1000,
             task_log_max_total_bytes: 1 << 30,
+            task_env_whitelist: crate::task_env::default_whitelist(),
         }
     }
 }
@@ -115,6 +119,13 @@ impl MapReduceConfig {
                 "task_log_keep_bytes must be in 1..=64MiB (it is held in memory per stream)",
             ),
         ];
+        if let Some(why) = self
+            .task_env_whitelist
+            .iter()
+            .find_map(|n| crate::task_env::check_name(n))
+        {
+            return Err(bad(&why));
+        }
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, msg)) => Err(bad(msg)),
             None => Ok(()),

@@ -45,7 +45,7 @@
 //!   `fetch`, the reduce's fetch loop),
 //!   [`submit`] (staging, submitting, status), [`job_binary`] (what is staged, and which
 //!   staged binaries the jobtracker removes), [`pseudo_cluster`] (a cluster on this machine),
-//!   [`fault`] (test fault hooks), [`task_log`] (each attempt's stdout and stderr kept
+//!   [`task_env`] (what of a worker's environment its tasks keep), [`fault`] (test fault hooks), [`task_log`] (each attempt's stdout and stderr kept
 //!   bounded on its worker, and pruned by age and total size).
 //! - [`diagnosis`]: the typed events the jobtracker records per job (failed attempts, lost
 //!   workers, re-run maps, backups, slow attempts, skewed partitions) and the pure rule that
@@ -100,6 +100,7 @@ pub mod split;
 pub mod streaming;
 pub mod submit;
 pub mod task_context;
+pub mod task_env;
 pub mod task_log;
 pub mod task_process;
 pub mod worker;

@@ -29,6 +29,7 @@ use crate::protocol::{
 };
 use crate::scheduler::{AttemptId, TaskKind};
 use crate::shuffle::attempt_local_dir;
+use crate::task_env::task_environment;
 use crate::task_log;
 use crate::task_process::{files, read_file, read_progress, write_spec, ChildSpec, TASK_ARG};
 
@@ -356,6 +357,11 @@ impl Worker {
             .arg(TASK_ARG)
             .arg(&spec_path)
             .current_dir(dir)
+            .env_clear()
+            .envs(task_environment(
+                &self.mapreduce.task_env_whitelist,
+                std::env::vars_os(),
+            ))
             .env("DFS_LOCAL_HOST", &self.host)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
