@@ -334,10 +334,40 @@ fn check_fs_commands(cluster: &Cluster, work: &Path) {
     assert_eq!(test("-z", "/user/t/a/_SUCCESS"), Some(0));
     let quiet = cluster.hadoop(&["fs", "-rm", "-R", "-f", "-skipTrash", "hdfs:///user/t/nope"]);
     assert!(quiet.status.success() && quiet.stderr.is_empty());
+    check_fs_patterns(cluster);
     let dir_without_r = cluster.hadoop(&["fs", "-rm", "/user/t/a"]);
     assert_eq!(dir_without_r.status.code(), Some(1));
     cluster.must_hadoop(&["fs", "-rm", "-R", "-f", "-skipTrash", "hdfs:///user/t"]);
     assert_eq!(test("-e", "/user/t"), Some(1));
+}
+
+/// Glob patterns, as Hadoop's shell expands them (mrjob checks an input glob with `-ls` and
+/// sizes it with `-du`); a pattern that matches nothing is reported like a missing path.
+fn check_fs_patterns(cluster: &Cluster) {
+    let listing = cluster.must_hadoop(&["fs", "-ls", "hdfs:///user/t/a/*/one.*"]);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 1, "{listing}");
+    assert!(lines[0].ends_with(" /user/t/a/b/one.txt"), "{listing}");
+    let none = cluster.hadoop(&["fs", "-ls", "hdfs:///user/t/a/zz*"]);
+    assert_eq!(none.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        stderr.contains("`hdfs:///user/t/a/zz*': No such file or directory"),
+        "{stderr}"
+    );
+    assert_eq!(
+        cluster.must_hadoop(&["fs", "-cat", "/user/t/a/[ab]/*.txt"]),
+        "one line\n"
+    );
+    let du = cluster.must_hadoop(&["fs", "-du", "-s", "hdfs:///user/t/a/{b,c}"]);
+    assert_eq!(du.split_whitespace().next(), Some("9"), "{du}");
+    let test = |flag: &str, p: &str| cluster.hadoop(&["fs", "-test", flag, p]).status.code();
+    assert_eq!(test("-e", "hdfs:///user/t/a/b/*.txt"), Some(0));
+    assert_eq!(test("-d", "/user/t/a/?"), Some(0));
+    assert_eq!(test("-f", "/user/t/a/?"), Some(1));
+    assert_eq!(test("-e", "/user/t/a/b/*.gz"), Some(1));
+    let bad = cluster.hadoop(&["fs", "-ls", "/user/t/a/[b"]);
+    assert_eq!(bad.status.code(), Some(1));
 }
 
 #[test]
@@ -354,6 +384,23 @@ fn yelp_mrjob_runs_unchanged_on_the_cluster() {
     // 400 lines in a.txt, 5 in b.txt (one empty), none in c.txt.
     assert_eq!(counter_in_log(&log, "lines"), Some(405), "{log}");
     assert!(counter_in_log(&log, "Map input records").is_some(), "{log}");
+
+    // Input already in dfs, named by a glob: mrjob checks that it exists with `fs -ls GLOB`.
+    cluster.must_hadoop(&["fs", "-mkdir", "-p", "hdfs:///user/g/in"]);
+    for f in ["a.txt", "b.txt", "c.txt"] {
+        let src = input.join(f);
+        let dst = format!("hdfs:///user/g/in/{f}");
+        cluster.must_hadoop(&["fs", "-put", src.to_str().unwrap(), &dst]);
+    }
+    let (bin, py) = (cluster.hadoop_bin(), python.to_str().unwrap());
+    let globbed = Path::new("hdfs:///user/g/in/*.txt");
+    let run = run_job(
+        &python,
+        "mr_wordcount.py",
+        &hadoop_runner(&bin, py),
+        globbed,
+    );
+    must_match_inline(&python, "mr_wordcount.py", &input, &run);
 
     check_same_as_inline(&cluster, &python, "mr_multistep.py", &input);
     check_same_as_inline(&cluster, &python, "mr_sidefile.py", &input);

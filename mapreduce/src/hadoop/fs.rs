@@ -17,6 +17,8 @@ use dfs::protocol::{FileKind, FileStatus};
 use dfs::shell::ShellCommand;
 
 use super::fs_command::{parse, FsCommand, TestCheck, USAGE};
+use super::patterns;
+use crate::glob::is_pattern;
 
 /// Hadoop's exit status for a usage error (`FsShell` returns -1).
 const EXIT_USAGE: u8 = 255;
@@ -57,6 +59,12 @@ fn describe(e: &Error) -> String {
 }
 
 async fn execute(conf: Option<&Path>, cmd: FsCommand) -> Result<ExitCode> {
+    let cmd = if patterns::has_pattern(&cmd) {
+        let hadoop = Hadoop::connect(conf)?;
+        patterns::expand_command(&hadoop.client, &hadoop.config, cmd).await?
+    } else {
+        cmd
+    };
     // The shell's own commands: the same code as `dfs put`, `dfs cat`, ...
     let shell = match cmd {
         FsCommand::Mkdir { paths } => ShellCommand::Mkdir {
@@ -184,13 +192,23 @@ impl Hadoop {
         Ok(code)
     }
 
+    /// A pattern is true when any path it matches is (and false when it matches nothing).
     async fn test(&self, check: TestCheck, arg: &str) -> Result<ExitCode> {
-        let status = match self.client.stat(&self.path(arg)?).await {
-            Ok(s) => Some(s),
-            Err(e) if e.kind() == ErrorKind::NotFound => None,
-            Err(e) => return Err(e),
+        let paths = if is_pattern(Path::new(arg)) {
+            patterns::matches(&self.client, &self.config, arg).await?
+        } else {
+            vec![self.path(arg)?]
         };
-        Ok(if answer(check, status.as_ref()) {
+        let mut yes = paths.is_empty() && answer(check, None);
+        for path in &paths {
+            let status = match self.client.stat(path).await {
+                Ok(s) => Some(s),
+                Err(e) if e.kind() == ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            };
+            yes |= answer(check, status.as_ref());
+        }
+        Ok(if yes {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE

@@ -1,8 +1,8 @@
 //! The Hadoop front door: a `hadoop` command (`mrjob hadoop ...`, or the binary run under the
 //! name `hadoop`) that answers what Yelp's mrjob runner (`-r hadoop`) calls: `hadoop version`
 //! ([`version`]), `hadoop fs ...` on the configured cluster's dfs ([`fs`], arguments parsed by
-//! [`fs_command`]), and `hadoop jar ANY.jar STREAMING-ARGS` ([`jar`]: a Streaming job, reported
-//! with Hadoop's job log lines, [`log`]).
+//! [`fs_command`], glob patterns expanded by [`patterns`]), and `hadoop jar ANY.jar
+//! STREAMING-ARGS` ([`jar`]: a Streaming job, reported with Hadoop's job log lines, [`log`]).
 //!
 //! It lives in the mapreduce crate beside Streaming because every job binary that wants to be
 //! driven as Hadoop can then offer it with one call ([`run`]); the binary only decides when.
@@ -11,6 +11,7 @@ pub mod fs;
 pub mod fs_command;
 pub mod jar;
 pub mod log;
+pub mod patterns;
 pub mod version;
 
 use std::ffi::OsString;
