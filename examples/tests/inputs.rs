@@ -344,6 +344,27 @@ fn compressed_output_decompresses_to_the_plain_output_and_reads_back() {
         dir.path(),
     ));
     assert!(dir.path().join("flag/part-r-00000.bz2").exists());
+    // "Bytes written" counts what reached the file (compressed), as Hadoop's does.
+    let log = must_succeed(&mrjob(
+        &[
+            "wordcount",
+            "-r",
+            "1",
+            "in",
+            "counted",
+            "--compress",
+            "bzip2",
+        ],
+        dir.path(),
+    ));
+    let written: u64 = log
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Bytes written="))
+        .unwrap_or_else(|| panic!("no Bytes written counter: {log}"))
+        .parse()
+        .unwrap();
+    let file = std::fs::metadata(dir.path().join("counted/part-r-00000.bz2")).unwrap();
+    assert_eq!(written, file.len(), "{log}");
     must_succeed(&mrjob(
         &[
             "wordcount",

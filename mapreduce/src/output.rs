@@ -1,6 +1,9 @@
 //! Output formats: how a task's output records become bytes in a part file.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +46,9 @@ pub struct OutputWriter {
     format: OutputFormat,
     bytes: u64,
     records: u64,
+    /// Bytes that reached the file, when a codec stands between: Hadoop's "Bytes written"
+    /// counts what the filesystem got, not what the job emitted.
+    stored: Option<Arc<AtomicU64>>,
 }
 
 impl OutputWriter {
@@ -59,14 +65,19 @@ impl OutputWriter {
         format: OutputFormat,
         codec: Option<Codec>,
     ) -> Result<OutputWriter> {
-        let (out, path) = match codec {
-            None => (fs.create(path)?, path.to_owned()),
+        let (out, path, stored) = match codec {
+            None => (fs.create(path)?, path.to_owned(), None),
             Some(codec) => {
                 let mut name = path.as_os_str().to_owned();
                 name.push(format!(".{}", codec.extension()));
                 let path = PathBuf::from(name);
-                let sink = fs.create(&path)?;
-                (codec.encoder(sink).ctx("compressing", &path)?, path)
+                let stored = Arc::new(AtomicU64::new(0));
+                let sink = Box::new(CountingSink {
+                    inner: fs.create(&path)?,
+                    count: stored.clone(),
+                });
+                let out = codec.encoder(sink).ctx("compressing", &path)?;
+                (out, path, Some(stored))
             }
         };
         Ok(OutputWriter {
@@ -75,6 +86,7 @@ impl OutputWriter {
             format,
             bytes: 0,
             records: 0,
+            stored,
         })
     }
 
@@ -104,10 +116,39 @@ impl OutputWriter {
         Ok(())
     }
 
-    /// Flushes, optionally fsyncs, and returns (records, bytes) written.
+    /// Flushes, optionally fsyncs, and returns (records, bytes written to the file: after
+    /// compression, if any).
     pub fn finish(self, sync: bool) -> Result<(u64, u64)> {
         self.out.finish(sync).ctx("closing", &self.path)?;
-        Ok((self.records, self.bytes))
+        let bytes = match &self.stored {
+            Some(n) => n.load(Ordering::Relaxed),
+            None => self.bytes,
+        };
+        Ok((self.records, bytes))
+    }
+}
+
+/// A file that counts the bytes written into it (under a compressor).
+struct CountingSink {
+    inner: Box<dyn OutputSink>,
+    count: Arc<AtomicU64>,
+}
+
+impl Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl OutputSink for CountingSink {
+    fn finish(self: Box<Self>, sync: bool) -> std::io::Result<()> {
+        self.inner.finish(sync)
     }
 }
 
