@@ -305,9 +305,11 @@ impl FileWriter {
         let patience = self.client.inner.timeout * 3
             + Duration::from_millis(self.client.inner.config.heartbeat_interval_ms * 4);
         let mut deadline = Instant::now() + patience;
-        // Replicas the namenode saw at the last deadline: while that number grows (blocks being
-        // re-replicated after a pipeline lost a datanode, one after another on a long file), the
-        // file is on its way to durable and waiting on is right; when it stops, close fails.
+        // Replicas the namenode saw half a patience in, then at each deadline: while that number
+        // grows (blocks being re-replicated after a pipeline lost a datanode, one after another
+        // on a long file), the file is on its way to durable and waiting on is right; when it
+        // stops, close fails. Only a slow close pays for the counting.
+        let baseline_at = Instant::now() + patience / 2;
         let mut seen: Option<usize> = None;
         let mut extensions = 0;
         let mut backoff = Duration::from_millis(5);
@@ -323,13 +325,12 @@ impl FileWriter {
             if expect_response!(resp, Response::Completed(done) => done)? {
                 return Ok(());
             }
+            if seen.is_none() && Instant::now() > baseline_at {
+                seen = self.replicas_seen().await;
+            }
             if Instant::now() > deadline {
-                let now = self
-                    .replica_counts()
-                    .await
-                    .ok()
-                    .map(|c| c.iter().map(|b| b.1).sum());
-                if extensions < MAX_CLOSE_EXTENSIONS && now.is_some() && now > seen {
+                let now = self.replicas_seen().await;
+                if extensions < MAX_CLOSE_EXTENSIONS && seen.is_some() && now > seen {
                     seen = now;
                     extensions += 1;
                     deadline = Instant::now() + patience;
@@ -340,6 +341,12 @@ impl FileWriter {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_millis(200));
         }
+    }
+
+    /// All replicas of the file's blocks the namenode knows of (`None` if it cannot say).
+    async fn replicas_seen(&self) -> Option<usize> {
+        let counts = self.replica_counts().await.ok()?;
+        Some(counts.iter().map(|b| b.1).sum())
     }
 
     /// Each block of the file with the number of replicas the namenode knows of.
