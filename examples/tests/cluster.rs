@@ -807,6 +807,9 @@ fn always_panicking_mapper_fails_the_job_cleanly() {
         "a failed job leaves no output directory"
     );
     web::check_failed_job_page(&cluster.config, 1, "task_0001_m_000000", "injected panic");
+    // The job is the admin's, as is this client: `mrjob web` logs a browser in as the admin.
+    let login = must_stdout(&cluster, &["web", "1"]);
+    web::login::check_log_links(&cluster.config, 1, login.trim(), "injected panic");
 }
 
 impl Cluster {
