@@ -437,16 +437,7 @@ fn web_login(conf: Option<&Path>, job: Option<JobId>, open: bool) -> Result<()> 
     let credentials = cluster.secrets.credentials()?;
     let next = job.map_or_else(|| "/".to_owned(), |j| format!("/job/{j}"));
     let url = dfs::http::session::login_url(&cluster.jobtracker_web_addr(), credentials, &next)?;
-    println!("{url}");
-    eprintln!(
-        "mrjob: this URL logs a browser in as you for 10 hours; it works for 15 minutes. \
-         Anyone who opens it first acts as you on the web pages: keep it private."
-    );
-    if open {
-        if let Err(e) = std::process::Command::new("xdg-open").arg(&url).status() {
-            eprintln!("mrjob: could not open a browser (xdg-open: {e}); open the URL above");
-        }
-    }
+    dfs::http::session::hand_out("mrjob", &url, open);
     Ok(())
 }
 

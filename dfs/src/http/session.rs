@@ -69,6 +69,23 @@ pub fn login_url(addr: &str, credentials: &Credentials, next: &str) -> crate::Re
     ))
 }
 
+/// Prints a login URL on stdout (alone, for scripts) with a warning on stderr for `tool`'s
+/// user, and opens it in the desktop's browser when `open` (xdg-open).
+pub fn hand_out(tool: &str, url: &str, open: bool) {
+    println!("{url}");
+    eprintln!(
+        "{tool}: this URL logs a browser in as you for {} hours; it works for {} minutes. \
+         Anyone who opens it first acts as you on the web pages: keep it private.",
+        SESSION_LIFETIME_MS / 3_600_000,
+        web_token::LOGIN_TOKEN_LIFETIME_MS / 60_000
+    );
+    if open {
+        if let Err(e) = std::process::Command::new("xdg-open").arg(url).status() {
+            eprintln!("{tool}: could not open a browser (xdg-open: {e}); open the URL above");
+        }
+    }
+}
+
 /// Adds `/login` to `router`, and what its handlers' [`Viewer`]s need.
 pub fn with_login(router: Router, auth: WebAuth) -> Router {
     router.route("/login", get(login)).layer(Extension(auth))

@@ -176,3 +176,33 @@ fn get_json_with(addr: &str, path: &str, headers: &str) -> serde_json::Value {
     assert_eq!(r.status, 200, "GET {addr}{path}: {}", r.body);
     serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{addr}{path} is not JSON: {e}"))
 }
+
+/// Checks G8 on the namenode's pages: they act as the logged-in user, held to its file
+/// permissions. A mode-0700 directory of the admin's is refused to the anonymous `dr.who` and
+/// to user mallory (403, its entries not shown) and listed for the admin once logged in.
+pub fn check_namenode_login(config: &ClusterConfig, fs: &mapreduce::dfs_fs::DfsFs) {
+    let client = fs.client();
+    fs.block_on(client.mkdirs("/private/hidden-entry")).unwrap();
+    fs.block_on(client.set_permission("/private", 0o700))
+        .unwrap();
+    let nn = super::leader_web(config);
+    let page = "/browse?path=/private";
+    let r = get(&nn, page);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("dr.who"), "{}", r.body);
+    assert!(!r.body.contains("hidden-entry"), "{}", r.body);
+
+    let me = config.secrets.credentials().unwrap();
+    let admin = must_log_in(&nn, &login_url(&nn, me, page).unwrap(), page);
+    let r = get_with(&nn, page, &admin);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("hidden-entry"), "{}", r.body);
+
+    let authority = config.secrets.authority().unwrap();
+    let mallory = Credentials::user("mallory", authority.user_key("mallory"));
+    let as_mallory = must_log_in(&nn, &login_url(&nn, &mallory, "/").unwrap(), "/");
+    let r = get_with(&nn, &format!("/api{page}"), &as_mallory);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(!r.body.contains("hidden-entry"), "{}", r.body);
+    fs.block_on(client.delete("/private", true)).unwrap();
+}

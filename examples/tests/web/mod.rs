@@ -236,7 +236,7 @@ pub fn assert_screenshot(url: &str) {
 }
 
 /// The namenode whose overview says it leads.
-fn leader_web(config: &ClusterConfig) -> String {
+pub fn leader_web(config: &ClusterConfig) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         for nn in &config.namenodes {
