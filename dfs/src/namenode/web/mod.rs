@@ -19,19 +19,22 @@
 //! - `/login?token=...&next=...`: the web login.
 
 pub mod render;
+pub mod summary_cache;
 
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Authority, Principal};
 use crate::http::page::{html_response, json_response, PageError};
 use crate::http::session::{with_login, Viewer, WebAuth};
 use crate::namenode::server::{NamenodeService, WEB_USER};
+
+use self::summary_cache::SummaryCache;
 use crate::protocol::{
     BlockHealth, DatanodeStatus, FileKind, FileStatus, FsckFile, LocatedBlock, NamenodeStatus,
     RaftRole, Request, Response as Answer,
@@ -63,6 +66,7 @@ pub fn router(nn: Nn, authority: Authority) -> Router {
         .route("/api/browse", get(browse_api))
         .route("/fsck", get(fsck_page))
         .route("/api/fsck", get(fsck_api))
+        .layer(Extension(Arc::new(SummaryCache::default())))
         .with_state(nn);
     with_login(routes, WebAuth::new(authority, LOGIN_HINT))
 }
@@ -129,6 +133,9 @@ pub struct Overview {
     pub summary: Option<Summary>,
     /// Why there is no summary.
     pub summary_unavailable: Option<String>,
+    /// How old the summary's block counts are (they are reused for a few seconds:
+    /// [`summary_cache`]).
+    pub summary_age_ms: u64,
     /// Datanodes as this namenode sees them.
     pub datanodes: Vec<DatanodeStatus>,
 }
@@ -180,10 +187,11 @@ pub struct Fsck {
 
 /// Sums capacity over live datanodes and block health over `files`, by [`BlockHealth::of`].
 pub fn summarize(files: &[FsckFile], nodes: &[DatanodeStatus]) -> Summary {
-    let mut s = Summary {
-        files: files.len(),
-        ..Summary::default()
-    };
+    with_space(block_counts(files), nodes)
+}
+
+/// The datanodes' part of a summary added to `s`.
+fn with_space(mut s: Summary, nodes: &[DatanodeStatus]) -> Summary {
     for d in nodes {
         if !d.live {
             s.dead_datanodes += 1;
@@ -194,6 +202,15 @@ pub fn summarize(files: &[FsckFile], nodes: &[DatanodeStatus]) -> Summary {
         s.used_bytes += d.usage.used_bytes;
         s.remaining_bytes += d.usage.remaining_bytes;
     }
+    s
+}
+
+/// The files' part of a summary: files, blocks and their health.
+fn block_counts(files: &[FsckFile]) -> Summary {
+    let mut s = Summary {
+        files: files.len(),
+        ..Summary::default()
+    };
     for f in files {
         for b in &f.blocks {
             s.blocks += 1;
@@ -275,7 +292,11 @@ fn unexpected(what: &str) -> PageError {
     }
 }
 
-async fn gather_overview(nn: &NamenodeService, who: &Principal) -> Result<Overview, PageError> {
+async fn gather_overview(
+    nn: &NamenodeService,
+    cache: &SummaryCache,
+    who: &Principal,
+) -> Result<Overview, PageError> {
     let Answer::NamenodeStatus(status) = ask(nn, who, Request::Status).await? else {
         return Err(unexpected("Status"));
     };
@@ -294,26 +315,44 @@ async fn gather_overview(nn: &NamenodeService, who: &Principal) -> Result<Overvi
             this: n.id == status.id,
         })
         .collect();
-    let fsck = match status.role {
-        RaftRole::Leader => ask(nn, who, Request::Fsck { path: "/".into() }).await,
-        _ => Err(PageError {
-            status: axum::http::StatusCode::OK,
-            error: "this namenode is not the leader; the leader's page has the summary".into(),
-            see: None,
-        }),
+    let counts = match status.role {
+        RaftRole::Leader => block_counts_cached(nn, cache, who).await,
+        _ => Err("this namenode is not the leader; the leader's page has the summary".into()),
     };
-    let (summary, summary_unavailable) = match fsck {
-        Ok(Answer::Fsck(files)) => (Some(summarize(&files, &datanodes)), None),
-        Ok(_) => (None, Some(unexpected("Fsck").error)),
-        Err(e) => (None, Some(e.error)),
+    let (summary, summary_unavailable, summary_age_ms) = match counts {
+        Ok((counts, age_ms)) => (Some(with_space(counts, &datanodes)), None, age_ms),
+        Err(e) => (None, Some(e), 0),
     };
     Ok(Overview {
         status,
         namenodes,
         summary,
         summary_unavailable,
+        summary_age_ms,
         datanodes,
     })
+}
+
+/// The block counts of `/` for `who` and their age: an fsck at most every
+/// [`summary_cache::MAX_AGE_MS`].
+async fn block_counts_cached(
+    nn: &NamenodeService,
+    cache: &SummaryCache,
+    who: &Principal,
+) -> Result<(Summary, u64), String> {
+    let now_ms = crate::clock::unix_ms();
+    if let Some(hit) = cache.get(who, now_ms) {
+        return Ok(hit);
+    }
+    match ask(nn, who, Request::Fsck { path: "/".into() }).await {
+        Ok(Answer::Fsck(files)) => {
+            let counts = block_counts(&files);
+            cache.put(who.clone(), now_ms, counts.clone());
+            Ok((counts, 0))
+        }
+        Ok(_) => Err(unexpected("Fsck").error),
+        Err(e) => Err(e.error),
+    }
 }
 
 async fn gather_browse(
@@ -366,16 +405,24 @@ async fn gather_fsck(
     })
 }
 
-async fn overview_page(State(nn): State<Nn>, viewer: Viewer) -> Response {
-    let data = gather_overview(&nn, &acting(&viewer)).await;
+async fn overview_page(
+    State(nn): State<Nn>,
+    Extension(cache): Extension<Arc<SummaryCache>>,
+    viewer: Viewer,
+) -> Response {
+    let data = gather_overview(&nn, &cache, &acting(&viewer)).await;
     let title = data.as_ref().map_or("Namenode".to_owned(), |o| {
         format!("Namenode {}", o.status.id)
     });
     html_response(&title, LINKS, data, |o| (render::overview(o), true))
 }
 
-async fn overview_api(State(nn): State<Nn>, viewer: Viewer) -> Response {
-    json_response(gather_overview(&nn, &acting(&viewer)).await)
+async fn overview_api(
+    State(nn): State<Nn>,
+    Extension(cache): Extension<Arc<SummaryCache>>,
+    viewer: Viewer,
+) -> Response {
+    json_response(gather_overview(&nn, &cache, &acting(&viewer)).await)
 }
 
 async fn browse_page(State(nn): State<Nn>, viewer: Viewer, Query(q): Query<PathQuery>) -> Response {
