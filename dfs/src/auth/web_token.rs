@@ -239,6 +239,14 @@ mod tests {
         assert!(a.check_session(&forged, 1).is_err());
         let foreign = Authority::new(Key::generate()).session(Principal::User("alice".into()), 0);
         assert!(a.check_session(&foreign, 1).is_err());
+        // A login token and a session have the same shape: each is refused as the other,
+        // since they are signed under different keys.
+        let token = alice(&a).login_token(0).unwrap();
+        let token_as_session: Session = decode(&encode(&token), "session").unwrap();
+        assert!(a.check_session(&token_as_session, 1).is_err());
+        let member = a.session(Principal::Member("admin".into()), 0);
+        let session_as_token: LoginToken = decode(&encode(&member), "login token").unwrap();
+        assert!(a.check_login(&session_as_token, 1).is_err());
     }
 
     #[test]
