@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //!
-//! - [`auth`]: keys, principals and the HMAC handshake every connection begins with.
+//! - [`auth`]: keys, principals and the HMAC handshake every connection begins with;
+//!   `auth::web_token`, the web pages' login tokens and session cookies.
 //! - [`error`]: the crate's one error type and its wire kinds.
 //! - [`frame`]: length-prefixed framing with limits, and the binary message format.
 //! - [`clock`]: the wall clock in milliseconds since the epoch, the one timestamp unit.
@@ -41,7 +42,8 @@
 //! - [`units`]: sizes with units: the workspace's one size parser, and human-readable sizes.
 //! - [`lock`]: the one policy for poisoned locks (the process ends), and the helpers that apply it.
 //! - [`http`]: every daemon's read-only web port (axum on hyper, through [`listener`]): pages,
-//!   their JSON twins, `/metrics`; `http::page` is the common HTML frame.
+//!   their JSON twins, `/metrics`; `http::page` is the common HTML frame, `http::session` the
+//!   login (`/login`, the session cookie, whom a request acts for).
 //! - [`metrics`]: the process's Prometheus registry and the dfs daemons' metrics.
 #![deny(missing_docs)]
 

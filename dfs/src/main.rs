@@ -62,6 +62,16 @@ enum Command {
     /// Manage users: each gets a key of its own, derived from the cluster key.
     #[command(subcommand)]
     User(UserCommand),
+    /// Print a URL that logs a browser in to the leading namenode's pages as you (the user of
+    /// $MRJOB_USER_KEY, else the cluster admin), so they show what you may read. Open it
+    /// within 15 minutes; keep it private.
+    Web {
+        /// Show this path in the file browser [default: the overview].
+        path: Option<String>,
+        /// Also open it in the desktop's browser (xdg-open).
+        #[arg(long)]
+        open: bool,
+    },
     #[command(flatten)]
     Shell(ShellCommand),
 }
@@ -191,8 +201,39 @@ async fn run(cli: Cli) -> dfs::Result<()> {
         Command::Config(cmd) => run_config(cmd),
         Command::User(UserCommand::Add { name, out }) => add_user(conf, &name, out).await,
         Command::Cluster(cmd) => local_cluster::run_cluster(cmd, conf).await,
+        Command::Web { path, open } => web_login(conf, path, open).await,
         Command::Shell(cmd) => shell::run(conf, cmd).await,
     }
+}
+
+/// `dfs web`: the login URL of the leader's pages (the first namenode's when none answers
+/// as leader: its page links to the leader once there is one).
+async fn web_login(conf: Option<&Path>, path: Option<String>, open: bool) -> dfs::Result<()> {
+    let config = load(conf)?;
+    let credentials = config.secrets.credentials()?.clone();
+    let statuses = dfs::client::DfsClient::new(config.clone())
+        .namenode_statuses()
+        .await;
+    let leader = statuses
+        .iter()
+        .find(|(_, s)| {
+            s.as_ref()
+                .is_ok_and(|s| s.role == dfs::protocol::RaftRole::Leader)
+        })
+        .or_else(|| statuses.first())
+        .map(|(id, _)| *id)
+        .ok_or_else(|| Error::Config("the config names no namenode".into()))?;
+    let next = match path {
+        Some(p) => format!(
+            "/browse?path={}",
+            dfs::http::page::query_value(&dfs::path::resolve(&config, &p)?)
+        ),
+        None => "/".to_owned(),
+    };
+    let addr = config.namenode(leader)?.web_addr();
+    let url = dfs::http::session::login_url(&addr, &credentials, &next)?;
+    dfs::http::session::hand_out("dfs", &url, open);
+    Ok(())
 }
 
 fn run_config(cmd: ConfigCommand) -> dfs::Result<()> {

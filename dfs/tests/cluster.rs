@@ -327,8 +327,54 @@ async fn shell_commands() {
         check_hadoop_habits(&cluster);
         check_relative_paths(&cluster);
         check_closed_stdout(&cluster);
+        check_web_login(&cluster);
     })
     .await;
+}
+
+/// `dfs web PATH` prints a login URL for a namenode's pages; visiting it sets an HttpOnly,
+/// SameSite=Strict session cookie and redirects to PATH in the file browser, without the
+/// token (the login itself is checked in examples' web tests, G8).
+fn check_web_login(cluster: &Cluster) {
+    use std::io::{Read, Write};
+    let url = must_dfs(cluster, &["web", "/up"]);
+    let rest = url.trim().strip_prefix("http://").expect("an http URL");
+    let (addr, path) = rest.split_at(rest.find('/').expect("a path"));
+    let namenode_pages: Vec<String> = cluster
+        .config
+        .namenodes
+        .iter()
+        .map(|n| n.web_addr())
+        .collect();
+    assert!(namenode_pages.iter().any(|a| a == addr), "{url}");
+    assert!(
+        path.starts_with("/login?token=") && path.ends_with("&next=/browse%3Fpath%3D/up"),
+        "{url}"
+    );
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let head = answer.split("\r\n\r\n").next().unwrap().to_lowercase();
+    assert!(head.starts_with("http/1.1 303"), "{answer}");
+    assert!(
+        head.lines()
+            .any(|l| l.trim() == "location: /browse?path=/up"),
+        "{answer}"
+    );
+    let cookie = head
+        .lines()
+        .find(|l| l.starts_with("set-cookie: mrjob_session="));
+    let cookie = cookie.unwrap_or_else(|| panic!("no session cookie: {answer}"));
+    assert!(
+        cookie.contains("httponly") && cookie.contains("samesite=strict"),
+        "{cookie}"
+    );
 }
 
 /// The README's dfs sequence, run as written (relative local names, `MRJOB_CONF`) on a

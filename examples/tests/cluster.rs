@@ -459,6 +459,7 @@ fn every_example_job_matches_local_mode() {
     let tasks = web::tasks_succeeded(&cluster.config) - tasks_before;
     assert!(tasks >= (maps + 3) as f64, "{tasks} tasks succeeded");
     web::check_namenode_pages(&cluster.config, "/in/plain.txt");
+    web::login::check_namenode_login(&cluster.config, &cluster.fs);
     web::check_job_page(&cluster.config, 1, "wordcount");
     web::check_bad_input(&cluster.config.jobtracker_web_addr());
     web::check_bad_input(&cluster.config.namenodes[0].web_addr());
@@ -809,6 +810,11 @@ fn always_panicking_mapper_fails_the_job_cleanly() {
         "a failed job leaves no output directory"
     );
     web::check_failed_job_page(&cluster.config, 1, "task_0001_m_000000", "injected panic");
+    // The job is the admin's, as is this client: `mrjob web` logs a browser in as the admin.
+    let started = Instant::now();
+    let login = must_stdout(&cluster, &["web", "1"]);
+    web::login::check_log_links(&cluster.config, 1, login.trim(), "injected panic");
+    eprintln!("login and log link checks took {:?}", started.elapsed());
 }
 
 impl Cluster {

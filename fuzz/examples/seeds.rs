@@ -43,6 +43,19 @@ fn main() {
     write(&root, "config", configs());
     write(&root, "job_record", job_records());
     write(&root, "handshake", handshakes());
+    write(&root, "web_token", web_tokens());
+}
+
+/// A user's login token and a member's session, as the URL and the cookie carry them.
+fn web_tokens() -> Vec<Vec<u8>> {
+    use dfs::auth::web_token::encode;
+    use dfs::auth::{Authority, Credentials, Key, Principal};
+    let authority = Authority::new(Key::from_hex(&"5a".repeat(32)).unwrap());
+    let now = 1_700_000_000_000;
+    let alice = Credentials::user("alice", authority.user_key("alice"));
+    let token = alice.login_token(now).unwrap();
+    let session = authority.session(Principal::Member("admin".into()), now);
+    vec![encode(&token).into_bytes(), encode(&session).into_bytes()]
 }
 
 /// A real client's first handshake message (captured from `handshake::connect`), alone and

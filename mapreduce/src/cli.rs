@@ -268,6 +268,16 @@ pub enum AdminCommand {
         /// (attempt_0003_m_000001_0) [default: every attempt]
         task: Option<String>,
     },
+    /// Print a URL that logs a browser in to the jobtracker's pages as you (the user of
+    /// $MRJOB_USER_KEY, else the cluster admin) and shows a job, or the jobs list: the logs
+    /// pages of your jobs need it. Open it within 15 minutes; keep it private.
+    Web {
+        /// The job whose page to show [default: the jobs list].
+        job: Option<JobId>,
+        /// Also open it in the desktop's browser (xdg-open).
+        #[arg(long)]
+        open: bool,
+    },
     /// Start, stop or show a whole cluster on this machine.
     #[command(subcommand)]
     Cluster(PseudoClusterCommand),
@@ -356,6 +366,7 @@ pub fn run_admin(cmd: AdminCommand, conf: Option<&Path>) -> Result<ExitCode> {
             print_job(&client.status(id)?);
             println!("web page: http://{web}/job/{id}");
         }
+        AdminCommand::Web { job, open } => web_login(conf, job, open)?,
         AdminCommand::Properties => print!("{}", crate::properties::describe()),
         AdminCommand::Status { .. }
         | AdminCommand::List
@@ -415,6 +426,18 @@ fn job_control(cmd: AdminCommand, conf: Option<&Path>) -> Result<()> {
         }
         _ => unreachable!("not a job control command"),
     }
+    Ok(())
+}
+
+/// `mrjob web`: prints the login URL of the jobtracker's pages (no RPC: the token is signed
+/// with this user's key, which any member can check), and opens it if asked.
+fn web_login(conf: Option<&Path>, job: Option<JobId>, open: bool) -> Result<()> {
+    let config = load_config(conf)?;
+    let cluster = &config.cluster;
+    let credentials = cluster.secrets.credentials()?;
+    let next = job.map_or_else(|| "/".to_owned(), |j| format!("/job/{j}"));
+    let url = dfs::http::session::login_url(&cluster.jobtracker_web_addr(), credentials, &next)?;
+    dfs::http::session::hand_out("mrjob", &url, open);
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use crate::protocol::{
 };
 use crate::scheduler::{AttemptId, JobId};
 use crate::submit::ClusterClient;
+use dfs::auth::Credentials;
 
 /// Most bytes of one log `mrjob logs` prints (a kept log is far smaller; this bounds a
 /// misbehaving worker's replies).
@@ -98,27 +99,60 @@ pub fn fetch_log(
         .worker_addr
         .clone();
     let timeout = Duration::from_millis(client.config().rpc_timeout_ms);
+    let credentials = client.config().secrets.credentials()?;
+    let asked = LogRange {
+        attempt,
+        stream,
+        offset: 0,
+        max_bytes: MAX_PRINTED_LOG_BYTES,
+    };
+    let read = read_log(&addr, credentials, asked, timeout);
+    Ok(client.fs().block_on(read)?.0)
+}
+
+/// Which part of which attempt's log [`read_log`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct LogRange {
+    /// The attempt.
+    pub attempt: AttemptId,
+    /// Which stream.
+    pub stream: LogStream,
+    /// From this byte.
+    pub offset: u64,
+    /// At most this many bytes.
+    pub max_bytes: u64,
+}
+
+/// Part of an attempt's kept log from the worker at `addr`, asked as `credentials` (the
+/// worker shows a job's logs only to its user or a member), in chunks; and the log's whole
+/// length.
+pub async fn read_log(
+    addr: &str,
+    credentials: &Credentials,
+    range: LogRange,
+    timeout: Duration,
+) -> Result<(Vec<u8>, u64)> {
     let mut data = Vec::new();
     loop {
         let req = WorkerRequest::new(WorkerCall::TaskLog {
-            attempt,
-            stream,
-            offset: data.len() as u64,
+            attempt: range.attempt,
+            stream: range.stream,
+            offset: range.offset + data.len() as u64,
         });
-        let credentials = client.config().secrets.credentials()?;
-        let resp: WorkerResponse = client
-            .fs()
-            .block_on(call(&addr, credentials, &req, timeout))?;
+        let resp: WorkerResponse = call(addr, credentials, &req, timeout).await?;
         match resp {
             WorkerResponse::TaskLog {
                 data: chunk,
                 total_bytes,
             } => {
                 let got = chunk.len();
-                data.extend_from_slice(&chunk);
-                let at_end = data.len() as u64 >= total_bytes.min(MAX_PRINTED_LOG_BYTES);
+                let room = range.max_bytes.saturating_sub(data.len() as u64) as usize;
+                data.extend_from_slice(&chunk[..got.min(room)]);
+                let at_end = range.offset + data.len() as u64 >= total_bytes
+                    || data.len() as u64 >= range.max_bytes;
+                // An empty or oversized chunk ends it too: a misbehaving worker cannot loop us.
                 if at_end || got == 0 || got > TASK_LOG_CHUNK_BYTES as usize {
-                    return Ok(data);
+                    return Ok((data, total_bytes));
                 }
             }
             WorkerResponse::Error { message, .. } => return Err(Error::Refused(message)),

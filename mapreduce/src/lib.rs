@@ -39,7 +39,8 @@
 //! - Cluster runtime: [`protocol`] (messages), [`scheduler`] (the pure scheduling state
 //!   machine, in rooms: ids, events and actions, config, the job table, assignment, failure
 //!   handling), [`jobtracker`] (its daemon: `admit` submissions, `commit` tasks and jobs,
-//!   `recovery` after a restart, `rpc`, `history` of every attempt, `web` pages), [`job_store`] (job records in dfs that a
+//!   `recovery` after a restart, `rpc`, `history` of every attempt, `web` pages, with
+//!   `web::logs`, an attempt's logs for its logged-in user), [`job_store`] (job records in dfs that a
 //!   restarted jobtracker resumes from), [`worker`] (task slots, child processes),
 //!   [`task_process`] (one attempt in a child), [`shuffle`] (`server` of map outputs, and
 //!   `fetch`, the reduce's fetch loop),
@@ -49,7 +50,8 @@
 //!   bounded on its worker, and pruned by age and total size).
 //! - [`diagnosis`]: the typed events the jobtracker records per job (failed attempts, lost
 //!   workers, re-run maps, backups, slow attempts, skewed partitions) and the pure rule that
-//!   turns them into `mrjob why`'s root cause; [`job_inspect`]: `mrjob why` and `mrjob logs`.
+//!   turns them into `mrjob why`'s root cause; [`job_inspect`]: `mrjob why` and `mrjob logs`
+//!   (its `read_log` also serves the web logs page).
 //! - [`hadoop`]: the Hadoop front door (`mrjob hadoop version | fs ... | jar ...`) that Yelp's
 //!   mrjob `-r hadoop` drives: `fs` commands on dfs printed as Hadoop prints them, Streaming
 //!   jobs reported with Hadoop's job log lines.

@@ -53,6 +53,13 @@ pub fn owner(work_dir: &Path, attempt: AttemptId) -> Option<String> {
     std::fs::read_to_string(job_dir.parent()?.join(OWNER_FILE)).ok()
 }
 
+/// Whether `caller` may read the logs of a job whose recorded user is `owner` (G8): the job's
+/// user, and members and the superuser, who may read any. The worker applies it to every
+/// request, and the jobtracker's log page before asking the worker for the same user.
+pub fn may_read(caller: &dfs::auth::Principal, owner: Option<&str>) -> bool {
+    caller.is_superuser() || owner == Some(caller.user())
+}
+
 /// Where a local run keeps its logs: `mrjob/logs` under the job's local directory
 /// (`--local-dir`, else the system temp directory), laid out as a worker's.
 pub fn local_logs_base(local_dir: Option<&Path>) -> PathBuf {

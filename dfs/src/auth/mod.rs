@@ -8,6 +8,8 @@
 //!   credentials.
 //! - [`block_token`]: the namenode's signed permission to read or write one block, checked
 //!   by datanodes.
+//! - [`web_token`]: logging in to the web pages: a login token a user's tools sign for a URL,
+//!   and the session cookie a daemon answers it with.
 //! - [`handshake`]: the mutual HMAC challenge-response every connection of every port begins
 //!   with ([`crate::listener::serve`] runs the server side before any handler; [`connect`] is
 //!   the client side, used by every client).
@@ -23,6 +25,7 @@ pub mod handshake;
 pub mod key;
 pub mod principal;
 pub mod secrets;
+pub mod web_token;
 
 use std::time::Duration;
 
@@ -34,6 +37,7 @@ pub use principal::{
     names, validate_user_name, Authority, Claim, Credentials, Principal, Token, SUPERUSER,
 };
 pub use secrets::{user_credentials, Secrets};
+pub use web_token::{LoginToken, Session};
 
 use crate::error::{Error, Result};
 

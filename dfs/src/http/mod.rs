@@ -14,11 +14,16 @@
 //!
 //! The pages are read-only by design: every route is a GET and none changes anything, so
 //! serving them without authentication exposes what `dfs report` and `mrjob status` show and
-//! nothing more. A route that changes state must not be added here.
+//! nothing more. A route that changes state must not be added here. A page of a user's own
+//! data (a task's logs) asks for a login ([`session`]): a signed cookie, since a browser
+//! cannot run the cluster's handshake.
 //!
 //! - [`page`]: the common HTML frame (inline CSS, no external asset) and formatting helpers.
+//! - [`session`]: `/login`, the session cookie, and the [`session::Viewer`] a request acts
+//!   for (`dr.who` without a login).
 
 pub mod page;
+pub mod session;
 
 use std::time::Duration;
 

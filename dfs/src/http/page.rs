@@ -100,6 +100,8 @@ impl PageError {
             K::NotFound => StatusCode::NOT_FOUND,
             K::InvalidPath | K::Malformed | K::WrongKind => StatusCode::BAD_REQUEST,
             K::NotLeader | K::Unavailable | K::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            K::Unauthenticated => StatusCode::UNAUTHORIZED,
+            K::PermissionDenied => StatusCode::FORBIDDEN,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         PageError {

@@ -103,7 +103,7 @@ async fn start_servers(
         Gate::Authenticate(authority.clone()),
         stop.subscribe(),
     ));
-    let web = crate::namenode::web::router(service.clone());
+    let web = crate::namenode::web::router(service.clone(), authority.clone());
     let web_server = crate::http::start(
         "namenode",
         &me.web_addr(),

@@ -31,9 +31,9 @@ use crate::rpc::{malformed_reply, Service};
 /// Most files one `fsck` reports.
 pub const MAX_FSCK_FILES: usize = 100_000;
 
-/// Who the web pages act as: nobody in particular (Hadoop's static web user), so a page
-/// shows only what the file permissions let anyone see.
-pub const WEB_USER: &str = "dr.who";
+/// Who the web pages act as without a login: nobody in particular (Hadoop's static web
+/// user), so a page shows only what the file permissions let anyone see.
+pub const WEB_USER: &str = crate::http::session::ANONYMOUS;
 
 /// Answers client and datanode calls on the namenode's RPC port.
 pub struct NamenodeService {
@@ -166,11 +166,10 @@ impl NamenodeService {
         crate::lock::lock(&self.shared.leases).insert(client.to_string(), now);
     }
 
-    /// Answers a read-only request for the web pages (as [`WEB_USER`]), in process: the same
-    /// answer an RPC
-    /// would get. Anything that could change the namespace or the block map is refused, so no
-    /// page can change the cluster.
-    pub(crate) async fn read_only(&self, body: Request) -> Result<Response> {
+    /// Answers a read-only request for the web pages as `viewer` (the logged-in user, else
+    /// [`WEB_USER`]), in process: the same answer an RPC would get. Anything that could
+    /// change the namespace or the block map is refused, so no page can change the cluster.
+    pub(crate) async fn read_only(&self, viewer: &Principal, body: Request) -> Result<Response> {
         match body {
             Request::Stat { .. }
             | Request::List { .. }
@@ -179,10 +178,9 @@ impl NamenodeService {
             | Request::Fsck { .. }
             | Request::DatanodeReport
             | Request::Status => {
-                // Held to the file permissions like any user: a page shows only what anyone
-                // may see (no block tokens either: those are added only on the RPC path).
-                self.handle(&Principal::User(WEB_USER.into()), None, body)
-                    .await
+                // Held to the viewer's file permissions: a page shows only what it may see
+                // (no block tokens either: those are added only on the RPC path).
+                self.handle(viewer, None, body).await
             }
             other => Err(Error::Malformed(format!(
                 "{} is not a read-only request",

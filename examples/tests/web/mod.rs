@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use dfs::config::ClusterConfig;
 
+pub mod login;
+
 /// How long chromium may take to load and dump one page.
 const BROWSER_PATIENCE: Duration = Duration::from_secs(60);
 
@@ -24,11 +26,16 @@ pub struct Http {
 /// `GET path` on `addr` with a plain HTTP/1.1 request (the test speaks the protocol itself,
 /// so nothing between it and the server can hide a malformed answer).
 pub fn get(addr: &str, path: &str) -> Http {
+    get_with(addr, path, "")
+}
+
+/// `GET path` with `headers` (whole lines, each ending in CRLF) added to the request.
+pub fn get_with(addr: &str, path: &str, headers: &str) -> Http {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -229,7 +236,7 @@ pub fn assert_screenshot(url: &str) {
 }
 
 /// The namenode whose overview says it leads.
-fn leader_web(config: &ClusterConfig) -> String {
+pub fn leader_web(config: &ClusterConfig) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         for nn in &config.namenodes {

@@ -182,7 +182,7 @@ fn answer(work_dir: &Path, caller: &Principal, frame: &[u8]) -> WorkerResponse {
         } => {
             // A task's logs are its user's (G8): members and the superuser may read any.
             let owner = task_log::owner(work_dir, attempt);
-            if !caller.is_superuser() && owner.as_deref() != Some(caller.user()) {
+            if !task_log::may_read(caller, owner.as_deref()) {
                 return WorkerResponse::Error {
                     kind: ErrorKind::PermissionDenied,
                     message: format!("{caller} may not read the logs of {attempt}"),

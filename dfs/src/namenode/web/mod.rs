@@ -6,27 +6,35 @@
 //! with a link to the leader; the datanode table is soft state every namenode has.
 //!
 //! Each page gathers one serializable value by asking the namenode's own RPC service in
-//! process ([`NamenodeService::read_only`], which refuses anything but reads); [`render`]
+//! process ([`NamenodeService::read_only`], which refuses anything but reads), as the
+//! logged-in user (`dfs web` prints a login URL; [`crate::http::session`]) or else the
+//! anonymous `dr.who`, held to that user's file permissions; [`render`]
 //! turns it into HTML, and `/api/...` sends it as JSON. Routes (all GET, none changes
 //! anything):
 //!
 //! - `/` and `/api/overview`: Raft status, cluster summary, datanodes;
 //! - `/browse?path=P` and `/api/browse?path=P`: a directory's entries, or a file's blocks with
 //!   their generation stamps and replica locations;
-//! - `/fsck?path=P` and `/api/fsck?path=P`: block health under a path, the unhealthy blocks.
+//! - `/fsck?path=P` and `/api/fsck?path=P`: block health under a path, the unhealthy blocks;
+//! - `/login?token=...&next=...`: the web login.
 
 pub mod render;
+pub mod summary_cache;
 
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{Authority, Principal};
 use crate::http::page::{html_response, json_response, PageError};
-use crate::namenode::server::NamenodeService;
+use crate::http::session::{with_login, Viewer, WebAuth};
+use crate::namenode::server::{NamenodeService, WEB_USER};
+
+use self::summary_cache::SummaryCache;
 use crate::protocol::{
     BlockHealth, DatanodeStatus, FileKind, FileStatus, FsckFile, LocatedBlock, NamenodeStatus,
     RaftRole, Request, Response as Answer,
@@ -46,16 +54,29 @@ pub const LINKS: &[(&str, &str)] = &[
 
 type Nn = Arc<NamenodeService>;
 
-/// The namenode's routes.
-pub fn router(nn: Nn) -> Router {
-    Router::new()
+/// The command that prints a login URL for these pages.
+pub const LOGIN_HINT: &str = "dfs web";
+
+/// The namenode's routes, logins checked with `authority`.
+pub fn router(nn: Nn, authority: Authority) -> Router {
+    let routes = Router::new()
         .route("/", get(overview_page))
         .route("/api/overview", get(overview_api))
         .route("/browse", get(browse_page))
         .route("/api/browse", get(browse_api))
         .route("/fsck", get(fsck_page))
         .route("/api/fsck", get(fsck_api))
-        .with_state(nn)
+        .layer(Extension(Arc::new(SummaryCache::default())))
+        .with_state(nn);
+    with_login(routes, WebAuth::new(authority, LOGIN_HINT))
+}
+
+/// Whom a request's namenode reads act as.
+fn acting(viewer: &Viewer) -> Principal {
+    viewer
+        .principal
+        .clone()
+        .unwrap_or_else(|| Principal::User(WEB_USER.into()))
 }
 
 /// One namenode of the cluster as the overview links it.
@@ -112,6 +133,9 @@ pub struct Overview {
     pub summary: Option<Summary>,
     /// Why there is no summary.
     pub summary_unavailable: Option<String>,
+    /// How old the summary's block counts are (they are reused for a few seconds:
+    /// [`summary_cache`]).
+    pub summary_age_ms: u64,
     /// Datanodes as this namenode sees them.
     pub datanodes: Vec<DatanodeStatus>,
 }
@@ -163,10 +187,11 @@ pub struct Fsck {
 
 /// Sums capacity over live datanodes and block health over `files`, by [`BlockHealth::of`].
 pub fn summarize(files: &[FsckFile], nodes: &[DatanodeStatus]) -> Summary {
-    let mut s = Summary {
-        files: files.len(),
-        ..Summary::default()
-    };
+    with_space(block_counts(files), nodes)
+}
+
+/// The datanodes' part of a summary added to `s`.
+fn with_space(mut s: Summary, nodes: &[DatanodeStatus]) -> Summary {
     for d in nodes {
         if !d.live {
             s.dead_datanodes += 1;
@@ -177,6 +202,15 @@ pub fn summarize(files: &[FsckFile], nodes: &[DatanodeStatus]) -> Summary {
         s.used_bytes += d.usage.used_bytes;
         s.remaining_bytes += d.usage.remaining_bytes;
     }
+    s
+}
+
+/// The files' part of a summary: files, blocks and their health.
+fn block_counts(files: &[FsckFile]) -> Summary {
+    let mut s = Summary {
+        files: files.len(),
+        ..Summary::default()
+    };
     for f in files {
         for b in &f.blocks {
             s.blocks += 1;
@@ -245,8 +279,8 @@ fn page_error(nn: &NamenodeService, e: &crate::Error) -> PageError {
     PageError::from_dfs(e, see)
 }
 
-async fn ask(nn: &NamenodeService, req: Request) -> Result<Answer, PageError> {
-    nn.read_only(req).await.map_err(|e| page_error(nn, &e))
+async fn ask(nn: &NamenodeService, who: &Principal, req: Request) -> Result<Answer, PageError> {
+    nn.read_only(who, req).await.map_err(|e| page_error(nn, &e))
 }
 
 /// An answer of the wrong kind: a bug in the namenode, said as such.
@@ -258,11 +292,15 @@ fn unexpected(what: &str) -> PageError {
     }
 }
 
-async fn gather_overview(nn: &NamenodeService) -> Result<Overview, PageError> {
-    let Answer::NamenodeStatus(status) = ask(nn, Request::Status).await? else {
+async fn gather_overview(
+    nn: &NamenodeService,
+    cache: &SummaryCache,
+    who: &Principal,
+) -> Result<Overview, PageError> {
+    let Answer::NamenodeStatus(status) = ask(nn, who, Request::Status).await? else {
         return Err(unexpected("Status"));
     };
-    let Answer::Datanodes(datanodes) = ask(nn, Request::DatanodeReport).await? else {
+    let Answer::Datanodes(datanodes) = ask(nn, who, Request::DatanodeReport).await? else {
         return Err(unexpected("DatanodeReport"));
     };
     let namenodes = nn
@@ -277,30 +315,52 @@ async fn gather_overview(nn: &NamenodeService) -> Result<Overview, PageError> {
             this: n.id == status.id,
         })
         .collect();
-    let fsck = match status.role {
-        RaftRole::Leader => ask(nn, Request::Fsck { path: "/".into() }).await,
-        _ => Err(PageError {
-            status: axum::http::StatusCode::OK,
-            error: "this namenode is not the leader; the leader's page has the summary".into(),
-            see: None,
-        }),
+    let counts = match status.role {
+        RaftRole::Leader => block_counts_cached(nn, cache, who).await,
+        _ => Err("this namenode is not the leader; the leader's page has the summary".into()),
     };
-    let (summary, summary_unavailable) = match fsck {
-        Ok(Answer::Fsck(files)) => (Some(summarize(&files, &datanodes)), None),
-        Ok(_) => (None, Some(unexpected("Fsck").error)),
-        Err(e) => (None, Some(e.error)),
+    let (summary, summary_unavailable, summary_age_ms) = match counts {
+        Ok((counts, age_ms)) => (Some(with_space(counts, &datanodes)), None, age_ms),
+        Err(e) => (None, Some(e), 0),
     };
     Ok(Overview {
         status,
         namenodes,
         summary,
         summary_unavailable,
+        summary_age_ms,
         datanodes,
     })
 }
 
-async fn gather_browse(nn: &NamenodeService, path: String) -> Result<Browse, PageError> {
-    let Answer::Status(status) = ask(nn, Request::Stat { path: path.clone() }).await? else {
+/// The block counts of `/` for `who` and their age: an fsck at most every
+/// [`summary_cache::MAX_AGE_MS`].
+async fn block_counts_cached(
+    nn: &NamenodeService,
+    cache: &SummaryCache,
+    who: &Principal,
+) -> Result<(Summary, u64), String> {
+    let now_ms = crate::clock::unix_ms();
+    if let Some(hit) = cache.get(who, now_ms) {
+        return Ok(hit);
+    }
+    match ask(nn, who, Request::Fsck { path: "/".into() }).await {
+        Ok(Answer::Fsck(files)) => {
+            let counts = block_counts(&files);
+            cache.put(who.clone(), now_ms, counts.clone());
+            Ok((counts, 0))
+        }
+        Ok(_) => Err(unexpected("Fsck").error),
+        Err(e) => Err(e.error),
+    }
+}
+
+async fn gather_browse(
+    nn: &NamenodeService,
+    who: &Principal,
+    path: String,
+) -> Result<Browse, PageError> {
+    let Answer::Status(status) = ask(nn, who, Request::Stat { path: path.clone() }).await? else {
         return Err(unexpected("Stat"));
     };
     let mut page = Browse {
@@ -322,7 +382,7 @@ async fn gather_browse(nn: &NamenodeService, path: String) -> Result<Browse, Pag
             reader_host: None,
         },
     };
-    match ask(nn, req).await? {
+    match ask(nn, who, req).await? {
         Answer::Listing(entries) => page.entries = entries,
         Answer::Blocks(blocks) => page.blocks = blocks.blocks,
         _ => return Err(unexpected("List")),
@@ -330,8 +390,12 @@ async fn gather_browse(nn: &NamenodeService, path: String) -> Result<Browse, Pag
     Ok(page)
 }
 
-async fn gather_fsck(nn: &NamenodeService, path: String) -> Result<Fsck, PageError> {
-    let Answer::Fsck(files) = ask(nn, Request::Fsck { path: path.clone() }).await? else {
+async fn gather_fsck(
+    nn: &NamenodeService,
+    who: &Principal,
+    path: String,
+) -> Result<Fsck, PageError> {
+    let Answer::Fsck(files) = ask(nn, who, Request::Fsck { path: path.clone() }).await? else {
         return Err(unexpected("Fsck"));
     };
     Ok(Fsck {
@@ -341,40 +405,48 @@ async fn gather_fsck(nn: &NamenodeService, path: String) -> Result<Fsck, PageErr
     })
 }
 
-async fn overview_page(State(nn): State<Nn>) -> Response {
-    let data = gather_overview(&nn).await;
+async fn overview_page(
+    State(nn): State<Nn>,
+    Extension(cache): Extension<Arc<SummaryCache>>,
+    viewer: Viewer,
+) -> Response {
+    let data = gather_overview(&nn, &cache, &acting(&viewer)).await;
     let title = data.as_ref().map_or("Namenode".to_owned(), |o| {
         format!("Namenode {}", o.status.id)
     });
     html_response(&title, LINKS, data, |o| (render::overview(o), true))
 }
 
-async fn overview_api(State(nn): State<Nn>) -> Response {
-    json_response(gather_overview(&nn).await)
+async fn overview_api(
+    State(nn): State<Nn>,
+    Extension(cache): Extension<Arc<SummaryCache>>,
+    viewer: Viewer,
+) -> Response {
+    json_response(gather_overview(&nn, &cache, &acting(&viewer)).await)
 }
 
-async fn browse_page(State(nn): State<Nn>, Query(q): Query<PathQuery>) -> Response {
+async fn browse_page(State(nn): State<Nn>, viewer: Viewer, Query(q): Query<PathQuery>) -> Response {
     let path = q.path();
-    let data = gather_browse(&nn, path.clone()).await;
+    let data = gather_browse(&nn, &acting(&viewer), path.clone()).await;
     html_response(&format!("Browse {path}"), LINKS, data, |b| {
         (render::browse(b), false)
     })
 }
 
-async fn browse_api(State(nn): State<Nn>, Query(q): Query<PathQuery>) -> Response {
-    json_response(gather_browse(&nn, q.path()).await)
+async fn browse_api(State(nn): State<Nn>, viewer: Viewer, Query(q): Query<PathQuery>) -> Response {
+    json_response(gather_browse(&nn, &acting(&viewer), q.path()).await)
 }
 
-async fn fsck_page(State(nn): State<Nn>, Query(q): Query<PathQuery>) -> Response {
+async fn fsck_page(State(nn): State<Nn>, viewer: Viewer, Query(q): Query<PathQuery>) -> Response {
     let path = q.path();
-    let data = gather_fsck(&nn, path.clone()).await;
+    let data = gather_fsck(&nn, &acting(&viewer), path.clone()).await;
     html_response(&format!("Fsck {path}"), LINKS, data, |f| {
         (render::fsck(f), false)
     })
 }
 
-async fn fsck_api(State(nn): State<Nn>, Query(q): Query<PathQuery>) -> Response {
-    json_response(gather_fsck(&nn, q.path()).await)
+async fn fsck_api(State(nn): State<Nn>, viewer: Viewer, Query(q): Query<PathQuery>) -> Response {
+    json_response(gather_fsck(&nn, &acting(&viewer), q.path()).await)
 }
 
 #[cfg(test)]

@@ -42,6 +42,9 @@ pub fn overview(o: &Overview) -> Markup {
             Some(sum) => (summary(sum, true)),
             None => p { (o.summary_unavailable.as_deref().unwrap_or("")) },
         }
+        @if o.summary_age_ms > 0 {
+            p { "File and block counts from " (crate::http::page::secs(o.summary_age_ms)) " ago." }
+        }
         h2 { "Datanodes" }
         (datanodes(&o.datanodes))
     }
@@ -222,6 +225,7 @@ mod tests {
             }],
             summary: None,
             summary_unavailable: Some("<not the leader>".into()),
+            summary_age_ms: 0,
             datanodes: vec![crate::protocol::DatanodeStatus {
                 node: crate::protocol::DatanodeRef {
                     host: "h<1>".into(),

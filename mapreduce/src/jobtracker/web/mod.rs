@@ -10,11 +10,16 @@
 //! - `/job/{id}` and `/api/job/{id}`: one job: its tasks and every attempt (state, host,
 //!   locality, start, duration, bytes and records), the [`timeline`] of attempts per host,
 //!   counters, reduce-input skew and stragglers ([`analysis`]), and each failed attempt's
-//!   error with the command that prints its logs.
+//!   error with a link to its logs (and the command that prints them);
+//! - `/job/{id}/logs/{attempt}` and its `/api/` twin: the head and tail of an attempt's
+//!   stdout and stderr ([`logs`]), for the job's user or the superuser, logged in;
+//! - `/login?token=...&next=...`: the web login (`mrjob web` prints the URL;
+//!   [`dfs::http::session`]).
 //!
 //! Pages of a running job reload themselves every few seconds.
 
 pub mod analysis;
+pub mod logs;
 pub mod render;
 pub mod timeline;
 
@@ -26,6 +31,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use dfs::http::page::{html_response, json_response, PageError};
+use dfs::http::session::{with_login, WebAuth};
 use serde::Serialize;
 
 use super::history::{AttemptRow, AttemptState};
@@ -38,14 +44,21 @@ use self::analysis::{Skew, Straggler};
 /// The navigation links of every jobtracker page.
 pub const LINKS: &[(&str, &str)] = &[("/", "Jobs")];
 
+/// The command that prints a login URL for these pages.
+pub const LOGIN_HINT: &str = "mrjob web JOB";
+
 /// The jobtracker's routes.
 pub fn router(jt: Arc<Jobtracker>) -> Router {
-    Router::new()
+    let auth = WebAuth::new(jt.authority.clone(), LOGIN_HINT);
+    let routes = Router::new()
         .route("/", get(jobs_page))
         .route("/api/jobs", get(jobs_api))
         .route("/job/{id}", get(job_page))
         .route("/api/job/{id}", get(job_api))
-        .with_state(jt)
+        .route("/job/{id}/logs/{attempt}", get(logs::page))
+        .route("/api/job/{id}/logs/{attempt}", get(logs::api))
+        .with_state(jt);
+    with_login(routes, auth)
 }
 
 /// One job in the jobs list.
@@ -119,6 +132,8 @@ pub struct FailedAttempt {
     pub error: String,
     /// The command that prints its logs.
     pub logs: String,
+    /// The page of its logs (for the job's user, logged in).
+    pub logs_url: String,
 }
 
 /// The job page's data.
@@ -244,6 +259,7 @@ fn gather_job(jt: &Jobtracker, id: JobId) -> Result<JobPage, PageError> {
             host: a.host.clone(),
             error: a.error.clone().unwrap_or_default(),
             logs: format!("mrjob logs {id} {}", a.attempt),
+            logs_url: logs::url(id, &a.attempt),
         })
         .collect();
     let counters = info

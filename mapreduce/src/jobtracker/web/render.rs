@@ -128,7 +128,10 @@ fn attempts(p: &JobPage) -> Markup {
             }
             @for a in &p.attempts {
                 tr.attempt {
-                    td { (a.attempt) @if a.speculative { " (backup)" } }
+                    td {
+                        a href=(super::logs::url(p.job.id, &a.attempt)) { (a.attempt) }
+                        @if a.speculative { " (backup)" }
+                    }
                     (attempt_state(a.state))
                     td { (a.host) }
                     td { @if a.kind == TaskKind::Map { (locality(a.locality)) } }
@@ -150,7 +153,10 @@ fn failures(p: &JobPage) -> Markup {
             table #failed {
                 tr { th { "attempt" } th { "host" } th { "error" } th { "logs" } }
                 @for f in &p.failed {
-                    tr { td { (f.attempt) } td { (f.host) } td { pre { (f.error) } } td { code { (f.logs) } } }
+                    tr {
+                        td { (f.attempt) } td { (f.host) } td { pre { (f.error) } }
+                        td { a.logs href=(f.logs_url) { "logs" } " or " code { (f.logs) } }
+                    }
                 }
             }
         }
