@@ -1386,7 +1386,8 @@ fn why_names_the_injected_cause_and_logs_outlive_their_jobs() {
     // Job 3: a Streaming mapper floods its stderr with 3 MB, and says what of the worker's
     // environment it got (only the whitelist, plus the job's own variables).
     let flood = "sh -c 'yes spam-spam-spam | head -c 3000000 >&2; \
-                 echo \"env: secret=${MRJOB_TEST_WORKER_SECRET:-absent} job=$mapreduce_job_id\"; cat'";
+                 echo \"env: secret=${MRJOB_TEST_WORKER_SECRET:-absent} job=$mapreduce_job_id\"; \
+                 echo reporter:status:flooded stderr >&2; sleep 2; cat'";
     cluster.must_mrjob(&[
         "streaming",
         "-input",
@@ -1413,6 +1414,15 @@ fn why_names_the_injected_cause_and_logs_outlive_their_jobs() {
     for line in envs {
         assert!(line.starts_with("env: secret=absent job=job_"), "{line}");
     }
+    // The status its mapper reported (`reporter:status:`) is on the job page's attempts.
+    let api = web::get_json(&cluster.config.jobtracker_web_addr(), "/api/job/3");
+    let statuses: Vec<&str> = api["attempts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{api}"))
+        .iter()
+        .filter_map(|a| a["status"].as_str())
+        .collect();
+    assert!(statuses.contains(&"flooded stderr"), "{api}");
     let logs = must_stdout(&cluster, &["logs", "3", "m_000000"]);
     assert!(
         logs.contains("spam-spam-spam"),

@@ -258,6 +258,7 @@ fn jobtracker() -> Vec<Vec<u8>> {
             worker: "w1".into(),
             slots: 2,
             running: vec![(attempt(TaskKind::Map, 0), 0.5)],
+            statuses: vec![(attempt(TaskKind::Map, 0), "half way".into())],
             wait_ms: 1000,
         },
         JtRequest::AttemptDone {

@@ -253,6 +253,9 @@ pub enum JtRequest {
         slots: u32,
         /// Running attempts and their progress (0.0..=1.0).
         running: Vec<(AttemptId, f32)>,
+        /// The last status message of running attempts that set one (Streaming's
+        /// `reporter:status:`).
+        statuses: Vec<(AttemptId, String)>,
         /// How long the reply may wait for a command.
         wait_ms: u64,
     },

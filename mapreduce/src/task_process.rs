@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -255,6 +255,22 @@ fn run_reduce(
     )
 }
 
+/// The attempt's last status message (Streaming's `reporter:status:`), written after the
+/// progress in the progress file. Process-wide: a task process runs one attempt (in local
+/// mode nobody reads it).
+static STATUS: Mutex<Option<String>> = Mutex::new(None);
+/// Longest status kept, in bytes.
+const STATUS_MAX_BYTES: usize = 256;
+
+/// Sets the attempt's status, shown on its job page (cut to [`STATUS_MAX_BYTES`]).
+pub fn set_status(msg: &str) {
+    let mut end = msg.len().min(STATUS_MAX_BYTES);
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    *dfs::lock::lock(&STATUS) = Some(msg[..end].to_owned());
+}
+
 /// The attempt's progress, written to a file every few hundred milliseconds.
 #[derive(Clone)]
 struct Progress {
@@ -272,7 +288,11 @@ impl Progress {
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let v = f32::from_bits(value.load(Ordering::Relaxed));
-                let _ = std::fs::write(&path, v.to_le_bytes());
+                let mut bytes = v.to_le_bytes().to_vec();
+                if let Some(status) = dfs::lock::lock(&STATUS).as_deref() {
+                    bytes.extend_from_slice(status.as_bytes());
+                }
+                let _ = std::fs::write(&path, bytes);
                 std::thread::sleep(Duration::from_millis(250));
             }
         });
@@ -287,6 +307,13 @@ impl Progress {
     fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// Reads an attempt's status from its progress file (none when missing or never set).
+pub fn read_status(dir: &Path) -> Option<String> {
+    let bytes = std::fs::read(dir.join(files::PROGRESS)).ok()?;
+    let text = bytes.get(4..).filter(|t| !t.is_empty())?;
+    Some(String::from_utf8_lossy(&text[..text.len().min(STATUS_MAX_BYTES)]).into_owned())
 }
 
 /// Reads an attempt's progress file (0.0 when missing).
@@ -464,5 +491,27 @@ impl std::io::Read for CountingRead {
 impl std::io::Seek for CountingRead {
     fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
         self.inner.seek(pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_file_carries_the_status_after_the_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_status(dir.path()), None);
+        let path = dir.path().join(files::PROGRESS);
+        std::fs::write(&path, 0.5f32.to_le_bytes()).unwrap();
+        assert_eq!(
+            (read_progress(dir.path()), read_status(dir.path())),
+            (0.5, None)
+        );
+        let mut bytes = 0.25f32.to_le_bytes().to_vec();
+        bytes.extend_from_slice("x".repeat(1000).as_bytes());
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(read_progress(dir.path()), 0.25);
+        assert_eq!(read_status(dir.path()).unwrap().len(), STATUS_MAX_BYTES);
     }
 }

@@ -31,7 +31,9 @@ use crate::scheduler::{AttemptId, TaskKind};
 use crate::shuffle::attempt_local_dir;
 use crate::task_env::task_environment;
 use crate::task_log;
-use crate::task_process::{files, read_file, read_progress, write_spec, ChildSpec, TASK_ARG};
+use crate::task_process::{
+    files, read_file, read_progress, read_status, write_spec, ChildSpec, TASK_ARG,
+};
 
 /// Lines of a failed attempt's stderr quoted in its failure reason.
 const STDERR_TAIL_LINES: usize = 3;
@@ -183,12 +185,16 @@ impl Worker {
         let mut reported_down = false;
         loop {
             // Attempts being killed are no longer listed: the jobtracker already let them go.
-            let running: Vec<(AttemptId, f32)> = self
-                .lock()
-                .iter()
-                .filter(|(_, r)| r.kill.is_some())
-                .map(|(a, r)| (*a, read_progress(&r.dir)))
-                .collect();
+            let (running, statuses): (Vec<(AttemptId, f32)>, Vec<(AttemptId, String)>) = {
+                let attempts = self.lock();
+                let live = || attempts.iter().filter(|(_, r)| r.kill.is_some());
+                (
+                    live().map(|(a, r)| (*a, read_progress(&r.dir))).collect(),
+                    live()
+                        .filter_map(|(a, r)| read_status(&r.dir).map(|s| (*a, s)))
+                        .collect(),
+                )
+            };
             crate::metrics::worker()
                 .tasks_running
                 .set(running.len() as i64);
@@ -196,6 +202,7 @@ impl Worker {
                 worker: self.host.clone(),
                 slots: self.slots,
                 running,
+                statuses,
                 wait_ms,
             };
             let jt = &self.config.jobtracker_addr;

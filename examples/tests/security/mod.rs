@@ -148,6 +148,7 @@ fn forged_task_success_is_refused(fs: &DfsFs, config: &ClusterConfig, mallory: &
             worker: host.clone(),
             slots: 64,
             running: Vec::new(),
+            statuses: Vec::new(),
             wait_ms: 0,
         },
     ];

@@ -64,6 +64,8 @@ pub struct AttemptRow {
     pub input_records: u64,
     /// Bytes it wrote (map output, or job output for a reduce or a map-only job's map).
     pub output_bytes: u64,
+    /// The last status it reported while running (Streaming's `reporter:status:`).
+    pub status: Option<String>,
     #[serde(skip)]
     id: Option<AttemptId>,
 }
@@ -136,6 +138,7 @@ impl History {
             input_bytes: 0,
             input_records: 0,
             output_bytes: 0,
+            status: None,
             id: Some(attempt),
         });
     }
@@ -153,6 +156,14 @@ impl History {
         row.state = state;
         row.end_unix_ms = Some(now_unix_ms);
         Some(row)
+    }
+
+    /// A running `attempt` reported `status`.
+    pub fn status(&mut self, attempt: AttemptId, status: String) {
+        let row = self.by_id.get(&attempt).and_then(|&i| self.rows.get_mut(i));
+        if let Some(row) = row.filter(|r| r.state == AttemptState::Running) {
+            row.status = Some(status);
+        }
     }
 
     /// `attempt` succeeded with `counters`.
@@ -239,6 +250,22 @@ mod tests {
             },
             attempt: n,
         }
+    }
+
+    #[test]
+    fn a_status_is_kept_only_while_running() {
+        let mut h = History::default();
+        let (a, b) = (attempt(TaskKind::Map, 0, 0), attempt(TaskKind::Map, 1, 0));
+        h.launched(a, "h", Locality::DataLocal, 0);
+        h.launched(b, "h", Locality::DataLocal, 0);
+        h.status(a, "half way".to_owned());
+        h.succeeded(a, &Counters::default(), 10);
+        h.status(a, "late".to_owned());
+        h.failed(b, "boom", 10);
+        h.status(b, "after the end".to_owned());
+        let rows = h.rows();
+        assert_eq!(rows[0].status.as_deref(), Some("half way"));
+        assert_eq!(rows[1].status, None);
     }
 
     #[test]

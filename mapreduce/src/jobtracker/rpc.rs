@@ -17,6 +17,19 @@ use crate::scheduler::{AttemptId, Event, JobId};
 use super::{forget_launch, Jobtracker, WorkerSeen};
 
 impl Jobtracker {
+    /// Keeps the status messages a worker reported for its running attempts (job pages).
+    fn note_statuses(&self, statuses: Vec<(AttemptId, String)>) {
+        if statuses.is_empty() {
+            return;
+        }
+        let mut st = self.lock();
+        for (attempt, status) in statuses {
+            if let Some(e) = st.jobs.get_mut(&attempt.task.job) {
+                e.attempt_rows.status(attempt, status);
+            }
+        }
+    }
+
     async fn heartbeat(
         self: &Arc<Self>,
         worker: String,
@@ -247,8 +260,12 @@ impl Jobtracker {
                 worker,
                 slots,
                 running,
+                statuses,
                 wait_ms,
-            } => self.heartbeat(worker, slots, running, wait_ms).await,
+            } => {
+                self.note_statuses(statuses);
+                self.heartbeat(worker, slots, running, wait_ms).await
+            }
             JtRequest::AttemptDone {
                 worker,
                 attempt,

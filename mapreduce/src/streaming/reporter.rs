@@ -68,6 +68,7 @@ impl StderrSummary {
             }
             Line::Status(msg) => {
                 tracing::info!("task status: {msg}");
+                crate::task_process::set_status(msg);
                 self.status = Some(msg.to_owned());
             }
             Line::Plain => self.keep(line),

@@ -124,7 +124,7 @@ fn attempts(p: &JobPage) -> Markup {
         table #attempts {
             tr {
                 th { "attempt" } th { "state" } th { "host" } th { "locality" } th { "started" }
-                th { "duration" } th { "input" } th { "records" } th { "output" }
+                th { "duration" } th { "input" } th { "records" } th { "output" } th { "status" }
             }
             @for a in &p.attempts {
                 tr.attempt {
@@ -140,6 +140,7 @@ fn attempts(p: &JobPage) -> Markup {
                     td.n { (bytes(a.input_bytes)) }
                     td.n { (a.input_records) }
                     td.n { (bytes(a.output_bytes)) }
+                    td { (a.status.as_deref().unwrap_or("")) }
                 }
             }
         }
