@@ -185,16 +185,18 @@ impl Worker {
         let mut reported_down = false;
         loop {
             // Attempts being killed are no longer listed: the jobtracker already let them go.
-            let (running, statuses): (Vec<(AttemptId, f32)>, Vec<(AttemptId, String)>) = {
-                let attempts = self.lock();
-                let live = || attempts.iter().filter(|(_, r)| r.kill.is_some());
-                (
-                    live().map(|(a, r)| (*a, read_progress(&r.dir))).collect(),
-                    live()
-                        .filter_map(|(a, r)| read_status(&r.dir).map(|s| (*a, s)))
-                        .collect(),
-                )
-            };
+            let dirs: Vec<(AttemptId, PathBuf)> = self
+                .lock()
+                .iter()
+                .filter(|(_, r)| r.kill.is_some())
+                .map(|(a, r)| (*a, r.dir.clone()))
+                .collect();
+            let running: Vec<(AttemptId, f32)> =
+                dirs.iter().map(|(a, d)| (*a, read_progress(d))).collect();
+            let statuses = dirs
+                .iter()
+                .filter_map(|(a, d)| read_status(d).map(|s| (*a, s)))
+                .collect();
             crate::metrics::worker()
                 .tasks_running
                 .set(running.len() as i64);

@@ -30,6 +30,17 @@ impl Jobtracker {
         }
     }
 
+    /// A live attempt's process started (statistics only).
+    fn attempt_started(&self, attempt: AttemptId, unix_ms: u64) {
+        let mut st = self.lock();
+        let live = st.sched.is_live(attempt);
+        if let Some(e) = st.jobs.get_mut(&attempt.task.job).filter(|_| live) {
+            let first = e.first_started_unix_ms.get_or_insert(unix_ms);
+            *first = (*first).min(unix_ms);
+            e.history.started(attempt, unix_ms);
+        }
+    }
+
     async fn heartbeat(
         self: &Arc<Self>,
         worker: String,
@@ -275,13 +286,7 @@ impl Jobtracker {
                 JtResponse::Done
             }
             JtRequest::AttemptStarted { attempt, unix_ms } => {
-                let mut st = self.lock();
-                let live = st.sched.is_live(attempt);
-                if let Some(e) = st.jobs.get_mut(&attempt.task.job).filter(|_| live) {
-                    let first = e.first_started_unix_ms.get_or_insert(unix_ms);
-                    *first = (*first).min(unix_ms);
-                    e.history.started(attempt, unix_ms);
-                }
+                self.attempt_started(attempt, unix_ms);
                 JtResponse::Done
             }
             JtRequest::MapOutputs { reduce } => self.map_outputs(reduce),
