@@ -39,6 +39,10 @@ pub struct MapReduceConfig {
     pub task_log_max_age_ms: u64,
     /// A worker deletes its oldest attempts' logs beyond this total.
     pub task_log_max_total_bytes: u64,
+    /// The jobtracker removes a staged job binary that no running job uses once it is this
+    /// old and no job using it ended within this long (each user's newest stays; see
+    /// [`crate::job_binary::binaries_to_remove`]).
+    pub staged_binary_grace_ms: u64,
 }
 
 impl Default for MapReduceConfig {
@@ -54,6 +58,7 @@ impl Default for MapReduceConfig {
             task_log_keep_bytes: 64 * 1024,
             task_log_max_age_ms: 7 * 24 * 3600 * 1000,
             task_log_max_total_bytes: 1 << 30,
+            staged_binary_grace_ms: crate::job_binary::UNUSED_BINARY_GRACE_MS,
         }
     }
 }
