@@ -149,7 +149,8 @@ fn staged_names(cluster: &Cluster, user: &str) -> Vec<String> {
 ///   add to what is in it;
 /// - bob's Submit naming alice's binary is refused, naming why, and creates nothing; so is
 ///   one naming a binary bob never staged, and alice's naming bob's private side file;
-/// - a staging directory made by someone else is refused by its user's `mrjob`;
+/// - a staging directory made by someone else is refused by its user's `mrjob`, and a binary
+///   planted in it by the jobtracker;
 /// - a job of alice's still runs, and the prune at its end removes her old unused staged
 ///   file but keeps the binary her job used and her newest one.
 pub fn staged_binaries_are_their_users(cluster: &Cluster, grace: Duration) {
@@ -239,6 +240,20 @@ pub fn staged_binaries_are_their_users(cluster: &Cluster, grace: Duration) {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success(), "carol staged into bob's directory");
     assert!(stderr.contains("belongs to bob, not to carol"), "{stderr}");
+    // Nor will the jobtracker run what bob planted there for a job of carol's.
+    let trojan = mapreduce::job_binary::staged_path("carol", sha);
+    fs.block_on(bob.write_file(&trojan, b"#!/bin/sh\n", false))
+        .unwrap();
+    let text = raw_submit_as(
+        cluster,
+        "carol",
+        spec_running(binary(&trojan), "/user/carol/t"),
+    );
+    assert!(
+        text.contains("PermissionDenied") && text.contains("belongs to bob, not to carol"),
+        "{text}"
+    );
+    assert!(!cluster.exists("/user/carol/t"));
 
     // Pruning, per user: an old file nobody uses goes; the binary of alice's job that just
     // ended and her newest file stay.

@@ -11,7 +11,7 @@ use crate::dfs_fs::list_input_files;
 use crate::error::{dfs_error, Error, Result};
 use crate::fs::LocalFs;
 use crate::input::{InputFormat, Split};
-use crate::job_binary::check_binary_ref;
+use crate::job_binary::{check_binary_ref, staging_dir};
 use crate::job_store::{first_attempt, RecordState};
 use crate::properties::JobProperties;
 use crate::protocol::{unix_ms, ErrorKind, JobSpec};
@@ -141,7 +141,23 @@ impl Jobtracker {
         let dfs = self
             .user_dfs(user, "submit", SUBMIT_CHECK_TOKEN_MS)
             .map_err(dfs_refusal)?;
-        for path in std::iter::once(spec.binary.dfs_path.clone()).chain(side) {
+        // The binary and its directory must also be the user's own: a directory of its name
+        // made by someone else first (the parent is shared) holds what they put there.
+        let binary = &spec.binary.dfs_path;
+        for path in [staging_dir(user), binary.clone()] {
+            if let Ok(status) = dfs.stat(&path).await {
+                if status.owner != *user {
+                    let owner = status.owner;
+                    return Err((
+                        ErrorKind::PermissionDenied,
+                        format!(
+                            "dfs://{path} belongs to {owner}, not to {user}, whose job names it"
+                        ),
+                    ));
+                }
+            }
+        }
+        for path in std::iter::once(binary.clone()).chain(side) {
             match dfs.block_locations(&path).await {
                 Ok(_) => {}
                 Err(e) if e.kind() == dfs::ErrorKind::PermissionDenied => {
