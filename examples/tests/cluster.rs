@@ -159,10 +159,12 @@ impl Cluster {
             .collect()
     }
 
-    /// The files staged under `/mrjob/bin`: name, length and modification time.
+    /// The files the superuser staged (`/mrjob/bin/admin`): name, length and modification
+    /// time.
     fn staged_binaries(&self) -> Vec<(String, u64, u64)> {
         let client = self.fs.client();
-        let list = self.fs.block_on(client.list("/mrjob/bin")).unwrap();
+        let dir = mapreduce::job_binary::staging_dir(dfs::auth::SUPERUSER);
+        let list = self.fs.block_on(client.list(&dir)).unwrap();
         list.into_iter()
             .map(|s| {
                 let name = s.path.rsplit('/').next().unwrap().to_owned();
@@ -313,7 +315,12 @@ fn every_example_job_matches_local_mode() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
     let work = tempfile::tempdir().unwrap();
     let input = corpus(work.path(), "every_example_job_matches_local_mode");
-    let cluster = Cluster::start(4, "", |_| {});
+    // A short grace for unused staged binaries, so that the pruning of users' staging
+    // directories is seen within the test.
+    let grace = Duration::from_secs(3);
+    let cluster = Cluster::start(4, "", |m| {
+        m.staged_binary_grace_ms = grace.as_millis() as u64;
+    });
     let written_before = web::datanode_bytes_written(&cluster.config);
     let tasks_before = web::tasks_succeeded(&cluster.config);
     cluster.put(&input, "/in");
@@ -357,6 +364,7 @@ fn every_example_job_matches_local_mode() {
 
     // G8: a user's job runs as that user, on what the user may write.
     user_job::user_job_runs_as_its_user(&cluster, "/out/wc", "3");
+    user_job::staged_binaries_are_their_users(&cluster, grace);
 
     cluster.must_mrjob(&["grep", "/in", "/out/grep", "w1[0-9]*|k7", "-r", "2"]);
     let local = local_run(&["grep", "w1[0-9]*|k7", "-r", "2"], &[&input], work.path());
@@ -1053,7 +1061,8 @@ fn repeated_submission_is_one_job() {
     // A first job stages the mrjob binary, which the raw submissions below reuse.
     cluster.must_mrjob(&["wordcount", "/in", "/out0", "-r", "2"]);
     let client = cluster.fs.client();
-    let staged = cluster.fs.block_on(client.list("/mrjob/bin")).unwrap();
+    let dir = mapreduce::job_binary::staging_dir(dfs::auth::SUPERUSER);
+    let staged = cluster.fs.block_on(client.list(&dir)).unwrap();
     let binary = staged
         .iter()
         .map(|s| s.path.clone())

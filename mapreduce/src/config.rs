@@ -42,6 +42,10 @@ pub struct MapReduceConfig {
     /// The variables of a worker's own environment its task processes keep (see
     /// [`crate::task_env`]); the job's `-cmdenv` and configuration come on top.
     pub task_env_whitelist: Vec<String>,
+    /// The jobtracker removes a staged job binary that no running job uses once it is this
+    /// old and no job using it ended within this long (each user's newest stays; see
+    /// [`crate::job_binary::binaries_to_remove`]).
+    pub staged_binary_grace_ms: u64,
 }
 
 impl Default for MapReduceConfig {
@@ -58,6 +62,7 @@ impl Default for MapReduceConfig {
             task_log_max_age_ms: 7 * 24 * 3600 * 1000,
             task_log_max_total_bytes: 1 << 30,
             task_env_whitelist: crate::task_env::default_whitelist(),
+            staged_binary_grace_ms: crate::job_binary::UNUSED_BINARY_GRACE_MS,
         }
     }
 }

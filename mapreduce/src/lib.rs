@@ -44,9 +44,11 @@
 //!   restarted jobtracker resumes from), [`worker`] (task slots, child processes),
 //!   [`task_process`] (one attempt in a child), [`shuffle`] (`server` of map outputs, and
 //!   `fetch`, the reduce's fetch loop),
-//!   [`submit`] (staging, submitting, status), [`job_binary`] (what is staged, and which
-//!   staged binaries the jobtracker removes), [`pseudo_cluster`] (a cluster on this machine),
-//!   [`task_env`] (what of a worker's environment its tasks keep), [`fault`] (test fault hooks), [`task_log`] (each attempt's stdout and stderr kept
+//!   [`submit`] (staging, submitting, status), [`job_binary`] (what is staged, where: each
+//!   user's own staging directory, which binary a job may name, and which staged binaries
+//!   the jobtracker removes), [`pseudo_cluster`] (a cluster on this machine),
+//!   [`task_env`] (what of a worker's environment its tasks keep), [`fault`] (test fault
+//!   hooks), [`task_log`] (each attempt's stdout and stderr kept
 //!   bounded on its worker, and pruned by age and total size).
 //! - [`diagnosis`]: the typed events the jobtracker records per job (failed attempts, lost
 //!   workers, re-run maps, backups, slow attempts, skewed partitions) and the pure rule that

@@ -28,7 +28,7 @@ pub const SHUFFLE_CHUNK_BYTES: usize = 1 << 20;
 /// The staged job binary every task process runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BinaryRef {
-    /// Where it is in dfs (`/mrjob/bin/<sha256>`).
+    /// Where it is in dfs (`/mrjob/bin/<user>/<sha256>`: its user's staging directory).
     pub dfs_path: String,
     /// Hex SHA-256 of its bytes: the workers' cache key, checked after download.
     pub sha256: String,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use dfs::auth::Claim;
 use dfs::client::{CreateOptions, DfsClient};
 use dfs::config::ClusterConfig;
 
@@ -15,7 +16,7 @@ use crate::config::{Config, MapReduceConfig};
 use crate::dfs_fs::DfsFs;
 use crate::diagnosis::JobHistory;
 use crate::error::{dfs_error, Error, Result};
-use crate::job_binary::UploadCopy;
+use crate::job_binary::{staged_path, staging_dir, UploadCopy, STAGING_DIR_MODE};
 use crate::job_conf::{JobConf, Registry};
 use crate::protocol::{
     call, BinaryRef, ErrorKind, JobInfo, JobPhase, JobSpec, JtRequest, JtResponse, WorkerInfo,
@@ -74,16 +75,57 @@ impl ClusterClient {
         self.fs.block_on(call(addr, credentials, req, timeout))
     }
 
-    /// Copies this process's executable, without its debug info ([`UploadCopy`]), into dfs
-    /// under the SHA-256 of the bytes uploaded, unless it is there: a second job of the same
-    /// program uploads nothing.
+    /// The user this client acts as in dfs and for the jobtracker: its key's user, the
+    /// superuser for the cluster key, a token's user.
+    pub fn user(&self) -> Result<String> {
+        Ok(match self.config.secrets.credentials()?.claim() {
+            Claim::Member(_) => dfs::auth::SUPERUSER.to_owned(),
+            Claim::User(name) => name.clone(),
+            Claim::Token(token) => token.user.clone(),
+        })
+    }
+
+    /// Makes sure `user`'s staging directory exists, is `user`'s and is closed to others
+    /// (mode 0700). A directory of that name that belongs to someone else (made first by
+    /// another user, since the parent is shared) is refused: what it holds is not `user`'s.
+    fn own_staging_dir(&self, user: &str) -> Result<String> {
+        let dir = staging_dir(user);
+        let client = self.fs.client();
+        let status = self
+            .fs
+            .block_on(async {
+                client.mkdirs(&dir).await?;
+                client.stat(&dir).await
+            })
+            .map_err(|e| dfs_error(format_args!("making the staging directory {dir}"), e))?;
+        if status.owner != user {
+            return Err(Error::Refused(format!(
+                "the staging directory dfs://{dir} belongs to {}, not to {user}: a job of \
+                 {user} runs only what {user} staged; ask the cluster's admin to remove it \
+                 (dfs rm -r {dir})",
+                status.owner
+            )));
+        }
+        if status.mode != STAGING_DIR_MODE {
+            self.fs
+                .block_on(client.set_permission(&dir, STAGING_DIR_MODE))
+                .map_err(|e| dfs_error(format_args!("closing {dir} to other users"), e))?;
+        }
+        Ok(dir)
+    }
+
+    /// Copies this process's executable, without its debug info ([`UploadCopy`]), into this
+    /// user's staging directory in dfs under the SHA-256 of the bytes uploaded, unless it is
+    /// there: a second job of the same program by the same user uploads nothing.
     pub fn stage_binary(&self) -> Result<BinaryRef> {
         let exe = std::env::current_exe()
             .map_err(|e| Error::io("finding this program's executable".to_owned(), e))?;
         let copy = UploadCopy::of(&exe);
         let upload = copy.path();
         let sha256 = file_sha256(upload)?;
-        let dfs_path = format!("{BINARY_DIR}/{sha256}");
+        let user = self.user()?;
+        let dir = self.own_staging_dir(&user)?;
+        let dfs_path = staged_path(&user, &sha256);
         let client = self.fs.client();
         let exists = self
             .fs
@@ -93,7 +135,7 @@ impl ClusterClient {
             let bytes = std::fs::read(upload)
                 .map_err(|e| Error::io(format!("reading {}", upload.display()), e))?;
             // Write under a unique name, then rename: a reader never sees a partial binary.
-            let tmp = format!("{BINARY_DIR}/.{sha256}.{}", std::process::id());
+            let tmp = format!("{dir}/.{sha256}.{}", std::process::id());
             self.fs
                 .block_on(async {
                     let mut w = client.create(&tmp, CreateOptions::default()).await?;

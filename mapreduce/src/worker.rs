@@ -23,9 +23,10 @@ use dfs::listener::{stop_on_signal, Limits, ShutdownTrigger};
 
 use crate::config::{Config, MapReduceConfig};
 use crate::error::{dfs_error, Error, Result};
+use crate::job_binary::is_sha256;
 use crate::protocol::{
-    call, unix_ms, AttemptOutcome, BinaryRef, JtRequest, JtResponse, LogStream, TaskSpec, TaskWork,
-    WorkerCommand,
+    call, unix_ms, AttemptOutcome, BinaryRef, JtRequest, JtResponse, LogStream, TaskSpec,
+    TaskToken, TaskWork, WorkerCommand,
 };
 use crate::scheduler::{AttemptId, TaskKind};
 use crate::shuffle::attempt_local_dir;
@@ -54,7 +55,6 @@ pub struct Worker {
     host: String,
     work_dir: PathBuf,
     slots: u32,
-    dfs: DfsClient,
     running: Mutex<HashMap<AttemptId, Running>>,
     /// One download at a time per binary.
     downloads: tokio::sync::Mutex<()>,
@@ -128,7 +128,6 @@ impl Worker {
             n => n,
         };
         let w = Arc::new(Worker {
-            dfs: DfsClient::new(config.clone()).with_local_host(Some(host.clone())),
             credentials,
             config,
             mapreduce,
@@ -298,8 +297,12 @@ impl Worker {
         // The download runs on its own: a kill stops the attempt, not the download, so the
         // next attempt finds the binary cached instead of starting over.
         let me = self.clone();
-        let bin = spec.job.binary.clone();
-        let download = tokio::spawn(async move { me.binary(&bin).await });
+        let (bin, user, token) = (
+            spec.job.binary.clone(),
+            spec.job.user.clone(),
+            spec.token.clone(),
+        );
+        let download = tokio::spawn(async move { me.binary(&user, &bin, &token).await });
         let binary = tokio::select! {
             b = download => b,
             _ = &mut kill => return None,
@@ -424,16 +427,20 @@ impl Worker {
         }
     }
 
-    /// The local copy of a job binary, downloaded from dfs on first use and checked against
-    /// its SHA-256 (the cache key).
-    async fn binary(&self, bin: &BinaryRef) -> Result<PathBuf> {
-        if bin.sha256.len() != 64 || !bin.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+    /// The local copy of `user`'s job binary, downloaded from dfs on first use and checked
+    /// against its SHA-256. The download acts as the job (its task token), so the namenode
+    /// lets it read only what the job's user may read (G8); and the cache is per user (key
+    /// `bin/<user>/<sha256>`), so a job never runs a copy another user's job fetched.
+    async fn binary(&self, user: &str, bin: &BinaryRef, token: &TaskToken) -> Result<PathBuf> {
+        if !is_sha256(&bin.sha256) {
             return Err(Error::BadSetting(format!(
                 "bad binary hash {:?}",
                 bin.sha256
             )));
         }
-        let path = self.work_dir.join("bin").join(&bin.sha256);
+        dfs::auth::validate_user_name(user)?;
+        let dir = self.work_dir.join("bin").join(user);
+        let path = dir.join(&bin.sha256);
         if path.exists() {
             return Ok(path);
         }
@@ -441,9 +448,13 @@ impl Worker {
         if path.exists() {
             return Ok(path);
         }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let tmp = path.with_extension("part");
-        let mut reader = self
-            .dfs
+        let mut config = self.config.clone();
+        config.secrets.set_credentials(token.credentials()?);
+        let mut reader = DfsClient::new(config)
+            .with_local_host(Some(self.host.clone()))
             .open(&bin.dfs_path)
             .await
             .map_err(|e| dfs_error(format_args!("opening dfs://{}", bin.dfs_path), e))?;

@@ -1,12 +1,14 @@
 //! Which permission each RPC needs: the [`Action`]s a request asks of its paths, checked with
 //! [`crate::namenode::permission::check`] against the namespace before the handler reads or
-//! proposes anything (G8).
+//! proposes anything (G8), and again, for the operation it proposed, when the committed entry
+//! is applied ([`authorize_op`]): the early check refuses cheaply, the second decides.
 //!
-//! Pure: a request, the namespace and the caller in; `Ok` or `PermissionDenied` out.
+//! Pure: a request (or operation), the namespace and the caller in; `Ok` or
+//! `PermissionDenied` out.
 
-use super::namespace::Namespace;
+use super::namespace::{Namespace, Op};
 use super::permission::{allows_all, check, check_subtree, Action, Caller};
-use crate::auth::Principal;
+use crate::auth::{Principal, SUPERUSER};
 use crate::error::Result;
 use crate::path;
 use crate::protocol::Request;
@@ -18,20 +20,82 @@ pub fn authorize(ns: &Namespace, caller: &Principal, req: &Request) -> Result<()
         user: caller.user(),
         superuser: caller.is_superuser(),
     };
-    for (p, action) in needs(ns, req) {
+    let emptied = match req {
+        Request::Delete {
+            path,
+            recursive: true,
+        } => Some(path.as_str()),
+        _ => None,
+    };
+    check_all(ns, who, needs(ns, req), emptied)
+}
+
+/// Checks, while a committed entry is applied, the permissions `op` needs for `user` on `ns`
+/// as it is at that point of the log: the same rule as [`authorize`], so a request that
+/// passed the leader's early check is refused here if a change committed before it (a
+/// `chmod`, a `chown`, a rename) took the permission away.
+pub fn authorize_op(ns: &Namespace, user: &str, op: &Op) -> Result<()> {
+    let who = Caller {
+        user,
+        superuser: user == SUPERUSER,
+    };
+    let emptied = match op {
+        Op::Delete {
+            path,
+            recursive: true,
+        } => Some(path.as_str()),
+        _ => None,
+    };
+    check_all(ns, who, op_needs(ns, op), emptied)
+}
+
+/// Checks each path's action, then (for a recursive delete of `emptied`) that `who` has full
+/// access to every directory the delete would empty.
+fn check_all(
+    ns: &Namespace,
+    who: Caller<'_>,
+    needs: Vec<(String, Action)>,
+    emptied: Option<&str>,
+) -> Result<()> {
+    for (p, action) in needs {
         check(who, &ns.access_view(&p)?, &action)?;
     }
-    if let Request::Delete {
-        path,
-        recursive: true,
-    } = req
-    {
+    if let Some(path) = emptied {
         if !who.superuser {
             let refusing = ns.dir_refusing(path, |a| allows_all(who.user, a))?;
             check_subtree(who, path, refusing)?;
         }
     }
     Ok(())
+}
+
+/// The paths a replicated operation touches and what it does to each: what its request
+/// needed (see [`needs`]). The namenode's own operations (lease recovery) need nothing.
+fn op_needs(ns: &Namespace, op: &Op) -> Vec<(String, Action)> {
+    let one = |p: &String, a: Action| vec![(p.clone(), a)];
+    match op {
+        Op::Create { path, .. } => one(path, Action::Create),
+        Op::Mkdirs { path, .. } => one(path, Action::Mkdirs),
+        Op::AddBlock { path, .. }
+        | Op::AbandonBlock { path, .. }
+        | Op::UpdatePipeline { path, .. }
+        | Op::Complete { path, .. }
+        | Op::SetReplication { path, .. } => one(path, Action::Write),
+        Op::Delete { path, .. } => one(path, Action::Remove),
+        Op::Rename { src, dst } => vec![
+            (src.clone(), Action::Remove),
+            (rename_target(ns, src, dst), Action::Create),
+        ],
+        Op::SetPermission { path, .. } => one(path, Action::Chmod),
+        Op::SetOwner { path, owner, group } => one(
+            path,
+            Action::Chown {
+                owner: owner.clone(),
+                group: group.clone(),
+            },
+        ),
+        Op::RecoverLease { .. } => Vec::new(),
+    }
 }
 
 /// The paths a request touches and what it does to each.
@@ -100,6 +164,7 @@ mod tests {
         ns.apply(&Entry {
             now_ms: 1,
             call: None,
+            caller: None,
             op,
         })
         .unwrap();
@@ -243,6 +308,105 @@ mod tests {
         assert_eq!(kind(authorize(&ns, &user("alice"), &del(true))), None);
         let admin = Principal::Member("nn1".into());
         assert_eq!(kind(authorize(&ns, &admin, &del(true))), None);
+    }
+
+    fn entry_as(user: Option<&str>, op: Op) -> Entry {
+        Entry {
+            now_ms: 2,
+            call: None,
+            caller: user.map(str::to_string),
+            op,
+        }
+    }
+
+    // Checks G8: the permission decision is part of the replicated apply. Bob's mkdir passed
+    // the leader's early check, then alice's chmod committed before it: applying bob's entry
+    // refuses it against the namespace of that moment and changes nothing, on every namenode
+    // alike (the result is also what the retry cache answers a retry with).
+    #[test]
+    fn a_chmod_committed_between_check_and_apply_refuses_the_op_at_apply() {
+        let mut ns = homes();
+        let open = Op::SetPermission {
+            path: "/user/alice".into(),
+            mode: 0o777,
+        };
+        ns.apply(&entry_as(Some("alice"), open)).unwrap();
+        let bob = user("bob");
+        let mk = Request::Mkdirs {
+            path: "/user/alice/drop".into(),
+        };
+        // The early check, on the leader, before proposing: allowed.
+        assert_eq!(kind(authorize(&ns, &bob, &mk)), None);
+        // Alice's chmod commits first...
+        let close = Op::SetPermission {
+            path: "/user/alice".into(),
+            mode: 0o755,
+        };
+        ns.apply(&entry_as(Some("alice"), close)).unwrap();
+        // ...then bob's mkdir is applied: refused, nothing created.
+        let bobs = Entry {
+            call: Some(crate::protocol::CallId {
+                client_id: 7,
+                call_id: 1,
+            }),
+            ..entry_as(
+                Some("bob"),
+                Op::Mkdirs {
+                    path: "/user/alice/drop".into(),
+                    owner: "bob".into(),
+                },
+            )
+        };
+        let before = ns.clone();
+        let refused = ns.apply(&bobs).unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::PermissionDenied, "{refused:?}");
+        assert!(refused.message.contains("bob"), "{}", refused.message);
+        assert!(ns.stat("/user/alice/drop").is_err());
+        assert_eq!(
+            ns.apply(&bobs).unwrap_err(),
+            refused,
+            "a retry gets the same answer"
+        );
+        // The directory and its listing are as before.
+        let list = |ns: &Namespace| ns.list("/user/alice", None, 100).unwrap();
+        assert_eq!(list(&ns), list(&before));
+        assert_eq!(
+            ns.stat("/user/alice").unwrap(),
+            before.stat("/user/alice").unwrap()
+        );
+        // A chmod by someone who is not the owner is refused at apply too.
+        let steal = entry_as(
+            Some("bob"),
+            Op::SetPermission {
+                path: "/user/alice".into(),
+                mode: 0o777,
+            },
+        );
+        let err = ns.apply(&steal).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::PermissionDenied);
+        assert_eq!(ns.stat("/user/alice").unwrap().mode, 0o755);
+    }
+
+    // Entries of format 2 carry no caller and replay as the superuser's, as they were
+    // checked when proposed; so do the namenode's own operations.
+    #[test]
+    fn entries_without_a_caller_apply_as_the_superuser() {
+        let mut ns = homes();
+        let mk = Op::Mkdirs {
+            path: "/user/bob/x".into(),
+            owner: "bob".into(),
+        };
+        let err = ns.apply(&entry_as(Some("alice"), mk.clone())).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::PermissionDenied);
+        ns.apply(&entry_as(None, mk)).unwrap();
+        assert!(ns.stat("/user/bob/x").is_ok());
+        // The superuser by name passes too.
+        let rm = Op::Delete {
+            path: "/user/bob/x".into(),
+            recursive: true,
+        };
+        ns.apply(&entry_as(Some(SUPERUSER), rm)).unwrap();
+        assert!(ns.stat("/user/bob/x").is_err());
     }
 
     #[test]

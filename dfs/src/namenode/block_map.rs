@@ -649,6 +649,7 @@ mod tests {
         let e = |op| Entry {
             now_ms: 0,
             call: None,
+            caller: None,
             op,
         };
         ns.apply(&e(Op::Create {
@@ -949,6 +950,7 @@ mod tests {
         ns.apply(&Entry {
             now_ms: 1,
             call: None,
+            caller: None,
             op: Op::Delete {
                 path: "/f".into(),
                 recursive: false,

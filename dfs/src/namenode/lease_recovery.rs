@@ -148,6 +148,7 @@ impl Duty<'_> {
         let entry = Entry {
             now_ms: crate::clock::unix_ms(),
             call: None,
+            caller: None,
             op,
         };
         let timeout = Duration::from_millis(self.config.rpc_timeout_ms);

@@ -4,7 +4,9 @@
 //! Pure: [`check`] takes what the namespace shows of a path ([`PathView`]), the caller and the
 //! [`Action`] wanted, and answers `Ok` or [`Error::PermissionDenied`] naming the user, the
 //! path and the permission that was missing. The RPC handlers call it before they read or
-//! propose (`namenode::server`).
+//! propose (`namenode::server`), and applying a committed entry calls it again for the
+//! entry's caller (`namenode::access::authorize_op`), so the decision that counts is taken
+//! against the namespace at the entry's place in the log.
 //!
 //! Groups: the cluster has no group database. A user is a member of the group named like
 //! itself and of no other; the superuser (`admin`) is also a member of [`SUPERGROUP`]. The

@@ -952,6 +952,7 @@ mod tests {
                     .propose(Entry {
                         now_ms: 0,
                         call: None,
+                        caller: None,
                         op,
                     })
                     .await
@@ -1003,6 +1004,7 @@ mod tests {
                             let entry = Entry {
                                 now_ms: 0,
                                 call: None,
+                                caller: None,
                                 op,
                             };
                             handle.propose(entry).await.unwrap();
@@ -1068,6 +1070,7 @@ mod tests {
                         let entry = Entry {
                             now_ms: 0,
                             call: None,
+                            caller: None,
                             op,
                         };
                         handle.propose(entry).await.unwrap();

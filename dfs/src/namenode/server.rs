@@ -76,6 +76,25 @@ impl Service for NamenodeService {
     }
 }
 
+/// Who a write is for, as it goes into the log entry: the call's retry identity (for the
+/// calls the retry cache keeps) and the user it acts as, whose permissions the apply checks
+/// again.
+#[derive(Debug, Clone)]
+struct Origin {
+    call: Option<CallId>,
+    user: String,
+}
+
+impl Origin {
+    /// The same user, for an idempotent operation the retry cache need not keep.
+    fn uncached(&self) -> Origin {
+        Origin {
+            call: None,
+            user: self.user.clone(),
+        }
+    }
+}
+
 fn unexpected(outcome: Outcome) -> Error {
     Error::Raft(format!("unexpected outcome {outcome:?}"))
 }
@@ -139,12 +158,14 @@ impl NamenodeService {
         Duration::from_millis(self.config.rpc_timeout_ms)
     }
 
-    /// Proposes an op and waits for its applied result.
-    async fn write(&self, call: Option<CallId>, op: Op) -> Result<Outcome> {
+    /// Proposes an op for `origin` and waits for its applied result (a permission error if
+    /// the namespace at its turn in the log no longer allows it).
+    async fn write(&self, origin: Origin, op: Op) -> Result<Outcome> {
         self.shared.check_leader()?;
         let entry = Entry {
             now_ms: crate::clock::unix_ms(),
-            call,
+            call: origin.call,
+            caller: Some(origin.user),
             op,
         };
         tokio::time::timeout(self.rpc_timeout(), self.raft.propose(entry))
@@ -209,15 +230,18 @@ impl NamenodeService {
             self.shared.check_leader()?;
             authorize(&self.shared.ns(), caller, &body)?;
         }
-        let owner = caller.user().to_string();
+        let origin = Origin {
+            call,
+            user: caller.user().to_string(),
+        };
         match body {
             Request::Create { .. } | Request::Complete { .. } | Request::RenewLease { .. } => {
-                self.handle_writer(call, body, owner).await
+                self.handle_writer(origin, body).await
             }
             Request::AddBlock { .. }
             | Request::AbandonBlock { .. }
             | Request::UpdatePipeline { .. }
-            | Request::AddDatanode { .. } => self.handle_pipeline(call, body).await,
+            | Request::AddDatanode { .. } => self.handle_pipeline(origin, body).await,
             Request::Mkdirs { .. }
             | Request::Rename { .. }
             | Request::Delete { .. }
@@ -228,7 +252,7 @@ impl NamenodeService {
             | Request::GetBlockLocations { .. }
             | Request::SetPermission { .. }
             | Request::SetOwner { .. }
-            | Request::Fsck { .. } => self.handle_namespace(call, body, owner).await,
+            | Request::Fsck { .. } => self.handle_namespace(origin, body).await,
             Request::Register { .. }
             | Request::Heartbeat { .. }
             | Request::BlockReport { .. }
@@ -240,12 +264,7 @@ impl NamenodeService {
     }
 
     /// A writer's calls on its lease: opening a file, closing it, renewing the lease.
-    async fn handle_writer(
-        &self,
-        call: Option<CallId>,
-        body: Request,
-        owner: String,
-    ) -> Result<Response> {
+    async fn handle_writer(&self, origin: Origin, body: Request) -> Result<Response> {
         match body {
             Request::Create {
                 path,
@@ -266,9 +285,9 @@ impl NamenodeService {
                     overwrite,
                     require_parent,
                     client_name,
-                    owner,
+                    owner: origin.user.clone(),
                 };
-                match self.write(call, op).await? {
+                match self.write(origin, op).await? {
                     Outcome::Status(s) => Ok(Response::Status(s)),
                     other => Err(unexpected(other)),
                 }
@@ -277,7 +296,7 @@ impl NamenodeService {
                 path,
                 client_name,
                 last,
-            } => self.complete(call, path, client_name, last).await,
+            } => self.complete(origin, path, client_name, last).await,
             Request::RenewLease { client_name } => {
                 self.shared.check_leader()?;
                 self.renew(&client_name);
@@ -288,7 +307,7 @@ impl NamenodeService {
     }
 
     /// A writer's calls on the blocks of its file and their pipelines.
-    async fn handle_pipeline(&self, call: Option<CallId>, body: Request) -> Result<Response> {
+    async fn handle_pipeline(&self, origin: Origin, body: Request) -> Result<Response> {
         match body {
             Request::AddBlock {
                 path,
@@ -298,7 +317,7 @@ impl NamenodeService {
                 excluded_hosts,
             } => {
                 self.add_block(
-                    call,
+                    origin,
                     path,
                     client_name,
                     previous,
@@ -317,7 +336,7 @@ impl NamenodeService {
                     client_name,
                     block_id,
                 };
-                self.write(call, op).await.map(|_| Response::Done)
+                self.write(origin, op).await.map(|_| Response::Done)
             }
             Request::UpdatePipeline {
                 path,
@@ -325,7 +344,7 @@ impl NamenodeService {
                 block_id,
                 hosts,
             } => {
-                self.update_pipeline(call, path, client_name, block_id, hosts)
+                self.update_pipeline(origin, path, client_name, block_id, hosts)
                     .await
             }
             Request::AddDatanode {
@@ -349,37 +368,34 @@ impl NamenodeService {
     }
 
     /// Namespace calls outside a writer's lease: directory changes and reads.
-    async fn handle_namespace(
-        &self,
-        call: Option<CallId>,
-        body: Request,
-        owner: String,
-    ) -> Result<Response> {
+    async fn handle_namespace(&self, origin: Origin, body: Request) -> Result<Response> {
+        let uncached = origin.uncached();
+        let owner = origin.user.clone();
         match body {
             Request::Mkdirs { path } => self
-                .write(None, Op::Mkdirs { path, owner })
+                .write(uncached, Op::Mkdirs { path, owner })
                 .await
                 .map(|_| Response::Done),
             Request::SetPermission { path, mode } => self
-                .write(None, Op::SetPermission { path, mode })
+                .write(uncached, Op::SetPermission { path, mode })
                 .await
                 .map(|_| Response::Done),
             Request::SetOwner { path, owner, group } => self
-                .write(None, Op::SetOwner { path, owner, group })
+                .write(uncached, Op::SetOwner { path, owner, group })
                 .await
                 .map(|_| Response::Done),
             Request::Rename { src, dst } => self
-                .write(call, Op::Rename { src, dst })
+                .write(origin, Op::Rename { src, dst })
                 .await
                 .map(|_| Response::Done),
             Request::Delete { path, recursive } => {
-                match self.write(call, Op::Delete { path, recursive }).await? {
+                match self.write(origin, Op::Delete { path, recursive }).await? {
                     Outcome::Deleted(d) => Ok(Response::Deleted(d)),
                     other => Err(unexpected(other)),
                 }
             }
             Request::SetReplication { path, replication } => self
-                .write(None, Op::SetReplication { path, replication })
+                .write(uncached, Op::SetReplication { path, replication })
                 .await
                 .map(|_| Response::Done),
             Request::Stat { path } => self.read(|ns| ns.stat(&path)).await.map(Response::Status),
@@ -567,7 +583,7 @@ impl NamenodeService {
 
     async fn add_block(
         &self,
-        call: Option<CallId>,
+        origin: Origin,
         path: String,
         client_name: String,
         previous: Option<Block>,
@@ -605,7 +621,7 @@ impl NamenodeService {
             client_name,
             previous,
         };
-        let Outcome::Block(block) = self.write(call, op).await? else {
+        let Outcome::Block(block) = self.write(origin, op).await? else {
             return Err(Error::Raft("AddBlock returned no block".into()));
         };
         let hosts: Vec<String> = targets.iter().map(|t| t.host.clone()).collect();
@@ -635,7 +651,7 @@ impl NamenodeService {
 
     async fn update_pipeline(
         &self,
-        call: Option<CallId>,
+        origin: Origin,
         path: String,
         client_name: String,
         block_id: u64,
@@ -647,7 +663,7 @@ impl NamenodeService {
             client_name,
             block_id,
         };
-        let Outcome::Block(block) = self.write(call, op).await? else {
+        let Outcome::Block(block) = self.write(origin, op).await? else {
             return Err(Error::Raft("UpdatePipeline returned no block".into()));
         };
         let locations = {
@@ -670,7 +686,7 @@ impl NamenodeService {
     /// for a bounded time.
     async fn complete(
         &self,
-        call: Option<CallId>,
+        origin: Origin,
         path: String,
         client_name: String,
         last: Option<Block>,
@@ -700,7 +716,7 @@ impl NamenodeService {
             client_name,
             last,
         };
-        match self.write(call, op).await? {
+        match self.write(origin, op).await? {
             Outcome::Completed(c) => {
                 if c {
                     let mut map = self.shared.block_map();

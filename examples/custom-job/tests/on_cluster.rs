@@ -104,12 +104,13 @@ fn user_binary_runs_on_a_cluster_started_by_mrjob() {
         })
         .collect();
     let cluster_ok = read_dfs("/out1") == local && read_dfs("/out2") == local;
-    // One staged binary (this one, not mrjob), cached once per worker across both jobs.
-    let staged = read_dfs("/mrjob/bin");
+    // One staged binary (this one, not mrjob), in the staging directory of the superuser
+    // (who ran both jobs), cached once per worker across both jobs.
+    let staged = read_dfs(&mapreduce::job_binary::staging_dir("admin"));
     let cached: Vec<usize> = c
         .hosts
         .iter()
-        .map(|h| count_files(&h.work_dir.join("bin")))
+        .map(|h| count_files(&h.work_dir.join("bin").join("admin")))
         .collect();
     stop();
     assert!(cluster_ok, "cluster output differs from local mode");

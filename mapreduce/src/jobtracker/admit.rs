@@ -11,13 +11,19 @@ use crate::dfs_fs::list_input_files;
 use crate::error::{dfs_error, Error, Result};
 use crate::fs::LocalFs;
 use crate::input::{InputFormat, Split};
+use crate::job_binary::{check_binary_ref, staging_dir};
 use crate::job_store::{first_attempt, RecordState};
 use crate::properties::JobProperties;
 use crate::protocol::{unix_ms, ErrorKind, JobSpec};
 use crate::scheduler::{Event, JobId, TaskPolicy};
 use crate::split::{block_splits, cluster_split_max, compute_splits};
+use crate::streaming;
 
 use super::{JobEntry, Jobtracker, Submitted};
+
+/// Lifetime of the token with which a submission's staged files are checked: the check
+/// takes a few calls.
+const SUBMIT_CHECK_TOKEN_MS: u64 = 10 * 60 * 1000;
 
 impl Jobtracker {
     /// Accepts a submission once per token: a submit sent again (its answer was lost, or
@@ -70,6 +76,7 @@ impl Jobtracker {
         let received = Instant::now();
         let policy =
             task_policy(&spec.conf.params).map_err(|e| (ErrorKind::BadRequest, e.to_string()))?;
+        self.check_staged(&spec).await?;
         let output = self.check_output(&spec).await?;
         let (splits, hosts) = self.splits_of(&spec).await.map_err(|e| match e {
             Error::BadInput { .. } => (ErrorKind::BadInput, e.to_string()),
@@ -120,6 +127,58 @@ impl Jobtracker {
             },
         );
         Ok(id)
+    }
+
+    /// A job runs only what its user staged and may read (G8): its binary must be the one in
+    /// its user's staging directory that it names ([`check_binary_ref`]), and the binary and
+    /// the Streaming side files must be readable by the user, as the namenode judges when
+    /// asked with the user's identity. So a user cannot have the workers run, or hand its
+    /// tasks, another user's files.
+    async fn check_staged(&self, spec: &JobSpec) -> Result<(), (ErrorKind, String)> {
+        let user = &spec.user;
+        check_binary_ref(user, &spec.binary).map_err(|m| (ErrorKind::PermissionDenied, m))?;
+        let side = side_files(&spec.conf.params).map_err(|e| (ErrorKind::BadRequest, e))?;
+        let dfs = self
+            .user_dfs(user, "submit", SUBMIT_CHECK_TOKEN_MS)
+            .map_err(dfs_refusal)?;
+        // The binary and its directory must also be the user's own: a directory of its name
+        // made by someone else first (the parent is shared) holds what they put there.
+        let binary = &spec.binary.dfs_path;
+        for path in [staging_dir(user), binary.clone()] {
+            if let Ok(status) = dfs.stat(&path).await {
+                if status.owner != *user {
+                    let owner = status.owner;
+                    return Err((
+                        ErrorKind::PermissionDenied,
+                        format!(
+                            "dfs://{path} belongs to {owner}, not to {user}, whose job names it"
+                        ),
+                    ));
+                }
+            }
+        }
+        for path in std::iter::once(binary.clone()).chain(side) {
+            match dfs.block_locations(&path).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == dfs::ErrorKind::PermissionDenied => {
+                    return Err((
+                        ErrorKind::PermissionDenied,
+                        format!("{user} may not read dfs://{path}, which the job names: {e}"),
+                    ))
+                }
+                Err(e) if e.kind() == dfs::ErrorKind::NotFound => {
+                    return Err((
+                        ErrorKind::BadInput,
+                        format!("dfs://{path}, which the job names, does not exist"),
+                    ))
+                }
+                Err(e) => {
+                    let what = format_args!("checking that {user} may read dfs://{path}");
+                    return Err(dfs_refusal(dfs_error(what, e)));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The submission's output directory, trimmed, if it is a valid one that does not exist
@@ -231,6 +290,22 @@ impl Jobtracker {
 /// The job's own scheduling settings, from its `-D` properties.
 pub(super) fn task_policy(params: &BTreeMap<String, String>) -> Result<TaskPolicy> {
     Ok(JobProperties::from_params(params)?.tasks)
+}
+
+/// The dfs paths of a Streaming job's side files (`-files`), which its tasks will read.
+fn side_files(params: &BTreeMap<String, String>) -> Result<Vec<String>, String> {
+    if params
+        .get(streaming::conf::FILES_ORIGIN)
+        .map(String::as_str)
+        != Some("dfs")
+    {
+        return Ok(Vec::new());
+    }
+    let text = params
+        .get(streaming::conf::FILES)
+        .map_or("", String::as_str);
+    let files = streaming::files::decode(text).map_err(|e| e.to_string())?;
+    Ok(files.into_iter().map(|f| f.source).collect())
 }
 
 /// A refusal for a dfs failure while accepting a job.

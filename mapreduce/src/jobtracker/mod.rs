@@ -30,7 +30,7 @@ use crate::counters::Counters;
 use crate::diagnosis::{AttemptEnd, AttemptRun, JobEvent, JobHistory};
 use crate::error::{Error, Result};
 use crate::input::Split;
-use crate::job_binary::{binaries_to_remove, StagedFile, BINARY_DIR, UNUSED_BINARY_GRACE_MS};
+use crate::job_binary::{binaries_to_remove, used_in, StagedFile, BINARY_DIR};
 use crate::job_store::{records_to_prune, JobRecord, JobStore, RecordState, FINISHED_RECORDS_KEPT};
 use crate::protocol::{
     unix_ms, ErrorKind, JobInfo, JobPhase, JobSpec, TaskSpec, TaskToken, TaskWork, WorkerCommand,
@@ -56,7 +56,8 @@ pub mod web;
 /// it can no longer reach the cluster, and fails as any attempt that loses its connections).
 const TASK_TOKEN_LIFETIME_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
-/// Directories every user writes into (mode 1777): staged binaries, dfs staging.
+/// Directories every user writes into (mode 1777): the parent of users' staging directories
+/// (each made by its user, mode 0700), dfs staging (`-files`, `/tmp`).
 const SHARED_DIRS: [&str; 2] = [BINARY_DIR, "/tmp"];
 
 /// Period of the scheduler's clock tick.
@@ -308,13 +309,24 @@ impl Jobtracker {
     /// The superuser's jobs use the jobtracker's own client (the same rights, no new
     /// connections).
     fn dfs_as(&self, user: &str, job: JobId) -> Result<DfsClient> {
+        self.user_dfs(user, &job.to_string(), TASK_TOKEN_LIFETIME_MS)
+    }
+
+    /// A dfs client that acts as `user` with a token for `job` (a job id, or what the
+    /// jobtracker does for the user outside a job) good for `lifetime_ms`; the jobtracker's
+    /// own client for the superuser.
+    fn user_dfs(&self, user: &str, job: &str, lifetime_ms: u64) -> Result<DfsClient> {
         if user == dfs::auth::SUPERUSER {
             return Ok(self.dfs.clone());
         }
+        let expires = unix_ms().saturating_add(lifetime_ms);
+        let (token, password) = self.authority.issue_token(user, job, expires);
+        let token = TaskToken {
+            token,
+            password_hex: password.to_hex(),
+        };
         let mut config = self.config.clone();
-        config
-            .secrets
-            .set_credentials(self.task_token(user, job).credentials()?);
+        config.secrets.set_credentials(token.credentials()?);
         Ok(DfsClient::new(config))
     }
 
@@ -534,10 +546,13 @@ impl Jobtracker {
     }
 
     /// Removes the staged job binaries that no running or recently ended job uses and that
-    /// are past their grace period, keeping the newest (the rule: [`binaries_to_remove`]).
-    /// Failures are logged: the next job end or tick tries again.
+    /// are past their grace period, keeping each user's newest (the rule:
+    /// [`binaries_to_remove`], per staging directory). Files straight in [`BINARY_DIR`] are
+    /// of the shared layout before per-user staging, pruned by the same rule. Failures are
+    /// logged: the next job end or tick tries again.
     async fn prune_binaries(&self) {
-        let grace = Duration::from_millis(UNUSED_BINARY_GRACE_MS);
+        let grace_ms = self.mapreduce.staged_binary_grace_ms;
+        let grace = Duration::from_millis(grace_ms);
         let used: HashSet<String> = self
             .lock()
             .jobs
@@ -545,25 +560,50 @@ impl Jobtracker {
             .filter(|e| {
                 e.phase == JobPhase::Running || e.finished.is_some_and(|t| t.elapsed() < grace)
             })
-            .map(|e| e.spec.binary.sha256.clone())
+            .map(|e| e.spec.binary.dfs_path.clone())
             .collect();
-        let listing = match self.dfs.list(BINARY_DIR).await {
-            Ok(listing) => listing,
-            Err(e) if e.kind() == dfs::ErrorKind::NotFound => return,
-            Err(e) => return tracing::warn!("listing the staged job binaries: {e}"),
+        let Some(top) = self.list_staged(BINARY_DIR).await else {
+            return;
         };
-        let staged: Vec<StagedFile> = listing
-            .iter()
-            .map(|s| StagedFile {
-                name: s.path.rsplit('/').next().unwrap_or_default().to_owned(),
-                mtime_ms: s.mtime_ms,
-            })
-            .collect();
-        for name in binaries_to_remove(&staged, &used, unix_ms(), UNUSED_BINARY_GRACE_MS) {
-            let path = format!("{BINARY_DIR}/{name}");
-            match self.dfs.delete(&path, false).await {
-                Ok(_) => tracing::info!("removed the unused job binary {path}"),
-                Err(e) => tracing::warn!("removing the unused job binary {path}: {e}"),
+        let mut dirs = vec![(BINARY_DIR.to_owned(), Vec::new())];
+        for entry in top {
+            if entry.kind == dfs::protocol::FileKind::Dir {
+                dirs.push((entry.path, Vec::new()));
+            } else {
+                dirs[0].1.push(entry);
+            }
+        }
+        for (dir, listing) in &mut dirs[1..] {
+            *listing = self.list_staged(dir).await.unwrap_or_default();
+        }
+        for (dir, listing) in dirs {
+            let staged: Vec<StagedFile> = listing
+                .iter()
+                .map(|s| StagedFile {
+                    name: s.path.rsplit('/').next().unwrap_or_default().to_owned(),
+                    mtime_ms: s.mtime_ms,
+                })
+                .collect();
+            let keep = used_in(&dir, &used);
+            for name in binaries_to_remove(&staged, &keep, unix_ms(), grace_ms) {
+                let path = format!("{dir}/{name}");
+                match self.dfs.delete(&path, false).await {
+                    Ok(_) => tracing::info!("removed the unused job binary {path}"),
+                    Err(e) => tracing::warn!("removing the unused job binary {path}: {e}"),
+                }
+            }
+        }
+    }
+
+    /// The entries of a staging directory; `None` (logged unless it does not exist) when it
+    /// cannot be listed.
+    async fn list_staged(&self, dir: &str) -> Option<Vec<dfs::protocol::FileStatus>> {
+        match self.dfs.list(dir).await {
+            Ok(listing) => Some(listing),
+            Err(e) if e.kind() == dfs::ErrorKind::NotFound => None,
+            Err(e) => {
+                tracing::warn!("listing the staged job binaries in {dir}: {e}");
+                None
             }
         }
     }

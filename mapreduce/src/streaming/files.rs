@@ -4,7 +4,7 @@
 //!
 //! Locally the submitter copies each file once into a staging directory and tasks link to
 //! it. On a cluster the submitter uploads local files once into a dfs staging directory
-//! (removed when the job ends); files already in dfs are used where they are; each task
+//! (its user's alone, mode 0700; removed when the job ends); files already in dfs are used where they are; each task
 //! copies them from dfs into its working directory.
 
 use std::io::Write;
@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::FileSystem;
+use crate::job_binary::STAGING_DIR_MODE;
 
 /// One side file: where it is read from, and its name in the working directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +160,7 @@ fn stage_on_cluster(engine: &Engine, files: &[SideFile]) -> Result<Staged> {
                     let d = engine.temp_path("mrjob-files")?;
                     engine.fs().mkdirs(&d)?;
                     staged.dfs_dir = Some(d.clone());
+                    close_to_others(engine, &d)?;
                     d
                 }
             };
@@ -182,6 +184,18 @@ fn stage_on_cluster(engine: &Engine, files: &[SideFile]) -> Result<Staged> {
         });
     }
     Ok(staged)
+}
+
+/// Makes a dfs staging directory its user's alone (mode 0700), as its staged binaries are:
+/// the job's tasks act as that user; nobody else needs to read it.
+fn close_to_others(engine: &Engine, dir: &Path) -> Result<()> {
+    let Engine::Cluster(c, _) = engine else {
+        return Ok(());
+    };
+    let path = dir.to_string_lossy();
+    c.fs()
+        .block_on(c.fs().client().set_permission(&path, STAGING_DIR_MODE))
+        .map_err(|e| crate::error::dfs_error(format_args!("closing {path} to other users"), e))
 }
 
 fn upload(fs: &dyn FileSystem, from: &Path, to: &Path) -> Result<()> {

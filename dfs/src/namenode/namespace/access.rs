@@ -1,6 +1,7 @@
 //! Owners, groups and modes: the operations that change them (`chmod`, `chown`) and the view
-//! of a path that `namenode::permission` checks. Who may change them is decided before the
-//! operation is proposed; here they are only validated and applied.
+//! of a path that `namenode::permission` checks. Who may change them is decided by
+//! `namenode::access` (before the proposal, and again as the entry is applied); here they are
+//! only validated and applied.
 
 use super::tree::Body;
 use super::{Namespace, Outcome, ROOT};

@@ -177,8 +177,24 @@ pub struct Entry {
     pub now_ms: u64,
     /// Retry identity of a non-idempotent client call.
     pub call: Option<CallId>,
+    /// The user the operation acts for, as the leader saw it authenticate (its groups follow
+    /// from the name: `permission::is_member`). Applying re-checks its permissions against
+    /// the namespace of that moment, so a `chmod` committed between the leader's early check
+    /// and this entry is seen (G8). `None`: the namenode's own operations (lease recovery)
+    /// and entries of format 2, written before callers were logged: both act as the
+    /// superuser, as they did when they were proposed.
+    pub caller: Option<String>,
     /// The operation.
     pub op: Op,
+}
+
+/// A log entry of format 2 (no caller), still read when a log written before format 3 is
+/// replayed.
+#[derive(Deserialize)]
+struct EntryV2 {
+    now_ms: u64,
+    call: Option<CallId>,
+    op: Op,
 }
 
 /// The successful result of an [`Op`].
@@ -279,8 +295,15 @@ impl Namespace {
         if let Some(cached) = key.and_then(|k| self.retry_cache.get(&k)) {
             return cached.clone();
         }
-        let result = self
-            .apply_op(entry.now_ms, &entry.op)
+        // The permission decision is part of the deterministic apply: every namenode refuses
+        // the same entries, and a refused one changes nothing (its error goes to the waiting
+        // client, and into the retry cache like any result).
+        let allowed = match &entry.caller {
+            Some(user) => crate::namenode::access::authorize_op(self, user, &entry.op),
+            None => Ok(()),
+        };
+        let result = allowed
+            .and_then(|()| self.apply_op(entry.now_ms, &entry.op))
             .map_err(|e| WireError::from(&e));
         if let Some(k) = key {
             self.remember(entry.now_ms, k, result.clone());
@@ -373,32 +396,47 @@ impl Namespace {
 
     /// Restores a namespace from [`Namespace::to_snapshot`] bytes.
     pub fn from_snapshot(bytes: &[u8]) -> Result<Self> {
-        crate::frame::decode_msg(untag(bytes, "snapshot")?)
+        crate::frame::decode_msg(untag(bytes, "snapshot", "2")?)
     }
 }
 
-/// Format tag at the head of every snapshot and log entry: format 2 added owners, groups and
-/// modes. Format 1 had no tag; its first byte was a varint with the high bit set (a snapshot's
-/// inode count over 127 or an entry's clock), or a small count, never `n` then `s`.
+/// Format tag at the head of every snapshot and of log entries of format 2: format 2 added
+/// owners, groups and modes. Format 1 had no tag; its first byte was a varint with the high
+/// bit set (a snapshot's inode count over 127 or an entry's clock), or a small count, never
+/// `n` then `s`.
 pub const FORMAT_TAG: &[u8; 4] = b"ns2:";
+/// Format tag of log entries written now: format 3 added the caller ([`Entry::caller`]).
+/// Snapshots did not change and keep [`FORMAT_TAG`].
+pub const ENTRY_FORMAT_TAG: &[u8; 4] = b"ns3:";
 
-fn untag<'a>(bytes: &'a [u8], what: &str) -> Result<&'a [u8]> {
+/// The bytes after [`FORMAT_TAG`]; `what` and `formats` (those readable) name the refusal.
+fn untag<'a>(bytes: &'a [u8], what: &str, formats: &str) -> Result<&'a [u8]> {
     bytes.strip_prefix(FORMAT_TAG.as_slice()).ok_or_else(|| {
         crate::error::Error::Malformed(format!(
-            "namespace {what} is not of format 2 (format 1, from before owners and modes, \
-             cannot be read: start the namenodes from empty state directories)"
+            "namespace {what} is not of format {formats} (format 1, from before owners and \
+             modes, cannot be read: start the namenodes from empty state directories)"
         ))
     })
 }
 
-/// Encodes a log entry (the data of a Raft entry), after [`FORMAT_TAG`].
+/// Encodes a log entry (the data of a Raft entry), after [`ENTRY_FORMAT_TAG`].
 pub fn encode_entry(entry: &Entry) -> Result<Vec<u8>> {
-    let mut out = FORMAT_TAG.to_vec();
+    let mut out = ENTRY_FORMAT_TAG.to_vec();
     out.extend(crate::frame::encode_msg(entry)?);
     Ok(out)
 }
 
-/// Decodes [`encode_entry`]'s bytes; an entry of another format is a clear error.
+/// Decodes [`encode_entry`]'s bytes, and entries of format 2 (as the superuser's: see
+/// [`Entry::caller`]); an entry of another format is a clear error.
 pub fn decode_entry(bytes: &[u8]) -> Result<Entry> {
-    crate::frame::decode_msg(untag(bytes, "log entry")?)
+    if let Some(body) = bytes.strip_prefix(ENTRY_FORMAT_TAG.as_slice()) {
+        return crate::frame::decode_msg(body);
+    }
+    let old: EntryV2 = crate::frame::decode_msg(untag(bytes, "log entry", "2 or 3")?)?;
+    Ok(Entry {
+        now_ms: old.now_ms,
+        call: old.call,
+        caller: None,
+        op: old.op,
+    })
 }

@@ -6,6 +6,7 @@ fn e(op: Op) -> Entry {
     Entry {
         now_ms: 1,
         call: None,
+        caller: None,
         op,
     }
 }
@@ -223,6 +224,7 @@ fn retried_call_takes_effect_once() {
     let entry = Entry {
         now_ms: 5,
         call,
+        caller: None,
         op: Op::Create {
             owner: "admin".into(),
             path: "/f".into(),
@@ -242,6 +244,7 @@ fn retried_call_takes_effect_once() {
             client_id: 9,
             call_id: 2,
         }),
+        caller: None,
         op: Op::Delete {
             path: "/f".into(),
             recursive: false,
@@ -378,6 +381,7 @@ fn replicas_applying_the_same_log_agree() {
                 client_id: i % 3,
                 call_id: i,
             }),
+            caller: None,
             op: random_op(&mut rng),
         })
         .collect();
@@ -536,4 +540,40 @@ fn owners_and_modes_round_trip_and_format_1_is_refused_by_name() {
         mode: 0o4755,
     }));
     assert!(bad.is_err());
+}
+
+// A log written before format 3 still replays: its entries decode with no caller, which
+// applies them as the superuser's (they were checked when proposed).
+#[test]
+fn format_2_entries_decode_without_a_caller() {
+    #[derive(serde::Serialize)]
+    struct V2<'a> {
+        now_ms: u64,
+        call: Option<CallId>,
+        op: &'a Op,
+    }
+    let op = Op::Mkdirs {
+        path: "/user/bob".into(),
+        owner: "bob".into(),
+    };
+    let mut old = FORMAT_TAG.to_vec();
+    old.extend(
+        crate::frame::encode_msg(&V2 {
+            now_ms: 3,
+            call: None,
+            op: &op,
+        })
+        .unwrap(),
+    );
+    let back = decode_entry(&old).unwrap();
+    assert_eq!((back.now_ms, back.caller, back.op), (3, None, op.clone()));
+    let now = Entry {
+        now_ms: 3,
+        call: None,
+        caller: Some("bob".into()),
+        op,
+    };
+    let bytes = encode_entry(&now).unwrap();
+    assert!(bytes.starts_with(ENTRY_FORMAT_TAG));
+    assert_eq!(decode_entry(&bytes).unwrap(), now);
 }
