@@ -6,7 +6,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{names_in, part_files, rng, seed, sorted_output_lines};
 use rand::Rng;
@@ -641,6 +642,15 @@ impl Cluster {
             .collect()
     }
 
+    /// The names in a dfs directory (none if it is missing).
+    fn names(&self, dir: &str) -> Vec<String> {
+        let client = self.fs.client();
+        let list = self.fs.block_on(client.list(dir)).unwrap_or_default();
+        list.into_iter()
+            .map(|s| s.path.rsplit('/').next().unwrap().to_owned())
+            .collect()
+    }
+
     fn streaming(&self, work: &Work, args: &[&str]) -> Output {
         mrjob()
             .arg("--conf")
@@ -759,4 +769,53 @@ fn on_a_cluster_side_files_and_failures_work() {
     );
     assert!(stderr.contains("KeyError: 'no such user: "), "{stderr}");
     assert!(cluster.files("/bad").is_empty(), "no output is left");
+    check_interrupted_job_leaves_no_side_files(&cluster, &w);
+}
+
+/// Ctrl-C on a cluster Streaming job kills the job and exits at once; the side files it
+/// uploaded are removed by the jobtracker when the job ends, not left in /tmp.
+fn check_interrupted_job_leaves_no_side_files(cluster: &Cluster, w: &Work) {
+    let staged = || {
+        cluster
+            .names("/tmp")
+            .into_iter()
+            .filter(|n| n.starts_with("mrjob-files"))
+            .count()
+    };
+    let mut child = mrjob()
+        .arg("--conf")
+        .arg(&cluster.conf)
+        .args(["streaming", "-input", "/in/f1.txt", "-output", "/slow"])
+        .args(["-mapper", "sh -c 'sleep 60; cat'", "-files", "reducer.py"])
+        .current_dir(w.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while staged() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the side files were never staged"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Submitted (the job's id is known) before interrupting, so the job itself must clean up.
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while staged() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "side files left after the job was killed: {:?}",
+            cluster.names("/tmp")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

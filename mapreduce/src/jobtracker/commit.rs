@@ -159,6 +159,31 @@ impl Jobtracker {
         }
         self.prune_records().await;
         self.prune_binaries().await;
+        self.remove_side_files(job).await;
+    }
+
+    /// Removes the dfs directory a Streaming job's local `-files` were uploaded into, as the
+    /// job's user: the job no longer needs them, and a submitter interrupted after submitting
+    /// (Ctrl-C kills the job and exits) cannot remove them itself.
+    async fn remove_side_files(&self, job: JobId) {
+        let (user, dir) = {
+            let st = self.lock();
+            let Some(e) = st.jobs.get(&job) else {
+                return;
+            };
+            let params = &e.spec.conf.params;
+            let Some(dir) = params.get(crate::streaming::conf::FILES_STAGING) else {
+                return;
+            };
+            (e.spec.user.clone(), dir.clone())
+        };
+        let removed = match self.dfs_as(&user, job) {
+            Ok(dfs) => dfs.delete(&dir, true).await.map(|_| ()),
+            Err(e) => Err(dfs::error::Error::Config(e.to_string())),
+        };
+        if let Err(e) = removed {
+            tracing::warn!("job {job}: cannot remove its side files in {dir}: {e}");
+        }
     }
 
     /// Commits the job (files into `OUT`, `OUT/_SUCCESS`), retrying through short outages.

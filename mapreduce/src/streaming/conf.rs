@@ -20,6 +20,9 @@ pub const COMBINER: &str = "mrjob.streaming.combiner";
 pub const FILES: &str = "mrjob.streaming.files";
 /// Parameter: where staged side files are (`local` or `dfs`).
 pub const FILES_ORIGIN: &str = "mrjob.streaming.files.origin";
+/// Parameter: the dfs directory the submitter uploaded local side files into, which the
+/// jobtracker removes when the job ends (the submitter may be gone by then: Ctrl-C).
+pub const FILES_STAGING: &str = "mrjob.streaming.files.staging";
 /// Parameter: `-cmdenv` variables, one `K=V` per line.
 pub const CMDENV: &str = "mrjob.streaming.cmdenv";
 /// Parameter: `keyfield` for `KeyFieldBasedPartitioner`.

@@ -77,6 +77,11 @@ pub struct Staged {
 }
 
 impl Staged {
+    /// The dfs directory local files were uploaded into, if any.
+    pub fn dfs_dir(&self) -> Option<&Path> {
+        self.dfs_dir.as_deref()
+    }
+
     /// Removes what staging created (the local copy or the dfs upload directory).
     pub fn remove(self, engine: &Engine) {
         if let Some(dir) = &self.dfs_dir {

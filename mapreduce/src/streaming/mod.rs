@@ -109,6 +109,10 @@ pub fn job_conf(a: &StreamArgs, staged: &files::Staged) -> JobConf {
             files::Origin::Dfs => "dfs",
         };
         c.params.insert(conf::FILES_ORIGIN.into(), origin.into());
+        if let Some(dir) = staged.dfs_dir() {
+            let dir = dir.to_string_lossy().into_owned();
+            c.params.insert(conf::FILES_STAGING.into(), dir);
+        }
     }
     if !a.cmdenv.is_empty() {
         let text: Vec<String> = a.cmdenv.iter().map(|(k, v)| format!("{k}={v}")).collect();
