@@ -55,7 +55,7 @@ impl Reducer for SumReducer {
         out: &mut dyn ReduceEmitter,
     ) -> Result<()> {
         let total = sum_values(key, values)?;
-        out.emit(key, total.to_string().as_bytes());
+        out.emit(key, itoa::Buffer::new().format(total).as_bytes());
         Ok(())
     }
 }

@@ -18,6 +18,8 @@
 //! - [`input`]: input files, the [`Record`] a mapper gets, and record readers (lines,
 //!   fixed-length, generated rows).
 //! - [`sort_buffer`]: the bounded map-side buffer (sorting or hash-combining) that spills runs;
+//!   [`combine_table`]: the hash-combining buffer's table (inline short keys, an arena for
+//!   long ones, slots loaded a batch at a time);
 //!   [`group_combine`]: a reducer-shaped combiner (Hadoop's) run over each sorted spill.
 //! - [`run`]: sorted run files with per-partition segments and CRC32s.
 //! - [`merge`]: k-way merge and multi-pass merging bounded by the merge factor.
@@ -65,6 +67,7 @@
 
 pub mod cli;
 pub mod codec;
+pub mod combine_table;
 pub mod committer;
 pub mod compression;
 pub mod config;

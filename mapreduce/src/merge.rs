@@ -13,8 +13,26 @@ use crate::run::{RunFile, RunWriter, Segment, SegmentReader, SortedSource};
 /// merge is stable and its output deterministic.
 pub struct Merger<S: SortedSource> {
     sources: Vec<S>,
-    heap: Vec<usize>,
+    heap: Vec<HeapEntry>,
     started: bool,
+}
+
+/// A source in the heap with its current key's first 8 bytes: most comparisons end on them
+/// without reaching into the source's buffer or calling `memcmp`.
+#[derive(Clone, Copy)]
+struct HeapEntry {
+    prefix: u64,
+    source: usize,
+}
+
+/// The first 8 bytes of `key`, zero-padded, big-endian: ordered as the keys are wherever
+/// two prefixes differ (equal prefixes need the whole keys).
+#[inline]
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = key.len().min(8);
+    b[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(b)
 }
 
 impl<S: SortedSource> Merger<S> {
@@ -27,11 +45,25 @@ impl<S: SortedSource> Merger<S> {
         }
     }
 
-    fn less(&self, a: usize, b: usize) -> bool {
-        match self.sources[a].key().cmp(self.sources[b].key()) {
+    #[inline]
+    fn less(&self, a: HeapEntry, b: HeapEntry) -> bool {
+        if a.prefix != b.prefix {
+            return a.prefix < b.prefix;
+        }
+        match self.sources[a.source]
+            .key()
+            .cmp(self.sources[b.source].key())
+        {
             Ordering::Less => true,
-            Ordering::Equal => a < b,
+            Ordering::Equal => a.source < b.source,
             Ordering::Greater => false,
+        }
+    }
+
+    fn entry(&self, source: usize) -> HeapEntry {
+        HeapEntry {
+            prefix: key_prefix(self.sources[source].key()),
+            source,
         }
     }
 
@@ -60,7 +92,8 @@ impl<S: SortedSource> Merger<S> {
         self.started = true;
         for i in 0..self.sources.len() {
             if self.sources[i].advance()? {
-                self.heap.push(i);
+                let e = self.entry(i);
+                self.heap.push(e);
             }
         }
         for i in (0..self.heap.len() / 2).rev() {
@@ -79,7 +112,9 @@ impl<S: SortedSource> SortedSource for Merger<S> {
         let Some(&top) = self.heap.first() else {
             return Ok(false);
         };
-        if !self.sources[top].advance()? {
+        if self.sources[top.source].advance()? {
+            self.heap[0].prefix = key_prefix(self.sources[top.source].key());
+        } else {
             let last = self.heap.pop().unwrap_or(top);
             if self.heap.is_empty() {
                 return Ok(false);
@@ -91,11 +126,11 @@ impl<S: SortedSource> SortedSource for Merger<S> {
     }
 
     fn key(&self) -> &[u8] {
-        self.sources[self.heap[0]].key()
+        self.sources[self.heap[0].source].key()
     }
 
     fn value(&self) -> &[u8] {
-        self.sources[self.heap[0]].value()
+        self.sources[self.heap[0].source].value()
     }
 }
 
@@ -298,6 +333,47 @@ mod tests {
         .collect();
         assert_eq!(got, want);
         assert!(!m.advance().unwrap());
+    }
+
+    /// Keys that share their first 8 bytes, or differ only by trailing zero bytes, are
+    /// ordered by their whole bytes (the heap's 8-byte prefixes are equal for them).
+    #[test]
+    fn merge_orders_keys_with_equal_prefixes_bytewise() {
+        let keys: [&[u8]; 8] = [
+            b"",
+            b"\0",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefghA",
+            b"abcdefghB",
+            b"abcdefgi",
+            b"ab",
+        ];
+        let mut sorted: Vec<&[u8]> = keys.to_vec();
+        sorted.sort();
+        let sources: Vec<VecSource> = (0..3u8)
+            .map(|s| VecSource {
+                recs: sorted
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % 3 != usize::from(s))
+                    .map(|(_, k)| (k.to_vec(), vec![s]))
+                    .collect(),
+                i: 0,
+            })
+            .collect();
+        let mut m = Merger::new(sources);
+        let mut got = Vec::new();
+        while m.advance().unwrap() {
+            got.push((m.key().to_vec(), m.value()[0]));
+        }
+        let mut want = Vec::new();
+        for (i, k) in sorted.iter().enumerate() {
+            for s in (0..3u8).filter(|&s| i % 3 != usize::from(s)) {
+                want.push((k.to_vec(), s));
+            }
+        }
+        assert_eq!(got, want);
     }
 
     #[test]
