@@ -161,7 +161,14 @@ fn wordcount_equals_the_reference() {
 fn combiner_runs_on_the_map_side_and_is_counted() {
     let w = Work::new();
     let text = w.corpus("combiner_runs_on_the_map_side_and_is_counted", 2, 2000);
-    let args = [WORDCOUNT, &["-combiner", "python3 reducer.py"]].concat();
+    // The reducer, counting each group it writes: a combiner's counters are the task's.
+    let counting = REDUCER.replace(
+        "print(current + ",
+        "sys.stderr.write('reporter:counter:Combiner,groups,1\\n'); print(current + ",
+    );
+    w.write("comb.py", &counting);
+    let combiner = ["-combiner", "python3 comb.py", "-files", "comb.py"];
+    let args = [WORDCOUNT, &combiner].concat();
     let stderr = w.must_streaming(&args);
     assert_eq!(sorted_output_lines(&w.path("out")), word_counts(&text));
     let counter = |name: &str| -> u64 {
@@ -176,6 +183,7 @@ fn combiner_runs_on_the_map_side_and_is_counted() {
     let out = counter("Combine output records");
     assert!(out > 0 && out < words / 4, "{out} of {words}: {stderr}");
     assert_eq!(counter("Reduce input records"), out);
+    assert_eq!(counter("groups"), out, "{stderr}");
 }
 
 #[test]

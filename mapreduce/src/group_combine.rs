@@ -15,13 +15,15 @@ use crate::output::ReduceEmitter;
 use crate::run::RunWriter;
 
 /// Runs `records` (one partition, sorted by key) through a combiner made by `factory`,
-/// appending its output to partition `partition` of `writer`.
+/// appending its output to partition `partition` of `writer`; the user counters it reports
+/// are added to `user` (Hadoop counts a combiner's counters with its task's).
 pub fn combine_sorted<'a>(
     factory: &ReducerFactory,
     records: &mut dyn Iterator<Item = (&'a [u8], &'a [u8])>,
     writer: &mut RunWriter,
     partition: usize,
     counters: &mut TaskCounters,
+    user: &mut Counters,
 ) -> Result<()> {
     let mut combiner = factory();
     let mut input = records.peekable();
@@ -47,6 +49,7 @@ pub fn combine_sorted<'a>(
     combiner.cleanup(&mut out)?;
     out.take_error()?;
     counters.combine_output_records += out.records;
+    user.merge(&out.counters);
     Ok(())
 }
 
@@ -77,7 +80,7 @@ struct SpillEmitter<'w> {
     last_key: Vec<u8>,
     records: u64,
     error: Option<Error>,
-    /// User counters of a combiner are not kept: a spill has built-in counters only.
+    /// The combiner's user counters, handed to the caller at the end.
     counters: Counters,
 }
 
@@ -159,7 +162,14 @@ mod tests {
         ];
         let factory: ReducerFactory = Arc::new(move || Box::new(Count { reverse }));
         let mut c = TaskCounters::default();
-        let r = combine_sorted(&factory, &mut records.into_iter(), &mut w, 0, &mut c);
+        let r = combine_sorted(
+            &factory,
+            &mut records.into_iter(),
+            &mut w,
+            0,
+            &mut c,
+            &mut Counters::default(),
+        );
         if r.is_ok() {
             let run = w.finish().unwrap();
             let mut s = run.open_segment(0).unwrap();

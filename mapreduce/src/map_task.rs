@@ -33,6 +33,7 @@ impl<B: MapBuffer> Collector<'_, B> {
             .dir
             .join(format!("{}.spill{}", self.name, self.spills.len()));
         let run = self.buffer.spill(&path, &mut self.counters.task)?;
+        self.counters.merge(&self.buffer.take_user_counters());
         self.spills.push(run);
         Ok(())
     }

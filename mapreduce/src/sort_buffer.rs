@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::combine_table::{CombineTable, Key, SLOT_BYTES};
-use crate::counters::TaskCounters;
+use crate::counters::{Counters, TaskCounters};
 use crate::error::Result;
 use crate::group_combine::combine_sorted;
 use crate::job::{Combiner, CombinerKind, Partitioner, ReducerFactory};
@@ -52,6 +52,11 @@ pub trait MapBuffer {
     fn spill(&mut self, path: &Path, counters: &mut TaskCounters) -> Result<RunFile>;
     /// Drops whatever is buffered, keeping the allocations for the next task.
     fn clear(&mut self);
+    /// The user counters a reducer-shaped combiner reported during spills since the last
+    /// call (Streaming's `reporter:counter:` lines from a `-combiner`).
+    fn take_user_counters(&mut self) -> Counters {
+        Counters::default()
+    }
 }
 
 /// Arena-and-index buffer for jobs without a combiner.
@@ -63,6 +68,8 @@ pub struct SortBuffer {
     partitions: u32,
     /// A reducer-shaped combiner each sorted partition of a spill goes through.
     group_combiner: Option<ReducerFactory>,
+    /// What that combiner counted, until the task takes it.
+    combiner_counters: Counters,
 }
 
 impl SortBuffer {
@@ -76,6 +83,7 @@ impl SortBuffer {
             partitioner,
             partitions,
             group_combiner: None,
+            combiner_counters: Counters::default(),
         }
     }
 
@@ -176,6 +184,7 @@ impl MapBuffer for SortBuffer {
                         &mut writer,
                         p as usize,
                         counters,
+                        &mut self.combiner_counters,
                     )?;
                     counters.spilled_records += counters.combine_output_records - before;
                     rest = after;
@@ -191,6 +200,11 @@ impl MapBuffer for SortBuffer {
     fn clear(&mut self) {
         self.data.clear();
         self.index.clear();
+        self.combiner_counters = Counters::default();
+    }
+
+    fn take_user_counters(&mut self) -> Counters {
+        std::mem::take(&mut self.combiner_counters)
     }
 }
 
