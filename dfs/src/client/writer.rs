@@ -33,8 +33,6 @@ use crate::transfer::{self, Packet, PipelineFailure, PipelineWriter, MAX_PACKET_
 
 /// Pipeline rebuilds tried for one block before the write fails.
 const MAX_PIPELINE_RECOVERIES: usize = 6;
-/// How many more patiences `close` waits while the namenode sees replicas being added.
-const MAX_CLOSE_EXTENSIONS: u32 = 5;
 
 /// The block a writer is filling.
 struct OpenBlock {
@@ -304,14 +302,7 @@ impl FileWriter {
         // few heartbeats and for a leader change.
         let patience = self.client.inner.timeout * 3
             + Duration::from_millis(self.client.inner.config.heartbeat_interval_ms * 4);
-        let mut deadline = Instant::now() + patience;
-        // Replicas the namenode saw half a patience in, then at each deadline: while that number
-        // grows (blocks being re-replicated after a pipeline lost a datanode, one after another
-        // on a long file), the file is on its way to durable and waiting on is right; when it
-        // stops, close fails. Only a slow close pays for the counting.
-        let baseline_at = Instant::now() + patience / 2;
-        let mut seen: Option<usize> = None;
-        let mut extensions = 0;
+        let deadline = Instant::now() + patience;
         let mut backoff = Duration::from_millis(5);
         loop {
             let resp = self
@@ -325,49 +316,29 @@ impl FileWriter {
             if expect_response!(resp, Response::Completed(done) => done)? {
                 return Ok(());
             }
-            if seen.is_none() && Instant::now() > baseline_at {
-                seen = self.replicas_seen().await;
-            }
             if Instant::now() > deadline {
-                let now = self.replicas_seen().await;
-                if extensions < MAX_CLOSE_EXTENSIONS && seen.is_some() && now > seen {
-                    seen = now;
-                    extensions += 1;
-                    deadline = Instant::now() + patience;
-                    continue;
-                }
-                return Err(self.not_durable_error(patience * (extensions + 1)).await);
+                return Err(self.not_durable_error(patience).await);
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_millis(200));
         }
     }
 
-    /// All replicas of the file's blocks the namenode knows of (`None` if it cannot say).
-    async fn replicas_seen(&self) -> Option<usize> {
-        let counts = self.replica_counts().await.ok()?;
-        Some(counts.iter().map(|b| b.1).sum())
-    }
-
-    /// Each block of the file with the number of replicas the namenode knows of.
-    async fn replica_counts(&self) -> Result<Vec<(u64, usize)>> {
-        let b = self.client.block_locations(&self.path).await?;
-        Ok(b.blocks
-            .iter()
-            .map(|lb| (lb.block.id, lb.locations.len()))
-            .collect())
-    }
-
     /// The error of a `close` that timed out, naming each block's replica count as the
     /// namenode sees it (G2's bar is min(replication, live datanodes)).
-    async fn not_durable_error(&self, waited: Duration) -> Error {
-        let counts = match self.replica_counts().await {
-            Ok(c) => short_blocks(&c, self.replication as usize),
+    async fn not_durable_error(&self, patience: Duration) -> Error {
+        let counts = match self.client.block_locations(&self.path).await {
+            Ok(b) => b
+                .blocks
+                .iter()
+                .map(|lb| format!("block {}: {}", lb.block.id, lb.locations.len()))
+                .collect::<Vec<_>>()
+                .join(", "),
             Err(e) => format!("locations unavailable: {e}"),
         };
         Error::Timeout(format!(
-            "{}: not closed: within {waited:?} the namenode did not see min(replication {}, live \
-             datanodes) finalized replicas of every block ({counts})",
+            "{}: not closed: within {patience:?} the namenode did not see min(replication {}, live \
+             datanodes) finalized replicas of every block (live replicas per block: {counts})",
             self.path, self.replication
         ))
     }
@@ -708,55 +679,4 @@ fn spawn_lease_renewer(client: DfsClient) -> tokio::task::JoinHandle<()> {
             }
         }
     })
-}
-
-/// The blocks with fewer than `replication` replicas, for an error message: a long file has
-/// thousands of blocks, and only the short ones say anything.
-fn short_blocks(counts: &[(u64, usize)], replication: usize) -> String {
-    let short: Vec<&(u64, usize)> = counts.iter().filter(|(_, n)| *n < replication).collect();
-    let mut text = format!(
-        "{} of {} blocks have fewer than {replication} replicas",
-        short.len(),
-        counts.len()
-    );
-    let shown: Vec<String> = short
-        .iter()
-        .take(SHORT_BLOCKS_SHOWN)
-        .map(|(id, n)| format!("block {id}: {n}"))
-        .collect();
-    if !shown.is_empty() {
-        text += &format!(": {}", shown.join(", "));
-    }
-    if short.len() > shown.len() {
-        text += &format!(" and {} more", short.len() - shown.len());
-    }
-    text
-}
-
-/// Short blocks named in a `close` error; the rest are counted.
-const SHORT_BLOCKS_SHOWN: usize = 10;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_close_error_names_only_the_short_blocks() {
-        let mut counts: Vec<(u64, usize)> = (0..3000).map(|i| (i, 3)).collect();
-        counts[7].1 = 2;
-        assert_eq!(
-            short_blocks(&counts, 3),
-            "1 of 3000 blocks have fewer than 3 replicas: block 7: 2"
-        );
-        for c in counts.iter_mut().skip(100).take(15) {
-            c.1 = 1;
-        }
-        let text = short_blocks(&counts, 3);
-        assert!(text.starts_with("16 of 3000 blocks"), "{text}");
-        assert!(text.ends_with("block 108: 1 and 6 more"), "{text}");
-        assert_eq!(
-            short_blocks(&counts[..5], 3),
-            "0 of 5 blocks have fewer than 3 replicas"
-        );
-    }
 }
