@@ -8,6 +8,7 @@ use crate::counters::TaskCounters;
 use crate::error::Result;
 use crate::job::{Accumulator, Combiner};
 use crate::run::{RunFile, RunWriter, Segment, SegmentReader, SortedSource};
+use crate::sort_buffer::key_prefix;
 
 /// Merges sorted sources into one sorted stream. Equal keys come out in source order, so a
 /// merge is stable and its output deterministic.
@@ -23,16 +24,6 @@ pub struct Merger<S: SortedSource> {
 struct HeapEntry {
     prefix: u64,
     source: usize,
-}
-
-/// The first 8 bytes of `key`, zero-padded, big-endian: ordered as the keys are wherever
-/// two prefixes differ (equal prefixes need the whole keys).
-#[inline]
-fn key_prefix(key: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    let n = key.len().min(8);
-    b[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(b)
 }
 
 impl<S: SortedSource> Merger<S> {

@@ -34,8 +34,10 @@ struct Entry {
 
 const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
 
+/// The first 8 bytes of `key`, zero-padded, big-endian: ordered as the keys are wherever
+/// two prefixes differ (equal prefixes need the whole keys). Also the merge's heap key.
 #[inline]
-fn key_prefix(key: &[u8]) -> u64 {
+pub(crate) fn key_prefix(key: &[u8]) -> u64 {
     let mut b = [0u8; 8];
     let n = key.len().min(8);
     b[..n].copy_from_slice(&key[..n]);
