@@ -309,19 +309,18 @@ impl Progress {
     }
 }
 
-/// Reads an attempt's status from its progress file (none when missing or never set).
-pub fn read_status(dir: &Path) -> Option<String> {
-    let bytes = std::fs::read(dir.join(files::PROGRESS)).ok()?;
-    let text = bytes.get(4..).filter(|t| !t.is_empty())?;
-    Some(String::from_utf8_lossy(&text[..text.len().min(STATUS_MAX_BYTES)]).into_owned())
-}
-
-/// Reads an attempt's progress file (0.0 when missing).
-pub fn read_progress(dir: &Path) -> f32 {
-    std::fs::read(dir.join(files::PROGRESS))
-        .ok()
-        .and_then(|b| b.get(..4).map(|b| [b[0], b[1], b[2], b[3]]))
-        .map_or(0.0, f32::from_le_bytes)
+/// Reads an attempt's progress file: its progress (0.0 when missing) and its status (none
+/// when missing or never set), from one read.
+pub fn read_report(dir: &Path) -> (f32, Option<String>) {
+    let bytes = std::fs::read(dir.join(files::PROGRESS)).unwrap_or_default();
+    let progress = bytes
+        .get(..4)
+        .map_or(0.0, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let status = bytes
+        .get(4..)
+        .filter(|t| !t.is_empty())
+        .map(|t| String::from_utf8_lossy(&t[..t.len().min(STATUS_MAX_BYTES)]).into_owned());
+    (progress, status)
 }
 
 /// The namespace operations of a `FileSystem` wrapper, passed to its `inner` filesystem: the
@@ -501,17 +500,15 @@ mod tests {
     #[test]
     fn the_progress_file_carries_the_status_after_the_progress() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read_status(dir.path()), None);
+        assert_eq!(read_report(dir.path()), (0.0, None));
         let path = dir.path().join(files::PROGRESS);
         std::fs::write(&path, 0.5f32.to_le_bytes()).unwrap();
-        assert_eq!(
-            (read_progress(dir.path()), read_status(dir.path())),
-            (0.5, None)
-        );
+        assert_eq!(read_report(dir.path()), (0.5, None));
         let mut bytes = 0.25f32.to_le_bytes().to_vec();
         bytes.extend_from_slice("x".repeat(1000).as_bytes());
         std::fs::write(&path, bytes).unwrap();
-        assert_eq!(read_progress(dir.path()), 0.25);
-        assert_eq!(read_status(dir.path()).unwrap().len(), STATUS_MAX_BYTES);
+        let (progress, status) = read_report(dir.path());
+        assert_eq!(progress, 0.25);
+        assert_eq!(status.unwrap().len(), STATUS_MAX_BYTES);
     }
 }

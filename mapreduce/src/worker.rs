@@ -32,9 +32,7 @@ use crate::scheduler::{AttemptId, TaskKind};
 use crate::shuffle::attempt_local_dir;
 use crate::task_env::task_environment;
 use crate::task_log;
-use crate::task_process::{
-    files, read_file, read_progress, read_status, write_spec, ChildSpec, TASK_ARG,
-};
+use crate::task_process::{files, read_file, read_report, write_spec, ChildSpec, TASK_ARG};
 
 /// Lines of a failed attempt's stderr quoted in its failure reason.
 const STDERR_TAIL_LINES: usize = 3;
@@ -190,12 +188,13 @@ impl Worker {
                 .filter(|(_, r)| r.kill.is_some())
                 .map(|(a, r)| (*a, r.dir.clone()))
                 .collect();
-            let running: Vec<(AttemptId, f32)> =
-                dirs.iter().map(|(a, d)| (*a, read_progress(d))).collect();
-            let statuses = dirs
-                .iter()
-                .filter_map(|(a, d)| read_status(d).map(|s| (*a, s)))
-                .collect();
+            let mut running: Vec<(AttemptId, f32)> = Vec::with_capacity(dirs.len());
+            let mut statuses = Vec::new();
+            for (a, d) in &dirs {
+                let (progress, status) = read_report(d);
+                running.push((*a, progress));
+                statuses.extend(status.map(|s| (*a, s)));
+            }
             crate::metrics::worker()
                 .tasks_running
                 .set(running.len() as i64);
