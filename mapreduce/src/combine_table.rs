@@ -187,6 +187,8 @@ pub struct CombineTable {
     arena: Vec<u8>,
     /// Heap bytes of values that outgrew their slot.
     heap_bytes: usize,
+    /// Grow when `len` reaches this: [`Self::load_limit`] kept, so a hit does not compute it.
+    grow_at: usize,
     seeds: [u64; 3],
 }
 
@@ -199,6 +201,7 @@ impl CombineTable {
             max_slots: max_slots.max(MIN_SLOTS),
             arena: Vec::new(),
             heap_bytes: 0,
+            grow_at: 0,
             seeds,
         }
     }
@@ -214,6 +217,17 @@ impl CombineTable {
         self.max_slots = max_slots.max(MIN_SLOTS);
         if self.len == 0 && self.slots.len() > self.max_slots {
             self.slots = Vec::new();
+        }
+        self.grow_at = self.load_limit();
+    }
+
+    /// Linear probing stays short up to 3/4 full; at the budget the slack goes to 7/8.
+    fn load_limit(&self) -> usize {
+        let n = self.slots.len();
+        if n >= self.max_slots {
+            n / 8 * 7
+        } else {
+            n / 4 * 3
         }
     }
 
@@ -263,6 +277,8 @@ impl CombineTable {
     /// Folds `value` into the slot of `key` (whose bytes are `bytes`), adding the key if new.
     /// `sum_u64` adds 8-byte values in place instead of calling `combiner`. Inlined into the
     /// one loop that calls it: a call's register saves were a third of a hit's instructions.
+    /// Returns whether the table's memory may have grown (a new key, or a value that grew on
+    /// the heap): only then need the caller check [`Self::bytes`] and [`Self::is_full`].
     #[inline(always)]
     pub fn upsert(
         &mut self,
@@ -271,15 +287,8 @@ impl CombineTable {
         value: &[u8],
         combiner: &dyn Combiner,
         sum_u64: bool,
-    ) {
-        // Linear probing stays short up to 3/4 full; at the budget the slack goes to 7/8.
-        let n = self.slots.len();
-        let load_limit = if n >= self.max_slots {
-            n / 8 * 7
-        } else {
-            n / 4 * 3
-        };
-        if self.len >= load_limit {
+    ) -> bool {
+        if self.len >= self.grow_at {
             self.grow();
         }
         let n = self.slots.len();
@@ -303,13 +312,14 @@ impl CombineTable {
                     ) {
                         let total = u64::from_le_bytes(*acc).wrapping_add(u64::from_le_bytes(v));
                         *acc = total.to_le_bytes();
-                        return;
+                        return false;
                     }
                 }
                 let before = heap_bytes(&s.value);
                 combiner.combine(bytes, &mut s.value, value);
-                self.heap_bytes += heap_bytes(&s.value).saturating_sub(before);
-                return;
+                let grown = heap_bytes(&s.value).saturating_sub(before);
+                self.heap_bytes += grown;
+                return grown > 0;
             }
             i += 1;
             if i == n {
@@ -330,6 +340,7 @@ impl CombineTable {
             value,
         };
         self.len += 1;
+        true
     }
 
     /// Doubles the slots (up to the budget; past 7/8 of it, for the slack only), moving
@@ -354,6 +365,7 @@ impl CombineTable {
             }
             self.slots[i] = s;
         }
+        self.grow_at = self.load_limit();
     }
 
     /// Every key with its value and slot index, in table order.
@@ -390,6 +402,7 @@ impl CombineTable {
         if self.slots.len() > self.max_slots {
             self.slots = Vec::new();
         }
+        self.grow_at = self.load_limit();
         self.len = 0;
         self.arena.clear();
         self.heap_bytes = 0;

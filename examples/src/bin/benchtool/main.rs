@@ -7,7 +7,7 @@
 //! - [`naive`]: `benchtool wordcount IN OUT`, the naive single-threaded word count.
 //! - [`tuned`]: `benchtool wordcount-tuned IN OUT [--threads N]`, the tuned word count (the
 //!   reference row), on one thread or on byte ranges across N; its hash table is [`table`],
-//!   its tokenizer [`scan`].
+//!   its tokenizer `examples::tokenize` (shared with mrjob's wordcount).
 //! - `benchtool sort IN OUT`: reads 100-byte records and sorts them in memory in one thread.
 
 use std::fs::File;
@@ -20,7 +20,6 @@ use mapreduce::cli::parse_size;
 
 mod corpus;
 mod naive;
-mod scan;
 mod table;
 mod tuned;
 

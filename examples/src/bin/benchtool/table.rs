@@ -352,7 +352,7 @@ mod probe_check {
         let mut buf = data.clone();
         buf.extend_from_slice(&[0; PAD_BYTES]);
         let mut t = Table::with_capacity(data.len() / 128);
-        crate::scan::for_each_token(&data, |s, e| t.add_at(&buf, s, e - s));
+        examples::tokenize::for_each_token_at(&data, |s, e| t.add_at(&buf, s, e - s));
         let mask = t.slots.len() - 1;
         let (mut n, mut d) = ([0usize; 2], [0usize; 2]);
         for (i, e) in t.slots.iter().enumerate().filter(|(_, e)| !e.is_empty()) {
