@@ -428,24 +428,6 @@ impl<'a> Entry<'a> {
         }
     }
 
-    /// The key's first 24 bytes, zero-padded, as three big-endian words: they order keys as
-    /// their bytes do wherever they differ, and exactly for keys of up to 24 bytes (an equal
-    /// padded head then means the shorter key is a prefix of the longer).
-    #[inline]
-    pub fn sort_words(&self) -> [u64; 3] {
-        let h = &self.slot.head;
-        let w0 = u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]);
-        let w1 = u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]);
-        let w2 = if self.len() > INLINE_KEY_BYTES {
-            let at = self.slot.at as usize + INLINE_KEY_BYTES;
-            let tail = &self.arena[at..at + (self.len() - INLINE_KEY_BYTES).min(8)];
-            load_partial(tail).swap_bytes()
-        } else {
-            0
-        };
-        [w0, w1, w2]
-    }
-
     /// The key's length.
     #[inline]
     pub fn len(&self) -> usize {
