@@ -75,9 +75,9 @@ pub struct BlockMap {
     commands: HashMap<String, Vec<DatanodeCommand>>,
     /// Replications handed out and not yet confirmed: block id → retry after this time.
     in_flight_until_ms: HashMap<u64, u64>,
-    /// Datanodes a writer reported failed, with the time of the report; cleared by the
-    /// datanode's next heartbeat or registration (see [`Self::suspect`]).
-    suspects: HashMap<String, u64>,
+    /// Datanodes a writer reported failed, with how many heartbeats (or registrations) of
+    /// theirs arrived since; cleared by the second (see [`Self::suspect`]).
+    suspects: HashMap<String, u32>,
     /// Blocks being written: the hosts of the current pipeline, and every host any pipeline of
     /// the block went through (lease recovery asks them all).
     pipelines: HashMap<u64, Pipeline>,
@@ -103,7 +103,7 @@ impl BlockMap {
     /// A datanode (re)starts.
     pub fn register(&mut self, node: DatanodeRef, usage: DatanodeUsage, now_ms: u64) {
         let host = node.host.clone();
-        self.suspects.remove(&host);
+        self.heard_from(&host);
         self.nodes.insert(
             host,
             NodeEntry {
@@ -125,22 +125,39 @@ impl BlockMap {
             Some(n) => {
                 n.usage = usage;
                 n.last_heartbeat_ms = now_ms;
-                if self.suspects.get(host).is_some_and(|&t| now_ms > t) {
-                    self.suspects.remove(host);
-                }
+                self.heard_from(host);
                 true
             }
             None => false,
         }
     }
 
-    /// A writer reported `host` failed in its pipeline. Until the datanode heartbeats again it
-    /// is not counted as live by [`Self::is_usable`] nor chosen by placement: a SIGKILLed
-    /// datanode keeps "live" status for `datanode_dead_after_ms`, and counting it would make
-    /// `Complete` wait for a replica that cannot come, or let placement pick it again.
-    pub fn suspect(&mut self, host: &str, now_ms: u64) {
+    /// A writer reported `host` failed in its pipeline. Until the datanode has heartbeated
+    /// twice since, it is not counted as live by [`Self::is_usable`] nor chosen by placement:
+    /// a SIGKILLed datanode keeps "live" status for `datanode_dead_after_ms`, and counting it
+    /// would let `Complete` count its replicas (G2 then short by one) or make it wait for a
+    /// replica that cannot come, or let placement pick it again.
+    ///
+    /// Why twice: the first heartbeat handled after the report may have been sent before the
+    /// datanode died and handled late (seen with a namenode slowed by load: the killed node's
+    /// replica counted again and a file closed with two live replicas of three). A datanode
+    /// sends its heartbeats to a namenode one at a time, each after the answer to the one
+    /// before, so the second was sent after the report was handled: the datanode is alive.
+    pub fn suspect(&mut self, host: &str) {
         if self.nodes.contains_key(host) {
-            self.suspects.insert(host.to_string(), now_ms);
+            self.suspects.insert(host.to_string(), 0);
+        }
+    }
+
+    /// A heartbeat or registration of `host` arrived: the second since it became a suspect
+    /// clears it (see [`Self::suspect`]).
+    fn heard_from(&mut self, host: &str) {
+        let Some(heard) = self.suspects.get_mut(host) else {
+            return;
+        };
+        *heard += 1;
+        if *heard >= 2 {
+            self.suspects.remove(host);
         }
     }
 
@@ -695,7 +712,8 @@ mod tests {
     }
 
     // Checks G2: a datanode a writer reported failed stops counting as usable at once (no
-    // dead-node timeout), is not placed on, and counts again after its next heartbeat.
+    // dead-node timeout), is not placed on, and counts again after two more heartbeats (the
+    // first may have left it before it died).
     #[test]
     fn suspects_stop_counting_until_they_heartbeat() {
         let mut map = BlockMap::new();
@@ -703,12 +721,17 @@ mod tests {
             map.register(node(i), usage(), 0);
         }
         assert_eq!(map.usable_count(10, DEAD_MS), 3);
-        map.suspect("h1", 10);
+        map.suspect("h1");
         assert_eq!(map.usable_count(10, DEAD_MS), 2);
         assert!(map.is_live("h1", 10, DEAD_MS), "still live for readers");
         assert!(!map.is_usable("h1", 10, DEAD_MS));
         assert!(map.live_views(10, DEAD_MS).iter().all(|n| n.host != "h1"));
-        map.suspect("nobody", 10); // Unknown hosts are ignored.
+        map.suspect("nobody"); // Unknown hosts are ignored.
+        assert!(map.heartbeat("h1", usage(), 15));
+        assert!(
+            !map.is_usable("h1", 15, DEAD_MS),
+            "one heartbeat may predate its death"
+        );
         assert!(map.heartbeat("h1", usage(), 20));
         assert!(map.is_usable("h1", 20, DEAD_MS));
         assert_eq!(map.usable_count(20, DEAD_MS), 3);

@@ -6,10 +6,10 @@
 //! generation stamp and exact length, on a datanode that is live and not suspected.
 //!
 //! "Live" is the namenode's view (a heartbeat within `datanode_dead_after_ms`), minus the
-//! datanodes a writer reported as failed and that have not heartbeated since (suspects, see
+//! datanodes a writer reported as failed and that have not heartbeated twice since (suspects, see
 //! [`crate::namenode::block_map::BlockMap::suspect`]): a datanode killed mid-write stops counting at once
 //! instead of after the dead-node timeout, while one that was only slow for the writer is back
-//! in the count at its next heartbeat. A datanode without room for a block (less free space
+//! in the count at its second heartbeat. A datanode without room for a block (less free space
 //! than the block size) counts for that block only if it already holds a replica of it: a
 //! full datanode cannot take a copy, so waiting for one would only end in a timeout.
 //!

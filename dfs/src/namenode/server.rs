@@ -535,7 +535,7 @@ impl NamenodeService {
         let now = self.shared.now_ms();
         let mut map = self.shared.block_map();
         for h in &change.failed {
-            map.suspect(h, now);
+            map.suspect(h);
         }
         let nodes = map.live_views(now, self.dead_after_ms());
         let rebuilt = placement::rebuild_pipeline(

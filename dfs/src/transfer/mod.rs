@@ -14,7 +14,11 @@
 //!   same packet. The last packet is acked after the replica is finalized (fsynced and renamed),
 //!   so the last ack means the block is durable on every node of the pipeline (G2). A node
 //!   waits for its downstream ack one peer timeout per node below it, so a hung node is named
-//!   by its upstream neighbour. A replica whose pipeline ends before the last packet is parked
+//!   by its upstream neighbour. A node that reports a failure keeps reading (and dropping) what
+//!   its upstream still sends until that node closes (for a peer timeout at most): closed with
+//!   bytes unread, its socket would answer with a reset, and the upstream node would name it
+//!   instead of reading its report. For the same reason a node whose forward fails reads its
+//!   downstream's report before naming that node. A replica whose pipeline ends before the last packet is parked
 //!   in the store for lease recovery (see [`crate::block_store`]).
 //! - **recovery** (from the namenode leader, see [`crate::namenode::block_recovery`]): `M RecoveryInfo`
 //!   → `M Replicas` (every replica of the block here, with fsynced lengths); `M

@@ -69,21 +69,27 @@ impl Handler<'_> {
             None => (None, None),
         };
         let (tx, rx) = mpsc::channel(PIPELINE_WINDOW_PACKETS);
-        let receive = self.receive_packets(&mut r, down_w, writer, tx);
         // A node waits for its downstream ack longer the more nodes are below it, so when a
         // node hangs, the node just above it times out first and names it; the nodes further
         // up then relay that verdict instead of blaming their healthy neighbour.
         let ack_timeout = self.limits.peer_timeout * downstream.len().max(1) as u32;
-        let ack = self.relay_acks(&mut w, down_r, rx, ack_timeout);
-        tokio::pin!(receive);
-        tokio::pin!(ack);
-        let mut receiving = true;
-        loop {
-            tokio::select! {
-                _ = &mut receive, if receiving => receiving = false,
-                res = &mut ack => return res,
+        let res = {
+            let receive = self.receive_packets(&mut r, down_w, writer, tx);
+            let ack = self.relay_acks(&mut w, down_r, rx, ack_timeout);
+            tokio::pin!(receive);
+            tokio::pin!(ack);
+            let mut receiving = true;
+            loop {
+                tokio::select! {
+                    _ = &mut receive, if receiving => receiving = false,
+                    res = &mut ack => break res,
+                }
             }
+        };
+        if res.is_err() {
+            linger(&mut r, &mut w, self.limits.peer_timeout).await;
         }
+        res
     }
 
     /// Reads packets from upstream; forwards, verifies and stores each, finalizes after the
@@ -221,6 +227,12 @@ impl Handler<'_> {
                         last |= l;
                     }
                     Stored::Failed { bad_index, error } => {
+                        let (bad_index, error) = match down.as_mut() {
+                            Some(d) if bad_index == 1 => {
+                                downstream_verdict(d, error, self.limits.peer_timeout).await
+                            }
+                            _ => (bad_index, error),
+                        };
                         let _ = send_message(w, &failed(bad_index, &error)).await;
                         return Err(error);
                     }
@@ -247,6 +259,46 @@ impl Handler<'_> {
         Err(Error::Malformed(
             "pipeline ended before its last packet".into(),
         ))
+    }
+}
+
+/// After this node reported a failure upstream: closes its sending half and reads (and drops)
+/// what the upstream node still sends, until that node closes too or `limit` passes. Closing a
+/// socket with unread bytes in it makes the kernel answer with a reset, so the upstream node's
+/// next forward would fail and it would blame this node, not read the report naming the node
+/// that really failed (seen: a live datanode excluded from a pipeline for its dead neighbour,
+/// and a file closed with one replica too few, G2).
+async fn linger(
+    r: &mut BufReader<OwnedReadHalf>,
+    w: &mut BufWriter<OwnedWriteHalf>,
+    limit: Duration,
+) {
+    let _ = w.shutdown().await;
+    let _ = tokio::time::timeout(limit, tokio::io::copy(r, &mut tokio::io::sink())).await;
+}
+
+/// Which node to name when forwarding a packet to the downstream node failed with `error`:
+/// the downstream node may have closed after reporting a failure further down (its report is
+/// then waiting to be read), so its report is read first, skipping acks, for at most `limit`.
+/// A reset, an end of stream or silence names the downstream node itself (index 1), as before.
+async fn downstream_verdict(
+    down: &mut BufReader<OwnedReadHalf>,
+    error: Error,
+    limit: Duration,
+) -> (u32, Error) {
+    let report = tokio::time::timeout(limit, async {
+        loop {
+            if let Err(f) = await_ack(down, limit).await {
+                return f;
+            }
+        }
+    })
+    .await;
+    match report {
+        // A report names a node counted from the downstream one; a reset or an end of stream
+        // comes as index 0, the downstream node itself.
+        Ok(f) => (f.bad_index as u32 + 1, f.error),
+        Err(_) => (1, error),
     }
 }
 
@@ -421,6 +473,7 @@ impl PipelineWriter {
         crcs: Bytes,
         last: bool,
     ) -> std::result::Result<(), PipelineFailure> {
+        self.take_arrived()?;
         while self.in_flight.len() >= PIPELINE_WINDOW_PACKETS {
             self.await_one_ack().await?;
         }
@@ -492,6 +545,21 @@ impl PipelineWriter {
             Ok(None) => return Err(fail_at(0, Error::Unavailable("pipeline closed".into()))),
             Ok(Some(item)) => item?,
         };
+        self.acked(seqno)
+    }
+
+    /// Takes the acks and failure reports that have arrived, without waiting, so a failure a
+    /// node reported is noticed at the next send: the reporting node keeps reading what is
+    /// sent after its report (see `linger`), so the send itself would not fail.
+    fn take_arrived(&mut self) -> std::result::Result<(), PipelineFailure> {
+        while let Ok(item) = self.acks.try_recv() {
+            self.acked(item?)?;
+        }
+        Ok(())
+    }
+
+    /// Retires the packets up to `seqno`.
+    fn acked(&mut self, seqno: u64) -> std::result::Result<(), PipelineFailure> {
         // Acks are cumulative (see `relay_acks`).
         if self.in_flight.front().is_none_or(|first| *first > seqno) {
             return Err(fail_at(

@@ -249,6 +249,76 @@ async fn dead_downstream_is_named() {
     assert!(a.store.get(1).is_none());
 }
 
+/// A datanode that dies mid-block: it accepts one pipeline write (the last of its pipeline),
+/// takes two packets, then closes with more packets unread, as the kernel closes the sockets
+/// of a SIGKILLed process (with a reset).
+async fn start_dying_node() -> DatanodeRef {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let now = crate::auth::now_unix_ms();
+                crate::auth::handshake::accept(&mut stream, &authority(), now).await?;
+                let limit = Duration::from_secs(2);
+                wire::recv_frame(&mut stream, limit, "a request").await?;
+                let ready = TransferReply::Ready { len_bytes: 0 };
+                wire::send_message(&mut stream, &ready).await?;
+                for _ in 0..2 {
+                    wire::recv_frame(&mut stream, limit, "a packet").await?;
+                }
+                drop(stream);
+                Ok::<(), crate::error::Error>(())
+            });
+        }
+    });
+    DatanodeRef {
+        host: "dying".into(),
+        addr,
+        rack: "/r".into(),
+    }
+}
+
+// Checks G2: when the last node of a pipeline dies mid-block, the writer is told that node,
+// not the live one before it. The node before it reports the failure and closes; had it closed
+// with packets unread (a reset), the first node's next forward would fail and it would name its
+// live neighbour, which the writer would then drop from the pipeline and the namenode would
+// stop counting, so a file could be closed with one replica fewer than G2 asks. The close and
+// the first node's next forward race, so the write is repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_last_node_is_named_not_its_live_neighbour() {
+    let (a, b) = (start_node("a").await, start_node("b").await);
+    let targets = vec![a.node.clone(), b.node.clone(), start_dying_node().await];
+    let data = Bytes::from(payload(MAX_PACKET_DATA_BYTES, 3));
+    let mut crcs = Vec::new();
+    checksum::append_crc_bytes(&data, &mut crcs);
+    let crcs = Bytes::from(crcs);
+    for id in 100..120 {
+        let block = Block {
+            id,
+            gen_stamp: 1,
+            len_bytes: 0,
+        };
+        let timeout = Duration::from_secs(2);
+        let mut pipe = PipelineWriter::open(block, &targets, &creds(), None, timeout)
+            .await
+            .unwrap();
+        let mut failure = None;
+        for _ in 0..200 {
+            if let Err(f) = pipe.send(data.clone(), crcs.clone(), false).await {
+                failure = Some(f);
+                break;
+            }
+        }
+        let failure = match failure {
+            Some(f) => f,
+            None => pipe.finish().await.unwrap_err(),
+        };
+        assert_eq!(failure.bad_index, 2, "block {id}: {failure}");
+    }
+}
+
 // Checks G3: a corrupt replica is refused with a Corrupt error, never served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_replica_is_not_served() {
