@@ -106,14 +106,16 @@ def timed(runs, prepare, cmd):
 def wordcount_rows(tool, mrjob, corpus, runs, d, cores):
     """The wordcount rows on one corpus: (name, threads, wall s, peak RSS MiB), the reference
     first, and the number of distinct words. Every output is checked against the reference's:
-    the tuned counts' files byte for byte, the others' lines sorted."""
+    the tuned counts' files byte for byte, the others' lines sorted.
+
+    The rows take turns, run by run, rather than running each row's runs back to back: on this
+    machine the cost of fresh memory drifts over minutes, and once all three back-to-back runs
+    of the reference took 19-23 s where the same command, alternated with the others, took
+    10-13 s. Taking turns spreads every row over the same stretch of time."""
     ref_out = d("wc-tuned.txt")
-    rows = []
-    tw, tr = timed(runs, lambda: rm(ref_out), [tool, "wordcount-tuned", corpus, ref_out, "--threads", "1"])
-    want = concat_digest([ref_out]), None
-    rows.append(("tuned, 1 thread (reference)", 1, tw, tr))
-    distinct = sum(1 for _ in open(ref_out, "rb"))
     cases = [
+        ("tuned, 1 thread (reference)", 1, [tool, "wordcount-tuned", corpus, ref_out, "--threads", "1"],
+         ref_out, lambda out: concat_digest([out])),
         (f"tuned, {cores} threads", cores, [tool, "wordcount-tuned", corpus, d("wc-tunedN.txt"), "--threads", str(cores)],
          d("wc-tunedN.txt"), lambda out: concat_digest([out])),
         ("naive, 1 thread", 1, [tool, "wordcount", corpus, d("wc-naive.txt")], d("wc-naive.txt"),
@@ -123,11 +125,23 @@ def wordcount_rows(tool, mrjob, corpus, runs, d, cores):
         (f"mrjob, {cores} threads", cores, [mrjob, "wordcount", corpus, d("wc-mr"), "-q"], d("wc-mr"),
          lambda out: sorted_digest(parts(out))[0]),
     ]
-    for name, threads, cmd, out, digest in cases:
-        w, r = timed(runs, lambda: rm(out), cmd)
-        if digest(out) != want[0]:
-            sys.exit(f"wordcount output of {name} differs from the tuned count's on {corpus}")
-        rows.append((name, threads, w, r))
+    walls = {name: [] for name, *_ in cases}
+    rss = {name: [] for name, *_ in cases}
+    want, distinct = None, None
+    for turn in range(runs):
+        for name, _, cmd, out, digest in cases:
+            rm(out)
+            w, r = run(cmd)
+            walls[name].append(w)
+            rss[name].append(r)
+            if turn > 0:
+                continue
+            got = digest(out)
+            if want is None:
+                want, distinct = got, sum(1 for _ in open(out, "rb"))
+            elif got != want:
+                sys.exit(f"wordcount output of {name} differs from the tuned count's on {corpus}")
+    rows = [(name, threads, statistics.median(walls[name]), max(rss[name])) for name, threads, *_ in cases]
     return rows, distinct
 
 
@@ -209,7 +223,7 @@ def main():
     argv = " ".join(["bench/engine.py"] + sys.argv[1:])
     out = [f"# Engine benchmark ({stamp})", "",
            f"Machine: {cores} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') >> 30} GiB RAM, {platform.platform()}.",
-           f"Command: `{argv}`; medians of {args.runs} runs; "
+           f"Command: `{argv}`; medians of {args.runs} runs (wordcount rows taking turns, run by run); "
            "mrjob uses its defaults (all cores, one reducer per core, output fsynced; the baselines fsync theirs too). "
            "The reference is the tuned single-threaded count (`benchtool wordcount-tuned --threads 1`); "
            "targets are issue 16's.", ""]
