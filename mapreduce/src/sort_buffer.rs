@@ -422,7 +422,8 @@ impl MapBuffer for CombineBuffer {
                 ((item >> 64) as u64 >> (64 - pbits)) as usize
             }
         };
-        let key_of = |item: u128| table.entry(item as u64 as usize).key();
+        let slot_of = |item: u128| item as u64 as usize;
+        let key_of = |item: u128| table.entry(slot_of(item)).key();
         for tied in order.chunk_by_mut(|a, b| a >> 64 == b >> 64) {
             if tied.len() > 1 {
                 tied.sort_unstable_by(|&a, &b| key_of(a).cmp(key_of(b)));
@@ -430,7 +431,7 @@ impl MapBuffer for CombineBuffer {
         }
         let mut writer = RunWriter::create(path, self.partitions as usize)?;
         for &item in &order {
-            let e = table.entry(item as u64 as usize);
+            let e = table.entry(slot_of(item));
             writer.append(partition_of(item), e.key(), e.value())?;
         }
         let n = order.len() as u64;

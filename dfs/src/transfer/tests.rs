@@ -290,10 +290,7 @@ async fn start_dying_node() -> DatanodeRef {
 async fn a_dead_last_node_is_named_not_its_live_neighbour() {
     let (a, b) = (start_node("a").await, start_node("b").await);
     let targets = vec![a.node.clone(), b.node.clone(), start_dying_node().await];
-    let data = Bytes::from(payload(MAX_PACKET_DATA_BYTES, 3));
-    let mut crcs = Vec::new();
-    checksum::append_crc_bytes(&data, &mut crcs);
-    let crcs = Bytes::from(crcs);
+    let packet = packets_of(&payload(MAX_PACKET_DATA_BYTES, 3)).remove(0);
     for id in 100..120 {
         let block = Block {
             id,
@@ -306,7 +303,10 @@ async fn a_dead_last_node_is_named_not_its_live_neighbour() {
             .unwrap();
         let mut failure = None;
         for _ in 0..200 {
-            if let Err(f) = pipe.send(data.clone(), crcs.clone(), false).await {
+            if let Err(f) = pipe
+                .send(packet.data.clone(), packet.crcs.clone(), false)
+                .await
+            {
                 failure = Some(f);
                 break;
             }
