@@ -43,7 +43,7 @@ struct Slot {
 pub const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
 
 /// A key hashed ahead of its insertion.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Key {
     hash: u64,
     head: [u8; INLINE_KEY_BYTES],
@@ -101,11 +101,41 @@ pub fn key_head(key: &[u8]) -> [u8; INLINE_KEY_BYTES] {
     head
 }
 
+/// The low `n` bytes of `x` (all of them from 8 on), with no branch on `n`: two shifts of
+/// at most 32 bits each, since one shift by 64 would overflow.
+#[inline(always)]
+fn low_bytes(x: u64, n: usize) -> u64 {
+    let half = 4 * n.min(8) as u32;
+    x & ((1u64 << half) << half).wrapping_sub(1)
+}
+
 impl Key {
     /// Hashes `key` with the table's random `seeds`.
     #[inline(always)]
     pub fn of(key: &[u8], seeds: &[u64; 3]) -> Key {
         let (lo, hi) = head_words(key);
+        Key::from_head(key, lo, hi, seeds)
+    }
+
+    /// Hashes the key `text[start..end]`, the same as [`Key::of`] would. When 16 bytes
+    /// from `start` are in `text` (all but a buffer's last words), its head is two
+    /// fixed-size loads masked to the key's length: no branch on the length, which a word
+    /// count's keys vary too much for the branch predictor.
+    #[inline(always)]
+    pub fn at(text: &[u8], start: usize, end: usize, seeds: &[u64; 3]) -> Key {
+        let key = &text[start..end];
+        let Some(wide) = text.get(start..start + INLINE_KEY_BYTES) else {
+            return Key::of(key, seeds);
+        };
+        let word = |at: usize| u64::from_le_bytes(wide[at..at + 8].try_into().expect("8 bytes"));
+        let n = key.len();
+        let lo = low_bytes(word(0), n);
+        let hi = low_bytes(word(8), n.saturating_sub(8));
+        Key::from_head(key, lo, hi, seeds)
+    }
+
+    #[inline(always)]
+    fn from_head(key: &[u8], lo: u64, hi: u64, seeds: &[u64; 3]) -> Key {
         let hash = if key.len() <= INLINE_KEY_BYTES {
             let x = folded_multiply(lo ^ seeds[0], hi ^ seeds[1]);
             folded_multiply(x ^ key.len() as u64, seeds[2])
@@ -455,6 +485,27 @@ mod tests {
     impl Combiner for Concat {
         fn combine(&self, _key: &[u8], acc: &mut Accumulator, value: &[u8]) {
             acc.extend_from_slice(value);
+        }
+    }
+
+    /// A key read with masked loads from its text is the key read from its own bytes, at
+    /// every length around the inline size and up to the text's last byte.
+    #[test]
+    fn key_at_is_key_of_anywhere_in_a_text() {
+        let seeds = [1, 2, 3];
+        let text: Vec<u8> = (0..80u8).map(|i| i.wrapping_mul(37) | 1).collect();
+        for start in 0..text.len() {
+            for end in start..text.len().min(start + 40) + 1 {
+                let (a, b) = (
+                    Key::at(&text, start, end, &seeds),
+                    Key::of(&text[start..end], &seeds),
+                );
+                assert_eq!(
+                    (a.hash, a.head, a.len),
+                    (b.hash, b.head, b.len),
+                    "{start}..{end}"
+                );
+            }
         }
     }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::compression::Codec;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{FileSystem, LocalFs};
+use crate::lines::{check_line_lengths, whole_lines_end, Lines};
 
 /// How a job's input is cut and read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +88,25 @@ pub fn list_input_files(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
 /// Reads buffer size of the record readers.
 const READ_CHUNK_BYTES: usize = 256 * 1024;
 
+/// Where a record reader delivers what it reads.
+pub trait RecordSink {
+    /// One record.
+    fn record(&mut self, rec: Record<'_>) -> Result<()>;
+    /// A run of whole lines (line input only); by default, one [`Self::record`] per line.
+    fn lines(&mut self, lines: Lines<'_>) -> Result<()> {
+        lines.records().try_for_each(|r| self.record(r))
+    }
+}
+
+/// A closure as a sink of single records.
+struct EachRecord<'f>(&'f mut dyn FnMut(Record<'_>) -> Result<()>);
+
+impl RecordSink for EachRecord<'_> {
+    fn record(&mut self, rec: Record<'_>) -> Result<()> {
+        (self.0)(rec)
+    }
+}
+
 /// Calls `f` for every record of `split`, returning the number of bytes read.
 pub fn read_split(
     fs: &dyn FileSystem,
@@ -95,10 +115,22 @@ pub fn read_split(
     max_record_bytes: usize,
     f: &mut dyn FnMut(Record<'_>) -> Result<()>,
 ) -> Result<u64> {
+    read_split_into(fs, format, split, max_record_bytes, &mut EachRecord(f))
+}
+
+/// Reads every record of `split` into `sink` (lines as runs of whole lines), returning the
+/// number of bytes read.
+pub fn read_split_into(
+    fs: &dyn FileSystem,
+    format: &InputFormat,
+    split: &Split,
+    max_record_bytes: usize,
+    sink: &mut dyn RecordSink,
+) -> Result<u64> {
     match (format, split) {
         (_, Split::Rows { start, count }) => {
             for row in *start..*start + *count {
-                f(Record {
+                sink.record(Record {
                     value: &[],
                     offset: row,
                     file: "",
@@ -121,7 +153,7 @@ pub fn read_split(
                 start: *start,
                 len: *len,
             };
-            read_file_split(fs, format, piece, max_record_bytes, f)
+            read_file_split(fs, format, piece, max_record_bytes, sink)
         }
     }
 }
@@ -142,7 +174,7 @@ fn read_file_split(
     format: &InputFormat,
     piece: Piece<'_>,
     max_record_bytes: usize,
-    f: &mut dyn FnMut(Record<'_>) -> Result<()>,
+    f: &mut dyn RecordSink,
 ) -> Result<u64> {
     let mut file = fs.open(piece.path)?;
     if let Some(codec) = Codec::of_path(piece.path) {
@@ -174,12 +206,13 @@ fn read_file_split(
 }
 
 /// Reads the lines that start in `[start, start + len)` from `file`, positioned one byte
-/// before `start` (at 0 when `start` is 0).
+/// before `start` (at 0 when `start` is 0), handing them to `sink` a run of whole lines at
+/// a time.
 fn read_lines(
     mut file: impl Read,
     piece: Piece<'_>,
     max_record_bytes: usize,
-    f: &mut dyn FnMut(Record<'_>) -> Result<()>,
+    sink: &mut dyn RecordSink,
 ) -> Result<u64> {
     let Piece {
         path,
@@ -195,72 +228,58 @@ fn read_lines(
     let mut eof = false;
     let mut skipping = start > 0;
     let mut bytes_read = 0u64;
-    while pos < end || (skipping && !eof) {
-        let Some(nl) = memchr::memchr(b'\n', &buf[lo..hi]) else {
-            if eof {
-                // A last line without '\n'.
-                if !skipping && lo < hi {
-                    f(Record {
-                        value: strip_cr(&buf[lo..hi]),
-                        offset: pos,
-                        file: name,
-                    })?;
-                }
+    loop {
+        if skipping {
+            // The partial line belongs to the previous split: drop it as we go.
+            if let Some(nl) = memchr::memchr(b'\n', &buf[lo..hi]) {
+                lo += nl + 1;
+                pos += nl as u64 + 1;
+                skipping = false;
+                continue;
+            }
+            pos += (hi - lo) as u64;
+            lo = hi;
+        } else {
+            if pos >= end {
                 break;
             }
-            if skipping {
-                // The partial line belongs to the previous split: drop it as we go.
-                pos += (hi - lo) as u64;
-                lo = hi;
-            } else if hi - lo > max_record_bytes {
+            let run = whole_lines_end(&buf[lo..hi], end - pos, eof);
+            if run > 0 {
+                let bytes = &buf[lo..lo + run];
+                check_line_lengths(bytes, pos, max_record_bytes, path)?;
+                sink.lines(Lines {
+                    bytes,
+                    offset: pos,
+                    file: name,
+                })?;
+                lo += run;
+                pos += run as u64;
+                continue;
+            }
+            if hi - lo > max_record_bytes {
                 return Err(Error::RecordTooLong {
                     file: path.to_owned(),
                     offset: pos,
                     limit_bytes: max_record_bytes,
                 });
             }
-            // Make room: move the partial line to the front, grow if it fills the buffer.
-            buf.copy_within(lo..hi, 0);
-            hi -= lo;
-            lo = 0;
-            if hi == buf.len() {
-                buf.resize((buf.len() * 2).min(max_record_bytes + 2).max(hi + 1), 0);
-            }
-            let n = file.read(&mut buf[hi..]).ctx("reading", path)?;
-            bytes_read += n as u64;
-            hi += n;
-            eof = n == 0;
-            continue;
-        };
-        let line_len = nl + 1;
-        if skipping {
-            skipping = false;
-        } else {
-            if nl > max_record_bytes {
-                return Err(Error::RecordTooLong {
-                    file: path.to_owned(),
-                    offset: pos,
-                    limit_bytes: max_record_bytes,
-                });
-            }
-            f(Record {
-                value: strip_cr(&buf[lo..lo + nl]),
-                offset: pos,
-                file: name,
-            })?;
         }
-        lo += line_len;
-        pos += line_len as u64;
+        if eof {
+            break;
+        }
+        // Make room: move the partial line to the front, grow if it fills the buffer.
+        buf.copy_within(lo..hi, 0);
+        hi -= lo;
+        lo = 0;
+        if hi == buf.len() {
+            buf.resize((buf.len() * 2).min(max_record_bytes + 2).max(hi + 1), 0);
+        }
+        let n = file.read(&mut buf[hi..]).ctx("reading", path)?;
+        bytes_read += n as u64;
+        hi += n;
+        eof = n == 0;
     }
     Ok(bytes_read)
-}
-
-#[inline]
-fn strip_cr(line: &[u8]) -> &[u8] {
-    match line.last() {
-        Some(b'\r') => &line[..line.len() - 1],
-        _ => line,
-    }
 }
 
 /// Reads fixed-length records from `[start, start + len)` of `file`, positioned at `start`
@@ -271,7 +290,7 @@ fn read_fixed(
     piece: Piece<'_>,
     record_bytes: usize,
     to_eof: bool,
-    f: &mut dyn FnMut(Record<'_>) -> Result<()>,
+    f: &mut dyn RecordSink,
 ) -> Result<u64> {
     let Piece {
         path,
@@ -297,7 +316,7 @@ fn read_fixed(
             break;
         }
         for (i, rec) in buf[..whole].chunks_exact(record_bytes).enumerate() {
-            f(Record {
+            f.record(Record {
                 value: rec,
                 offset: start + done + (i * record_bytes) as u64,
                 file: name,
@@ -328,6 +347,7 @@ fn read_fixed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lines::strip_cr;
     use crate::split::compute_splits;
 
     fn lines_of(content: &[u8], split_size: u64) -> Vec<(u64, Vec<u8>)> {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::compression::Codec;
 use crate::error::{Error, Result};
 use crate::input::{InputFormat, Record};
+use crate::lines::Lines;
 use crate::output::{MapEmitter, OutputFormat, ReduceEmitter};
 use crate::task_context::TaskContext;
 
@@ -23,6 +24,13 @@ pub trait Mapper: Send + 'static {
     }
     /// Called once per record.
     fn map(&mut self, record: Record<'_>, out: &mut dyn MapEmitter) -> Result<()>;
+    /// Called with runs of whole lines when the input is lines, in place of [`Self::map`]
+    /// per line. By default it calls `map` for each line; a mapper that scans text can
+    /// override it to scan a whole run in one pass (every delimiter it splits on must then
+    /// include `\n` and `\r`, which stay in [`Lines::bytes`]).
+    fn map_lines(&mut self, lines: Lines<'_>, out: &mut dyn MapEmitter) -> Result<()> {
+        lines.records().try_for_each(|r| self.map(r, out))
+    }
     /// Called once after the last record of the task.
     fn cleanup(&mut self, _out: &mut dyn MapEmitter) -> Result<()> {
         Ok(())

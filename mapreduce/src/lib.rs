@@ -16,7 +16,8 @@
 //! - [`compression`]: Hadoop's codecs (gzip, bzip2, zstd, deflate): compressed input by
 //!   extension (one split per file), compressed output on request.
 //! - [`input`]: input files, the [`Record`] a mapper gets, and record readers (lines,
-//!   fixed-length, generated rows).
+//!   fixed-length, generated rows); [`lines`]: runs of whole lines, handed to mappers that
+//!   scan a buffer at a time.
 //! - [`sort_buffer`]: the bounded map-side buffer (sorting or hash-combining) that spills runs;
 //!   [`combine_table`]: the hash-combining buffer's table (inline short keys, an arena for
 //!   long ones, slots loaded a batch at a time);
@@ -88,6 +89,7 @@ pub mod job_conf;
 pub mod job_inspect;
 pub mod job_store;
 pub mod jobtracker;
+pub mod lines;
 pub mod logging;
 pub mod map_task;
 pub mod merge;
@@ -121,6 +123,7 @@ pub use job::{
     Settings, ValueSource,
 };
 pub use job_conf::{JobConf, Registry};
+pub use lines::Lines;
 pub use output::{MapEmitter, OutputFormat, ReduceEmitter};
 pub use runner::{run_local, JobReport, RunOptions};
 pub use task_context::TaskContext;

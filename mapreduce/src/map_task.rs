@@ -7,8 +7,9 @@ use std::path::Path;
 
 use crate::counters::Counters;
 use crate::error::{Error, Result};
-use crate::input::{read_split, Split};
-use crate::job::Job;
+use crate::input::{read_split_into, Record, RecordSink, Split};
+use crate::job::{Job, Mapper};
+use crate::lines::Lines;
 use crate::merge::{open_merge, remove_temporaries, write_sorted, SegmentRef};
 use crate::output::MapEmitter;
 use crate::output::{OutputEmitter, OutputWriter};
@@ -56,8 +57,51 @@ impl<B: MapBuffer> MapEmitter for Collector<'_, B> {
         }
     }
 
+    // The buffer's `add` is inlined into this one loop: per key, no call at all.
+    fn emit_keys(&mut self, text: &[u8], keys: &[(usize, usize)], value: &[u8]) {
+        let mut rest = keys;
+        while !rest.is_empty() {
+            let (added, full) = self
+                .buffer
+                .add_keys(text, rest, value, &mut self.counters.task);
+            rest = &rest[added..];
+            if full && self.error.is_none() {
+                if let Err(e) = self.spill() {
+                    self.error = Some(e);
+                }
+            }
+        }
+        let key_bytes: usize = keys.iter().map(|(start, end)| end - start).sum();
+        let t = &mut self.counters.task;
+        t.map_output_records += keys.len() as u64;
+        t.map_output_bytes += (key_bytes + keys.len() * value.len()) as u64;
+    }
+
     fn counters(&mut self) -> &mut Counters {
         &mut self.counters
+    }
+}
+
+/// Feeds what a split's reader delivers to a mapper, counting records and checking the
+/// emitter for a kept error after each call.
+struct Feed<'m, E, C> {
+    mapper: &'m mut dyn Mapper,
+    out: &'m mut E,
+    check: C,
+    records: u64,
+}
+
+impl<E: MapEmitter, C: Fn(&mut E) -> Result<()>> RecordSink for Feed<'_, E, C> {
+    fn record(&mut self, rec: Record<'_>) -> Result<()> {
+        self.records += 1;
+        self.mapper.map(rec, self.out)?;
+        (self.check)(self.out)
+    }
+
+    fn lines(&mut self, lines: Lines<'_>) -> Result<()> {
+        self.records += lines.count();
+        self.mapper.map_lines(lines, self.out)?;
+        (self.check)(self.out)
     }
 }
 
@@ -72,18 +116,20 @@ fn feed_mapper<E: MapEmitter>(
 ) -> Result<u64> {
     let mut mapper = (job.mapper)();
     mapper.setup(ctx)?;
-    let mut records = 0u64;
-    read_split(
+    let mut feed = Feed {
+        mapper: &mut *mapper,
+        out,
+        check,
+        records: 0,
+    };
+    read_split_into(
         ctx.fs,
         &job.input,
         split,
         job.settings.max_record_bytes,
-        &mut |rec| {
-            records += 1;
-            mapper.map(rec, out)?;
-            check(out)
-        },
+        &mut feed,
     )?;
+    let Feed { records, check, .. } = feed;
     mapper.cleanup(out)?;
     check(out)?;
     Ok(records)

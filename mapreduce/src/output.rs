@@ -27,6 +27,14 @@ pub enum OutputFormat {
 pub trait MapEmitter {
     /// Emits one key/value pair.
     fn emit(&mut self, key: &[u8], value: &[u8]);
+    /// Emits `(&text[start..end], value)` for each `(start, end)` of `keys`, in order: one
+    /// call for many keys that share a value (a word count's words and their 1), so that a
+    /// mapper scanning a buffer pays one dynamic call per batch rather than per key.
+    fn emit_keys(&mut self, text: &[u8], keys: &[(usize, usize)], value: &[u8]) {
+        for &(start, end) in keys {
+            self.emit(&text[start..end], value);
+        }
+    }
     /// Counters of this task, for user-defined counters.
     fn counters(&mut self) -> &mut Counters;
 }
