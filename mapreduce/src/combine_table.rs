@@ -362,13 +362,17 @@ impl CombineTable {
         }
         let value = Accumulator::from_slice(value);
         self.heap_bytes += heap_bytes(&value);
-        self.slots[i] = Slot {
-            hash: key.hash,
-            head: key.head,
-            len: key.len,
-            at,
-            value,
-        };
+        // The empty slot holds nothing to drop: forgetting it saves a check of its value.
+        std::mem::forget(std::mem::replace(
+            &mut self.slots[i],
+            Slot {
+                hash: key.hash,
+                head: key.head,
+                len: key.len,
+                at,
+                value,
+            },
+        ));
         self.len += 1;
         true
     }
@@ -462,6 +466,27 @@ impl<'a> Entry<'a> {
     #[inline]
     pub fn len(&self) -> usize {
         self.slot.len as usize
+    }
+
+    /// The key's first 16 bytes, zero-padded, as one big-endian integer: keys compare as
+    /// their heads do, then (equal heads) by length unless both are longer than 16 bytes.
+    #[inline]
+    pub fn head(&self) -> u128 {
+        u128::from_be_bytes(self.slot.head)
+    }
+
+    /// Orders two keys bytewise, from their heads: the bytes past the head are read only
+    /// when both keys have them and their heads tie (identifiers with a common prefix).
+    #[inline]
+    pub fn cmp_key(&self, other: &Entry<'_>) -> std::cmp::Ordering {
+        self.head().cmp(&other.head()).then_with(|| {
+            if self.len() > INLINE_KEY_BYTES && other.len() > INLINE_KEY_BYTES {
+                self.key().cmp(other.key())
+            } else {
+                // One head holds its whole key, zero-padded: it is a prefix of the other.
+                self.len().cmp(&other.len())
+            }
+        })
     }
 
     /// Whether the key is empty.

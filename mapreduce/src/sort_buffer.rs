@@ -491,7 +491,7 @@ impl MapBuffer for CombineBuffer {
         let mut order: Vec<u128> = table
             .iter()
             .map(|(slot, e)| {
-                let first = key_prefix(e.key());
+                let first = (e.head() >> 64) as u64;
                 let prefix = if pbits == 0 {
                     first
                 } else {
@@ -510,10 +510,10 @@ impl MapBuffer for CombineBuffer {
             }
         };
         let slot_of = |item: u128| item as u64 as usize;
-        let key_of = |item: u128| table.entry(slot_of(item)).key();
+        let entry_of = |item: u128| table.entry(slot_of(item));
         for tied in order.chunk_by_mut(|a, b| a >> 64 == b >> 64) {
             if tied.len() > 1 {
-                tied.sort_unstable_by(|&a, &b| key_of(a).cmp(key_of(b)));
+                tied.sort_unstable_by(|&a, &b| entry_of(a).cmp_key(&entry_of(b)));
             }
         }
         let mut writer = RunWriter::create(path, self.partitions as usize)?;
