@@ -305,8 +305,10 @@ impl CombineBuffer {
         // Random per-buffer seeds (from the std hasher's random state), so no fixed input
         // can be crafted to collide.
         let seeds = [0u64, 1, 2].map(|i| hasher.hash_one(i) | 1);
+        let mut table = CombineTable::new(max_slots(limit_bytes), seeds);
+        table.set_inline_values(combiner.kind() == CombinerKind::SumU64);
         CombineBuffer {
-            table: CombineTable::new(max_slots(limit_bytes), seeds),
+            table,
             pending: Vec::with_capacity(BATCH),
             pending_bytes: Vec::with_capacity(BATCH * BATCH_RECORD_BYTES),
             sum_u64: combiner.kind() == CombinerKind::SumU64,
@@ -331,6 +333,7 @@ impl CombineBuffer {
         self.clear();
         self.table.set_max_slots(max_slots(limit_bytes));
         self.sum_u64 = combiner.kind() == CombinerKind::SumU64;
+        self.table.set_inline_values(self.sum_u64);
         self.limit_bytes = limit_bytes;
         self.combiner = combiner;
         self.partitioner = partitioner;
