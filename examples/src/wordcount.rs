@@ -28,15 +28,17 @@ impl Mapper for WordCountMapper {
     fn map_lines(&mut self, lines: Lines<'_>, out: &mut dyn MapEmitter) -> Result<()> {
         let one = u64_value(1);
         let text = lines.bytes;
-        let mut batch = Vec::with_capacity(WORD_BATCH);
+        let mut batch = [(0, 0); WORD_BATCH];
+        let mut n = 0;
         for_each_token_at(text, |start, end| {
-            batch.push((start, end));
-            if batch.len() == WORD_BATCH {
+            batch[n] = (start, end);
+            n += 1;
+            if n == WORD_BATCH {
                 out.emit_keys(text, &batch, &one);
-                batch.clear();
+                n = 0;
             }
         });
-        out.emit_keys(text, &batch, &one);
+        out.emit_keys(text, &batch[..n], &one);
         Ok(())
     }
 }
