@@ -127,12 +127,33 @@ pub fn key_head(key: &[u8]) -> [u8; INLINE_KEY_BYTES] {
     head
 }
 
-/// The low `n` bytes of `x` (all of them from 8 on), with no branch on `n`: two shifts of
-/// at most 32 bits each, since one shift by 64 would overflow.
+/// Word `at` of a 16-byte head, little-endian.
 #[inline(always)]
-fn low_bytes(x: u64, n: usize) -> u64 {
-    let half = 4 * n.min(8) as u32;
-    x & ((1u64 << half) << half).wrapping_sub(1)
+fn word_of(head: &[u8; INLINE_KEY_BYTES], at: usize) -> u64 {
+    u64::from_le_bytes(head[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// For a key of `n` bytes (0 to 16), the masks that keep its bytes of the two words of a
+/// 16-byte load: one table load instead of computing them from `n`.
+static HEAD_MASKS: [[u64; 2]; INLINE_KEY_BYTES + 1] = {
+    let mut masks = [[0u64; 2]; INLINE_KEY_BYTES + 1];
+    let mut n = 0;
+    while n <= INLINE_KEY_BYTES {
+        let low = if n >= 8 { 8 } else { n };
+        let high = if n > 8 { n - 8 } else { 0 };
+        masks[n] = [low_bytes_mask(low), low_bytes_mask(high)];
+        n += 1;
+    }
+    masks
+};
+
+/// A mask of the low `n` bytes of a word (`n` up to 8).
+const fn low_bytes_mask(n: usize) -> u64 {
+    if n >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * n)) - 1
+    }
 }
 
 impl Key {
@@ -149,30 +170,50 @@ impl Key {
     /// count's keys vary too much for the branch predictor.
     #[inline(always)]
     pub fn at(text: &[u8], start: usize, end: usize, seeds: &[u64; 3]) -> Key {
-        let key = &text[start..end];
-        let Some(wide) = text.get(start..start + INLINE_KEY_BYTES) else {
-            return Key::of(key, seeds);
-        };
-        let word = |at: usize| u64::from_le_bytes(wide[at..at + 8].try_into().expect("8 bytes"));
-        let n = key.len();
-        let lo = low_bytes(word(0), n);
-        let hi = low_bytes(word(8), n.saturating_sub(8));
-        Key::from_head(key, lo, hi, seeds)
+        let wide: Option<&[u8; INLINE_KEY_BYTES]> = text
+            .get(start..start + INLINE_KEY_BYTES)
+            .and_then(|w| w.try_into().ok());
+        let n = end - start;
+        match wide {
+            // Only a long key's bytes are read as a slice (to hash them).
+            Some(wide) if n <= INLINE_KEY_BYTES => {
+                let [lo_mask, hi_mask] = HEAD_MASKS[n];
+                let (lo, hi) = (word_of(wide, 0) & lo_mask, word_of(wide, 8) & hi_mask);
+                Key::inline(lo, hi, n, seeds)
+            }
+            _ => Key::of(&text[start..end], seeds),
+        }
     }
 
     #[inline(always)]
-    fn from_head(key: &[u8], lo: u64, hi: u64, seeds: &[u64; 3]) -> Key {
-        let hash = if key.len() <= INLINE_KEY_BYTES {
-            let x = folded_multiply(lo ^ seeds[0], hi ^ seeds[1]);
-            folded_multiply(x ^ key.len() as u64, seeds[2])
-        } else {
-            hash_long(key, seeds)
-        };
+    fn inline(lo: u64, hi: u64, n: usize, seeds: &[u64; 3]) -> Key {
+        let x = folded_multiply(lo ^ seeds[0], hi ^ seeds[1]);
+        let hash = folded_multiply(x ^ n as u64, seeds[2]);
         let mut head = [0u8; INLINE_KEY_BYTES];
         head[..8].copy_from_slice(&lo.to_le_bytes());
         head[8..].copy_from_slice(&hi.to_le_bytes());
         Key {
-            meta: (hash & !((2 << LEN_BITS) - 1)) | (1 << LEN_BITS) | key.len() as u64,
+            meta: Key::meta_of(hash, n),
+            head,
+            len: n as u32,
+        }
+    }
+
+    #[inline(always)]
+    fn meta_of(hash: u64, len: usize) -> u64 {
+        (hash & !((2 << LEN_BITS) - 1)) | (1 << LEN_BITS) | len as u64
+    }
+
+    #[inline(always)]
+    fn from_head(key: &[u8], lo: u64, hi: u64, seeds: &[u64; 3]) -> Key {
+        if key.len() <= INLINE_KEY_BYTES {
+            return Key::inline(lo, hi, key.len(), seeds);
+        }
+        let mut head = [0u8; INLINE_KEY_BYTES];
+        head[..8].copy_from_slice(&lo.to_le_bytes());
+        head[8..].copy_from_slice(&hi.to_le_bytes());
+        Key {
+            meta: Key::meta_of(hash_long(key, seeds), key.len()),
             head,
             len: key.len() as u32,
         }
