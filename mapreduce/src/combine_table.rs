@@ -140,7 +140,7 @@ static HEAD_MASKS: [[u64; 2]; INLINE_KEY_BYTES + 1] = {
     let mut n = 0;
     while n <= INLINE_KEY_BYTES {
         let low = if n >= 8 { 8 } else { n };
-        let high = if n > 8 { n - 8 } else { 0 };
+        let high = n.saturating_sub(8);
         masks[n] = [low_bytes_mask(low), low_bytes_mask(high)];
         n += 1;
     }
