@@ -48,20 +48,9 @@ pub(crate) fn key_prefix(key: &[u8]) -> u64 {
 pub trait MapBuffer {
     /// Adds a record; returns true when the buffer is full and must be spilled.
     fn add(&mut self, key: &[u8], value: &[u8], counters: &mut TaskCounters) -> bool;
-    /// [`Self::add`] of the key `text[start..end]`: a buffer may read around the key
-    /// within `text`.
-    #[inline(always)]
-    fn add_at(
-        &mut self,
-        text: &[u8],
-        (start, end): (usize, usize),
-        value: &[u8],
-        counters: &mut TaskCounters,
-    ) -> bool {
-        self.add(&text[start..end], value, counters)
-    }
     /// Adds the records `(text[start..end], value)` of `keys` in order until one fills the
-    /// buffer. Returns how many were added and whether the buffer is full.
+    /// buffer (a buffer may read around each key within `text`). Returns how many were
+    /// added and whether the buffer is full.
     #[inline(always)]
     fn add_keys(
         &mut self,
@@ -70,8 +59,8 @@ pub trait MapBuffer {
         value: &[u8],
         counters: &mut TaskCounters,
     ) -> (usize, bool) {
-        for (i, &span) in keys.iter().enumerate() {
-            if self.add_at(text, span, value, counters) {
+        for (i, &(start, end)) in keys.iter().enumerate() {
+            if self.add(&text[start..end], value, counters) {
                 return (i + 1, true);
             }
         }
@@ -426,18 +415,6 @@ impl MapBuffer for CombineBuffer {
         // Combine input records are counted by the map task: they are its output records.
         let k = Key::of(key, self.table.seeds());
         self.add_key(k, key, value)
-    }
-
-    #[inline(always)]
-    fn add_at(
-        &mut self,
-        text: &[u8],
-        (start, end): (usize, usize),
-        value: &[u8],
-        _counters: &mut TaskCounters,
-    ) -> bool {
-        let k = Key::at(text, start, end, self.table.seeds());
-        self.add_key(k, &text[start..end], value)
     }
 
     // Keys in hand a batch at a time: their home slots are loaded before any is inserted,
